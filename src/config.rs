@@ -1,0 +1,56 @@
+//! Errors found while a scheme or layer is being configured.
+
+use std::fmt;
+
+/// A configuration mistake, reported when a scheme is built (never per request).
+///
+/// ```
+/// use tower_webhook::{ConfigError, scheme::HmacSha256};
+///
+/// let err = HmacSha256::builder("x-signature").secret("").build().unwrap_err();
+/// assert_eq!(err, ConfigError::EmptySecret { index: 0 });
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No secret was configured: every request would be refused.
+    NoSecret,
+    /// The secret at this position (in the order given) is empty; an empty HMAC key would let
+    /// anyone sign.
+    EmptySecret {
+        /// Zero-based position of the empty secret.
+        index: usize,
+    },
+    /// The signature header name is not a valid HTTP header name.
+    InvalidHeaderName {
+        /// The name as given.
+        name: String,
+    },
+    /// The signature prefix contains characters that cannot appear in a header value.
+    InvalidPrefix {
+        /// The prefix as given.
+        prefix: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSecret => f.write_str("no webhook secret configured"),
+            Self::EmptySecret { index } => {
+                write!(f, "webhook secret #{} is empty", index + 1)
+            }
+            Self::InvalidHeaderName { name } => {
+                write!(f, "`{name}` is not a valid HTTP header name")
+            }
+            Self::InvalidPrefix { prefix } => {
+                write!(
+                    f,
+                    "signature prefix {prefix:?} cannot appear in a header value"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

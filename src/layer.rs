@@ -1,0 +1,128 @@
+use std::{fmt, sync::Arc};
+
+use serde::de::DeserializeOwned;
+use tower::Layer;
+
+use crate::{
+    DefaultRejectionResponse, VerifyWebhook,
+    scheme::Scheme,
+    verified::{DecodeFn, decode_json, decode_nothing},
+};
+
+/// The default body limit: 2 MiB, like axum's `DefaultBodyLimit`.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 2 * 1024 * 1024;
+
+/// A [`Layer`] that verifies webhook signatures and inserts a [`Verified`](crate::Verified) event
+/// before the inner service runs.
+///
+/// Type parameters: the signature scheme `Sc`, the event type `E` (`()` until
+/// [`event`](Self::event) or [`decode_with`](Self::decode_with) picks one) and the rejection
+/// response `R`.
+///
+/// See the [crate docs](crate) for an example.
+#[must_use]
+pub struct VerifyWebhookLayer<Sc, E = (), R = DefaultRejectionResponse> {
+    pub(crate) scheme: Arc<Sc>,
+    pub(crate) max_body_size: usize,
+    pub(crate) decode: DecodeFn<E>,
+    pub(crate) rejection: R,
+}
+
+impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
+    /// A layer that verifies with `scheme`, keeps bodies up to [`DEFAULT_MAX_BODY_SIZE`], and
+    /// decodes nothing (the handler gets `Verified<()>` with the signed bytes).
+    pub fn new(scheme: Sc) -> Self {
+        Self {
+            scheme: Arc::new(scheme),
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            decode: decode_nothing,
+            rejection: DefaultRejectionResponse,
+        }
+    }
+}
+
+impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
+    /// The largest body accepted, in bytes. A `Content-Length` above it is refused with 413
+    /// before anything is read; a body without one stops being read once it passes the limit.
+    ///
+    /// In axum, a limit above 2 MiB also needs axum's own `DefaultBodyLimit` raised if the
+    /// handler reads the body with an extractor.
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.max_body_size = bytes;
+        self
+    }
+
+    /// Parses the verified body as JSON into `T`; the handler gets `Verified<T>`. A body that
+    /// verifies but does not parse is refused with 400.
+    pub fn event<T>(self) -> VerifyWebhookLayer<Sc, T, R>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        self.decode_with(decode_json::<T>)
+    }
+
+    /// Decodes the verified body with `decode`; the handler gets `Verified<T>`. An error is
+    /// answered with 400.
+    pub fn decode_with<T>(self, decode: DecodeFn<T>) -> VerifyWebhookLayer<Sc, T, R>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        VerifyWebhookLayer {
+            scheme: self.scheme,
+            max_body_size: self.max_body_size,
+            decode,
+            rejection: self.rejection,
+        }
+    }
+
+    /// Replaces the response sent for refused requests; see
+    /// [`RejectionResponse`](crate::RejectionResponse).
+    pub fn rejection_response<R2>(self, rejection: R2) -> VerifyWebhookLayer<Sc, E, R2> {
+        VerifyWebhookLayer {
+            scheme: self.scheme,
+            max_body_size: self.max_body_size,
+            decode: self.decode,
+            rejection,
+        }
+    }
+
+    /// The signature scheme.
+    pub fn scheme(&self) -> &Sc {
+        &self.scheme
+    }
+}
+
+impl<S, Sc, E, R: Clone> Layer<S> for VerifyWebhookLayer<Sc, E, R> {
+    type Service = VerifyWebhook<S, Sc, E, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        VerifyWebhook {
+            inner,
+            scheme: Arc::clone(&self.scheme),
+            max_body_size: self.max_body_size,
+            decode: self.decode,
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+impl<Sc, E, R: Clone> Clone for VerifyWebhookLayer<Sc, E, R> {
+    fn clone(&self) -> Self {
+        Self {
+            scheme: Arc::clone(&self.scheme),
+            max_body_size: self.max_body_size,
+            decode: self.decode,
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+impl<Sc: fmt::Debug, E, R> fmt::Debug for VerifyWebhookLayer<Sc, E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyWebhookLayer")
+            .field("scheme", &self.scheme)
+            .field("max_body_size", &self.max_body_size)
+            .field("event", &std::any::type_name::<E>())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,122 @@
+//! Receive signed webhooks safely: a tower [`Layer`](tower::Layer) that buffers the body with a
+//! limit, verifies its HMAC-SHA256 signature in constant time *before* parsing anything, and
+//! hands the inner service a typed [`Verified`] event as a request extension. Refused requests
+//! get a clear status and reason, and the inner service never runs for them.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_webhook::{Verified, VerifyWebhookLayer, scheme::HmacSha256};
+//!
+//! #[derive(Clone, serde::Deserialize)]
+//! struct Event {
+//!     event: String,
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+//! let signature = scheme.sign(br#"{"event":"render.completed"}"#);
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(VerifyWebhookLayer::new(scheme).event::<Event>())
+//!     .service_fn(|request: Request<Full<Bytes>>| async move {
+//!         let verified = request.extensions().get::<Verified<Event>>().unwrap();
+//!         let reply = format!("got {}", verified.event);
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(reply))))
+//!     });
+//!
+//! // A correctly signed request reaches the handler…
+//! let request = Request::post("/webhook")
+//!     .header("x-signature", signature)
+//!     .body(Full::new(Bytes::from_static(br#"{"event":"render.completed"}"#)))?;
+//! let response = service.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! // …a tampered one is refused with 401 and never does.
+//! let request = Request::post("/webhook")
+//!     .header("x-signature", "00".repeat(32))
+//!     .body(Full::new(Bytes::from_static(br#"{"event":"render.failed"}"#)))?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What happens to a request
+//!
+//! 1. A `Content-Length` (or body size hint) above the limit is refused with 413 before anything
+//!    is read; so is a missing or malformed signature header (401).
+//! 2. The body is collected up to [`VerifyWebhookLayer::max_body_size`] (2 MiB by default). A
+//!    body that arrives in one frame is kept as it is, without a copy; reading stops as soon as the
+//!    limit is passed (413). A body that fails mid-stream is refused with 400.
+//! 3. The [`Scheme`](scheme::Scheme) checks the signature against every configured secret, in
+//!    constant time (401 when none matches).
+//! 4. Only then is the body decoded into the event type (400 when it does not decode).
+//! 5. The inner service is called with `Request<Full<Bytes>>` and a [`Verified<E>`] extension.
+//!
+//! # Using it with axum, hyper and tower
+//!
+//! The service accepts `Request<B>` for any [`http_body::Body`] and hands the inner service
+//! `Request<Full<Bytes>>`, so it fits axum's `Router::layer`, `Router::route_layer` and
+//! `MethodRouter::layer`, hyper 1 servers (through `hyper_util::service::TowerToHyperService`), and
+//! `ServiceBuilder` stacks over `service_fn`. Rejections are `Ok(response)`, never `Err`, so axum
+//! accepts the layer as it is.
+//!
+//! - Prefer `route_layer` (or `post(handler).layer(..)`) in axum: `Router::layer` also wraps the
+//!   fallback, so unknown paths would be answered 401 rather than 404.
+//! - The readied inner service waits in the response future while the body uploads. Put
+//!   concurrency limits and load shedding *outside* this layer, and pair it with a body timeout
+//!   (such as tower-http's `RequestBodyTimeoutLayer`) against slow senders.
+//! - Calling the service directly needs the request type spelled out
+//!   (`ServiceExt::<Request<Full<Bytes>>>::ready`), or use `oneshot`, which infers it.
+//!
+//! # Feature flags
+//!
+//! - `axum`: [`Verified<E>`] implements axum's `FromRequestParts` (depends on `axum-core` only).
+//!
+//! No feature is on by default.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod config;
+mod future;
+mod layer;
+mod rejection;
+mod secret;
+mod service;
+mod verified;
+
+#[cfg(feature = "axum")]
+mod extract;
+
+pub mod provider;
+pub mod scheme;
+
+pub use self::{
+    config::ConfigError,
+    future::ResponseFuture,
+    layer::{DEFAULT_MAX_BODY_SIZE, VerifyWebhookLayer},
+    rejection::{
+        BodyError, DecodeError, DefaultRejectionResponse, Rejection, RejectionResponse,
+        SignatureError,
+    },
+    secret::Secret,
+    service::VerifyWebhook,
+    verified::{DecodeFn, Verified},
+};
+
+#[cfg(feature = "axum")]
+pub use self::extract::MissingVerified;
+
+// The README's examples are compiled as doc tests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The boxed error type body errors are converted into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,0 +1,477 @@
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::provider::UnknownEvent;
+use crate::provider::unknown::{RawEnvelope, WireRef, known_data, raw_str_field, raw_unknown};
+
+/// A VideoAIditor webhook event.
+///
+/// The VideoAIditor document says: "When an event occurs, you'll receive a POST
+/// request with the following payload structure": `{"event": ..., "data": {...}}`.
+/// It shows no top-level `timestamp`. This type reads that envelope (keys in
+/// any order, unknown keys ignored), then chooses the variant from the `event`
+/// string. It is an error if the body is not a JSON object, if `event` is
+/// missing or not a string, or if a known event type's `data` is missing or
+/// does not match [`RenderData`]. Any other `event` string becomes
+/// [`Event::Unknown`]; a top-level `timestamp` is kept there only if it is a
+/// string, and is ignored for the known types.
+///
+/// The document's sample payload is not valid JSON as printed (there is no
+/// comma after `"videoVersion": 1`, and `videoData` holds a
+/// `// ... complete video data` comment); a body like that fails to parse.
+///
+/// Serializing writes `{"event":..,"data":..}`.
+///
+/// # Example
+///
+/// ```
+/// use tower_webhook::provider::videoaiditor::Event;
+///
+/// let body = r#"{"event":"render.completed","data":{"_id":"render-id",
+///     "status":"completed","outputUrl":"https://cdn.example.com/video.mp4",
+///     "videoId":"video-id","videoVersion":1}}"#;
+/// let event: Event = serde_json::from_str(body)?;
+/// assert_eq!(event.event_type(), "render.completed");
+/// assert_eq!(event.id(), Some("render-id"));
+/// match event {
+///     Event::RenderCompleted(render) => {
+///         assert_eq!(render.output_url.as_deref(), Some("https://cdn.example.com/video.mp4"));
+///         assert_eq!(render.video_version, Some(1));
+///     }
+///     Event::RenderFailed(render) => {
+///         let _error = render.error;
+///     }
+///     Event::Unknown(unknown) => {
+///         let _type = unknown.event;
+///     }
+///     _ => {}
+/// }
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `render.completed`: "Triggered when a video render completes successfully".
+    RenderCompleted(RenderData),
+    /// `render.failed`: "Triggered when a video render fails".
+    ///
+    /// The document's only sample payload is a `render.completed` one; it does
+    /// not show the `data` of `render.failed`. This crate reads it with the same
+    /// struct.
+    RenderFailed(RenderData),
+    /// Any other `event` string, kept raw.
+    Unknown(UnknownEvent),
+}
+
+impl Event {
+    /// Wire name of [`Event::RenderCompleted`].
+    pub const RENDER_COMPLETED: &'static str = "render.completed";
+    /// Wire name of [`Event::RenderFailed`].
+    pub const RENDER_FAILED: &'static str = "render.failed";
+
+    /// The `event` string as sent on the wire, e.g. `"render.completed"`.
+    pub fn event_type(&self) -> &str {
+        match self {
+            Event::RenderCompleted(_) => Self::RENDER_COMPLETED,
+            Event::RenderFailed(_) => Self::RENDER_FAILED,
+            Event::Unknown(u) => &u.event,
+        }
+    }
+
+    /// `data._id`, the render ID (for [`Event::Unknown`], `data._id` of the raw
+    /// data if it is a string).
+    ///
+    /// The document's best practices say: "Handle duplicate events (use the
+    /// render ID as an idempotency key)".
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Event::RenderCompleted(d) | Event::RenderFailed(d) => d.id.as_deref(),
+            Event::Unknown(u) => raw_str_field(u, "_id"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let RawEnvelope {
+            event,
+            timestamp,
+            data,
+        } = RawEnvelope::deserialize(deserializer)?;
+        Ok(match event.as_str() {
+            Self::RENDER_COMPLETED => Event::RenderCompleted(known_data(&event, data)?),
+            Self::RENDER_FAILED => Event::RenderFailed(known_data(&event, data)?),
+            _ => {
+                // Not in the document: keep a string `timestamp`, drop anything else.
+                let timestamp = match timestamp {
+                    Some(Value::String(s)) => Some(s),
+                    _ => None,
+                };
+                Event::Unknown(raw_unknown(event, timestamp, data))
+            }
+        })
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Event::RenderCompleted(d) | Event::RenderFailed(d) => WireRef {
+                event: self.event_type(),
+                timestamp: None,
+                data: d,
+            }
+            .serialize(serializer),
+            Event::Unknown(u) => u.serialize(serializer),
+        }
+    }
+}
+
+/// `data` of the `render.*` events.
+///
+/// Fields as in the document's sample payload, with Rust names; the JSON names
+/// are the document's. Every field is optional: a missing field is `None`,
+/// never an error. Unknown fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RenderData {
+    /// `_id`, e.g. `"render-id"` in the document's sample: the render ID the
+    /// document says to use as an idempotency key.
+    #[serde(rename = "_id", default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `status`, e.g. `"completed"` in the document's sample; the document lists
+    /// no other values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `outputUrl`, e.g. `"https://cdn.example.com/video.mp4"` in the document's
+    /// sample.
+    #[serde(rename = "outputUrl", default, skip_serializing_if = "Option::is_none")]
+    pub output_url: Option<String>,
+    /// `error`, `""` in the document's `render.completed` sample; the document
+    /// does not say what it holds when a render fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// `videoId`, e.g. `"video-id"` in the document's sample.
+    #[serde(rename = "videoId", default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<String>,
+    /// `videoVersion`, `1` in the document's sample.
+    ///
+    /// Accepts a JSON integer, or a number with an integral value written in
+    /// float form (`1.0`, `1e2`); a fractional, negative or out-of-range number
+    /// is an error.
+    #[serde(
+        rename = "videoVersion",
+        default,
+        deserialize_with = "integral_u64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub video_version: Option<u64>,
+    /// `videoData`, shown in the document only as `// ... complete video data`;
+    /// the document does not give its fields, so it is kept as raw JSON.
+    #[serde(rename = "videoData", default, skip_serializing_if = "Option::is_none")]
+    pub video_data: Option<Value>,
+    /// `createdAt`, e.g. `"2024-03-20T10:30:00Z"` in the document's sample; the
+    /// document does not state its format. Kept as the string received.
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// `updatedAt`, e.g. `"2024-03-20T10:31:00Z"` in the document's sample; the
+    /// document does not state its format. Kept as the string received.
+    #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// `null` -> `None`; a non-negative integer, or a float with an integral value
+/// that fits in `u64`, -> `Some`; anything else is an error.
+fn integral_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct IntegralU64;
+
+    impl<'de> Visitor<'de> for IntegralU64 {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("null or a non-negative integer (possibly written as 1.0 or 1e2)")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // 2^64 is exactly representable; every integral f64 below it fits in u64.
+            const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+            if (0.0..LIMIT).contains(&v) && v.fract() == 0.0 {
+                Ok(Some(v as u64))
+            } else {
+                Err(E::invalid_value(de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+
+    deserializer.deserialize_any(IntegralU64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The document's sample payload, verbatim (not valid JSON).
+    const DOC_SAMPLE_VERBATIM: &str = r#"{
+  "event": "render.completed",
+  "data": {
+    "_id": "render-id",
+    "status": "completed",
+    "outputUrl": "https://cdn.example.com/video.mp4",
+    "error": "",
+    "videoId": "video-id",
+    "videoVersion": 1
+    "videoData": {
+      // ... complete video data
+    },
+    "createdAt": "2024-03-20T10:30:00Z",
+    "updatedAt": "2024-03-20T10:31:00Z"
+  }
+}"#;
+
+    fn parse(body: &str) -> Event {
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    fn render(event: &str, data: Value) -> String {
+        json!({"event": event, "data": data}).to_string()
+    }
+
+    #[test]
+    fn document_sample_verbatim_is_rejected() {
+        assert!(serde_json::from_str::<Event>(DOC_SAMPLE_VERBATIM).is_err());
+        // Fixing only the comma is not enough: the `//` comment is not JSON either.
+        let comma_fixed =
+            DOC_SAMPLE_VERBATIM.replace("\"videoVersion\": 1\n", "\"videoVersion\": 1,\n");
+        assert_ne!(comma_fixed, DOC_SAMPLE_VERBATIM);
+        assert!(serde_json::from_str::<Event>(&comma_fixed).is_err());
+    }
+
+    #[test]
+    fn document_sample_fixed() {
+        let fixed = DOC_SAMPLE_VERBATIM
+            .replace("\"videoVersion\": 1\n", "\"videoVersion\": 1,\n")
+            .replace("      // ... complete video data\n", "");
+        let e = parse(&fixed);
+        let Event::RenderCompleted(d) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(d.id.as_deref(), Some("render-id"));
+        assert_eq!(d.status.as_deref(), Some("completed"));
+        assert_eq!(
+            d.output_url.as_deref(),
+            Some("https://cdn.example.com/video.mp4")
+        );
+        assert_eq!(d.error.as_deref(), Some(""));
+        assert_eq!(d.video_id.as_deref(), Some("video-id"));
+        assert_eq!(d.video_version, Some(1));
+        assert_eq!(d.video_data, Some(json!({})));
+        assert_eq!(d.created_at.as_deref(), Some("2024-03-20T10:30:00Z"));
+        assert_eq!(d.updated_at.as_deref(), Some("2024-03-20T10:31:00Z"));
+        assert_eq!(e.event_type(), "render.completed");
+        assert_eq!(e.id(), Some("render-id"));
+    }
+
+    #[test]
+    fn render_failed() {
+        let e = parse(&render(
+            "render.failed",
+            json!({"_id": "r9", "status": "failed", "error": "out of memory"}),
+        ));
+        let Event::RenderFailed(d) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(d.error.as_deref(), Some("out of memory"));
+        assert_eq!(d.output_url, None);
+        assert_eq!(e.event_type(), "render.failed");
+        assert_eq!(e.id(), Some("r9"));
+    }
+
+    #[test]
+    fn video_data_kept_raw() {
+        // Body of the `valid_compact` case in the shared test vectors.
+        let e = parse(
+            r#"{"event":"render.completed","data":{"_id":"render-id","status":"completed","outputUrl":"https://cdn.example.com/video.mp4","error":"","videoId":"video-id","videoVersion":1,"videoData":{"title":"Demo","scenes":3},"createdAt":"2024-03-20T10:30:00Z","updatedAt":"2024-03-20T10:31:00Z"}}"#,
+        );
+        let Event::RenderCompleted(d) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(d.video_data, Some(json!({"title": "Demo", "scenes": 3})));
+    }
+
+    #[test]
+    fn unknown_type_kept_raw() {
+        let e = parse(r#"{"event":"render.started","data":{"_id":"r1","progress":0.5}}"#);
+        let Event::Unknown(u) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(u.event, "render.started");
+        assert_eq!(u.timestamp, None);
+        assert_eq!(u.data, json!({"_id": "r1", "progress": 0.5}));
+        assert_eq!(e.event_type(), "render.started");
+        assert_eq!(e.id(), Some("r1"));
+
+        // `id` (VideoNest's name) is not the render ID; non-string `_id` is no id.
+        assert_eq!(parse(r#"{"event":"x","data":{"id":"r1"}}"#).id(), None);
+        assert_eq!(parse(r#"{"event":"x","data":{"_id":3}}"#).id(), None);
+
+        // A top-level timestamp is not documented: kept if a string, else dropped.
+        let Event::Unknown(u) = parse(r#"{"event":"x","timestamp":"t"}"#) else {
+            panic!()
+        };
+        assert_eq!(u.timestamp.as_deref(), Some("t"));
+        let Event::Unknown(u) = parse(r#"{"event":"x","timestamp":17}"#) else {
+            panic!()
+        };
+        assert_eq!(u.timestamp, None);
+    }
+
+    #[test]
+    fn unknown_without_data_is_null() {
+        let e = parse(r#"{"event":"ping"}"#);
+        let Event::Unknown(u) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(u.data, Value::Null);
+        assert_eq!(e.id(), None);
+    }
+
+    #[test]
+    fn data_before_event_and_extra_fields() {
+        let e = parse(
+            r#"{"data":{"_id":"r","extra":[1,2],"outputUrl":"u"},"timestamp":123,"note":"x","event":"render.completed"}"#,
+        );
+        let Event::RenderCompleted(d) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(d.id.as_deref(), Some("r"));
+        assert_eq!(d.output_url.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn missing_optional_fields_are_none() {
+        let e = parse(r#"{"event":"render.failed","data":{"videoVersion":null}}"#);
+        let Event::RenderFailed(d) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(d.id, None);
+        assert_eq!(d.video_version, None);
+        assert_eq!(e.id(), None);
+    }
+
+    #[test]
+    fn video_version_forms() {
+        for (raw, want) in [
+            ("1", 1),
+            ("1.0", 1),
+            ("1e2", 100),
+            ("1E2", 100),
+            ("0", 0),
+            ("-0", 0),
+            ("-0.0", 0),
+            ("18446744073709551615", u64::MAX),
+        ] {
+            let e = parse(&format!(
+                r#"{{"event":"render.completed","data":{{"videoVersion":{raw}}}}}"#
+            ));
+            let Event::RenderCompleted(d) = e else {
+                panic!()
+            };
+            assert_eq!(d.video_version, Some(want), "{raw}");
+        }
+        for raw in [
+            "1.5", "-1", "-1.0", "1e-1", "1e20", "1e400", "\"1\"", "true", "[1]",
+        ] {
+            let body = format!(r#"{{"event":"render.completed","data":{{"videoVersion":{raw}}}}}"#);
+            assert!(
+                serde_json::from_str::<Event>(&body).is_err(),
+                "accepted {raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors() {
+        for body in [
+            r#"{"data":{"_id":"r"}}"#,
+            r#"{"event":1,"data":{}}"#,
+            r#"{"event":{},"data":{}}"#,
+            r#"["render.completed",{}]"#,
+            r#""render.completed""#,
+            "",
+            "not json",
+            r#"{"event":"render.completed"}"#,
+            r#"{"event":"render.failed","data":null}"#,
+            r#"{"event":"render.completed","data":[]}"#,
+            r#"{"event":"render.completed","data":{"_id":5}}"#,
+            r#"{"event":"render.completed","data":{"outputUrl":false}}"#,
+            r#"{"event":"render.completed","data":{},"data":{}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Event>(body).is_err(),
+                "accepted {body}"
+            );
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let bodies = [
+            render(
+                "render.completed",
+                json!({"_id": "r", "status": "completed", "outputUrl": "u", "error": "",
+                       "videoId": "v", "videoVersion": 3, "videoData": {"a": [1, 2]},
+                       "createdAt": "c", "updatedAt": "u2"}),
+            ),
+            render("render.failed", json!({"_id": "r", "error": "e"})),
+            render("render.failed", json!({})),
+            r#"{"event":"render.queued","data":{"_id":"q"}}"#.to_string(),
+            r#"{"event":"ping","timestamp":"t"}"#.to_string(),
+        ];
+        for b in bodies {
+            let e = parse(&b);
+            let text = serde_json::to_string(&e).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).unwrap(),
+                serde_json::from_str::<Value>(&b).unwrap()
+            );
+            assert_eq!(parse(&text), e);
+        }
+    }
+
+    #[test]
+    fn serializes_wire_shape() {
+        let e = parse(
+            r#"{"data":{"_id":"r","videoVersion":1e2},"event":"render.completed","timestamp":"x"}"#,
+        );
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"render.completed","data":{"_id":"r","videoVersion":100}}"#
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! VideoNest: `X-VideoNest-Signature`, lower-case hex HMAC-SHA256 of the raw request body.
+//!
+//! From VideoNest's webhook documentation: "VideoNest signs every webhook request using
+//! HMAC-SHA256. The signature is sent in the X-VideoNest-Signature header as a hex digest", computed
+//! over "the raw request body using your signing secret". Re-serialised JSON is never accepted:
+//! the bytes must be the ones VideoNest sent.
+//!
+//! VideoNest retries a delivery that gets no 2xx within 10 seconds (after 1, 5 and 30 minutes) and
+//! asks receivers to store the event `id` and skip repeats.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_webhook::{Verified, provider::videonest};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let layer = videonest::layer(["vn_signing_secret"])?;
+//! let body = Bytes::from_static(br#"{"event":"video.processed","timestamp":"2026-03-30T10:15:00Z","data":{"id":"vid_abc123","title":"My Video Title","status":"ready","duration":142,"channel_id":"ch_abc123"}}"#);
+//! let signature = layer.scheme().sign(&body);
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(layer)
+//!     .service_fn(|request: Request<Full<Bytes>>| async move {
+//!         let verified = request.extensions().get::<Verified<videonest::Event>>().unwrap();
+//!         let id = match verified.event() {
+//!             videonest::Event::VideoProcessed(payload) => payload.data.id.clone(),
+//!             other => other.id().map(str::to_owned),
+//!         };
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(id.unwrap_or_default()))))
+//!     });
+//!
+//! let request = Request::post("/webhooks/videonest")
+//!     .header(videonest::SIGNATURE_HEADER, signature)
+//!     .body(Full::new(body))?;
+//! let response = service.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+
+mod event;
+
+pub use self::event::*;
+
+use crate::{
+    ConfigError, Secret, VerifyWebhookLayer,
+    scheme::{Encoding, HmacSha256, HmacSha256Builder},
+};
+
+/// The header VideoNest sends its signature in.
+pub const SIGNATURE_HEADER: &str = "X-VideoNest-Signature";
+
+/// A builder for the VideoNest scheme, with header and encoding set; add secrets and
+/// [`build`](HmacSha256Builder::build) it.
+pub fn scheme() -> HmacSha256Builder {
+    HmacSha256::builder(SIGNATURE_HEADER).encoding(Encoding::Hex)
+}
+
+/// A layer that verifies VideoNest webhooks signed with any of `secrets` and decodes them into
+/// [`Event`].
+///
+/// # Errors
+///
+/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
+pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<HmacSha256, Event>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<Secret>,
+{
+    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?).event::<Event>())
+}

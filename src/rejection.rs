@@ -1,0 +1,264 @@
+//! Why a request was refused, and the response it gets.
+//!
+//! Every refused request is answered by the layer itself: the inner service (your handler) never
+//! runs for it. The default response is a short `text/plain` reason with the status of
+//! [`Rejection::status`]; the typed [`Rejection`] is also put into the response extensions, so
+//! outer layers (logging, metrics) can inspect it. Replace the response with
+//! [`VerifyWebhookLayer::rejection_response`](crate::VerifyWebhookLayer::rejection_response).
+//!
+//! | rejection | status |
+//! | --- | --- |
+//! | signature header missing, malformed, repeated, or not matching | 401 Unauthorized |
+//! | body larger than the limit (by `Content-Length` or while reading) | 413 Payload Too Large |
+//! | body failed while being read | 400 Bad Request |
+//! | verified body is not a valid event | 400 Bad Request |
+
+use std::{error::Error as StdError, fmt, sync::Arc};
+
+use http::{HeaderName, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+
+type SharedError = Arc<dyn StdError + Send + Sync>;
+
+/// Why the layer refused a request.
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_webhook::{Rejection, SignatureError};
+///
+/// let rejection = Rejection::from(SignatureError::Mismatch);
+/// assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(rejection.to_string(), "webhook signature does not match");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The signature could not be checked or did not match.
+    Signature(SignatureError),
+    /// The body is larger than the configured limit.
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body failed while it was being read.
+    Body(BodyError),
+    /// The signature matched but the body is not a valid event.
+    Decode(DecodeError),
+}
+
+impl Rejection {
+    /// The HTTP status the default response uses.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Signature(_) => StatusCode::UNAUTHORIZED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Body(_) | Self::Decode(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Signature(err) => fmt::Display::fmt(err, f),
+            Self::PayloadTooLarge { limit } => {
+                write!(f, "webhook body is larger than the limit of {limit} bytes")
+            }
+            Self::Body(err) => fmt::Display::fmt(err, f),
+            Self::Decode(err) => fmt::Display::fmt(err, f),
+        }
+    }
+}
+
+impl StdError for Rejection {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Signature(err) => Some(err),
+            Self::PayloadTooLarge { .. } => None,
+            Self::Body(err) => Some(err),
+            Self::Decode(err) => Some(err),
+        }
+    }
+}
+
+impl From<SignatureError> for Rejection {
+    fn from(err: SignatureError) -> Self {
+        Self::Signature(err)
+    }
+}
+
+impl From<BodyError> for Rejection {
+    fn from(err: BodyError) -> Self {
+        Self::Body(err)
+    }
+}
+
+impl From<DecodeError> for Rejection {
+    fn from(err: DecodeError) -> Self {
+        Self::Decode(err)
+    }
+}
+
+/// Why a signature was refused. Each is answered with 401.
+///
+/// The messages name the header but never echo its value or anything secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// The signature header is absent.
+    Missing {
+        /// The header the scheme reads.
+        header: HeaderName,
+    },
+    /// The signature header is present but not in the scheme's format (wrong prefix, wrong
+    /// length, upper-case or non-hex digits, bad base64, bytes that are not text, …).
+    Malformed {
+        /// The header the scheme reads.
+        header: HeaderName,
+    },
+    /// The signature header appears more than once; a scheme that sends one signature never
+    /// does that, so the request is refused rather than guessing which one counts.
+    Repeated {
+        /// The header the scheme reads.
+        header: HeaderName,
+    },
+    /// The signature is well formed but no configured secret produced it.
+    Mismatch,
+}
+
+impl fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing { header } => write!(f, "missing webhook signature header `{header}`"),
+            Self::Malformed { header } => {
+                write!(f, "malformed webhook signature in header `{header}`")
+            }
+            Self::Repeated { header } => {
+                write!(
+                    f,
+                    "webhook signature header `{header}` appears more than once"
+                )
+            }
+            Self::Mismatch => f.write_str("webhook signature does not match"),
+        }
+    }
+}
+
+impl StdError for SignatureError {}
+
+/// The request body failed while it was being read (the client went away, a malformed chunk, …).
+#[derive(Debug, Clone)]
+pub struct BodyError(SharedError);
+
+impl BodyError {
+    pub(crate) fn new(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self(Arc::from(err.into()))
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("failed to read the webhook body")
+    }
+}
+
+impl StdError for BodyError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// The verified body could not be turned into the configured event type.
+///
+/// ```
+/// use tower_webhook::DecodeError;
+///
+/// let err = DecodeError::new("missing field `event`");
+/// assert_eq!(err.to_string(), "webhook body is not a valid event: missing field `event`");
+/// ```
+#[derive(Debug, Clone)]
+pub struct DecodeError(SharedError);
+
+impl DecodeError {
+    /// Wraps the decoder's own error.
+    pub fn new(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self(Arc::from(err.into()))
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "webhook body is not a valid event: {}", self.0)
+    }
+}
+
+impl StdError for DecodeError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// Builds the response for a refused request.
+///
+/// Implemented by [`DefaultRejectionResponse`] and by every `Fn(&Rejection) -> Response<B>`
+/// closure. Whatever it returns, the layer adds the [`Rejection`] to the response extensions.
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use tower_webhook::{Rejection, VerifyWebhookLayer, scheme::HmacSha256};
+///
+/// let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+/// let layer = VerifyWebhookLayer::new(scheme).rejection_response(|rejection: &Rejection| {
+///     let mut response = Response::new(String::new());
+///     // Answer every refusal with a bare 400, whatever the reason.
+///     *response.status_mut() = StatusCode::BAD_REQUEST;
+///     response
+/// });
+/// # let _ = layer;
+/// # Ok::<_, tower_webhook::ConfigError>(())
+/// ```
+pub trait RejectionResponse<B> {
+    /// The response for `rejection`.
+    fn response(&self, rejection: &Rejection) -> Response<B>;
+}
+
+impl<B, F> RejectionResponse<B> for F
+where
+    F: Fn(&Rejection) -> Response<B>,
+{
+    fn response(&self, rejection: &Rejection) -> Response<B> {
+        self(rejection)
+    }
+}
+
+/// The default rejection response: [`Rejection::status`] and its `Display` text as a
+/// `text/plain; charset=utf-8` body.
+///
+/// Works with any response body that can be made from a `String` (axum's `Body`,
+/// `http_body_util::Full<Bytes>`, `String`, …).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultRejectionResponse;
+
+impl<B> RejectionResponse<B> for DefaultRejectionResponse
+where
+    B: From<String>,
+{
+    fn response(&self, rejection: &Rejection) -> Response<B> {
+        let mut response = Response::new(B::from(rejection.to_string()));
+        *response.status_mut() = rejection.status();
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
+    }
+}
+
+/// The response for `rejection`, with the rejection itself in its extensions.
+pub(crate) fn respond<B, R>(responder: &R, rejection: Rejection) -> Response<B>
+where
+    R: RejectionResponse<B>,
+{
+    let mut response = responder.response(&rejection);
+    response.extensions_mut().insert(rejection);
+    response
+}

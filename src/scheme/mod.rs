@@ -1,0 +1,88 @@
+//! Signature schemes: where a signature is read from, what it covers, and how it is checked.
+//!
+//! A [`Scheme`] works in two steps, so that the layer can refuse a request before reading its
+//! body:
+//!
+//! 1. [`Scheme::signature`] reads the request head (method, URI, headers) and returns what it
+//!    needs later: the decoded signature(s), and, for schemes that sign them, header values or a
+//!    timestamp. A missing or malformed signature is refused here, with no body read.
+//! 2. [`Scheme::verify`] gets that value and the complete body, and checks the MAC in constant
+//!    time. It says which bytes the signature covered ([`Signed`]); the event is parsed from those
+//!    bytes and nothing else.
+//!
+//! [`HmacSha256`] covers every "HMAC-SHA256 of the body, hex or base64, in header X, with an
+//! optional prefix" provider, and is what the [`provider`](crate::provider) presets build.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::Request;
+//! use tower_webhook::scheme::{Encoding, HmacSha256, Scheme, Signed};
+//!
+//! // GitHub-style: `X-Hub-Signature-256: sha256=<lower-case hex>`.
+//! let scheme = HmacSha256::builder("X-Hub-Signature-256")
+//!     .prefix("sha256=")
+//!     .encoding(Encoding::Hex)
+//!     .secret("new secret")
+//!     .secret("previous secret") // key rotation: either one is accepted
+//!     .build()?;
+//!
+//! let body = Bytes::from_static(br#"{"zen":"Keep it logically awesome."}"#);
+//! let (head, ()) = Request::post("/hook")
+//!     .header("x-hub-signature-256", scheme.sign(&body))
+//!     .body(())
+//!     .unwrap()
+//!     .into_parts();
+//!
+//! let signature = scheme.signature(&head).expect("well-formed header");
+//! assert!(matches!(scheme.verify(signature, &body), Ok(Signed::RawBody)));
+//! # Ok::<_, tower_webhook::ConfigError>(())
+//! ```
+
+mod hmac_sha256;
+mod js_json;
+
+use bytes::Bytes;
+use http::request::Parts;
+
+pub use self::hmac_sha256::{Encoding, HmacSha256, HmacSha256Builder, Signature};
+pub use crate::rejection::SignatureError;
+
+/// A webhook signature scheme.
+///
+/// Implementations are built once, with their secrets already turned into keys; the layer shares
+/// one instance between all requests.
+pub trait Scheme: Send + Sync + 'static {
+    /// What [`signature`](Scheme::signature) reads from the request head for
+    /// [`verify`](Scheme::verify): the decoded signature, plus any signed header values or
+    /// timestamp.
+    type Signature: Send + 'static;
+
+    /// Reads the signature from the request head, before any of the body is read.
+    ///
+    /// # Errors
+    ///
+    /// When the signature is missing or not in the scheme's format.
+    fn signature(&self, head: &Parts) -> Result<Self::Signature, SignatureError>;
+
+    /// Checks the signature against the complete body, in constant time.
+    ///
+    /// # Errors
+    ///
+    /// [`SignatureError::Mismatch`] when no configured key produced the signature.
+    fn verify(&self, signature: Self::Signature, body: &Bytes) -> Result<Signed, SignatureError>;
+}
+
+/// Which bytes a verified signature covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Signed {
+    /// The body exactly as it was received.
+    RawBody,
+    /// Not the received bytes but the body re-serialised the way JavaScript's
+    /// `JSON.stringify(JSON.parse(body))` does (see
+    /// [`HmacSha256Builder::json_stringify_fallback`]). The event must be parsed from these
+    /// bytes, never from the unsigned raw body.
+    Reserialized(Bytes),
+}

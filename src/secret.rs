@@ -1,0 +1,76 @@
+//! Signing secrets whose bytes never reach `Debug` output or logs.
+
+use std::fmt;
+
+/// A webhook signing secret.
+///
+/// The secret is used as the raw HMAC key (its UTF-8 bytes when made from a string), which is how
+/// both VideoNest and VideoAIditor document their secrets. Its `Debug` output is redacted, so a
+/// `Secret` can sit inside configuration structs that are printed or logged.
+///
+/// ```
+/// use tower_webhook::Secret;
+///
+/// let secret = Secret::from("vn_signing_secret");
+/// assert_eq!(format!("{secret:?}"), "Secret(\"[redacted]\")");
+/// assert_eq!(secret.len(), 17);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Box<[u8]>);
+
+impl Secret {
+    /// Makes a secret from raw key bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into().into_boxed_slice())
+    }
+
+    /// The number of bytes in the key.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the key is empty (an empty key is refused when a scheme is built).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Secret").field(&"[redacted]").finish()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value.as_bytes())
+    }
+}
+
+impl From<&String> for Secret {
+    fn from(value: &String) -> Self {
+        Self::new(value.as_bytes())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value.into_bytes())
+    }
+}
+
+impl From<&[u8]> for Secret {
+    fn from(value: &[u8]) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<Vec<u8>> for Secret {
+    fn from(value: Vec<u8>) -> Self {
+        Self::new(value)
+    }
+}

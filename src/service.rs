@@ -1,0 +1,144 @@
+use std::{
+    fmt, mem,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, header::CONTENT_LENGTH};
+use http_body::Body;
+use http_body_util::Full;
+use tower::Service;
+
+use crate::{
+    BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
+    future::{Pending, ResponseFuture},
+    rejection::respond,
+    scheme::Scheme,
+    verified::DecodeFn,
+};
+
+/// Middleware that verifies webhook signatures; made by [`VerifyWebhookLayer`].
+///
+/// It accepts `Request<B>` for any body `B` and calls the inner service with
+/// `Request<Full<Bytes>>`, carrying a [`Verified`](crate::Verified) extension. Refused requests
+/// are answered with `Ok(response)`, so the error type stays the inner service's.
+///
+/// See the [crate docs](crate) for an example.
+pub struct VerifyWebhook<S, Sc, E = (), R = DefaultRejectionResponse> {
+    pub(crate) inner: S,
+    pub(crate) scheme: Arc<Sc>,
+    pub(crate) max_body_size: usize,
+    pub(crate) decode: DecodeFn<E>,
+    pub(crate) rejection: R,
+}
+
+impl<S, Sc, E, R> VerifyWebhook<S, Sc, E, R> {
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<Sc: Scheme> VerifyWebhook<(), Sc> {
+    /// Shortcut for [`VerifyWebhookLayer::new`].
+    pub fn layer(scheme: Sc) -> VerifyWebhookLayer<Sc> {
+        VerifyWebhookLayer::new(scheme)
+    }
+}
+
+/// The body length the request announces, from `Content-Length` or the body's own size hint.
+fn announced_len<B: Body>(request: &http::request::Parts, body: &B) -> u64 {
+    let declared = request
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    declared.max(body.size_hint().lower())
+}
+
+impl<S, Sc, E, R, B, ResBody> Service<Request<B>> for VerifyWebhook<S, Sc, E, R>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone,
+    Sc: Scheme,
+    E: Clone + Send + Sync + 'static,
+    R: RejectionResponse<ResBody> + Clone,
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<B, S, Sc, E, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let (head, body) = request.into_parts();
+
+        // Refusals that need no body are answered at once, and leave the readied inner service
+        // in place for the next request.
+        if announced_len(&head, &body) > self.max_body_size as u64 {
+            let rejection = Rejection::PayloadTooLarge {
+                limit: self.max_body_size,
+            };
+            return ResponseFuture::rejected(respond(&self.rejection, rejection));
+        }
+        let signature = match self.scheme.signature(&head) {
+            Ok(signature) => signature,
+            Err(err) => return ResponseFuture::rejected(respond(&self.rejection, err.into())),
+        };
+
+        // The instance that was driven to readiness goes with the request; a fresh clone stays
+        // behind for the next `poll_ready`.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        ResponseFuture::collecting(
+            body,
+            self.max_body_size,
+            Pending {
+                head,
+                signature,
+                inner,
+                scheme: Arc::clone(&self.scheme),
+                decode: self.decode,
+                rejection: self.rejection.clone(),
+            },
+        )
+    }
+}
+
+impl<S: Clone, Sc, E, R: Clone> Clone for VerifyWebhook<S, Sc, E, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            scheme: Arc::clone(&self.scheme),
+            max_body_size: self.max_body_size,
+            decode: self.decode,
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, Sc: fmt::Debug, E, R> fmt::Debug for VerifyWebhook<S, Sc, E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyWebhook")
+            .field("inner", &self.inner)
+            .field("scheme", &self.scheme)
+            .field("max_body_size", &self.max_body_size)
+            .field("event", &std::any::type_name::<E>())
+            .finish_non_exhaustive()
+    }
+}
