@@ -72,6 +72,10 @@
 //! - The readied inner service waits in the response future while the body uploads. Put
 //!   concurrency limits and load shedding *outside* this layer, and pair it with a body timeout
 //!   (such as tower-http's `RequestBodyTimeoutLayer`) against slow senders.
+//! - axum's `middleware::from_fn` only accepts `Request<axum::body::Body>`, so it cannot sit
+//!   *below* this layer in the same `ServiceBuilder`. Add it with its own `Router::layer` call
+//!   instead (`.layer(from_fn(mw)).route_layer(verify_layer)`): every `Router` layer wraps a
+//!   body-generic route.
 //! - Calling the service directly needs the request type spelled out
 //!   (`ServiceExt::<Request<Full<Bytes>>>::ready`), or use `oneshot`, which infers it.
 //!
