@@ -379,9 +379,11 @@ fn write_js_number(x: f64, out: &mut Vec<u8>) {
     let (mantissa, exponent) = formatted
         .split_once('e')
         .expect("exponent form always has an exponent");
-    let digits: Vec<u8> = mantissa.bytes().filter(|&b| b != b'.').collect();
+    let mut digits: Vec<u8> = mantissa.bytes().filter(|&b| b != b'.').collect();
+    let exponent = exponent.parse::<i32>().expect("a decimal exponent");
+    round_half_to_even(x.abs(), &mut digits, exponent);
     let k = digits.len() as i32;
-    let n = exponent.parse::<i32>().expect("a decimal exponent") + 1;
+    let n = exponent + 1;
     if k <= n && n <= 21 {
         out.extend_from_slice(&digits);
         out.resize(out.len() + (n - k) as usize, b'0');
@@ -402,6 +404,51 @@ fn write_js_number(x: f64, out: &mut Vec<u8>) {
         out.push(b'e');
         out.push(if n > 0 { b'+' } else { b'-' });
         out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
+    }
+}
+
+/// Where `x` lies exactly halfway between two shortest digit strings, ECMAScript takes the even one;
+/// Rust's shortest formatting takes the upper one. `digits` (scaled by `exponent`, as in `{:e}`) is
+/// moved to its even neighbour in that case.
+fn round_half_to_even(x: f64, digits: &mut [u8], exponent: i32) {
+    let last = digits.len() - 1;
+    if digits[last].is_multiple_of(2) || (last == 0 && digits[0] == b'1') {
+        return;
+    }
+    let mut lower = digits.to_vec();
+    lower[last] -= 1;
+    // Cheap filter: a tie's value, rounded to one more digit, is `digits - 1` followed by 5.
+    let one_more = format!("{:.*e}", last + 1, x);
+    let one_more_digits = one_more
+        .split_once('e')
+        .map(|(m, _)| m.bytes().filter(|&b| b != b'.'));
+    if !one_more_digits.is_some_and(|d| d.eq(lower.iter().copied().chain([b'5']))) {
+        return;
+    }
+    // The exact decimal expansion of `x` (a double has fewer than 770 significant digits).
+    let exact = format!("{x:.800e}");
+    let (exact_mantissa, exact_exponent) = exact.split_once('e').expect("exponent form");
+    if exact_exponent.parse::<i32>() != Ok(exponent) {
+        return;
+    }
+    let exact_digits: Vec<u8> = exact_mantissa.bytes().filter(|&b| b != b'.').collect();
+    let significant = exact_digits
+        .iter()
+        .rposition(|&d| d != b'0')
+        .map_or(&exact_digits[..0], |end| &exact_digits[..=end]);
+    // A tie below: the exact value is `digits - 1` followed by a single 5.
+    if significant.len() == digits.len() + 1
+        && significant[..last + 1] == lower[..]
+        && significant[last + 1] == b'5'
+    {
+        let candidate = format!(
+            "{}.{}e{exponent}",
+            char::from(lower[0]),
+            std::str::from_utf8(&lower[1..]).expect("ASCII digits")
+        );
+        if candidate.parse::<f64>() == Ok(x) {
+            digits[last] -= 1;
+        }
     }
 }
 
@@ -456,6 +503,14 @@ mod tests {
         assert_eq!(
             js(b"[-1.5e-7,1e20,123.456,-0.0,9007199254740993,1e-400,0.1]").unwrap(),
             "[-1.5e-7,100000000000000000000,123.456,0,9007199254740992,0,0.1]"
+        );
+    }
+
+    #[test]
+    fn exact_ties_round_to_the_even_digit() {
+        assert_eq!(
+            js(b"[1296966906839723.25,1296966906839723.75,2.5,0.5,1e23]").unwrap(),
+            "[1296966906839723.2,1296966906839723.8,2.5,0.5,1e+23]"
         );
     }
 
