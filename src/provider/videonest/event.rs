@@ -1,4 +1,5 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 
 use crate::provider::UnknownEvent;
 use crate::provider::unknown::{
@@ -11,10 +12,11 @@ use crate::provider::unknown::{
 /// same top-level structure": `{"event": ..., "timestamp": ..., "data": {...}}`.
 /// This type reads that envelope (keys in any order, unknown keys ignored),
 /// then chooses the variant from the `event` string. It is an error if the body
-/// is not a JSON object, if `event` is missing or not a string, if `timestamp`
-/// is present and neither a string nor `null`, or if a known event type's
+/// is not a JSON object, if `event` is missing or not a string, or if a known
+/// event type's `timestamp` is present and neither a string nor `null`, or its
 /// `data` is missing or does not match its struct. Any other `event` string
-/// becomes [`Event::Unknown`].
+/// becomes [`Event::Unknown`] and is never refused: a `timestamp` there that is
+/// not a string is dropped (the raw bytes stay in `Verified::body`).
 ///
 /// Serializing writes the same wire shape, `{"event":..,"timestamp":..,"data":..}`,
 /// leaving out `timestamp` when it is `None`.
@@ -124,6 +126,19 @@ impl Event {
     }
 }
 
+impl Event {
+    fn is_known(event: &str) -> bool {
+        matches!(
+            event,
+            Self::VIDEO_PROCESSED
+                | Self::VIDEO_PUBLISHED
+                | Self::VIDEO_FAILED
+                | Self::DISTRIBUTION_COMPLETED
+                | Self::DISTRIBUTION_FAILED
+        )
+    }
+}
+
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let RawEnvelope {
@@ -131,6 +146,16 @@ impl<'de> Deserialize<'de> for Event {
             timestamp,
             data,
         } = RawEnvelope::deserialize(deserializer)?;
+        if !Self::is_known(&event) {
+            // An unknown type (the undocumented test ping, types added later) is never refused:
+            // a `timestamp` that is not a string is dropped here; the raw bytes stay available
+            // through `Verified::body`.
+            let timestamp = match timestamp {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            };
+            return Ok(Event::Unknown(raw_unknown(event, timestamp, data)));
+        }
         let timestamp = strict_timestamp(timestamp)?;
         Ok(match event.as_str() {
             Self::VIDEO_PROCESSED => Event::VideoProcessed(Payload {
@@ -387,6 +412,29 @@ mod tests {
         // A non-string id in raw data is not an id.
         let e = parse(r#"{"event":"x","data":{"id":7}}"#);
         assert_eq!(e.id(), None);
+    }
+
+    #[test]
+    fn unknown_type_is_never_refused_for_its_timestamp() {
+        for (body, timestamp) in [
+            (
+                r#"{"event":"webhook.test","timestamp":1767225600,"data":{"id":"p1"}}"#,
+                None,
+            ),
+            (
+                r#"{"event":"webhook.test","timestamp":{"t":1},"data":{"id":"p1"}}"#,
+                None,
+            ),
+            (
+                r#"{"event":"webhook.test","timestamp":"t","data":{"id":"p1"}}"#,
+                Some("t"),
+            ),
+        ] {
+            let e = parse(body);
+            assert!(matches!(&e, Event::Unknown(_)), "{e:?}");
+            assert_eq!(e.timestamp(), timestamp, "{body}");
+            assert_eq!(e.id(), Some("p1"));
+        }
     }
 
     #[test]
