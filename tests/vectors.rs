@@ -1,5 +1,6 @@
-//! The shared test vectors (`../shared/vectors/{videonest,videoaiditor}.json`, or the folder named
-//! by `TOWER_WEBHOOK_VECTORS`), each case sent through the provider's preset layer.
+//! The providers' signed test vectors (`tests/vectors/{videonest,videoaiditor}.json`, committed
+//! with the crate, or the folder named by `TOWER_WEBHOOK_VECTORS`), each case sent through the
+//! provider's preset layer.
 //!
 //! Every case is checked and every failure collected, so one run reports them all.
 
@@ -29,7 +30,7 @@ use tower_webhook::{
 fn vectors_dir() -> PathBuf {
     match std::env::var_os("TOWER_WEBHOOK_VECTORS") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"),
     }
 }
 
