@@ -41,8 +41,11 @@ async fn videonest_handler(Extension(verified): Extension<Verified<videonest::Ev
             " partner={}",
             payload.data.partner_name.as_deref().unwrap_or("-")
         ),
-        videonest::Event::Unknown(_) => " (unknown type, kept raw)".to_owned(),
-        _ => String::new(),
+        videonest::Event::Raw(raw) => match raw.shape_error() {
+            None => " (unknown type, kept raw)".to_owned(),
+            Some(reason) => format!(" (kept raw: {reason})"),
+        },
+        videonest::Event::VideoProcessed(_) | videonest::Event::VideoPublished(_) => String::new(),
     };
     format!(
         "handler got {} id={}{detail}",

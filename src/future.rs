@@ -4,6 +4,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
+    time::SystemTime,
 };
 
 use bytes::Bytes;
@@ -20,9 +21,9 @@ use tower::Service;
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
     body::Collector,
+    decode::Decode,
     rejection::respond,
     scheme::{Scheme, Signed},
-    verified::DecodeFn,
 };
 
 /// Response future of [`VerifyWebhook`](crate::VerifyWebhook).
@@ -73,7 +74,9 @@ pub(crate) struct Pending<S, Sc: Scheme, E, R> {
     pub(crate) signature: Sc::Signature,
     pub(crate) inner: S,
     pub(crate) scheme: Arc<Sc>,
-    pub(crate) decode: DecodeFn<E>,
+    pub(crate) provider: Arc<str>,
+    pub(crate) received_at: SystemTime,
+    pub(crate) decode: Arc<dyn Decode<E>>,
     pub(crate) rejection: R,
 }
 
@@ -84,30 +87,29 @@ where
 {
     /// Verifies, then decodes, then builds the request for the inner service.
     fn admit(mut self, body: Bytes) -> Admitted<S, R> {
-        let signed = match self.scheme.verify(self.signature, &body) {
-            Ok(signed) => signed,
+        let delivery = self.scheme.delivery(&self.signature);
+        let (body, reserialized) = match self.scheme.verify(self.signature, &body) {
+            Ok(Signed::RawBody) => (body, false),
+            // The inner service sees the signed form, never the unsigned raw bytes.
+            Ok(Signed::Reserialized(form)) => (form, true),
             Err(err) => return Err((self.rejection, err.into())),
         };
-        let (body, reserialized) = match signed {
-            Signed::RawBody => (body, false),
-            Signed::Reserialized(form) => {
-                // The inner service sees the signed form, never the unsigned raw bytes.
-                self.head.headers.remove(TRANSFER_ENCODING);
-                self.head
-                    .headers
-                    .insert(CONTENT_LENGTH, HeaderValue::from(form.len()));
-                (form, true)
-            }
-        };
-        let event = match (self.decode)(&body) {
+        // Whichever form was signed, the inner service gets it whole, with its length.
+        let headers = &mut self.head.headers;
+        headers.remove(TRANSFER_ENCODING);
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let event = match self.decode.decode(&self.head, &body) {
             Ok(event) => event,
             Err(err) => return Err((self.rejection, err.into())),
         };
-        // A deduplication step belongs here: after verification and decoding, before the inner
-        // service runs.
-        self.head
-            .extensions
-            .insert(Verified::new(event, body.clone(), reserialized));
+        self.head.extensions.insert(Verified::from_layer(
+            event,
+            body.clone(),
+            reserialized,
+            self.provider,
+            delivery,
+            self.received_at,
+        ));
         Ok((self.inner, Request::from_parts(self.head, Full::new(body))))
     }
 }

@@ -4,9 +4,9 @@ use serde::de::DeserializeOwned;
 use tower::Layer;
 
 use crate::{
-    DefaultRejectionResponse, VerifyWebhook,
+    DefaultRejectionResponse, VerifyWebhook, WebhookEvent,
+    decode::{Decode, Json, Nothing, Strict},
     scheme::Scheme,
-    verified::{DecodeFn, decode_json, decode_nothing},
 };
 
 /// The default body limit: 2 MiB, like axum's `DefaultBodyLimit`.
@@ -23,8 +23,10 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 2 * 1024 * 1024;
 #[must_use]
 pub struct VerifyWebhookLayer<Sc, E = (), R = DefaultRejectionResponse> {
     pub(crate) scheme: Arc<Sc>,
+    /// The scheme's name, shared by every `Verified` the layer makes.
+    pub(crate) provider: Arc<str>,
     pub(crate) max_body_size: usize,
-    pub(crate) decode: DecodeFn<E>,
+    pub(crate) decode: Arc<dyn Decode<E>>,
     pub(crate) rejection: R,
 }
 
@@ -33,9 +35,10 @@ impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
     /// decodes nothing (the handler gets `Verified<()>` with the signed bytes).
     pub fn new(scheme: Sc) -> Self {
         Self {
+            provider: Arc::from(scheme.name()),
             scheme: Arc::new(scheme),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
-            decode: decode_nothing,
+            decode: Arc::new(Nothing),
             rejection: DefaultRejectionResponse,
         }
     }
@@ -45,6 +48,10 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     /// The largest body accepted, in bytes. A `Content-Length` above it is refused with 413
     /// before anything is read; a body without one stops being read once it passes the limit.
     ///
+    /// It bounds the received body. A scheme that verifies a re-serialised form (VideoAIditor's
+    /// `JSON.stringify` fallback) bounds that form itself; see
+    /// [`HmacSha256Builder::json_stringify_fallback`](crate::scheme::HmacSha256Builder::json_stringify_fallback).
+    ///
     /// In axum, a limit above 2 MiB also needs axum's own `DefaultBodyLimit` raised if the
     /// handler reads the body with an extractor.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
@@ -52,26 +59,57 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
         self
     }
 
-    /// Parses the verified body as JSON into `T`; the handler gets `Verified<T>`. A body that
-    /// verifies but does not parse is refused with 400.
+    /// Parses the verified body as JSON into `T` (with [`Json`]); the handler gets
+    /// `Verified<T>`. A body that verifies but does not parse is refused with 400.
+    ///
+    /// The presets' layers decode their event types with
+    /// [`Lossless`](crate::decode::Lossless) instead, which delivers every JSON body.
     pub fn event<T>(self) -> VerifyWebhookLayer<Sc, T, R>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        self.decode_with(decode_json::<T>)
+        self.decode_with(Json::<T>::new())
     }
 
-    /// Decodes the verified body with `decode`; the handler gets `Verified<T>`. An error is
+    /// Decodes the verified body with `decoder` (any [`Decode`], including a
+    /// `Fn(&Bytes) -> Result<T, DecodeError>`); the handler gets `Verified<T>`. An error is
     /// answered with 400.
-    pub fn decode_with<T>(self, decode: DecodeFn<T>) -> VerifyWebhookLayer<Sc, T, R>
+    pub fn decode_with<T, D>(self, decoder: D) -> VerifyWebhookLayer<Sc, T, R>
     where
         T: Clone + Send + Sync + 'static,
+        D: Decode<T>,
     {
         VerifyWebhookLayer {
             scheme: self.scheme,
+            provider: self.provider,
             max_body_size: self.max_body_size,
-            decode,
+            decode: Arc::new(decoder),
             rejection: self.rejection,
+        }
+    }
+
+    /// Refuses, with 400, verified bodies that are delivered without their typed form: those
+    /// for which [`WebhookEvent::shape_error`] is `Some` (a known event type of an undocumented
+    /// shape, JSON that is not an event object). Event types the crate does not know are still
+    /// delivered.
+    ///
+    /// By default nothing verified is refused for its shape: the provider would retry a 400
+    /// and then drop the event.
+    ///
+    /// ```
+    /// use tower_webhook::provider::videonest;
+    ///
+    /// let layer = videonest::layer(["vn_signing_secret"])?.strict();
+    /// # let _ = layer;
+    /// # Ok::<_, tower_webhook::ConfigError>(())
+    /// ```
+    pub fn strict(self) -> Self
+    where
+        E: WebhookEvent + 'static,
+    {
+        Self {
+            decode: Arc::new(Strict(self.decode)),
+            ..self
         }
     }
 
@@ -80,6 +118,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     pub fn rejection_response<R2>(self, rejection: R2) -> VerifyWebhookLayer<Sc, E, R2> {
         VerifyWebhookLayer {
             scheme: self.scheme,
+            provider: self.provider,
             max_body_size: self.max_body_size,
             decode: self.decode,
             rejection,
@@ -99,8 +138,9 @@ impl<S, Sc, E, R: Clone> Layer<S> for VerifyWebhookLayer<Sc, E, R> {
         VerifyWebhook {
             inner,
             scheme: Arc::clone(&self.scheme),
+            provider: Arc::clone(&self.provider),
             max_body_size: self.max_body_size,
-            decode: self.decode,
+            decode: Arc::clone(&self.decode),
             rejection: self.rejection.clone(),
         }
     }
@@ -110,8 +150,9 @@ impl<Sc, E, R: Clone> Clone for VerifyWebhookLayer<Sc, E, R> {
     fn clone(&self) -> Self {
         Self {
             scheme: Arc::clone(&self.scheme),
+            provider: Arc::clone(&self.provider),
             max_body_size: self.max_body_size,
-            decode: self.decode,
+            decode: Arc::clone(&self.decode),
             rejection: self.rejection.clone(),
         }
     }

@@ -88,6 +88,7 @@
 
 mod body;
 mod config;
+mod event;
 mod future;
 mod layer;
 mod rejection;
@@ -98,11 +99,13 @@ mod verified;
 #[cfg(feature = "axum")]
 mod extract;
 
+pub mod decode;
 pub mod provider;
 pub mod scheme;
 
 pub use self::{
     config::ConfigError,
+    event::WebhookEvent,
     future::ResponseFuture,
     layer::{DEFAULT_MAX_BODY_SIZE, VerifyWebhookLayer},
     rejection::{
@@ -111,7 +114,7 @@ pub use self::{
     },
     secret::Secret,
     service::VerifyWebhook,
-    verified::{DecodeFn, Verified},
+    verified::Verified,
 };
 
 #[cfg(feature = "axum")]

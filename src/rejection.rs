@@ -13,7 +13,7 @@
 //! | body failed while being read | 400 Bad Request |
 //! | verified body is not a valid event | 400 Bad Request |
 
-use std::{error::Error as StdError, fmt, sync::Arc};
+use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
 use http::{HeaderName, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
 
@@ -100,8 +100,10 @@ impl From<DecodeError> for Rejection {
 
 /// Why a signature was refused. Each is answered with 401.
 ///
-/// The messages name the header but never echo its value or anything secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The messages name the header and the format expected but never echo the value received or
+/// anything secret. Schemes written outside the crate report their own reasons with
+/// [`SignatureError::other`].
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum SignatureError {
     /// The signature header is absent.
@@ -114,6 +116,8 @@ pub enum SignatureError {
     Malformed {
         /// The header the scheme reads.
         header: HeaderName,
+        /// What a well-formed value looks like, e.g. "64 lower-case hex digits".
+        expected: Cow<'static, str>,
     },
     /// The signature header appears more than once; a scheme that sends one signature never
     /// does that, so the request is refused rather than guessing which one counts.
@@ -123,14 +127,61 @@ pub enum SignatureError {
     },
     /// The signature is well formed but no configured secret produced it.
     Mismatch,
+    /// A reason of the scheme's own: a timestamp outside the tolerance, a version it does not
+    /// support, … Its `Display` text becomes the response's reason, so it must not echo secrets.
+    Other(Arc<dyn StdError + Send + Sync>),
 }
+
+impl SignatureError {
+    /// A scheme's own reason for refusing a signature (answered with 401).
+    ///
+    /// ```
+    /// use tower_webhook::SignatureError;
+    ///
+    /// let err = SignatureError::other("timestamp is 612 s away from now; the tolerance is 300 s");
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "webhook signature refused: timestamp is 612 s away from now; the tolerance is 300 s"
+    /// );
+    /// ```
+    pub fn other(reason: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Other(Arc::from(reason.into()))
+    }
+}
+
+impl PartialEq for SignatureError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Missing { header: a }, Self::Missing { header: b })
+            | (Self::Repeated { header: a }, Self::Repeated { header: b }) => a == b,
+            (
+                Self::Malformed {
+                    header: a,
+                    expected: x,
+                },
+                Self::Malformed {
+                    header: b,
+                    expected: y,
+                },
+            ) => a == b && x == y,
+            (Self::Mismatch, Self::Mismatch) => true,
+            (Self::Other(a), Self::Other(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SignatureError {}
 
 impl fmt::Display for SignatureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Missing { header } => write!(f, "missing webhook signature header `{header}`"),
-            Self::Malformed { header } => {
-                write!(f, "malformed webhook signature in header `{header}`")
+            Self::Malformed { header, expected } => {
+                write!(
+                    f,
+                    "malformed webhook signature in header `{header}`: expected {expected}"
+                )
             }
             Self::Repeated { header } => {
                 write!(
@@ -139,11 +190,19 @@ impl fmt::Display for SignatureError {
                 )
             }
             Self::Mismatch => f.write_str("webhook signature does not match"),
+            Self::Other(reason) => write!(f, "webhook signature refused: {reason}"),
         }
     }
 }
 
-impl StdError for SignatureError {}
+impl StdError for SignatureError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Other(reason) => Some(&**reason),
+            _ => None,
+        }
+    }
+}
 
 /// The request body failed while it was being read (the client went away, a malformed chunk, …).
 #[derive(Debug, Clone)]

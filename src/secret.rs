@@ -2,11 +2,15 @@
 
 use std::fmt;
 
+use zeroize::Zeroizing;
+
 /// A webhook signing secret.
 ///
 /// The secret is used as the raw HMAC key (its UTF-8 bytes when made from a string), which is how
 /// both VideoNest and VideoAIditor document their secrets. Its `Debug` output is redacted, so a
-/// `Secret` can sit inside configuration structs that are printed or logged.
+/// `Secret` can sit inside configuration structs that are printed or logged, and its bytes are
+/// zeroed when it is dropped. It has no `PartialEq`: compare keys in constant time, never with
+/// `==`. (The keyed HMAC states a scheme builds from it are zeroed on drop too.)
 ///
 /// ```
 /// use tower_webhook::Secret;
@@ -15,13 +19,16 @@ use std::fmt;
 /// assert_eq!(format!("{secret:?}"), "Secret(\"[redacted]\")");
 /// assert_eq!(secret.len(), 17);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<[u8]>);
+#[derive(Clone)]
+pub struct Secret(Zeroizing<Box<[u8]>>);
 
 impl Secret {
     /// Makes a secret from raw key bytes.
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into().into_boxed_slice())
+        // Copied into an exact-size box; the original vector, spare capacity included, is
+        // zeroed when it drops here.
+        let bytes = Zeroizing::new(bytes.into());
+        Self(Zeroizing::new(Box::from(bytes.as_slice())))
     }
 
     /// The number of bytes in the key.

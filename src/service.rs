@@ -2,6 +2,7 @@ use std::{
     fmt, mem,
     sync::Arc,
     task::{Context, Poll},
+    time::SystemTime,
 };
 
 use bytes::Bytes;
@@ -12,10 +13,10 @@ use tower::Service;
 
 use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
+    decode::Decode,
     future::{Pending, ResponseFuture},
     rejection::respond,
     scheme::Scheme,
-    verified::DecodeFn,
 };
 
 /// Middleware that verifies webhook signatures; made by [`VerifyWebhookLayer`].
@@ -28,8 +29,9 @@ use crate::{
 pub struct VerifyWebhook<S, Sc, E = (), R = DefaultRejectionResponse> {
     pub(crate) inner: S,
     pub(crate) scheme: Arc<Sc>,
+    pub(crate) provider: Arc<str>,
     pub(crate) max_body_size: usize,
-    pub(crate) decode: DecodeFn<E>,
+    pub(crate) decode: Arc<dyn Decode<E>>,
     pub(crate) rejection: R,
 }
 
@@ -86,6 +88,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let received_at = SystemTime::now();
         let (head, body) = request.into_parts();
 
         // Refusals that need no body are answered at once, and leave the readied inner service
@@ -113,7 +116,9 @@ where
                 signature,
                 inner,
                 scheme: Arc::clone(&self.scheme),
-                decode: self.decode,
+                provider: Arc::clone(&self.provider),
+                received_at,
+                decode: Arc::clone(&self.decode),
                 rejection: self.rejection.clone(),
             },
         )
@@ -125,8 +130,9 @@ impl<S: Clone, Sc, E, R: Clone> Clone for VerifyWebhook<S, Sc, E, R> {
         Self {
             inner: self.inner.clone(),
             scheme: Arc::clone(&self.scheme),
+            provider: Arc::clone(&self.provider),
             max_body_size: self.max_body_size,
-            decode: self.decode,
+            decode: Arc::clone(&self.decode),
             rejection: self.rejection.clone(),
         }
     }

@@ -1,18 +1,24 @@
-//! The request extension the layer gives the handler: the verified event and its signed bytes.
+//! The request extension the layer gives the handler: the verified event, its signed bytes and
+//! what is known about the delivery.
 
-use std::ops::Deref;
+use std::{ops::Deref, sync::Arc, time::SystemTime};
 
 use bytes::Bytes;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::DecodeError;
+use crate::scheme::Delivery;
 
 /// A verified webhook, inserted by [`VerifyWebhook`](crate::VerifyWebhook) as a request
 /// extension before the inner service runs.
 ///
 /// `E` is the event type the layer decodes into (`()` when the layer only verifies). The signed
 /// bytes come along: they are exactly what the signature covered, which is also the request body
-/// the inner service receives. `Verified<E>` dereferences to the event.
+/// the inner service receives. So does what later layers need to know about the delivery: the
+/// scheme's name, the delivery id and signed timestamp where the scheme has them, and when the
+/// request arrived. `Verified<E>` dereferences to the event.
+///
+/// It serialises (with `serde`; the signed bytes as standard base64) for a durable hand-off,
+/// and deserialises back to an equal value.
 ///
 /// Read it in an axum handler with `Extension<Verified<E>>`, or with `Verified<E>` itself as an
 /// extractor when the `axum` feature is on; elsewhere with
@@ -28,20 +34,101 @@ use crate::DecodeError;
 ///     println!("event {} ({} signed bytes)", verified["event"], verified.body().len());
 /// }
 /// ```
-#[derive(Debug, Clone)]
+///
+/// In a handler's own tests, build one with [`Verified::new`]:
+///
+/// ```
+/// use tower_webhook::{Verified, provider::videonest};
+///
+/// let body = r#"{"event":"video.failed","data":{"id":"vid_1","error_code":"E42"}}"#;
+/// let verified = Verified::new(serde_json::from_str::<videonest::Event>(body)?, body)
+///     .with_provider("videonest");
+/// assert_eq!(verified.id(), Some("vid_1"));
+/// assert_eq!(verified.provider(), "videonest");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verified<E = ()> {
     event: E,
+    #[serde(with = "base64_bytes")]
     body: Bytes,
     reserialized: bool,
+    provider: Arc<str>,
+    delivery_id: Option<String>,
+    timestamp: Option<i64>,
+    received_at: SystemTime,
 }
 
 impl<E> Verified<E> {
-    pub(crate) fn new(event: E, body: Bytes, reserialized: bool) -> Self {
+    /// A verified event with its signed bytes, received now, with no provider name (empty), no
+    /// delivery id and no signed timestamp; the `with_*` methods set them.
+    ///
+    /// The layer builds these itself; this is for handler tests and for workers that take
+    /// events from a queue.
+    pub fn new(event: E, body: impl Into<Bytes>) -> Self {
+        Self {
+            event,
+            body: body.into(),
+            reserialized: false,
+            provider: Arc::from(""),
+            delivery_id: None,
+            timestamp: None,
+            received_at: SystemTime::now(),
+        }
+    }
+
+    pub(crate) fn from_layer(
+        event: E,
+        body: Bytes,
+        reserialized: bool,
+        provider: Arc<str>,
+        delivery: Delivery,
+        received_at: SystemTime,
+    ) -> Self {
         Self {
             event,
             body,
             reserialized,
+            provider,
+            delivery_id: delivery.id,
+            timestamp: delivery.timestamp,
+            received_at,
         }
+    }
+
+    /// Sets the provider (scheme) name.
+    #[must_use]
+    pub fn with_provider(mut self, provider: impl Into<Arc<str>>) -> Self {
+        self.provider = provider.into();
+        self
+    }
+
+    /// Sets the delivery id.
+    #[must_use]
+    pub fn with_delivery_id(mut self, id: impl Into<String>) -> Self {
+        self.delivery_id = Some(id.into());
+        self
+    }
+
+    /// Sets the signed timestamp (Unix seconds).
+    #[must_use]
+    pub fn with_timestamp(mut self, unix_seconds: i64) -> Self {
+        self.timestamp = Some(unix_seconds);
+        self
+    }
+
+    /// Sets when the request was received.
+    #[must_use]
+    pub fn with_received_at(mut self, at: SystemTime) -> Self {
+        self.received_at = at;
+        self
+    }
+
+    /// Marks the signed bytes as the `JSON.stringify` re-serialisation of the body.
+    #[must_use]
+    pub fn with_reserialized(mut self, reserialized: bool) -> Self {
+        self.reserialized = reserialized;
+        self
     }
 
     /// The decoded event.
@@ -66,6 +153,28 @@ impl<E> Verified<E> {
         self.reserialized
     }
 
+    /// The name of the scheme that verified the request: the preset's provider (`"videonest"`,
+    /// `"videoaiditor"`), or what [`Scheme::name`](crate::scheme::Scheme::name) returns.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The delivery id, for schemes that send one (none of the current presets does).
+    pub fn delivery_id(&self) -> Option<&str> {
+        self.delivery_id.as_deref()
+    }
+
+    /// The signed timestamp in Unix seconds, for schemes that sign one (none of the current
+    /// presets does).
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// When the layer received the request (before its body was read).
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
     /// The event and the signed bytes.
     pub fn into_parts(self) -> (E, Bytes) {
         (self.event, self.body)
@@ -80,13 +189,56 @@ impl<E> Deref for Verified<E> {
     }
 }
 
-/// Turns the signed bytes into an event. Runs only after the signature has been verified.
-pub type DecodeFn<E> = fn(&Bytes) -> Result<E, DecodeError>;
+/// Signed bytes as a standard base64 string.
+mod base64_bytes {
+    use base64::{Engine as _, engine::general_purpose::STANDARD};
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
 
-pub(crate) fn decode_nothing(_: &Bytes) -> Result<(), DecodeError> {
-    Ok(())
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Bytes,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Bytes, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map(Bytes::from)
+            .map_err(D::Error::custom)
+    }
 }
 
-pub(crate) fn decode_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, DecodeError> {
-    serde_json::from_slice(body).map_err(DecodeError::new)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::videoaiditor;
+
+    #[test]
+    fn round_trips_through_json_with_every_field() {
+        let body = "{\"event\":\"render.completed\",\"data\":{\"_id\":\"r\",\"videoData\":{\"t\":\"\\ud83d\"}}}";
+        let event: videoaiditor::Event = serde_json::from_str(body).unwrap();
+        let verified = Verified::new(event, body)
+            .with_provider("videoaiditor")
+            .with_delivery_id("msg_1")
+            .with_timestamp(1_767_225_600)
+            .with_reserialized(true);
+        let json = serde_json::to_string(&verified).unwrap();
+        let back: Verified<videoaiditor::Event> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, verified);
+        assert_eq!(back.body(), body.as_bytes());
+        assert_eq!(back.id(), Some("r"));
+    }
+
+    #[test]
+    fn non_utf8_bytes_survive() {
+        let verified = Verified::new((), vec![0xff, 0x00, 0xfe]);
+        let json = serde_json::to_string(&verified).unwrap();
+        let back: Verified = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.body().as_ref(), [0xff, 0x00, 0xfe]);
+    }
 }

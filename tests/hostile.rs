@@ -495,16 +495,30 @@ async fn videoaiditor_deeply_nested_json() {
         );
     }
 
-    // Correctly signed (over the raw bytes) but too deep to be an event: 400, not a crash.
+    // Correctly signed (over the raw bytes): not JSON is a 400, deep but valid JSON is
+    // delivered raw (a strict layer refuses it); never a crash.
+    let signature = vai().scheme().sign(&unclosed);
+    let rejection = refused(
+        "signed unclosed",
+        vai(),
+        vai_request(signature, unclosed),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(matches!(rejection, Rejection::Decode(_)), "{rejection:?}");
     for (what, body) in [
-        ("signed unclosed", unclosed),
         ("signed balanced", balanced),
         ("signed nested objects", objects),
     ] {
         let signature = vai().scheme().sign(&body);
+        let verified = accepted(what, vai(), vai_request(signature.clone(), body.clone())).await;
+        assert!(
+            matches!(verified.event(), videoaiditor::Event::Raw(raw) if raw.shape_error().is_some()),
+            "{what}"
+        );
         let rejection = refused(
             what,
-            vai(),
+            vai().strict(),
             vai_request(signature, body),
             StatusCode::BAD_REQUEST,
         )
@@ -672,14 +686,16 @@ async fn odd_but_signed_videonest_events() {
     assert_eq!(verified.event_type(), "endpoint.ping");
     assert_eq!(verified.id(), Some("ping_1"));
     match verified.event() {
-        videonest::Event::Unknown(unknown) => {
-            assert_eq!(unknown.event, "endpoint.ping");
-            assert_eq!(unknown.data["id"], "ping_1");
+        videonest::Event::Raw(raw) => {
+            assert_eq!(raw.event_type(), "endpoint.ping");
+            assert_eq!(raw.data().unwrap().get(), r#"{"id":"ping_1"}"#);
+            assert_eq!(raw.shape_error(), None);
         }
         other => panic!("decoded as {other:?}"),
     }
 
-    // Signed JSON that is not a VideoNest event is refused with 400, never handed over.
+    // Signed JSON that is not a VideoNest event is delivered raw, with the reason; a strict
+    // layer refuses it with 400.
     let not_events: [&'static [u8]; 5] = [
         b"{}",
         b"[]",
@@ -689,11 +705,19 @@ async fn odd_but_signed_videonest_events() {
     ];
     for body in not_events {
         let what = String::from_utf8_lossy(body).into_owned();
-        let request = vn_request(
-            Some(vn_signature(body)),
-            Full::new(Bytes::from_static(body)),
+        let request = || {
+            vn_request(
+                Some(vn_signature(body)),
+                Full::new(Bytes::from_static(body)),
+            )
+        };
+        let verified = accepted(&what, vn(), request()).await;
+        assert!(
+            matches!(verified.event(), videonest::Event::Raw(raw) if raw.shape_error().is_some()),
+            "{what}: {verified:?}"
         );
-        let rejection = refused(&what, vn(), request, StatusCode::BAD_REQUEST).await;
+        assert_eq!(verified.body().as_ref(), body);
+        let rejection = refused(&what, vn().strict(), request(), StatusCode::BAD_REQUEST).await;
         assert!(
             matches!(rejection, Rejection::Decode(_)),
             "{what}: {rejection:?}"

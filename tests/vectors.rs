@@ -328,7 +328,7 @@ fn check_videonest(event: &videonest::Event, json: &Value) -> Result<(), String>
         "video.failed" => matches!(event, videonest::Event::VideoFailed(..)),
         "distribution.completed" => matches!(event, videonest::Event::DistributionCompleted(..)),
         "distribution.failed" => matches!(event, videonest::Event::DistributionFailed(..)),
-        _ => matches!(event, videonest::Event::Unknown(..)),
+        _ => matches!(event, videonest::Event::Raw(..)),
     };
     if variant_ok {
         Ok(())
@@ -355,7 +355,7 @@ fn check_videoaiditor(event: &videoaiditor::Event, json: &Value) -> Result<(), S
     let variant_ok = match event_type {
         "render.completed" => matches!(event, videoaiditor::Event::RenderCompleted(..)),
         "render.failed" => matches!(event, videoaiditor::Event::RenderFailed(..)),
-        _ => matches!(event, videoaiditor::Event::Unknown(..)),
+        _ => matches!(event, videoaiditor::Event::Raw(..)),
     };
     if variant_ok {
         Ok(())

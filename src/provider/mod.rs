@@ -9,8 +9,11 @@
 //! window; both documents ask receivers to deduplicate (VideoNest by the event `id`, VideoAIditor
 //! by the render `_id`). Both presets accept several secrets, for key rotation.
 //!
-//! Event types the crate does not know (VideoNest's test ping, types a provider adds later) are
-//! accepted as `Event::Unknown` with their type string and raw data, never refused.
+//! A verified body that is JSON is always delivered: event types the crate does not know
+//! (VideoNest's test ping, types a provider adds later) and known types whose fields have a shape
+//! the documents do not show come as `Event::Raw` ([`RawEvent`]) with their type string, id and
+//! raw data. [`VerifyWebhookLayer::strict`](crate::VerifyWebhookLayer::strict) refuses the
+//! latter with 400 instead.
 //!
 //! # Example
 //!
@@ -23,8 +26,8 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
-mod unknown;
+pub(crate) mod raw;
 pub mod videoaiditor;
 pub mod videonest;
 
-pub use self::unknown::UnknownEvent;
+pub use self::raw::RawEvent;

@@ -1,11 +1,16 @@
 //! HMAC-SHA256 over the body, hex or base64, in one header, with an optional prefix.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
-use http::{HeaderName, HeaderValue, request::Parts};
+use http::{
+    HeaderName, HeaderValue, Method, Request,
+    header::{CONTENT_LENGTH, CONTENT_TYPE},
+    request::Parts,
+};
+use http_body_util::Full;
 use sha2::Sha256;
 
 use super::{Scheme, SignatureError, Signed, js_json};
@@ -36,7 +41,10 @@ pub enum Encoding {
 /// See the [module docs](crate::scheme) for an example.
 #[derive(Clone)]
 pub struct HmacSha256 {
+    name: Box<str>,
     header: HeaderName,
+    /// What a well-formed header value looks like, for the malformed-signature message.
+    expected: Box<str>,
     prefix: Box<[u8]>,
     encoding: Encoding,
     keys: Box<[Hmac<Sha256>]>,
@@ -44,7 +52,9 @@ pub struct HmacSha256 {
 }
 
 /// The decoded signature read by [`HmacSha256`] from the request head.
-#[derive(Clone, Copy, PartialEq, Eq)]
+///
+/// It has no `PartialEq`: signatures are only ever compared in constant time, by the scheme.
+#[derive(Clone, Copy)]
 pub struct Signature([u8; TAG_LEN]);
 
 impl fmt::Debug for Signature {
@@ -62,6 +72,7 @@ impl HmacSha256 {
     /// defaults to lower-case hex, with no prefix.
     pub fn builder(header: impl Into<String>) -> HmacSha256Builder {
         HmacSha256Builder {
+            name: "hmac-sha256".into(),
             header: header.into(),
             prefix: String::new(),
             encoding: Encoding::Hex,
@@ -73,6 +84,30 @@ impl HmacSha256 {
     /// The header the signature is read from.
     pub fn header(&self) -> &HeaderName {
         &self.header
+    }
+
+    /// A request a sender using the first configured secret would send: `POST /` with `body`,
+    /// `Content-Type: application/json` and the signature header. Meant for tests; change the
+    /// URI with [`Request::uri_mut`](http::Request::uri_mut) and the body type with
+    /// [`Request::map`](http::Request::map).
+    ///
+    /// ```
+    /// use tower_webhook::scheme::HmacSha256;
+    ///
+    /// let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+    /// let request = scheme.signed_request(r#"{"event":"ping"}"#);
+    /// assert_eq!(request.headers()["x-signature"], scheme.sign(br#"{"event":"ping"}"#));
+    /// # Ok::<_, tower_webhook::ConfigError>(())
+    /// ```
+    pub fn signed_request(&self, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
+        let body = body.into();
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = Method::POST;
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        headers.insert(self.header.clone(), self.sign(&body));
+        request.map(|_| Full::new(body))
     }
 
     /// The header value a sender using the first configured secret would put on `content`:
@@ -178,7 +213,12 @@ impl Scheme for HmacSha256 {
         self.decode(trim_ows(value.as_bytes()))
             .ok_or_else(|| SignatureError::Malformed {
                 header: self.header.clone(),
+                expected: Cow::Owned(self.expected.to_string()),
             })
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 
     fn verify(&self, signature: Signature, body: &Bytes) -> Result<Signed, SignatureError> {
@@ -199,6 +239,7 @@ impl Scheme for HmacSha256 {
 impl fmt::Debug for HmacSha256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacSha256")
+            .field("name", &self.name)
             .field("header", &self.header)
             .field("prefix", &String::from_utf8_lossy(&self.prefix))
             .field("encoding", &self.encoding)
@@ -215,6 +256,7 @@ impl fmt::Debug for HmacSha256 {
 #[must_use]
 #[derive(Clone)]
 pub struct HmacSha256Builder {
+    name: String,
     header: String,
     prefix: String,
     encoding: Encoding,
@@ -223,6 +265,13 @@ pub struct HmacSha256Builder {
 }
 
 impl HmacSha256Builder {
+    /// The name recorded in [`Verified::provider`](crate::Verified::provider) for requests this
+    /// scheme verifies (the presets use the provider's name); `"hmac-sha256"` unless set.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// A literal prefix that comes before the encoded MAC, such as `sha256=`. Matched exactly
     /// (case-sensitive); a value without it is malformed.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -270,8 +319,9 @@ impl HmacSha256Builder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`] or
-    /// [`ConfigError::InvalidHeaderName`] (also when the prefix cannot appear in a header value).
+    /// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`],
+    /// [`ConfigError::InvalidHeaderName`], or [`ConfigError::InvalidPrefix`] when the prefix
+    /// cannot appear in a header value.
     pub fn build(self) -> Result<HmacSha256, ConfigError> {
         let header = HeaderName::from_bytes(self.header.as_bytes()).map_err(|_| {
             ConfigError::InvalidHeaderName {
@@ -298,8 +348,19 @@ impl HmacSha256Builder {
                     .expect("HMAC accepts keys of any length"))
             })
             .collect::<Result<Box<[_]>, _>>()?;
+        let digits = match self.encoding {
+            Encoding::Hex => "64 lower-case hex digits",
+            Encoding::Base64 => "44 characters of padded standard base64",
+        };
+        let expected = if self.prefix.is_empty() {
+            digits.to_owned()
+        } else {
+            format!("`{}` followed by {digits}", self.prefix)
+        };
         Ok(HmacSha256 {
+            name: self.name.into_boxed_str(),
             header,
+            expected: expected.into_boxed_str(),
             prefix: self.prefix.into_bytes().into_boxed_slice(),
             encoding: self.encoding,
             keys,
@@ -311,6 +372,7 @@ impl HmacSha256Builder {
 impl fmt::Debug for HmacSha256Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacSha256Builder")
+            .field("name", &self.name)
             .field("header", &self.header)
             .field("prefix", &self.prefix)
             .field("encoding", &self.encoding)
@@ -361,6 +423,10 @@ mod tests {
             let value = scheme.sign(&body);
             let signature = scheme.signature(&head(&[value.as_bytes()])).unwrap();
             assert_eq!(scheme.verify(signature, &body), Ok(Signed::RawBody));
+            let request = scheme.signed_request(body.clone());
+            let (parts, _) = request.into_parts();
+            let signature = scheme.signature(&parts).unwrap();
+            assert_eq!(scheme.verify(signature, &body), Ok(Signed::RawBody));
             let other = Bytes::from_static(b"{\"a\":2}");
             assert_eq!(
                 scheme.verify(signature, &other),
@@ -397,10 +463,9 @@ mod tests {
         ];
         for value in cases {
             assert_eq!(
-                hex.signature(&head(&[&value])),
-                Err(SignatureError::Malformed {
-                    header: HeaderName::from_static("x-sig")
-                }),
+                hex.signature(&head(&[&value])).unwrap_err().to_string(),
+                "malformed webhook signature in header `x-sig`: \
+                 expected `sha256=` followed by 64 lower-case hex digits",
                 "{:?}",
                 String::from_utf8_lossy(&value)
             );

@@ -72,6 +72,55 @@ pub trait Scheme: Send + Sync + 'static {
     ///
     /// [`SignatureError::Mismatch`] when no configured key produced the signature.
     fn verify(&self, signature: Self::Signature, body: &Bytes) -> Result<Signed, SignatureError>;
+
+    /// A short name for what this scheme verifies, such as the provider (`"videonest"`); it is
+    /// recorded in [`Verified::provider`](crate::Verified::provider). `"webhook"` unless the
+    /// scheme says otherwise.
+    fn name(&self) -> &str {
+        "webhook"
+    }
+
+    /// What the scheme read about the delivery from the request head: a delivery id and a
+    /// signed timestamp, for schemes that have them. Called before [`verify`](Scheme::verify)
+    /// and recorded in [`Verified`](crate::Verified) only when verification succeeds. Nothing by
+    /// default.
+    fn delivery(&self, signature: &Self::Signature) -> Delivery {
+        let _ = signature;
+        Delivery::default()
+    }
+}
+
+/// What a scheme knows about a delivery besides its signed bytes; see [`Scheme::delivery`].
+///
+/// ```
+/// use tower_webhook::scheme::Delivery;
+///
+/// let delivery = Delivery::default().id("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W").timestamp(1_674_087_231);
+/// assert_eq!(delivery.id.as_deref(), Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// The provider's id for this delivery (or message), when the scheme reads one.
+    pub id: Option<String>,
+    /// The signed timestamp, in Unix seconds, when the scheme signs one.
+    pub timestamp: Option<i64>,
+}
+
+impl Delivery {
+    /// Sets the delivery id.
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the signed timestamp (Unix seconds).
+    #[must_use]
+    pub fn timestamp(mut self, unix_seconds: i64) -> Self {
+        self.timestamp = Some(unix_seconds);
+        self
+    }
 }
 
 /// Which bytes a verified signature covered.

@@ -4,8 +4,9 @@ use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::provider::UnknownEvent;
-use crate::provider::unknown::{RawEnvelope, WireRef, known_data, raw_str_field, raw_unknown};
+use crate::WebhookEvent;
+use crate::provider::RawEvent;
+use crate::provider::raw::Envelope;
 
 /// A VideoAIditor webhook event.
 ///
@@ -13,17 +14,25 @@ use crate::provider::unknown::{RawEnvelope, WireRef, known_data, raw_str_field, 
 /// request with the following payload structure": `{"event": ..., "data": {...}}`.
 /// It shows no top-level `timestamp`. This type reads that envelope (keys in
 /// any order, unknown keys ignored), then chooses the variant from the `event`
-/// string. It is an error if the body is not a JSON object, if `event` is
-/// missing or not a string, or if a known event type's `data` is missing or
-/// does not match [`RenderData`]. Any other `event` string becomes
-/// [`Event::Unknown`]; a top-level `timestamp` is kept there only if it is a
-/// string, and is ignored for the known types.
+/// string.
+///
+/// A known event type whose `data` is an object matching [`RenderData`] gets
+/// its typed variant (a top-level `timestamp` is ignored there). Anything else
+/// that is a JSON object with an `event` — an unknown type, a known type of
+/// another shape (an `error` object, a string with a lone UTF-16 surrogate,
+/// which `JSON.stringify` emits for a title cut inside an emoji), a repeated
+/// envelope key — becomes [`Event::Raw`] with its type, id and raw data, and is
+/// never refused (a [`strict`](crate::VerifyWebhookLayer::strict) layer refuses
+/// the shapes that do not fit). Reading fails only for a body that is not a
+/// JSON object; the preset's layer delivers even those, as raw.
 ///
 /// The document's sample payload is not valid JSON as printed (there is no
 /// comma after `"videoVersion": 1`, and `videoData` holds a
 /// `// ... complete video data` comment); a body like that fails to parse.
 ///
-/// Serializing writes `{"event":..,"data":..}`.
+/// It is read with `serde_json`. Serializing writes `{"event":..,"data":..}`.
+/// Adding a typed variant for a new event type is a breaking change, so `match`
+/// can be exhaustive: `Raw` is the one catch-all.
 ///
 /// # Example
 ///
@@ -41,18 +50,12 @@ use crate::provider::unknown::{RawEnvelope, WireRef, known_data, raw_str_field, 
 ///         assert_eq!(render.output_url.as_deref(), Some("https://cdn.example.com/video.mp4"));
 ///         assert_eq!(render.video_version, Some(1));
 ///     }
-///     Event::RenderFailed(render) => {
-///         let _error = render.error;
-///     }
-///     Event::Unknown(unknown) => {
-///         let _type = unknown.event;
-///     }
-///     _ => {}
+///     Event::RenderFailed(render) => println!("failed: {:?}", render.error),
+///     Event::Raw(raw) => println!("{} kept raw: {:?}", raw.event_type(), raw.shape_error()),
 /// }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Event {
     /// `render.completed`: "Triggered when a video render completes successfully".
     RenderCompleted(RenderData),
@@ -62,8 +65,9 @@ pub enum Event {
     /// not show the `data` of `render.failed`. This crate reads it with the same
     /// struct.
     RenderFailed(RenderData),
-    /// Any other `event` string, kept raw.
-    Unknown(UnknownEvent),
+    /// Any other `event` string, or a known one whose body does not fit its typed
+    /// form, kept raw (see [`RawEvent::shape_error`]).
+    Raw(RawEvent),
 }
 
 impl Event {
@@ -72,16 +76,17 @@ impl Event {
     /// Wire name of [`Event::RenderFailed`].
     pub const RENDER_FAILED: &'static str = "render.failed";
 
-    /// The `event` string as sent on the wire, e.g. `"render.completed"`.
+    /// The `event` string as sent on the wire, e.g. `"render.completed"` (empty for a raw body
+    /// without one).
     pub fn event_type(&self) -> &str {
         match self {
             Event::RenderCompleted(_) => Self::RENDER_COMPLETED,
             Event::RenderFailed(_) => Self::RENDER_FAILED,
-            Event::Unknown(u) => &u.event,
+            Event::Raw(raw) => raw.event_type(),
         }
     }
 
-    /// `data._id`, the render ID (for [`Event::Unknown`], `data._id` of the raw
+    /// `data._id`, the render ID (for [`Event::Raw`], `data._id` of the raw
     /// data if it is a string).
     ///
     /// The document's best practices say: "Handle duplicate events (use the
@@ -89,43 +94,67 @@ impl Event {
     pub fn id(&self) -> Option<&str> {
         match self {
             Event::RenderCompleted(d) | Event::RenderFailed(d) => d.id.as_deref(),
-            Event::Unknown(u) => raw_str_field(u, "_id"),
+            Event::Raw(raw) => raw.id(),
         }
+    }
+}
+
+impl WebhookEvent for Event {
+    fn event_type(&self) -> &str {
+        Event::event_type(self)
+    }
+
+    fn id(&self) -> Option<&str> {
+        Event::id(self)
+    }
+
+    fn shape_error(&self) -> Option<&str> {
+        match self {
+            Event::Raw(raw) => raw.shape_error(),
+            _ => None,
+        }
+    }
+}
+
+impl From<RawEvent> for Event {
+    fn from(raw: RawEvent) -> Self {
+        Event::Raw(raw)
     }
 }
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let RawEnvelope {
-            event,
-            timestamp,
-            data,
-        } = RawEnvelope::deserialize(deserializer)?;
-        Ok(match event.as_str() {
-            Self::RENDER_COMPLETED => Event::RenderCompleted(known_data(&event, data)?),
-            Self::RENDER_FAILED => Event::RenderFailed(known_data(&event, data)?),
-            _ => {
-                // Not in the document: keep a string `timestamp`, drop anything else.
-                let timestamp = match timestamp {
-                    Some(Value::String(s)) => Some(s),
-                    _ => None,
-                };
-                Event::Unknown(raw_unknown(event, timestamp, data))
-            }
-        })
+        let envelope = Envelope::deserialize(deserializer)?;
+        Ok(envelope.decode(
+            "_id",
+            |event| matches!(event, Self::RENDER_COMPLETED | Self::RENDER_FAILED),
+            |event, envelope| {
+                let data = envelope.known_data(event)?;
+                Ok(if event == Self::RENDER_COMPLETED {
+                    Event::RenderCompleted(data)
+                } else {
+                    Event::RenderFailed(data)
+                })
+            },
+            Event::Raw,
+        ))
     }
 }
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            event: &'a str,
+            data: &'a RenderData,
+        }
         match self {
-            Event::RenderCompleted(d) | Event::RenderFailed(d) => WireRef {
+            Event::RenderCompleted(data) | Event::RenderFailed(data) => Wire {
                 event: self.event_type(),
-                timestamp: None,
-                data: d,
+                data,
             }
             .serialize(serializer),
-            Event::Unknown(u) => u.serialize(serializer),
+            Event::Raw(raw) => raw.serialize(serializer),
         }
     }
 }
@@ -327,12 +356,11 @@ mod tests {
     #[test]
     fn unknown_type_kept_raw() {
         let e = parse(r#"{"event":"render.started","data":{"_id":"r1","progress":0.5}}"#);
-        let Event::Unknown(u) = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(u.event, "render.started");
-        assert_eq!(u.timestamp, None);
-        assert_eq!(u.data, json!({"_id": "r1", "progress": 0.5}));
+        let Event::Raw(u) = &e else { panic!("{e:?}") };
+        assert_eq!(u.event_type(), "render.started");
+        assert_eq!(u.timestamp(), None);
+        assert_eq!(u.data().unwrap().get(), r#"{"_id":"r1","progress":0.5}"#);
+        assert_eq!(u.shape_error(), None);
         assert_eq!(e.event_type(), "render.started");
         assert_eq!(e.id(), Some("r1"));
 
@@ -340,24 +368,24 @@ mod tests {
         assert_eq!(parse(r#"{"event":"x","data":{"id":"r1"}}"#).id(), None);
         assert_eq!(parse(r#"{"event":"x","data":{"_id":3}}"#).id(), None);
 
-        // A top-level timestamp is not documented: kept if a string, else dropped.
-        let Event::Unknown(u) = parse(r#"{"event":"x","timestamp":"t"}"#) else {
+        // A top-level timestamp is not documented: kept raw, and as a string if it is one.
+        let Event::Raw(u) = parse(r#"{"event":"x","timestamp":"t"}"#) else {
             panic!()
         };
-        assert_eq!(u.timestamp.as_deref(), Some("t"));
-        let Event::Unknown(u) = parse(r#"{"event":"x","timestamp":17}"#) else {
+        assert_eq!(u.timestamp(), Some("t"));
+        let Event::Raw(u) = parse(r#"{"event":"x","timestamp":17}"#) else {
             panic!()
         };
-        assert_eq!(u.timestamp, None);
+        assert_eq!(u.timestamp(), None);
+        assert_eq!(u.raw_timestamp().unwrap().get(), "17");
     }
 
     #[test]
     fn unknown_without_data_is_null() {
         let e = parse(r#"{"event":"ping"}"#);
-        let Event::Unknown(u) = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(u.data, Value::Null);
+        let Event::Raw(u) = &e else { panic!("{e:?}") };
+        assert!(u.data().is_none());
+        assert_eq!(u.data_as::<Value>().unwrap(), Value::Null);
         assert_eq!(e.id(), None);
     }
 
@@ -408,9 +436,11 @@ mod tests {
             "1.5", "-1", "-1.0", "1e-1", "1e20", "1e400", "\"1\"", "true", "[1]",
         ] {
             let body = format!(r#"{{"event":"render.completed","data":{{"videoVersion":{raw}}}}}"#);
+            let e = parse(&body);
             assert!(
-                serde_json::from_str::<Event>(&body).is_err(),
-                "accepted {raw}"
+                e.shape_error()
+                    .is_some_and(|r| r.contains("render.completed")),
+                "typed {raw}: {e:?}"
             );
         }
     }
@@ -418,25 +448,74 @@ mod tests {
     #[test]
     fn errors() {
         for body in [
-            r#"{"data":{"_id":"r"}}"#,
-            r#"{"event":1,"data":{}}"#,
-            r#"{"event":{},"data":{}}"#,
             r#"["render.completed",{}]"#,
             r#""render.completed""#,
             "",
             "not json",
-            r#"{"event":"render.completed"}"#,
-            r#"{"event":"render.failed","data":null}"#,
-            r#"{"event":"render.completed","data":[]}"#,
-            r#"{"event":"render.completed","data":{"_id":5}}"#,
-            r#"{"event":"render.completed","data":{"outputUrl":false}}"#,
-            r#"{"event":"render.completed","data":{},"data":{}}"#,
         ] {
             assert!(
                 serde_json::from_str::<Event>(body).is_err(),
                 "accepted {body}"
             );
         }
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_kept_raw_with_the_reason() {
+        for (body, reason) in [
+            (r#"{"data":{"_id":"r"}}"#, "missing field `event`"),
+            (r#"{"event":1,"data":{}}"#, "expected a string"),
+            (r#"{"event":{},"data":{}}"#, "expected a string"),
+            (r#"{"event":"render.completed"}"#, "missing field `data`"),
+            (
+                r#"{"event":"render.failed","data":null}"#,
+                "expected a JSON object",
+            ),
+            (
+                r#"{"event":"render.completed","data":[]}"#,
+                "expected a JSON object",
+            ),
+            (
+                r#"{"event":"render.completed","data":{"_id":5}}"#,
+                "invalid type: integer `5`",
+            ),
+            (
+                r#"{"event":"render.completed","data":{"outputUrl":false}}"#,
+                "boolean `false`",
+            ),
+            (
+                r#"{"event":"render.completed","data":{},"data":{}}"#,
+                "repeats the key `data`",
+            ),
+            (
+                r#"{"event":"render.failed","data":{"_id":"r","error":{"code":"E"}}}"#,
+                "invalid type: map",
+            ),
+            (
+                r#"{"event":"render.completed","data":{"_id":"r","videoData":{"title":"Clip \ud83d"}}}"#,
+                "invalid `data`",
+            ),
+        ] {
+            let e = parse(body);
+            let Event::Raw(raw) = &e else {
+                panic!("typed: {body}")
+            };
+            assert!(
+                raw.shape_error().is_some_and(|r| r.contains(reason)),
+                "{body}: {:?}",
+                raw.shape_error()
+            );
+            assert_eq!(WebhookEvent::shape_error(&e), raw.shape_error());
+            // Written back (the last of a repeated key only, as `JSON.parse` keeps), it reads
+            // the same.
+            if !reason.starts_with("repeats") {
+                let text = serde_json::to_string(&e).unwrap();
+                assert_eq!(parse(&text), e, "{text}");
+            }
+        }
+        // The type and id survive where they can be read.
+        let e = parse(r#"{"event":"render.failed","data":{"_id":"r9","error":{"code":"E"}}}"#);
+        assert_eq!((e.event_type(), e.id()), ("render.failed", Some("r9")));
     }
 
     #[test]

@@ -1,25 +1,30 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
 
-use crate::provider::UnknownEvent;
-use crate::provider::unknown::{
-    RawEnvelope, WireRef, known_data, raw_str_field, raw_unknown, strict_timestamp,
-};
+use crate::WebhookEvent;
+use crate::provider::RawEvent;
+use crate::provider::raw::Envelope;
 
 /// A VideoNest webhook event.
 ///
 /// The VideoNest document says: "All webhook payloads are JSON and share the
 /// same top-level structure": `{"event": ..., "timestamp": ..., "data": {...}}`.
 /// This type reads that envelope (keys in any order, unknown keys ignored),
-/// then chooses the variant from the `event` string. It is an error if the body
-/// is not a JSON object, if `event` is missing or not a string, or if a known
-/// event type's `timestamp` is present and neither a string nor `null`, or its
-/// `data` is missing or does not match its struct. Any other `event` string
-/// becomes [`Event::Unknown`] and is never refused: a `timestamp` there that is
-/// not a string is dropped (the raw bytes stay in `Verified::body`).
+/// then chooses the variant from the `event` string.
 ///
-/// Serializing writes the same wire shape, `{"event":..,"timestamp":..,"data":..}`,
-/// leaving out `timestamp` when it is `None`.
+/// A known event type whose `timestamp` is a string or `null` and whose `data`
+/// is an object matching its struct gets its typed variant. Anything else that
+/// is a JSON object with an `event` — an unknown type, a known type of another
+/// shape, a repeated envelope key — becomes [`Event::Raw`] with its type, id and
+/// raw data, and is never refused (a [`strict`](crate::VerifyWebhookLayer::strict)
+/// layer refuses the shapes that do not fit). Reading fails only for a body
+/// that is not a JSON object; the preset's layer delivers even those, as raw.
+///
+/// It is read with `serde_json` (the raw members are kept as
+/// [`RawValue`](serde_json::value::RawValue)s). Serializing writes the same
+/// wire shape, `{"event":..,"timestamp":..,"data":..}`.
+///
+/// Adding a typed variant for a new event type is a breaking change, so `match`
+/// can be exhaustive: `Raw` is the one catch-all.
 ///
 /// # Example
 ///
@@ -37,18 +42,13 @@ use crate::provider::unknown::{
 ///         assert_eq!(payload.timestamp.as_deref(), Some("2026-03-30T10:15:00Z"));
 ///         assert_eq!(payload.data.duration, Some(142.0));
 ///     }
-///     Event::DistributionFailed(payload) => {
-///         let _partner = payload.data.partner_name;
-///     }
-///     Event::Unknown(unknown) => {
-///         let _type = unknown.event;
-///     }
-///     _ => {}
+///     Event::VideoPublished(_) | Event::VideoFailed(_) => {}
+///     Event::DistributionCompleted(_) | Event::DistributionFailed(_) => {}
+///     Event::Raw(raw) => println!("{} kept raw: {:?}", raw.event_type(), raw.shape_error()),
 /// }
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
 pub enum Event {
     /// `video.processed`: "A video has finished transcoding and is ready for playback."
     VideoProcessed(Payload<VideoData>),
@@ -63,12 +63,13 @@ pub enum Event {
     /// `distribution.failed`: "A distribution push to a specific partner failed.
     /// Includes partner ID and error detail."
     DistributionFailed(Payload<DistributionData>),
-    /// Any other `event` string, kept raw.
+    /// Any other `event` string, or a known one whose body does not fit its typed
+    /// form, kept raw (see [`RawEvent::shape_error`]).
     ///
     /// This includes the test ping: the document says "VideoNest will
     /// immediately send a test ping to verify the endpoint is reachable" but
     /// does not give its event type or body.
-    Unknown(UnknownEvent),
+    Raw(RawEvent),
 }
 
 impl Event {
@@ -83,7 +84,8 @@ impl Event {
     /// Wire name of [`Event::DistributionFailed`].
     pub const DISTRIBUTION_FAILED: &'static str = "distribution.failed";
 
-    /// The `event` string as sent on the wire, e.g. `"video.processed"`.
+    /// The `event` string as sent on the wire, e.g. `"video.processed"` (empty for a raw body
+    /// without one).
     pub fn event_type(&self) -> &str {
         match self {
             Event::VideoProcessed(_) => Self::VIDEO_PROCESSED,
@@ -91,11 +93,11 @@ impl Event {
             Event::VideoFailed(_) => Self::VIDEO_FAILED,
             Event::DistributionCompleted(_) => Self::DISTRIBUTION_COMPLETED,
             Event::DistributionFailed(_) => Self::DISTRIBUTION_FAILED,
-            Event::Unknown(u) => &u.event,
+            Event::Raw(raw) => raw.event_type(),
         }
     }
 
-    /// `data.id` (for [`Event::Unknown`], `data.id` of the raw data if it is a string).
+    /// `data.id` (for [`Event::Raw`], `data.id` of the raw data if it is a string).
     ///
     /// The document's best practices say: "Store the event `id` and skip
     /// processing if you receive the same event twice (idempotency)." The only
@@ -108,7 +110,7 @@ impl Event {
                 p.data.id.as_deref()
             }
             Event::DistributionCompleted(p) | Event::DistributionFailed(p) => p.data.id.as_deref(),
-            Event::Unknown(u) => raw_str_field(u, "id"),
+            Event::Raw(raw) => raw.id(),
         }
     }
 
@@ -121,12 +123,20 @@ impl Event {
             Event::DistributionCompleted(p) | Event::DistributionFailed(p) => {
                 p.timestamp.as_deref()
             }
-            Event::Unknown(u) => u.timestamp.as_deref(),
+            Event::Raw(raw) => raw.timestamp(),
         }
     }
-}
 
-impl Event {
+    /// `data.feed_id` of a distribution event.
+    fn feed_id(&self) -> Option<&str> {
+        match self {
+            Event::DistributionCompleted(p) | Event::DistributionFailed(p) => {
+                p.data.feed_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     fn is_known(event: &str) -> bool {
         matches!(
             event,
@@ -139,68 +149,107 @@ impl Event {
     }
 }
 
+impl WebhookEvent for Event {
+    fn event_type(&self) -> &str {
+        Event::event_type(self)
+    }
+
+    fn id(&self) -> Option<&str> {
+        Event::id(self)
+    }
+
+    /// `event`, `data.id`, `data.feed_id` (distribution events) and `timestamp`, joined: VideoNest
+    /// sends no event id, and the same video can legitimately be processed twice.
+    fn idempotency_key(&self) -> Option<String> {
+        let id = self.id()?;
+        let mut key = format!("{}\u{1f}{id}", self.event_type());
+        for part in [self.feed_id(), self.timestamp()] {
+            key.push('\u{1f}');
+            key.push_str(part.unwrap_or_default());
+        }
+        Some(key)
+    }
+
+    fn shape_error(&self) -> Option<&str> {
+        match self {
+            Event::Raw(raw) => raw.shape_error(),
+            _ => None,
+        }
+    }
+}
+
+impl From<RawEvent> for Event {
+    fn from(raw: RawEvent) -> Self {
+        Event::Raw(raw)
+    }
+}
+
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let RawEnvelope {
-            event,
-            timestamp,
-            data,
-        } = RawEnvelope::deserialize(deserializer)?;
-        if !Self::is_known(&event) {
-            // An unknown type (the undocumented test ping, types added later) is never refused:
-            // a `timestamp` that is not a string is dropped here; the raw bytes stay available
-            // through `Verified::body`.
-            let timestamp = match timestamp {
-                Some(Value::String(s)) => Some(s),
-                _ => None,
-            };
-            return Ok(Event::Unknown(raw_unknown(event, timestamp, data)));
-        }
-        let timestamp = strict_timestamp(timestamp)?;
-        Ok(match event.as_str() {
-            Self::VIDEO_PROCESSED => Event::VideoProcessed(Payload {
-                timestamp,
-                data: known_data(&event, data)?,
-            }),
-            Self::VIDEO_PUBLISHED => Event::VideoPublished(Payload {
-                timestamp,
-                data: known_data(&event, data)?,
-            }),
-            Self::VIDEO_FAILED => Event::VideoFailed(Payload {
-                timestamp,
-                data: known_data(&event, data)?,
-            }),
-            Self::DISTRIBUTION_COMPLETED => Event::DistributionCompleted(Payload {
-                timestamp,
-                data: known_data(&event, data)?,
-            }),
-            Self::DISTRIBUTION_FAILED => Event::DistributionFailed(Payload {
-                timestamp,
-                data: known_data(&event, data)?,
-            }),
-            _ => Event::Unknown(raw_unknown(event, timestamp, data)),
-        })
+        let envelope = Envelope::deserialize(deserializer)?;
+        Ok(envelope.decode(
+            "id",
+            Self::is_known,
+            |event, envelope| {
+                let timestamp = envelope.string_timestamp()?;
+                Ok(match event {
+                    Self::VIDEO_PROCESSED => Event::VideoProcessed(Payload {
+                        timestamp,
+                        data: envelope.known_data(event)?,
+                    }),
+                    Self::VIDEO_PUBLISHED => Event::VideoPublished(Payload {
+                        timestamp,
+                        data: envelope.known_data(event)?,
+                    }),
+                    Self::VIDEO_FAILED => Event::VideoFailed(Payload {
+                        timestamp,
+                        data: envelope.known_data(event)?,
+                    }),
+                    Self::DISTRIBUTION_COMPLETED => Event::DistributionCompleted(Payload {
+                        timestamp,
+                        data: envelope.known_data(event)?,
+                    }),
+                    _ => Event::DistributionFailed(Payload {
+                        timestamp,
+                        data: envelope.known_data(event)?,
+                    }),
+                })
+            },
+            Event::Raw,
+        ))
     }
 }
 
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        fn wire<'a, T: Serialize>(event: &'a str, p: &'a Payload<T>) -> WireRef<'a, T> {
-            WireRef {
-                event,
-                timestamp: p.timestamp.as_deref(),
-                data: &p.data,
-            }
-        }
         let event = self.event_type();
         match self {
             Event::VideoProcessed(p) | Event::VideoPublished(p) | Event::VideoFailed(p) => {
-                wire(event, p).serialize(serializer)
+                p.wire(event).serialize(serializer)
             }
             Event::DistributionCompleted(p) | Event::DistributionFailed(p) => {
-                wire(event, p).serialize(serializer)
+                p.wire(event).serialize(serializer)
             }
-            Event::Unknown(u) => u.serialize(serializer),
+            Event::Raw(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+/// The wire shape of a known event, for serializing.
+#[derive(Serialize)]
+struct Wire<'a, T> {
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<&'a str>,
+    data: &'a T,
+}
+
+impl<D> Payload<D> {
+    fn wire<'a>(&'a self, event: &'a str) -> Wire<'a, D> {
+        Wire {
+            event,
+            timestamp: self.timestamp.as_deref(),
+            data: &self.data,
         }
     }
 }
@@ -400,11 +449,13 @@ mod tests {
     #[test]
     fn unknown_type_kept_raw() {
         let e = parse(r#"{"event":"webhook.test","timestamp":"t","data":{"id":"ping_1","n":1}}"#);
-        let Event::Unknown(u) = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(u.event, "webhook.test");
-        assert_eq!(u.data, json!({"id": "ping_1", "n": 1}));
+        let Event::Raw(u) = &e else { panic!("{e:?}") };
+        assert_eq!(u.event_type(), "webhook.test");
+        assert_eq!(
+            u.data_as::<Value>().unwrap(),
+            json!({"id": "ping_1", "n": 1})
+        );
+        assert_eq!(u.shape_error(), None);
         assert_eq!(e.event_type(), "webhook.test");
         assert_eq!(e.id(), Some("ping_1"));
         assert_eq!(e.timestamp(), Some("t"));
@@ -431,7 +482,10 @@ mod tests {
             ),
         ] {
             let e = parse(body);
-            assert!(matches!(&e, Event::Unknown(_)), "{e:?}");
+            assert!(
+                matches!(&e, Event::Raw(r) if r.shape_error().is_none()),
+                "{e:?}"
+            );
             assert_eq!(e.timestamp(), timestamp, "{body}");
             assert_eq!(e.id(), Some("p1"));
         }
@@ -440,11 +494,9 @@ mod tests {
     #[test]
     fn unknown_without_data_is_null() {
         let e = parse(r#"{"event":"ping"}"#);
-        let Event::Unknown(u) = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!(u.data, Value::Null);
-        assert_eq!(u.timestamp, None);
+        let Event::Raw(u) = &e else { panic!("{e:?}") };
+        assert!(u.data().is_none());
+        assert_eq!(u.timestamp(), None);
         assert_eq!(e.id(), None);
         assert_eq!(e.timestamp(), None);
     }
@@ -479,10 +531,6 @@ mod tests {
     #[test]
     fn errors() {
         for body in [
-            r#"{"timestamp":"t","data":{}}"#,
-            r#"{"event":5,"data":{}}"#,
-            r#"{"event":["video.processed"],"data":{}}"#,
-            r#"{"event":null,"data":{}}"#,
             r#"["video.processed","t",{}]"#,
             r#"[]"#,
             r#"null"#,
@@ -490,14 +538,6 @@ mod tests {
             "",
             "not json",
             r#"{"event":"video.processed","data":{}"#,
-            r#"{"event":"video.processed"}"#,
-            r#"{"event":"video.processed","data":null}"#,
-            r#"{"event":"video.processed","data":"x"}"#,
-            r#"{"event":"video.processed","data":{"duration":"142"}}"#,
-            r#"{"event":"distribution.failed","data":{"partner_name":1}}"#,
-            r#"{"event":"distribution.completed","data":[]}"#,
-            r#"{"event":"video.processed","timestamp":1,"data":{}}"#,
-            r#"{"event":"video.processed","event":"x","data":{}}"#,
         ] {
             assert!(
                 serde_json::from_str::<Event>(body).is_err(),
@@ -507,11 +547,90 @@ mod tests {
     }
 
     #[test]
-    fn error_messages_name_the_problem() {
-        let e = serde_json::from_str::<Event>(r#"{"event":"video.failed"}"#).unwrap_err();
-        assert!(e.to_string().contains("missing field `data`"), "{e}");
-        let e = serde_json::from_str::<Event>(r#"{"data":{}}"#).unwrap_err();
-        assert!(e.to_string().contains("missing field `event`"), "{e}");
+    fn shapes_that_do_not_fit_are_kept_raw_with_the_reason() {
+        for (body, reason) in [
+            (r#"{"timestamp":"t","data":{}}"#, "missing field `event`"),
+            (r#"{"event":5,"data":{}}"#, "expected a string"),
+            (
+                r#"{"event":["video.processed"],"data":{}}"#,
+                "expected a string",
+            ),
+            (r#"{"event":null,"data":{}}"#, "expected a string"),
+            (r#"{"event":"video.processed"}"#, "missing field `data`"),
+            (
+                r#"{"event":"video.processed","data":null}"#,
+                "expected a JSON object",
+            ),
+            (
+                r#"{"event":"video.processed","data":"x"}"#,
+                "expected a JSON object",
+            ),
+            (
+                r#"{"event":"video.processed","data":{"duration":"142"}}"#,
+                "string \"142\"",
+            ),
+            (
+                r#"{"event":"distribution.failed","data":{"partner_name":1}}"#,
+                "integer `1`",
+            ),
+            (
+                r#"{"event":"distribution.completed","data":[]}"#,
+                "expected a JSON object",
+            ),
+            (
+                r#"{"event":"video.processed","timestamp":1,"data":{"id":"v"}}"#,
+                "timestamp",
+            ),
+            (
+                r#"{"event":"video.failed","data":{"id":"v","error_code":42}}"#,
+                "integer `42`",
+            ),
+            (
+                r#"{"event":"video.processed","event":"x","data":{}}"#,
+                "repeats the key `event`",
+            ),
+        ] {
+            let e = parse(body);
+            let Event::Raw(raw) = &e else {
+                panic!("typed: {body}")
+            };
+            assert!(
+                raw.shape_error().is_some_and(|r| r.contains(reason)),
+                "{body}: {:?}",
+                raw.shape_error()
+            );
+            // Written back (the last of a repeated key only, as `JSON.parse` keeps), it reads
+            // the same.
+            if !reason.starts_with("repeats") {
+                let text = serde_json::to_string(&e).unwrap();
+                assert_eq!(parse(&text), e, "{text}");
+            }
+        }
+        let e =
+            parse(r#"{"event":"video.failed","timestamp":7,"data":{"id":"v1","error_code":42}}"#);
+        assert_eq!((e.event_type(), e.id()), ("video.failed", Some("v1")));
+        assert_eq!(e.timestamp(), None);
+    }
+
+    #[test]
+    fn idempotency_key_covers_type_id_feed_and_timestamp() {
+        let key = |body: &str| parse(body).idempotency_key();
+        let a = key(
+            r#"{"event":"distribution.completed","timestamp":"t1","data":{"id":"v","feed_id":"f1"}}"#,
+        );
+        assert_eq!(
+            a.as_deref(),
+            Some("distribution.completed\u{1f}v\u{1f}f1\u{1f}t1")
+        );
+        for other in [
+            r#"{"event":"distribution.failed","timestamp":"t1","data":{"id":"v","feed_id":"f1"}}"#,
+            r#"{"event":"distribution.completed","timestamp":"t2","data":{"id":"v","feed_id":"f1"}}"#,
+            r#"{"event":"distribution.completed","timestamp":"t1","data":{"id":"v","feed_id":"f2"}}"#,
+            r#"{"event":"distribution.completed","timestamp":"t1","data":{"id":"w","feed_id":"f1"}}"#,
+        ] {
+            assert_ne!(key(other), a, "{other}");
+        }
+        assert_eq!(key(r#"{"event":"video.processed","data":{}}"#), None);
     }
 
     #[test]

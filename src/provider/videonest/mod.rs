@@ -47,8 +47,13 @@ mod event;
 
 pub use self::event::*;
 
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+
 use crate::{
     ConfigError, Secret, VerifyWebhookLayer,
+    decode::Lossless,
     scheme::{Encoding, HmacSha256, HmacSha256Builder},
 };
 
@@ -58,11 +63,15 @@ pub const SIGNATURE_HEADER: &str = "X-VideoNest-Signature";
 /// A builder for the VideoNest scheme, with header and encoding set; add secrets and
 /// [`build`](HmacSha256Builder::build) it.
 pub fn scheme() -> HmacSha256Builder {
-    HmacSha256::builder(SIGNATURE_HEADER).encoding(Encoding::Hex)
+    HmacSha256::builder(SIGNATURE_HEADER)
+        .name("videonest")
+        .encoding(Encoding::Hex)
 }
 
 /// A layer that verifies VideoNest webhooks signed with any of `secrets` and decodes them into
-/// [`Event`].
+/// [`Event`]. Every verified JSON body is delivered, as [`Event::Raw`] when it does not fit a
+/// typed variant ([`Lossless`]); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
+/// 400 instead.
 ///
 /// # Errors
 ///
@@ -72,5 +81,19 @@ where
     I: IntoIterator,
     I::Item: Into<Secret>,
 {
-    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?).event::<Event>())
+    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?).decode_with(Lossless::new()))
+}
+
+/// A request signed the way the provider signs it, for tests: `POST /` with `body`,
+/// `Content-Type: application/json` and the signature header made with `secret`. Change the URI
+/// with [`Request::uri_mut`] and the body type with [`Request::map`].
+///
+/// # Errors
+///
+/// [`ConfigError::EmptySecret`] when `secret` is empty.
+pub fn signed_request(
+    secret: impl Into<Secret>,
+    body: impl Into<Bytes>,
+) -> Result<Request<Full<Bytes>>, ConfigError> {
+    Ok(scheme().secret(secret).build()?.signed_request(body))
 }

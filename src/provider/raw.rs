@@ -1,0 +1,424 @@
+//! Events kept raw: types the crate does not know, and known types whose fields do not have the
+//! documented shape. A verified body that is JSON is never refused for its shape.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::value::RawValue;
+
+/// A verified event delivered without a typed form, with its type, id and raw data.
+///
+/// A preset's `Event::Raw` holds one when
+///
+/// - the `event` string is not a type the crate knows (VideoNest's test ping, types a provider
+///   adds later): [`shape_error`](Self::shape_error) is `None`;
+/// - or the body is JSON but does not fit the typed form: a field of a type the provider
+///   documents differently (a numeric `timestamp`, an `error` object), a string with a lone UTF-16
+///   surrogate (which `JSON.stringify` emits for a title cut inside an emoji), a repeated envelope
+///   key, or a body that is not an object at all. [`shape_error`](Self::shape_error) says what
+///   did not fit. A layer made [`strict`](crate::VerifyWebhookLayer::strict) refuses these
+///   with 400 instead.
+///
+/// Nothing is lost either way: [`data`](Self::data) is the `data` member exactly as received,
+/// and `Verified::body` holds every signed byte.
+///
+/// Strings are decoded losslessly where they are valid Unicode; a lone surrogate in `event`,
+/// the id or `timestamp` becomes U+FFFD there (the raw JSON keeps it).
+///
+/// # Example
+///
+/// ```
+/// use tower_webhook::{WebhookEvent, provider::videonest::Event};
+///
+/// // `timestamp` is documented as a string; this one is a number.
+/// let body = r#"{"event":"video.processed","timestamp":1767225600,"data":{"id":"vid_1"}}"#;
+/// let event: Event = serde_json::from_str(body)?;
+/// let Event::Raw(raw) = &event else { unreachable!() };
+/// assert_eq!(raw.event_type(), "video.processed");
+/// assert_eq!(raw.id(), Some("vid_1"));
+/// assert!(raw.shape_error().unwrap().contains("timestamp"));
+/// assert_eq!(raw.raw_timestamp().unwrap().get(), "1767225600");
+/// assert_eq!(raw.data().unwrap().get(), r#"{"id":"vid_1"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RawEvent {
+    pub(crate) event: String,
+    pub(crate) raw_event: Option<Box<RawValue>>,
+    pub(crate) id: Option<String>,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) raw_timestamp: Option<Box<RawValue>>,
+    pub(crate) data: Option<Box<RawValue>>,
+    pub(crate) shape_error: Option<String>,
+}
+
+impl RawEvent {
+    /// The `event` string as received; empty when the body has no string `event`.
+    pub fn event_type(&self) -> &str {
+        &self.event
+    }
+
+    /// The provider's id (VideoNest `data.id`, VideoAIditor `data._id`) when `data` is an
+    /// object holding it as a string.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The top-level `timestamp` when it is a string.
+    pub fn timestamp(&self) -> Option<&str> {
+        self.timestamp.as_deref()
+    }
+
+    /// The top-level `timestamp`, exactly as received (any JSON value).
+    pub fn raw_timestamp(&self) -> Option<&RawValue> {
+        self.raw_timestamp.as_deref()
+    }
+
+    /// The top-level `data`, exactly as received (any JSON value).
+    pub fn data(&self) -> Option<&RawValue> {
+        self.data.as_deref()
+    }
+
+    /// Parses [`data`](Self::data) into `T`; a missing `data` parses as JSON `null`.
+    ///
+    /// # Errors
+    ///
+    /// When `data` does not fit `T`.
+    pub fn data_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.data.as_deref().map_or("null", RawValue::get))
+    }
+
+    /// Why the body was not delivered in its typed form; `None` when its event type is simply
+    /// one the crate does not know.
+    pub fn shape_error(&self) -> Option<&str> {
+        self.shape_error.as_deref()
+    }
+
+    /// A raw event for a verified body that is JSON but not an object with an `event`.
+    pub(crate) fn not_an_event(reason: impl fmt::Display) -> Self {
+        Self {
+            event: String::new(),
+            raw_event: None,
+            id: None,
+            timestamp: None,
+            raw_timestamp: None,
+            data: None,
+            shape_error: Some(format!("not a webhook event: {reason}")),
+        }
+    }
+}
+
+impl fmt::Debug for RawEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawEvent")
+            .field("event", &self.event)
+            .field("id", &self.id)
+            .field(
+                "timestamp",
+                &self.raw_timestamp.as_deref().map(RawValue::get),
+            )
+            .field("data", &self.data.as_deref().map(RawValue::get))
+            .field("shape_error", &self.shape_error)
+            .finish()
+    }
+}
+
+impl PartialEq for RawEvent {
+    fn eq(&self, other: &Self) -> bool {
+        fn raw(value: &Option<Box<RawValue>>) -> Option<&str> {
+            value.as_deref().map(RawValue::get)
+        }
+        self.event == other.event
+            && raw(&self.raw_event) == raw(&other.raw_event)
+            && self.id == other.id
+            && raw(&self.raw_timestamp) == raw(&other.raw_timestamp)
+            && raw(&self.data) == raw(&other.data)
+            && self.shape_error == other.shape_error
+    }
+}
+
+/// Writes the wire shape, `{"event":..,"timestamp":..,"data":..}`, with the raw members as
+/// received, so that decoding the output again gives the same event.
+impl Serialize for RawEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(event) = &self.raw_event {
+            map.serialize_entry("event", event)?;
+        }
+        if let Some(timestamp) = &self.raw_timestamp {
+            map.serialize_entry("timestamp", timestamp)?;
+        }
+        if let Some(data) = &self.data {
+            map.serialize_entry("data", data)?;
+        }
+        map.end()
+    }
+}
+
+/// The envelope of a webhook body, its members kept as raw JSON.
+///
+/// Reading it never fails on a JSON object: a repeated `event`, `timestamp` or `data` keeps the
+/// last value (as `JSON.parse` does) and is noted in `repeated`. Other keys are skipped.
+#[derive(Default)]
+pub(crate) struct Envelope {
+    pub(crate) event: Option<Box<RawValue>>,
+    pub(crate) timestamp: Option<Box<RawValue>>,
+    pub(crate) data: Option<Box<RawValue>>,
+    pub(crate) repeated: Option<&'static str>,
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a webhook body: a JSON object with a string `event`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut envelope = Envelope::default();
+        while let Some(key) = map.next_key::<String>()? {
+            let (slot, name) = match key.as_str() {
+                "event" => (&mut envelope.event, "event"),
+                "timestamp" => (&mut envelope.timestamp, "timestamp"),
+                "data" => (&mut envelope.data, "data"),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if slot.replace(map.next_value()?).is_some() {
+                envelope.repeated.get_or_insert(name);
+            }
+        }
+        Ok(envelope)
+    }
+}
+
+impl Envelope {
+    /// Parses the envelope's `event` string; any problem is the first shape error.
+    fn event(&self) -> Result<String, String> {
+        match self.event.as_deref() {
+            None => Err("missing field `event`".to_owned()),
+            Some(raw) => match lossy_string(raw) {
+                Some(Lossy::Exact(event)) => Ok(event),
+                Some(Lossy::Replaced(_)) => Err("`event` holds a lone UTF-16 surrogate".to_owned()),
+                None => Err(format!(
+                    "invalid type for `event`: expected a string, found {}",
+                    raw.get()
+                )),
+            },
+        }
+    }
+
+    /// The typed form of a known event, or the shape error that keeps it raw: `typed` builds it
+    /// from the envelope once the `event` string and the envelope itself are sound.
+    pub(crate) fn decode<T>(
+        self,
+        id_field: &str,
+        is_known: impl Fn(&str) -> bool,
+        typed: impl FnOnce(&str, &Envelope) -> Result<T, String>,
+        raw: impl FnOnce(RawEvent) -> T,
+    ) -> T {
+        let (event, mut shape_error) = match self.event() {
+            Ok(event) => (event, None),
+            Err(reason) => (
+                self.event
+                    .as_deref()
+                    .and_then(lossy_string)
+                    .map(Lossy::into_string)
+                    .unwrap_or_default(),
+                Some(reason),
+            ),
+        };
+        if shape_error.is_none() {
+            if let Some(key) = self.repeated {
+                shape_error = Some(format!("the body repeats the key `{key}`"));
+            } else if is_known(&event) {
+                match typed(&event, &self) {
+                    Ok(typed) => return typed,
+                    Err(reason) => shape_error = Some(reason),
+                }
+            }
+        }
+        let id = self
+            .data
+            .as_deref()
+            .and_then(|data| string_member(data, id_field));
+        let timestamp = self
+            .timestamp
+            .as_deref()
+            .and_then(lossy_string)
+            .map(Lossy::into_string);
+        raw(RawEvent {
+            event,
+            raw_event: self.event,
+            id,
+            timestamp,
+            raw_timestamp: self.timestamp,
+            data: self.data,
+            shape_error,
+        })
+    }
+
+    /// `timestamp` as a string: absent or `null` is `None`, any other value is a shape error.
+    pub(crate) fn string_timestamp(&self) -> Result<Option<String>, String> {
+        let Some(raw) = self.timestamp.as_deref() else {
+            return Ok(None);
+        };
+        if raw.get() == "null" {
+            return Ok(None);
+        }
+        match lossy_string(raw) {
+            Some(Lossy::Exact(timestamp)) => Ok(Some(timestamp)),
+            Some(Lossy::Replaced(_)) => Err("`timestamp` holds a lone UTF-16 surrogate".into()),
+            None => Err(format!(
+                "invalid type for `timestamp`: expected a string or null, found {}",
+                raw.get()
+            )),
+        }
+    }
+
+    /// `data` of a known event type: present, a JSON object, and matching `T`.
+    pub(crate) fn known_data<T: serde::de::DeserializeOwned>(
+        &self,
+        event: &str,
+    ) -> Result<T, String> {
+        match self.data.as_deref() {
+            None => Err(format!("missing field `data` for `{event}` event")),
+            // A derived struct would also accept a JSON array (fields by position).
+            Some(raw) if !raw.get().starts_with('{') => Err(format!(
+                "invalid `data` for `{event}` event: expected a JSON object"
+            )),
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| format!("invalid `data` for `{event}` event: {e}")),
+        }
+    }
+}
+
+/// A JSON string decoded exactly, or with lone surrogates replaced by U+FFFD.
+enum Lossy {
+    Exact(String),
+    Replaced(String),
+}
+
+impl Lossy {
+    fn into_string(self) -> String {
+        match self {
+            Self::Exact(s) | Self::Replaced(s) => s,
+        }
+    }
+}
+
+/// Decodes a raw JSON string; `None` when `raw` is not a string.
+fn lossy_string(raw: &RawValue) -> Option<Lossy> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    if let Ok(exact) = serde_json::from_str::<String>(raw.get()) {
+        return Some(Lossy::Exact(exact));
+    }
+    // serde_json refuses lone surrogates in a `String` but accepts them in bytes (as WTF-8).
+    struct Bytes;
+    impl Visitor<'_> for Bytes {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<String, E> {
+            Ok(String::from_utf8_lossy(v).into_owned())
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+    deserializer
+        .deserialize_bytes(Bytes)
+        .ok()
+        .map(Lossy::Replaced)
+}
+
+/// The string member `key` of a raw JSON object (the last one, if repeated).
+fn string_member(object: &RawValue, key: &str) -> Option<String> {
+    struct Member<'k>(&'k str);
+    impl<'de> Visitor<'de> for Member<'_> {
+        type Value = Option<Box<RawValue>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = Some(map.next_value()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(object.get());
+    let value = deserializer.deserialize_map(Member(key)).ok()??;
+    lossy_string(&value).map(Lossy::into_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn lone_surrogates_are_replaced_only_where_decoded() {
+        assert!(matches!(lossy_string(&raw(r#""a\u00e9""#)), Some(Lossy::Exact(s)) if s == "aé"));
+        assert!(
+            matches!(lossy_string(&raw(r#""Clip \ud83d""#)), Some(Lossy::Replaced(s)) if s.starts_with("Clip ") && s.ends_with('\u{fffd}'))
+        );
+        assert!(lossy_string(&raw("12")).is_none());
+    }
+
+    #[test]
+    fn string_members() {
+        let object = raw(r#"{"id":"a","x":{"id":"nested"},"_id":"b","id":"last"}"#);
+        assert_eq!(string_member(&object, "id").as_deref(), Some("last"));
+        assert_eq!(string_member(&object, "_id").as_deref(), Some("b"));
+        assert_eq!(string_member(&object, "nope"), None);
+        assert_eq!(string_member(&raw(r#"{"id":7}"#), "id"), None);
+        assert_eq!(string_member(&raw("[1]"), "id"), None);
+    }
+
+    #[test]
+    fn envelope_keeps_the_last_of_a_repeated_key_and_notes_it() {
+        let envelope: Envelope =
+            serde_json::from_str(r#"{"event":"a","z":[1],"event":"b","data":{}}"#).unwrap();
+        assert_eq!(envelope.event.unwrap().get(), r#""b""#);
+        assert_eq!(envelope.repeated, Some("event"));
+        assert!(serde_json::from_str::<Envelope>("[1]").is_err());
+    }
+
+    #[test]
+    fn serialises_the_raw_members() {
+        let event = RawEvent {
+            event: "x".into(),
+            raw_event: Some(raw(r#""x""#)),
+            id: None,
+            timestamp: None,
+            raw_timestamp: Some(raw("17")),
+            data: Some(raw(r#"{"t":"\ud83d"}"#)),
+            shape_error: Some("reason".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"event":"x","timestamp":17,"data":{"t":"\ud83d"}}"#
+        );
+    }
+}
