@@ -50,13 +50,17 @@ async fn videoaiditor_webhook(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `post(handler).route_layer(..)`: only POSTs to the webhook paths are verified, so other
+    // methods still get 405 and unknown paths 404.
     let app = Router::new()
-        .route("/webhooks/videonest", post(videonest_webhook))
-        // `route_layer`: only matched routes are verified, so unknown paths still get 404.
-        .route_layer(videonest::layer(["demo_videonest_signing_secret"])?)
-        .merge(
-            Router::new()
-                .route("/webhooks/videoaiditor", post(videoaiditor_webhook))
+        .route(
+            "/webhooks/videonest",
+            post(videonest_webhook)
+                .route_layer(videonest::layer(["demo_videonest_signing_secret"])?),
+        )
+        .route(
+            "/webhooks/videoaiditor",
+            post(videoaiditor_webhook)
                 .route_layer(videoaiditor::layer(["demo_videoaiditor_secret"])?),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

@@ -163,6 +163,14 @@ fn cases() -> Result<Vec<Case>, tower_webhook::ConfigError> {
     ));
     cases.push(signed(
         "/videonest",
+        "undocumented shape (numeric timestamp)",
+        &vn,
+        vn_header,
+        r#"{"event":"video.processed","timestamp":1774865700,"data":{"id":"vid_ghi789","status":"ready"}}"#,
+        StatusCode::OK,
+    ));
+    cases.push(signed(
+        "/videonest",
         "signed, but not JSON",
         &vn,
         vn_header,
@@ -272,16 +280,15 @@ fn cases() -> Result<Vec<Case>, tower_webhook::ConfigError> {
 }
 
 fn app() -> Result<Router, tower_webhook::ConfigError> {
+    // `post(handler).route_layer(..)`: only POSTs are verified; other methods get axum's 405
+    // and unknown paths its 404.
+    let videonest = videonest::layer([VIDEONEST_SECRET])?.max_body_size(VIDEONEST_MAX_BODY);
+    let videoaiditor = videoaiditor::layer([VIDEOAIDITOR_SECRET, VIDEOAIDITOR_OLD_SECRET])?;
     Ok(Router::new()
-        .route("/videonest", post(videonest_handler))
-        .route_layer(videonest::layer([VIDEONEST_SECRET])?.max_body_size(VIDEONEST_MAX_BODY))
-        .merge(
-            Router::new()
-                .route("/videoaiditor", post(videoaiditor_handler))
-                .route_layer(videoaiditor::layer([
-                    VIDEOAIDITOR_SECRET,
-                    VIDEOAIDITOR_OLD_SECRET,
-                ])?),
+        .route("/videonest", post(videonest_handler).route_layer(videonest))
+        .route(
+            "/videoaiditor",
+            post(videoaiditor_handler).route_layer(videoaiditor),
         ))
 }
 

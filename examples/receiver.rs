@@ -8,7 +8,9 @@
 //! `listening on http://ADDR`; then it prints one JSON line per event its handler receives,
 //! `{"provider":"videonest","event":"video.processed","id":"vid_abc123"}` (`id` is `data.id` for
 //! VideoNest and `data._id` for VideoAIditor, `null` when absent), and answers 200 once the handler
-//! has run. Refused requests get the layer's 401/400/413 with a short reason and print nothing.
+//! has run. Refused requests get the layer's 401/400/413 with a short reason and print nothing;
+//! other methods on `/webhook` get 405. Every verified JSON body is printed, including events
+//! kept raw (an unknown type, or fields of an undocumented shape), with their `event` and `id`.
 //! `--secret` may be repeated (key rotation: any one matching is enough). `--listen` defaults to
 //! 127.0.0.1:3000; port 0 picks a free port.
 
@@ -116,12 +118,16 @@ async fn videoaiditor_handler(
 
 fn app(args: &Args) -> Result<Router, tower_webhook::ConfigError> {
     Ok(match args.provider {
-        Provider::VideoNest => Router::new()
-            .route("/webhook", post(videonest_handler))
-            .route_layer(videonest::layer(&args.secrets)?.max_body_size(args.max_body)),
-        Provider::VideoAIditor => Router::new()
-            .route("/webhook", post(videoaiditor_handler))
-            .route_layer(videoaiditor::layer(&args.secrets)?.max_body_size(args.max_body)),
+        Provider::VideoNest => Router::new().route(
+            "/webhook",
+            post(videonest_handler)
+                .route_layer(videonest::layer(&args.secrets)?.max_body_size(args.max_body)),
+        ),
+        Provider::VideoAIditor => Router::new().route(
+            "/webhook",
+            post(videoaiditor_handler)
+                .route_layer(videoaiditor::layer(&args.secrets)?.max_body_size(args.max_body)),
+        ),
     })
 }
 

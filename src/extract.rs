@@ -47,9 +47,8 @@ impl IntoResponse for MissingVerified {
 /// }
 ///
 /// let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
-/// let app: Router = Router::new()
-///     .route("/webhook", post(handler))
-///     .route_layer(VerifyWebhookLayer::new(scheme).event::<serde_json::Value>());
+/// let layer = VerifyWebhookLayer::new(scheme).event::<serde_json::Value>();
+/// let app: Router = Router::new().route("/webhook", post(handler).route_layer(layer));
 /// # Ok::<_, tower_webhook::ConfigError>(())
 /// ```
 impl<S, E> FromRequestParts<S> for Verified<E>

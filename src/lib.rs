@@ -1,5 +1,5 @@
 //! Receive signed webhooks safely: a tower [`Layer`](tower::Layer) that buffers the body with a
-//! limit, verifies its HMAC-SHA256 signature in constant time *before* parsing anything, and
+//! limit, verifies its HMAC-SHA256 signature in constant time *before* parsing the event, and
 //! hands the inner service a typed [`Verified`] event as a request extension. Refused requests
 //! get a clear status and reason, and the inner service never runs for them.
 //!
@@ -50,14 +50,20 @@
 //! # What happens to a request
 //!
 //! 1. A `Content-Length` (or body size hint) above the limit is refused with 413 before anything
-//!    is read; so is a missing or malformed signature header (401).
+//!    is read; so is a missing or malformed signature header (401). On HTTP/1.x such early
+//!    refusals carry `Connection: close`, since the unread body leaves the connection unusable.
 //! 2. The body is collected up to [`VerifyWebhookLayer::max_body_size`] (2 MiB by default). A
 //!    body that arrives in one frame is kept as it is, without a copy; reading stops as soon as the
 //!    limit is passed (413). A body that fails mid-stream is refused with 400.
 //! 3. The [`Scheme`](scheme::Scheme) checks the signature against every configured secret, in
 //!    constant time (401 when none matches).
-//! 4. Only then is the body decoded into the event type (400 when it does not decode).
-//! 5. The inner service is called with `Request<Full<Bytes>>` and a [`Verified<E>`] extension.
+//! 4. Only then is the body decoded into the event type by the layer's [`decode::Decode`]r (400
+//!    when it does not decode). The presets deliver every verified JSON body: what does not fit
+//!    the typed form comes as the event's `Raw` variant, unless the layer is
+//!    [`strict`](VerifyWebhookLayer::strict).
+//! 5. The inner service is called with `Request<Full<Bytes>>` (with the signed bytes and their
+//!    `Content-Length`) and a [`Verified<E>`] extension, which also records the provider, the
+//!    delivery id and signed timestamp where the scheme has them, and when the request arrived.
 //!
 //! # Using it with axum, hyper and tower
 //!
@@ -67,8 +73,10 @@
 //! `ServiceBuilder` stacks over `service_fn`. Rejections are `Ok(response)`, never `Err`, so axum
 //! accepts the layer as it is.
 //!
-//! - Prefer `route_layer` (or `post(handler).layer(..)`) in axum: `Router::layer` also wraps the
-//!   fallback, so unknown paths would be answered 401 rather than 404.
+//! - Prefer `post(handler).route_layer(layer)` in axum: only POSTs to the webhook path are
+//!   verified, so other methods get 405 and unknown paths 404. `Router::route_layer` and
+//!   `MethodRouter::layer` also verify other methods (401), and `Router::layer` also wraps the
+//!   fallback (unknown paths get 401 rather than 404).
 //! - The readied inner service waits in the response future while the body uploads. Put
 //!   concurrency limits and load shedding *outside* this layer, and pair it with a body timeout
 //!   (such as tower-http's `RequestBodyTimeoutLayer`) against slow senders.

@@ -241,3 +241,36 @@ mod extractor {
         assert_eq!(text(response).await, "any signed bytes");
     }
 }
+
+/// Which status a GET to the webhook path gets: `MethodRouter::route_layer` leaves axum's 405
+/// alone; `Router::route_layer` and `MethodRouter::layer` put the layer in front of it, so a GET
+/// without a signature is answered 401.
+#[tokio::test]
+async fn other_methods_get_405_with_method_router_route_layer() {
+    let get = || Request::get("/webhook").body(Body::empty()).unwrap();
+    let calls = calls();
+    let app = Router::new().route(
+        "/webhook",
+        post(extension_handler(calls.clone())).route_layer(layer()),
+    );
+    let response = send(&app, get()).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let response = send(&app, signed("/webhook", VN_BODY)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = send(&app, unsigned("/webhook")).await;
+    expect_rejection(response, StatusCode::UNAUTHORIZED, SECRET).await;
+    assert_eq!(count(&calls), 1);
+
+    let router_route_layer = Router::new()
+        .route("/webhook", post(extension_handler(calls.clone())))
+        .route_layer(layer());
+    let method_layer = Router::new().route(
+        "/webhook",
+        post(extension_handler(calls.clone())).layer(layer()),
+    );
+    for app in [router_route_layer, method_layer] {
+        let response = send(&app, get()).await;
+        expect_rejection(response, StatusCode::UNAUTHORIZED, SECRET).await;
+    }
+    assert_eq!(count(&calls), 1);
+}
