@@ -13,7 +13,7 @@ use tower::Service;
 use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
     future::{Pending, ResponseFuture},
-    rejection::respond,
+    rejection::respond_early,
     scheme::Scheme,
     verified::DecodeFn,
 };
@@ -88,17 +88,30 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let (head, body) = request.into_parts();
 
-        // Refusals that need no body are answered at once, and leave the readied inner service
-        // in place for the next request.
+        // Refusals that need no body are answered at once (with `Connection: close` on HTTP/1.x
+        // when body bytes are left unread), and leave the readied inner service in place for the
+        // next request.
         if announced_len(&head, &body) > self.max_body_size as u64 {
             let rejection = Rejection::PayloadTooLarge {
                 limit: self.max_body_size,
             };
-            return ResponseFuture::rejected(respond(&self.rejection, rejection));
+            return ResponseFuture::rejected(respond_early(
+                &self.rejection,
+                rejection,
+                head.version,
+                &body,
+            ));
         }
         let signature = match self.scheme.signature(&head) {
             Ok(signature) => signature,
-            Err(err) => return ResponseFuture::rejected(respond(&self.rejection, err.into())),
+            Err(err) => {
+                return ResponseFuture::rejected(respond_early(
+                    &self.rejection,
+                    err.into(),
+                    head.version,
+                    &body,
+                ));
+            }
         };
 
         // The instance that was driven to readiness goes with the request; a fresh clone stays
