@@ -22,7 +22,7 @@ use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
     body::Collector,
     decode::Decode,
-    rejection::respond,
+    rejection::{respond, respond_early},
     scheme::{Scheme, Signed},
 };
 
@@ -156,15 +156,25 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Collecting {
-                    body,
+                    mut body,
                     collector,
                     pending,
                 } => {
-                    let collected = ready!(collector.poll_collect(body, cx));
+                    let collected = ready!(collector.poll_collect(body.as_mut(), cx));
                     let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
                     let admitted = match collected {
                         Ok(bytes) => pending.admit(bytes),
-                        Err(rejection) => Err((pending.rejection, rejection)),
+                        Err(rejection) => {
+                            // Refused part-way through the body (too large, or it failed).
+                            let response = respond_early(
+                                &pending.rejection,
+                                rejection,
+                                pending.head.version,
+                                &*body,
+                            );
+                            this.state.set(State::Rejected { response: None });
+                            return Poll::Ready(Ok(response));
+                        }
                     };
                     match admitted {
                         Ok((mut inner, request)) => {

@@ -12,10 +12,26 @@
 //! | body larger than the limit (by `Content-Length` or while reading) | 413 Payload Too Large |
 //! | body failed while being read | 400 Bad Request |
 //! | verified body is not a valid event | 400 Bad Request |
+//!
+//! # Keep-alive
+//!
+//! A refusal made before the body was read to its end (413 by `Content-Length` or part-way
+//! through, 401 for a missing or malformed signature header, 400 for a body that failed) can leave
+//! body bytes unread on the connection, so the server closes it after the response. For an
+//! HTTP/1.0 or HTTP/1.1 request the layer says so: such a response gets `Connection: close`
+//! (replacing any `Connection` header of the rejection response), so that a pooled client does
+//! not send its next request on a closed connection. A request that announces no body (the body
+//! is at its end, or its size hint is exactly 0), a refusal after the whole body was read
+//! (signature mismatch, invalid event), and HTTP/2 or HTTP/3 requests get no `Connection` header
+//! from the layer.
 
 use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
-use http::{HeaderName, HeaderValue, Response, StatusCode, header::CONTENT_TYPE};
+use http::{
+    HeaderName, HeaderValue, Response, StatusCode, Version,
+    header::{CONNECTION, CONTENT_TYPE},
+};
+use http_body::Body;
 
 type SharedError = Arc<dyn StdError + Send + Sync>;
 
@@ -319,5 +335,36 @@ where
 {
     let mut response = responder.response(&rejection);
     response.extensions_mut().insert(rejection);
+    response
+}
+
+/// The response for a refusal made before `body` was read to its end: [`respond`], plus
+/// `Connection: close` for an HTTP/1.x request whose body may still have bytes on the wire.
+///
+/// The server cannot reuse a connection with an unread request body on it; without the header it
+/// closes it silently after the response, and a pooled client that sends its next request on it
+/// fails. HTTP/2 and HTTP/3 forbid connection-specific headers (and a refused stream does not
+/// affect the connection), so they never get it.
+pub(crate) fn respond_early<B, R, ReqBody>(
+    responder: &R,
+    rejection: Rejection,
+    version: Version,
+    body: &ReqBody,
+) -> Response<B>
+where
+    R: RejectionResponse<B>,
+    ReqBody: Body,
+{
+    let mut response = respond(responder, rejection);
+    let http1 = matches!(
+        version,
+        Version::HTTP_09 | Version::HTTP_10 | Version::HTTP_11
+    );
+    let unread = !(body.is_end_stream() || body.size_hint().exact() == Some(0));
+    if http1 && unread {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }

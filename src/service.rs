@@ -15,7 +15,7 @@ use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
     decode::Decode,
     future::{Pending, ResponseFuture},
-    rejection::respond,
+    rejection::respond_early,
     scheme::Scheme,
 };
 
@@ -91,17 +91,30 @@ where
         let received_at = SystemTime::now();
         let (head, body) = request.into_parts();
 
-        // Refusals that need no body are answered at once, and leave the readied inner service
-        // in place for the next request.
+        // Refusals that need no body are answered at once (with `Connection: close` on HTTP/1.x
+        // when body bytes are left unread), and leave the readied inner service in place for the
+        // next request.
         if announced_len(&head, &body) > self.max_body_size as u64 {
             let rejection = Rejection::PayloadTooLarge {
                 limit: self.max_body_size,
             };
-            return ResponseFuture::rejected(respond(&self.rejection, rejection));
+            return ResponseFuture::rejected(respond_early(
+                &self.rejection,
+                rejection,
+                head.version,
+                &body,
+            ));
         }
         let signature = match self.scheme.signature(&head) {
             Ok(signature) => signature,
-            Err(err) => return ResponseFuture::rejected(respond(&self.rejection, err.into())),
+            Err(err) => {
+                return ResponseFuture::rejected(respond_early(
+                    &self.rejection,
+                    err.into(),
+                    head.version,
+                    &body,
+                ));
+            }
         };
 
         // The instance that was driven to readiness goes with the request; a fresh clone stays
