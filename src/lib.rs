@@ -94,14 +94,9 @@
 //! No feature is on by default.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod body;
 mod config;
 mod event;
-mod future;
-mod layer;
-mod rejection;
 mod secret;
-mod service;
 mod verified;
 
 #[cfg(feature = "axum")]
@@ -110,19 +105,17 @@ mod extract;
 pub mod decode;
 pub mod provider;
 pub mod scheme;
+pub mod verify;
 
 pub use self::{
     config::ConfigError,
     event::WebhookEvent,
-    future::ResponseFuture,
-    layer::{DEFAULT_MAX_BODY_SIZE, VerifyWebhookLayer},
-    rejection::{
-        BodyError, DecodeError, DefaultRejectionResponse, Rejection, RejectionResponse,
-        SignatureError,
-    },
     secret::Secret,
-    service::VerifyWebhook,
     verified::Verified,
+    verify::{
+        BodyError, DEFAULT_MAX_BODY_SIZE, DecodeError, DefaultRejectionResponse, Rejection,
+        RejectionResponse, ResponseFuture, SignatureError, VerifyWebhook, VerifyWebhookLayer,
+    },
 };
 
 #[cfg(feature = "axum")]

@@ -11,12 +11,13 @@ use http_body::Body;
 use http_body_util::Full;
 use tower::Service;
 
-use crate::{
-    BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
-    decode::Decode,
+use super::{
     future::{Pending, ResponseFuture},
     rejection::respond_early,
-    scheme::Scheme,
+};
+use crate::{
+    BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
+    decode::Decode, scheme::Scheme,
 };
 
 /// Middleware that verifies webhook signatures; made by [`VerifyWebhookLayer`].

@@ -8,7 +8,8 @@ use std::{
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body;
 
-use crate::{BoxError, rejection::BodyError, rejection::Rejection};
+use super::rejection::{BodyError, Rejection};
+use crate::BoxError;
 
 /// How many frames one `poll` reads before yielding to the executor, so a body that always has a
 /// frame ready cannot monopolise the thread.

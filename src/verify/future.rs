@@ -18,11 +18,13 @@ use http_body_util::Full;
 use pin_project::pin_project;
 use tower::Service;
 
+use super::{
+    body::Collector,
+    rejection::{respond, respond_early},
+};
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
-    body::Collector,
     decode::Decode,
-    rejection::{respond, respond_early},
     scheme::{Scheme, Signed},
 };
 
