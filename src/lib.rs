@@ -96,6 +96,7 @@
 
 mod config;
 mod event;
+mod rejection;
 mod secret;
 mod verified;
 
@@ -110,12 +111,13 @@ pub mod verify;
 pub use self::{
     config::ConfigError,
     event::WebhookEvent,
+    rejection::{
+        BodyError, DecodeError, DefaultRejectionResponse, Rejection, RejectionResponse,
+        SignatureError,
+    },
     secret::Secret,
     verified::Verified,
-    verify::{
-        BodyError, DEFAULT_MAX_BODY_SIZE, DecodeError, DefaultRejectionResponse, Rejection,
-        RejectionResponse, ResponseFuture, SignatureError, VerifyWebhook, VerifyWebhookLayer,
-    },
+    verify::{DEFAULT_MAX_BODY_SIZE, ResponseFuture, VerifyWebhook, VerifyWebhookLayer},
 };
 
 #[cfg(feature = "axum")]

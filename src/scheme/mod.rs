@@ -47,7 +47,7 @@ use bytes::Bytes;
 use http::request::Parts;
 
 pub use self::hmac_sha256::{Encoding, HmacSha256, HmacSha256Builder, Signature};
-pub use crate::verify::SignatureError;
+pub use crate::rejection::SignatureError;
 
 /// A webhook signature scheme.
 ///

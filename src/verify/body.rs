@@ -8,8 +8,7 @@ use std::{
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body;
 
-use super::rejection::{BodyError, Rejection};
-use crate::BoxError;
+use crate::{BodyError, BoxError, Rejection};
 
 /// How many frames one `poll` reads before yielding to the executor, so a body that always has a
 /// frame ready cannot monopolise the thread.

@@ -18,13 +18,11 @@ use http_body_util::Full;
 use pin_project::pin_project;
 use tower::Service;
 
-use super::{
-    body::Collector,
-    rejection::{respond, respond_early},
-};
+use super::body::Collector;
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
     decode::Decode,
+    rejection::{respond, respond_early},
     scheme::{Scheme, Signed},
 };
 

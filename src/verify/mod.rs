@@ -4,7 +4,8 @@
 //! A request goes through the files of this module in order: [`VerifyWebhookLayer`] (`layer.rs`)
 //! is the configuration; [`VerifyWebhook`] (`service.rs`) refuses what it can from the head
 //! alone; [`ResponseFuture`] (`future.rs`) collects the body (`body.rs`), verifies and decodes it,
-//! then drives the inner service. Refusals and their responses are in `rejection.rs`.
+//! then drives the inner service. Refusals and their responses are in the crate's
+//! [`Rejection`](crate::Rejection) and [`RejectionResponse`](crate::RejectionResponse).
 //!
 //! # Example
 //!
@@ -40,15 +41,10 @@
 mod body;
 mod future;
 mod layer;
-mod rejection;
 mod service;
 
 pub use self::{
     future::ResponseFuture,
     layer::{DEFAULT_MAX_BODY_SIZE, VerifyWebhookLayer},
-    rejection::{
-        BodyError, DecodeError, DefaultRejectionResponse, Rejection, RejectionResponse,
-        SignatureError,
-    },
     service::VerifyWebhook,
 };

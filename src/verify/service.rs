@@ -11,13 +11,10 @@ use http_body::Body;
 use http_body_util::Full;
 use tower::Service;
 
-use super::{
-    future::{Pending, ResponseFuture},
-    rejection::respond_early,
-};
+use super::future::{Pending, ResponseFuture};
 use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
-    decode::Decode, scheme::Scheme,
+    decode::Decode, rejection::respond_early, scheme::Scheme,
 };
 
 /// Middleware that verifies webhook signatures; made by [`VerifyWebhookLayer`].
