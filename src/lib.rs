@@ -104,6 +104,7 @@ mod verified;
 mod extract;
 
 pub mod decode;
+pub mod dedupe;
 pub mod provider;
 pub mod scheme;
 pub mod verify;

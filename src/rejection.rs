@@ -1,7 +1,7 @@
-//! Why a request was refused, and the response it gets.
+//! Why a layer answered a request itself, and the response it gets.
 //!
-//! Every refused request is answered by the layer itself: the inner service (your handler) never
-//! runs for it. The default response is a short `text/plain` reason with the status of
+//! Every such request is answered by the layer (verification or deduplication): the inner
+//! service (your handler) never runs for it. The default response is a short `text/plain` reason with the status of
 //! [`Rejection::status`]; the typed [`Rejection`] is also put into the response extensions, so
 //! outer layers (logging, metrics) can inspect it. Replace the response with
 //! [`VerifyWebhookLayer::rejection_response`](crate::VerifyWebhookLayer::rejection_response).
@@ -12,6 +12,10 @@
 //! | body larger than the limit (by `Content-Length` or while reading) | 413 Payload Too Large |
 //! | body failed while being read | 400 Bad Request |
 //! | verified body is not a valid event | 400 Bad Request |
+//! | deduplication: a repeat of a processed event | 200 OK (with `x-webhook-duplicate: true`) |
+//! | deduplication: a repeat while the first delivery is processed | 409 Conflict |
+//! | deduplication: the store is unavailable | 503 Service Unavailable |
+//! | deduplication outside the verifying layer | 500 Internal Server Error |
 //!
 //! # Keep-alive
 //!
@@ -27,6 +31,7 @@
 
 use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
+use crate::dedupe::store::StoreError;
 use http::{
     HeaderName, HeaderValue, Response, StatusCode, Version,
     header::{CONNECTION, CONTENT_TYPE},
@@ -35,7 +40,8 @@ use http_body::Body;
 
 type SharedError = Arc<dyn StdError + Send + Sync>;
 
-/// Why the layer refused a request.
+/// Why a layer answered a request itself instead of running the inner service: a refusal by
+/// the verifying layer, or an answer of the deduplication layer.
 ///
 /// ```
 /// use http::StatusCode;
@@ -59,6 +65,22 @@ pub enum Rejection {
     Body(BodyError),
     /// The signature matched but the body is not a valid event.
     Decode(DecodeError),
+    /// A repeat of an event that was already processed, answered by the deduplication layer
+    /// without running the handler: 200, so that the provider stops retrying.
+    Duplicate,
+    /// A repeat that arrived while another delivery of the same event is being processed: 409,
+    /// so that the provider retries later (a 2xx could lose the event if the first attempt then
+    /// fails).
+    InFlight,
+    /// The deduplication store could not answer: 503, so that the provider retries.
+    Store(StoreError),
+    /// A layer that works on verified webhooks found no `Verified<E>` of its event type on the
+    /// request: it is not inside a [`VerifyWebhookLayer`](crate::VerifyWebhookLayer) decoding
+    /// that type. A configuration error: 500.
+    NotVerified {
+        /// The event type the layer expected, as Rust spells it.
+        event: &'static str,
+    },
 }
 
 impl Rejection {
@@ -68,6 +90,10 @@ impl Rejection {
             Self::Signature(_) => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Body(_) | Self::Decode(_) => StatusCode::BAD_REQUEST,
+            Self::Duplicate => StatusCode::OK,
+            Self::InFlight => StatusCode::CONFLICT,
+            Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotVerified { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -81,6 +107,16 @@ impl fmt::Display for Rejection {
             }
             Self::Body(err) => fmt::Display::fmt(err, f),
             Self::Decode(err) => fmt::Display::fmt(err, f),
+            Self::Duplicate => f.write_str("duplicate webhook delivery: already processed"),
+            Self::InFlight => {
+                f.write_str("webhook delivery is already being processed; retry later")
+            }
+            Self::Store(err) => fmt::Display::fmt(err, f),
+            Self::NotVerified { event } => write!(
+                f,
+                "no verified webhook of type `{event}` on the request: put this layer inside a \
+                 VerifyWebhookLayer that decodes that type"
+            ),
         }
     }
 }
@@ -92,6 +128,8 @@ impl StdError for Rejection {
             Self::PayloadTooLarge { .. } => None,
             Self::Body(err) => Some(err),
             Self::Decode(err) => Some(err),
+            Self::Store(err) => Some(err),
+            Self::Duplicate | Self::InFlight | Self::NotVerified { .. } => None,
         }
     }
 }

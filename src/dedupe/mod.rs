@@ -1,0 +1,77 @@
+//! Exactly-once handling of repeated deliveries: a layer that claims each event's key in a
+//! [`store`] before the handler runs.
+//!
+//! Both VideoNest and VideoAIditor may deliver an event more than once (VideoNest retries after
+//! 1, 5 and 30 minutes) and ask receivers to deduplicate. [`DedupeLayer`] does it for every
+//! event type that implements [`WebhookEvent`](crate::WebhookEvent), with keys built from signed
+//! data only. It goes inside the verifying layer, so that it never runs for a request that was
+//! not verified: collect → verify → decode → **dedupe** → handle.
+//!
+//! | delivery | what happens | answer |
+//! | --- | --- | --- |
+//! | the first | the key is claimed, the handler runs; a 2xx marks the key done for the retention | the handler's |
+//! | the first, and the handler fails (non-2xx, an error, or its future is dropped) | the claim is released | the handler's |
+//! | a repeat of a done key | the handler does not run | 200, `x-webhook-duplicate: true` |
+//! | a repeat while the first is processed | the handler does not run | 409 (the provider retries later) |
+//! | a repeat after the first's lease ran out (its process died) | the key is claimed again, the handler runs | the handler's |
+//! | the store is unavailable | the handler does not run | 503 (or, with [`DedupeLayer::fail_open`], the handler runs) |
+//! | an event without a key | the handler runs, without deduplication | the handler's |
+//! | no `Verified<E>` on the request | a configuration error | 500 |
+//!
+//! Keys are `{namespace}:{key}`: the namespace is the provider ([`Verified::provider`](crate::Verified::provider))
+//! unless set with [`DedupeLayer::namespace`], and the key is the event's
+//! [`idempotency_key`](crate::WebhookEvent::idempotency_key) unless set with
+//! [`DedupeLayer::with_key`]: VideoAIditor `event` + `data._id`; VideoNest `event` + `data.id` +
+//! `data.feed_id` + `timestamp`, since VideoNest sends no event id and the same video can
+//! legitimately be processed twice.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, body::Body, routing::post};
+//! use http::StatusCode;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_webhook::{
+//!     dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore},
+//!     provider::videonest,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Router::new().route(
+//!     "/webhooks/videonest",
+//!     post(|| async { "processed" }).route_layer(
+//!         ServiceBuilder::new()
+//!             .layer(videonest::layer(["s3cret"])?)
+//!             .layer(DedupeLayer::<videonest::Event>::new(MemoryStore::new())),
+//!     ),
+//! );
+//! let body = r#"{"event":"video.processed","timestamp":"2026-03-30T10:15:00Z","data":{"id":"vid_1"}}"#;
+//! let send = |app: Router| async move {
+//!     let mut request = videonest::signed_request("s3cret", body)?.map(Body::new);
+//!     *request.uri_mut() = "/webhooks/videonest".parse()?;
+//!     Ok::<_, Box<dyn std::error::Error>>(app.oneshot(request).await?)
+//! };
+//!
+//! let first = send(app.clone()).await?;
+//! assert_eq!(first.status(), StatusCode::OK);
+//! assert!(first.headers().get(DUPLICATE_HEADER).is_none());
+//!
+//! // The provider retries: answered 200 again, but the handler does not run twice.
+//! let repeat = send(app).await?;
+//! assert_eq!(repeat.status(), StatusCode::OK);
+//! assert_eq!(repeat.headers()[DUPLICATE_HEADER], "true");
+//! # Ok(())
+//! # }
+//! ```
+
+mod future;
+mod layer;
+mod service;
+pub mod store;
+
+pub use self::{
+    future::{DUPLICATE_HEADER, ResponseFuture},
+    layer::{DEFAULT_LEASE, DEFAULT_RETENTION, DedupeLayer},
+    service::Dedupe,
+};

@@ -1,0 +1,92 @@
+use std::{
+    fmt, mem,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{Request, Response};
+use tower::Service;
+
+use super::{DedupeLayer, future::ResponseFuture, store::Store};
+use crate::{Rejection, RejectionResponse, Verified};
+
+/// Middleware that runs the inner service once per event; made by [`DedupeLayer`].
+///
+/// See the [module docs](super) for the semantics.
+pub struct Dedupe<S, E, St, R> {
+    pub(crate) inner: S,
+    pub(crate) layer: DedupeLayer<E, St, R>,
+}
+
+impl<S, E, St, R> Dedupe<S, E, St, R> {
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, E, St, R, B, ResBody> Service<Request<B>> for Dedupe<S, E, St, R>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone,
+    E: Send + Sync + 'static,
+    St: Store,
+    R: RejectionResponse<ResBody> + Clone,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B, St, R>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let layer = &self.layer;
+        let Some(verified) = request.extensions().get::<Verified<E>>() else {
+            let rejection = Rejection::NotVerified {
+                event: std::any::type_name::<E>(),
+            };
+            return ResponseFuture::answered(&layer.rejection, rejection);
+        };
+        let key = (layer.key)(verified).map(|key| {
+            let namespace = layer.namespace.as_deref().unwrap_or(verified.provider());
+            Arc::<str>::from(format!("{namespace}:{key}"))
+        });
+        // The instance that was driven to readiness goes with the request.
+        let clone = self.inner.clone();
+        let inner = mem::replace(&mut self.inner, clone);
+        match key {
+            // Nothing to deduplicate by: the event is processed, as it would be without the layer.
+            None => ResponseFuture::unguarded(inner, request),
+            Some(key) => ResponseFuture::claiming(inner, request, key, layer),
+        }
+    }
+}
+
+impl<S: Clone, E, St, R: Clone> Clone for Dedupe<S, E, St, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, E, St: fmt::Debug, R> fmt::Debug for Dedupe<S, E, St, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dedupe")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}

@@ -1,0 +1,184 @@
+//! Where deduplication records live: the [`Store`] trait, and the stores the crate ships.
+//!
+//! A store keeps, per key, one of two records: *claimed* by a delivery being processed (with a
+//! token only that delivery knows, and a lease after which anyone may claim it again), or *done*
+//! (kept for the retention). [`Store::claim`] must be atomic: of any number of concurrent claims
+//! of a free key, exactly one gets [`Claim::Acquired`].
+//!
+//! - [`MemoryStore`]: in this process, bounded, sharded. The default.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower_webhook::dedupe::store::{Claim, MemoryStore, Store};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let lease = Duration::from_secs(300);
+//! let Claim::Acquired(token) = store.claim("videonest:video.processed:vid_1", lease).await? else {
+//!     unreachable!("a new key is free");
+//! };
+//! // A second delivery while the first is processed:
+//! assert_eq!(store.claim("videonest:video.processed:vid_1", lease).await?, Claim::InFlight);
+//! store.complete("videonest:video.processed:vid_1", &token, Duration::from_secs(86_400)).await?;
+//! assert_eq!(store.claim("videonest:video.processed:vid_1", lease).await?, Claim::Done);
+//! # Ok(())
+//! # }
+//! ```
+
+mod memory;
+
+use std::{
+    collections::hash_map::RandomState,
+    error::Error as StdError,
+    fmt,
+    future::Future,
+    hash::{BuildHasher, Hasher},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+
+/// A deduplication store, shared by every request of a [`DedupeLayer`](super::DedupeLayer).
+///
+/// The futures are `'static` (they own what they need, like `tower::Service` futures), so a
+/// store is usually a cheap handle: an `Arc` around state, or a connection manager.
+pub trait Store: Send + Sync + 'static {
+    /// The future of [`claim`](Self::claim).
+    type ClaimFuture: Future<Output = Result<Claim, StoreError>> + Send + 'static;
+    /// The future of [`complete`](Self::complete) and [`release`](Self::release).
+    type SettleFuture: Future<Output = Result<(), StoreError>> + Send + 'static;
+
+    /// Atomically claims `key` for `lease`, unless it is claimed (and the lease has not run out)
+    /// or done.
+    fn claim(&self, key: &str, lease: Duration) -> Self::ClaimFuture;
+
+    /// Marks `key` done for `retention`, if `token` still holds its claim.
+    fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture;
+
+    /// Frees `key`, if `token` still holds its claim, so that the next delivery is processed.
+    fn release(&self, key: &str, token: &Token) -> Self::SettleFuture;
+
+    /// Called when a request's future is dropped while its handler runs (the client went away,
+    /// the server shut down): frees the claim without being awaited. It must not block. By
+    /// default it does nothing, and the claim frees itself when its lease runs out.
+    fn abandon(&self, key: &str, token: &Token) {
+        let _ = (key, token);
+    }
+}
+
+/// The answer to [`Store::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free: this delivery is processed, and holds the claim with this token.
+    Acquired(Token),
+    /// Another delivery holds the claim and its lease has not run out.
+    InFlight,
+    /// The key is done: a delivery of this event was processed.
+    Done,
+}
+
+/// Proof of a claim: a random value only the claiming delivery knows, so that a delivery whose
+/// lease ran out cannot complete or release the claim another delivery took since.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Token(Box<str>);
+
+impl Token {
+    /// A new random token: 128 bits from the process's random hasher keys, the time and a
+    /// counter, written as 32 hex digits. Unique across processes and replicas in practice; it
+    /// guards against stale claims, not attackers (the keys come from verified events only).
+    pub fn random() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut words = [0u64; 2];
+        for (i, word) in words.iter_mut().enumerate() {
+            let mut hasher = RandomState::new().build_hasher();
+            hasher.write_u64(count);
+            hasher.write_u128(nanos);
+            hasher.write_usize(i);
+            hasher.write_u32(std::process::id());
+            *word = hasher.finish();
+        }
+        Self(format!("{:016x}{:016x}", words[0], words[1]).into_boxed_str())
+    }
+
+    /// A token from a store's own representation (for stores that keep tokens themselves).
+    pub fn from_string(token: impl Into<String>) -> Self {
+        Self(token.into().into_boxed_str())
+    }
+
+    /// The token as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Token").field(&&*self.0).finish()
+    }
+}
+
+/// A store could not answer. The deduplication layer answers 503 (the provider retries, nothing
+/// is lost) unless it was built to fail open.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is unreachable or failed (connection refused, timeout, an error reply, …).
+    Unavailable(Arc<dyn StdError + Send + Sync>),
+    /// The store is full of claims and records that have not expired yet.
+    Full {
+        /// The configured maximum number of entries.
+        max_entries: usize,
+    },
+}
+
+impl StoreError {
+    /// Wraps a store's own error as [`StoreError::Unavailable`].
+    pub fn unavailable(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Unavailable(Arc::from(err.into()))
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(_) => f.write_str("the deduplication store is unavailable"),
+            Self::Full { max_entries } => write!(
+                f,
+                "the deduplication store is full ({max_entries} entries that have not expired)"
+            ),
+        }
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Unavailable(err) => Some(&**err),
+            Self::Full { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_differ() {
+        let tokens: std::collections::HashSet<Token> =
+            (0..10_000).map(|_| Token::random()).collect();
+        assert_eq!(tokens.len(), 10_000);
+        assert!(tokens.iter().all(|t| t.as_str().len() == 32));
+    }
+}

@@ -1,0 +1,139 @@
+//! The deduplication layer, against every store: the in-memory one always, Redis when the
+//! `redis` feature is on (see `redis.rs`).
+
+#[path = "../common/mod.rs"]
+mod common;
+mod suite;
+
+use std::{
+    future::{Ready, ready},
+    time::Duration,
+};
+
+use http::StatusCode;
+use tower_webhook::{
+    Rejection,
+    dedupe::{
+        DedupeLayer,
+        store::{Claim, MemoryStore, Store, StoreError, Token},
+    },
+    provider::videonest,
+};
+
+use suite::{Harness, vn_event};
+
+#[tokio::test]
+async fn memory_concurrent_deliveries_run_the_handler_once() {
+    suite::concurrent_deliveries_run_the_handler_once(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_two_replicas_share_one_store() {
+    let store = MemoryStore::new();
+    suite::two_replicas_run_the_handler_once(store.clone(), store).await;
+}
+
+#[tokio::test]
+async fn memory_failing_handler_releases_the_claim() {
+    suite::failing_handler_releases_the_claim(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_in_flight_repeat_gets_409_and_done_repeat_200() {
+    suite::in_flight_and_done_repeats(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_expired_lease_is_reclaimable() {
+    suite::expired_lease_is_reclaimable(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_dropped_handler_releases_the_claim() {
+    suite::dropped_handler_releases_the_claim(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_namespaces_keep_routes_apart() {
+    suite::namespaces_keep_routes_apart(MemoryStore::new()).await;
+}
+
+/// A store that is always down, as a user's own `Store` implementation.
+#[derive(Debug, Clone, Copy)]
+struct Down;
+
+impl Store for Down {
+    type ClaimFuture = Ready<Result<Claim, StoreError>>;
+    type SettleFuture = Ready<Result<(), StoreError>>;
+
+    fn claim(&self, _key: &str, _lease: Duration) -> Self::ClaimFuture {
+        ready(Err(StoreError::unavailable("connection refused")))
+    }
+
+    fn complete(&self, _key: &str, _token: &Token, _retention: Duration) -> Self::SettleFuture {
+        ready(Err(StoreError::unavailable("connection refused")))
+    }
+
+    fn release(&self, _key: &str, _token: &Token) -> Self::SettleFuture {
+        ready(Err(StoreError::unavailable("connection refused")))
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_store_fails_closed_by_default_and_open_when_asked() {
+    let closed = Harness::new(DedupeLayer::<videonest::Event, _>::new(Down));
+    let response = closed.send(&vn_event("vid_1")).await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(matches!(response.rejection, Some(Rejection::Store(_))));
+    assert!(response.text.contains("unavailable"), "{}", response.text);
+    assert_eq!(closed.calls(), 0);
+
+    let open = Harness::new(DedupeLayer::<videonest::Event, _>::new(Down).fail_open());
+    for _ in 0..2 {
+        assert_eq!(open.send(&vn_event("vid_1")).await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        open.calls(),
+        2,
+        "fail-open runs the handler, duplicates included"
+    );
+}
+
+#[tokio::test]
+async fn events_without_a_key_are_processed_every_time() {
+    let harness = Harness::new(DedupeLayer::<videonest::Event, _>::new(MemoryStore::new()));
+    let body = r#"{"event":"video.processed","data":{"status":"ready"}}"#;
+    for _ in 0..3 {
+        assert_eq!(harness.send(body).await.status, StatusCode::OK);
+    }
+    assert_eq!(harness.calls(), 3);
+}
+
+#[tokio::test]
+async fn a_custom_key_function_decides_what_is_a_repeat() {
+    // One key per video, whatever the event type.
+    let layer = DedupeLayer::<videonest::Event, _>::with_key(MemoryStore::new(), |verified| {
+        verified.id().map(str::to_owned)
+    });
+    let harness = Harness::new(layer);
+    let published = r#"{"event":"video.published","timestamp":"t2","data":{"id":"vid_7"}}"#;
+    assert_eq!(
+        harness.send(&vn_event("vid_7")).await.status,
+        StatusCode::OK
+    );
+    let repeat = harness.send(published).await;
+    assert_eq!(repeat.status, StatusCode::OK);
+    assert!(repeat.duplicate);
+    assert_eq!(harness.calls(), 1);
+}
+
+#[tokio::test]
+async fn without_the_verifying_layer_it_is_a_500_that_says_so() {
+    let response = suite::without_verification(MemoryStore::new()).await;
+    assert_eq!(response.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        response.text.contains("VerifyWebhookLayer"),
+        "{}",
+        response.text
+    );
+}
