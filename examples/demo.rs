@@ -15,8 +15,10 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use tower::ServiceBuilder;
 use tower_webhook::{
     Verified,
+    dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore},
     provider::{videoaiditor, videonest},
     scheme::HmacSha256,
 };
@@ -116,6 +118,14 @@ fn cases() -> Result<Vec<Case>, tower_webhook::ConfigError> {
     cases.push(signed(
         "/videonest",
         "video.processed",
+        &vn,
+        vn_header,
+        processed,
+        StatusCode::OK,
+    ));
+    cases.push(signed(
+        "/videonest",
+        "the same video.processed again (a retry)",
         &vn,
         vn_header,
         processed,
@@ -282,7 +292,11 @@ fn cases() -> Result<Vec<Case>, tower_webhook::ConfigError> {
 fn app() -> Result<Router, tower_webhook::ConfigError> {
     // `post(handler).route_layer(..)`: only POSTs are verified; other methods get axum's 405
     // and unknown paths its 404.
-    let videonest = videonest::layer([VIDEONEST_SECRET])?.max_body_size(VIDEONEST_MAX_BODY);
+    // VideoNest deliveries are deduplicated too: a provider retry of a processed event is
+    // answered 200 without running the handler again.
+    let videonest = ServiceBuilder::new()
+        .layer(videonest::layer([VIDEONEST_SECRET])?.max_body_size(VIDEONEST_MAX_BODY))
+        .layer(DedupeLayer::<videonest::Event>::new(MemoryStore::new()));
     let videoaiditor = videoaiditor::layer([VIDEOAIDITOR_SECRET, VIDEOAIDITOR_OLD_SECRET])?;
     Ok(Router::new()
         .route("/videonest", post(videonest_handler).route_layer(videonest))
@@ -319,8 +333,14 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             .request(request.body(Full::new(case.body.clone()))?)
             .await?;
         let status = response.status();
+        let duplicate = response.headers().contains_key(DUPLICATE_HEADER);
         let text = response.into_body().collect().await?.to_bytes();
         let text = String::from_utf8_lossy(&text);
+        let text = if duplicate {
+            format!("{} (handler not run again)", text.trim())
+        } else {
+            text.into_owned()
+        };
         let ok = status == case.expected;
         failures += usize::from(!ok);
         println!(

@@ -1,29 +1,48 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS]
 //! ```
 //!
 //! Serves `POST /webhook` with the provider's preset. Its first line on stdout is
-//! `listening on http://ADDR`; then it prints one JSON line per event its handler receives,
-//! `{"provider":"videonest","event":"video.processed","id":"vid_abc123"}` (`id` is `data.id` for
-//! VideoNest and `data._id` for VideoAIditor, `null` when absent), and answers 200 once the handler
-//! has run. Refused requests get the layer's 401/400/413 with a short reason and print nothing;
+//! `listening on http://ADDR`; then it prints one JSON line per event its handler processes,
+//! `{"provider":"videonest","event":"video.processed","id":"vid_abc123","key":"videonest:…"}`
+//! (`id` is `data.id` for VideoNest and `data._id` for VideoAIditor, `null` when absent; `key` is
+//! the deduplication key, `null` when the event has none), and answers 200 once the handler has
+//! run. Refused requests get the layer's 401/400/413 with a short reason and print nothing;
 //! other methods on `/webhook` get 405. Every verified JSON body is printed, including events
 //! kept raw (an unknown type, or fields of an undocumented shape), with their `event` and `id`.
 //! `--secret` may be repeated (key rotation: any one matching is enough). `--listen` defaults to
 //! 127.0.0.1:3000; port 0 picks a free port.
+//!
+//! - `--dedupe memory` deduplicates deliveries in this process, `--dedupe redis://HOST:PORT` in
+//!   Redis (shared by every receiver pointed at it; needs `--features redis`): a repeat of a
+//!   processed event gets 200 with `x-webhook-duplicate: true` and prints nothing, a repeat while
+//!   the first is processed gets 409, an unreachable Redis 503.
+//! - `--fail-rate P` (0 to 1) makes the handler answer 500 with probability P, printing nothing,
+//!   and `--handler-delay-ms MS` makes it sleep first: to watch retries and in-flight repeats.
 
-use std::{io::Write as _, net::SocketAddr, process::ExitCode};
+use std::{
+    io::Write as _,
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
-use axum::{Extension, Router, routing::post};
+use axum::{Extension, Router, http::StatusCode, routing::post};
 use serde::Serialize;
+use tower::ServiceBuilder;
 use tower_webhook::{
-    DEFAULT_MAX_BODY_SIZE, Verified,
+    DEFAULT_MAX_BODY_SIZE, Verified, WebhookEvent,
+    dedupe::{DedupeKey, DedupeLayer, store::MemoryStore},
     provider::{videoaiditor, videonest},
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES]";
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS]";
 
 #[derive(Debug, Clone, Copy)]
 enum Provider {
@@ -32,11 +51,20 @@ enum Provider {
 }
 
 #[derive(Debug)]
+enum Dedupe {
+    Memory,
+    Redis(String),
+}
+
+#[derive(Debug)]
 struct Args {
     provider: Provider,
     secrets: Vec<String>,
     listen: SocketAddr,
     max_body: usize,
+    dedupe: Option<Dedupe>,
+    fail_rate: f64,
+    handler_delay: Duration,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -44,6 +72,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut secrets = Vec::new();
     let mut listen: SocketAddr = "127.0.0.1:3000".parse().expect("valid default address");
     let mut max_body = DEFAULT_MAX_BODY_SIZE;
+    let mut dedupe = None;
+    let mut fail_rate = 0.0;
+    let mut handler_delay = Duration::ZERO;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
@@ -67,6 +98,34 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--max-body: {bytes:?} is not a number of bytes"))?;
             }
+            "--dedupe" => {
+                let store = value("--dedupe")?;
+                dedupe = Some(match store.as_str() {
+                    "memory" => Dedupe::Memory,
+                    url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                        Dedupe::Redis(url.to_owned())
+                    }
+                    other => {
+                        return Err(format!(
+                            "--dedupe: {other:?} is neither `memory` nor a redis:// URL"
+                        ));
+                    }
+                });
+            }
+            "--fail-rate" => {
+                let rate = value("--fail-rate")?;
+                fail_rate = rate
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| format!("--fail-rate: {rate:?} is not a number from 0 to 1"))?;
+            }
+            "--handler-delay-ms" => {
+                let ms = value("--handler-delay-ms")?;
+                handler_delay = Duration::from_millis(ms.parse().map_err(|_| {
+                    format!("--handler-delay-ms: {ms:?} is not a number of milliseconds")
+                })?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -79,54 +138,139 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         secrets,
         listen,
         max_body,
+        dedupe,
+        fail_rate,
+        handler_delay,
     })
 }
 
-/// One stdout line per received event.
+/// One stdout line per processed event.
 #[derive(Serialize)]
 struct Line<'a> {
     provider: &'a str,
     event: &'a str,
     id: Option<&'a str>,
+    key: Option<&'a str>,
 }
 
-fn print_event(provider: &str, event: &str, id: Option<&str>) {
-    let line = serde_json::to_string(&Line {
-        provider,
-        event,
-        id,
-    })
-    .expect("serialisable");
+fn print_line(line: &Line<'_>) {
+    let line = serde_json::to_string(line).expect("serialisable");
     let mut stdout = std::io::stdout().lock();
     // A closed stdout must not take the receiver down; the request is still answered.
     let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
 }
 
-async fn videonest_handler(
-    Extension(verified): Extension<Verified<videonest::Event>>,
-) -> &'static str {
-    print_event("videonest", verified.event_type(), verified.id());
-    "ok\n"
+/// What the handler does besides printing: fail sometimes, take its time.
+struct Behaviour {
+    provider: &'static str,
+    fail_rate: f64,
+    delay: Duration,
+    /// xorshift state for the failure draws.
+    random: AtomicU64,
 }
 
-async fn videoaiditor_handler(
-    Extension(verified): Extension<Verified<videoaiditor::Event>>,
-) -> &'static str {
-    print_event("videoaiditor", verified.event_type(), verified.id());
-    "ok\n"
+impl Behaviour {
+    /// Whether this call fails: true with probability `fail_rate`.
+    fn draw_failure(&self) -> bool {
+        if self.fail_rate <= 0.0 {
+            return false;
+        }
+        let mut x = self.random.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random.store(x, Ordering::Relaxed);
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.fail_rate
+    }
 }
 
-fn app(args: &Args) -> Result<Router, tower_webhook::ConfigError> {
+async fn handle<E: WebhookEvent>(
+    behaviour: &Behaviour,
+    verified: &Verified<E>,
+    key: Option<&DedupeKey>,
+) -> (StatusCode, &'static str) {
+    if !behaviour.delay.is_zero() {
+        tokio::time::sleep(behaviour.delay).await;
+    }
+    if behaviour.draw_failure() {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "handler failed (--fail-rate)\n",
+        );
+    }
+    let key = key.map(DedupeKey::as_str);
+    let default_key = key.is_none().then(|| {
+        verified
+            .idempotency_key()
+            .map(|k| format!("{}:{k}", verified.provider()))
+    });
+    print_line(&Line {
+        provider: behaviour.provider,
+        event: verified.event_type(),
+        id: verified.id(),
+        key: key.or(default_key.as_ref().and_then(Option::as_deref)),
+    });
+    (StatusCode::OK, "ok\n")
+}
+
+/// The route for one provider: verify, then (optionally) deduplicate, then handle.
+fn route<E>(
+    verify: tower_webhook::VerifyWebhookLayer<tower_webhook::scheme::HmacSha256, E>,
+    dedupe: Option<DedupeLayer<E, MemoryStore>>,
+    behaviour: Arc<Behaviour>,
+) -> Router
+where
+    E: WebhookEvent + Clone + Send + Sync + 'static,
+{
+    let handler = move |Extension(verified): Extension<Verified<E>>,
+                        key: Option<Extension<DedupeKey>>| {
+        let behaviour = Arc::clone(&behaviour);
+        async move { handle(&behaviour, &verified, key.as_ref().map(|k| &k.0)).await }
+    };
+    Router::new().route(
+        "/webhook",
+        post(handler).route_layer(ServiceBuilder::new().layer(verify).option_layer(dedupe)),
+    )
+}
+
+fn app(args: &Args) -> Result<Router, String> {
+    let store = match &args.dedupe {
+        None => None,
+        Some(Dedupe::Memory) => Some(MemoryStore::new()),
+        Some(Dedupe::Redis(url)) => {
+            return Err(format!(
+                "--dedupe {url}: this receiver was built without the `redis` feature \
+                 (cargo run --features redis --example receiver -- …)"
+            ));
+        }
+    };
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
+        | 1;
+    let behaviour = |provider| {
+        Arc::new(Behaviour {
+            provider,
+            fail_rate: args.fail_rate,
+            delay: args.handler_delay,
+            random: AtomicU64::new(seed),
+        })
+    };
+    let config = |err: tower_webhook::ConfigError| err.to_string();
     Ok(match args.provider {
-        Provider::VideoNest => Router::new().route(
-            "/webhook",
-            post(videonest_handler)
-                .route_layer(videonest::layer(&args.secrets)?.max_body_size(args.max_body)),
+        Provider::VideoNest => route(
+            videonest::layer(&args.secrets)
+                .map_err(config)?
+                .max_body_size(args.max_body),
+            store.map(DedupeLayer::new),
+            behaviour("videonest"),
         ),
-        Provider::VideoAIditor => Router::new().route(
-            "/webhook",
-            post(videoaiditor_handler)
-                .route_layer(videoaiditor::layer(&args.secrets)?.max_body_size(args.max_body)),
+        Provider::VideoAIditor => route(
+            videoaiditor::layer(&args.secrets)
+                .map_err(config)?
+                .max_body_size(args.max_body),
+            store.map(DedupeLayer::new),
+            behaviour("videoaiditor"),
         ),
     })
 }

@@ -70,6 +70,28 @@ mod layer;
 mod service;
 pub mod store;
 
+/// The key a request was deduplicated by (`{namespace}:{key}`), inserted as a request extension
+/// for the handler (to log it, or to hand it on to a queue).
+///
+/// ```
+/// use axum::Extension;
+/// use tower_webhook::dedupe::DedupeKey;
+///
+/// async fn handler(Extension(key): Extension<DedupeKey>) -> String {
+///     format!("processing {}", key.as_str())
+/// }
+/// # let _ = handler;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DedupeKey(pub(crate) std::sync::Arc<str>);
+
+impl DedupeKey {
+    /// The key as stored: `{namespace}:{key}`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 pub use self::{
     future::{DUPLICATE_HEADER, ResponseFuture},
     layer::{DEFAULT_LEASE, DEFAULT_RETENTION, DedupeLayer},

@@ -7,7 +7,7 @@ use std::{
 use http::{Request, Response};
 use tower::Service;
 
-use super::{DedupeLayer, future::ResponseFuture, store::Store};
+use super::{DedupeKey, DedupeLayer, future::ResponseFuture, store::Store};
 use crate::{Rejection, RejectionResponse, Verified};
 
 /// Middleware that runs the inner service once per event; made by [`DedupeLayer`].
@@ -62,6 +62,10 @@ where
             let namespace = layer.namespace.as_deref().unwrap_or(verified.provider());
             Arc::<str>::from(format!("{namespace}:{key}"))
         });
+        let mut request = request;
+        if let Some(key) = &key {
+            request.extensions_mut().insert(DedupeKey(Arc::clone(key)));
+        }
         // The instance that was driven to readiness goes with the request.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
