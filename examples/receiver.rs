@@ -56,7 +56,7 @@ enum Dedupe {
     Redis(String),
 }
 
-#[derive(Debug)]
+/// The parsed command line; no `Debug`, since it holds the secrets.
 struct Args {
     provider: Provider,
     secrets: Vec<String>,

@@ -97,7 +97,8 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Json<T> {
 
 /// Parses the body as JSON into a preset's event type and never refuses a body that is JSON:
 /// what does not fit the typed form becomes the event's raw variant (`E::from(RawEvent)`).
-/// Only a body that is not JSON at all is refused with 400. What the presets' layers use.
+/// Only a body that is not JSON at all (or not UTF-8, as JSON must be) is refused with 400. What
+/// the presets' layers use.
 pub struct Lossless<E>(PhantomData<fn() -> E>);
 
 impl<E> Lossless<E> {
@@ -124,6 +125,11 @@ where
     E: DeserializeOwned + From<RawEvent> + 'static,
 {
     fn decode(&self, _head: &Parts, body: &Bytes) -> Result<E, DecodeError> {
+        // JSON is UTF-8 (RFC 8259); serde_json checks only the strings it decodes, so a stray
+        // byte would make the outcome depend on where it sits.
+        if let Err(err) = std::str::from_utf8(body) {
+            return Err(DecodeError::new(format!("the body is not UTF-8: {err}")));
+        }
         match serde_json::from_slice(body) {
             Ok(event) => Ok(event),
             // JSON, but not an object the event type reads: delivered raw, never lost.

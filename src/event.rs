@@ -1,5 +1,45 @@
 //! What every verified event can tell about itself, whichever provider sent it.
 
+/// Builds an idempotency key as a JSON array of its parts, so that two different lists of parts
+/// never give the same key, whatever the parts hold.
+pub(crate) struct KeyParts(String);
+
+impl KeyParts {
+    pub(crate) fn new() -> Self {
+        Self(String::from("["))
+    }
+
+    fn separate(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+    }
+
+    /// A string part (`null` when absent).
+    pub(crate) fn text(mut self, part: Option<&str>) -> Self {
+        self.separate();
+        match part {
+            Some(text) => self
+                .0
+                .push_str(&serde_json::to_string(text).expect("a string serialises")),
+            None => self.0.push_str("null"),
+        }
+        self
+    }
+
+    /// A part kept as the raw JSON it was received as (`null` when absent).
+    pub(crate) fn raw(mut self, part: Option<&serde_json::value::RawValue>) -> Self {
+        self.separate();
+        self.0.push_str(part.map_or("null", |raw| raw.get()));
+        self
+    }
+
+    pub(crate) fn finish(mut self) -> String {
+        self.0.push(']');
+        self.0
+    }
+}
+
 /// An event type that layers after verification (deduplication, a queue, logging) can read
 /// without knowing the provider.
 ///
@@ -15,7 +55,7 @@
 ///
 /// let event: Event = serde_json::from_str(r#"{"event":"render.failed","data":{"_id":"r1"}}"#)?;
 /// assert_eq!(describe(&event), "render.failed r1");
-/// assert_eq!(event.idempotency_key().as_deref(), Some("render.failed\u{1f}r1"));
+/// assert_eq!(event.idempotency_key().as_deref(), Some(r#"["render.failed","r1"]"#));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
 pub trait WebhookEvent {
@@ -28,10 +68,16 @@ pub trait WebhookEvent {
     /// A key that is the same for every delivery of one event and differs between events, for
     /// deduplication; `None` when the event carries nothing to build it from.
     ///
-    /// By default the event type and [`id`](Self::id), separated by U+001F.
+    /// By default the event type and [`id`](Self::id), as a JSON array (`["type","id"]`): an
+    /// encoding that no choice of parts can make ambiguous.
     fn idempotency_key(&self) -> Option<String> {
-        self.id()
-            .map(|id| format!("{}\u{1f}{id}", self.event_type()))
+        let id = self.id()?;
+        Some(
+            KeyParts::new()
+                .text(Some(self.event_type()))
+                .text(Some(id))
+                .finish(),
+        )
     }
 
     /// Why the event was delivered without its typed form (a body of a shape the provider

@@ -299,8 +299,11 @@ impl DecodeError {
 }
 
 impl fmt::Display for DecodeError {
+    /// The decoder's message, cut to 150 bytes: decoders often quote the body (serde quotes
+    /// whole strings), and a rejection's reason stays short.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "webhook body is not a valid event: {}", self.0)
+        let reason = crate::provider::raw::shorten(self.0.to_string());
+        write!(f, "webhook body is not a valid event: {reason}")
     }
 }
 

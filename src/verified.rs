@@ -18,7 +18,8 @@ use crate::scheme::Delivery;
 /// request arrived. `Verified<E>` dereferences to the event.
 ///
 /// It serialises (with `serde`; the signed bytes as standard base64) for a durable hand-off,
-/// and deserialises back to an equal value.
+/// and deserialises back to an equal value. Deserialising trusts the input: only read back what
+/// your own service wrote to a store only it can write to, never a value from outside.
 ///
 /// Read it in an axum handler with `Extension<Verified<E>>`, or with `Verified<E>` itself as an
 /// extractor when the `axum` feature is on; elsewhere with

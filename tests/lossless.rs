@@ -121,10 +121,18 @@ async fn documented_shapes_are_typed_in_both_modes() {
 }
 
 #[tokio::test]
-async fn videoaiditor_title_cut_inside_an_emoji_is_delivered_raw() {
-    // `JSON.stringify` writes a lone surrogate as `\ud83d`; serde_json cannot hold it in a
-    // `String`, so the typed form does not fit.
+async fn videoaiditor_lone_surrogates_are_delivered() {
+    // `JSON.stringify` writes a lone surrogate (a title cut inside an emoji) as `\ud83d`. Inside
+    // `videoData`, which is kept as raw JSON, the event is still typed.
     let compact = r#"{"event":"render.completed","data":{"_id":"r1","status":"completed","videoData":{"title":"Clip \ud83d"}}}"#;
+    let text = lossless_and_strict(vai(), || {
+        videoaiditor::signed_request(SECRET, compact).unwrap()
+    })
+    .await;
+    assert_eq!(text, "render.completed|r1|typed");
+
+    // In a typed string field, serde_json cannot hold it in a `String`: delivered raw.
+    let compact = r#"{"event":"render.completed","data":{"_id":"r1","status":"completed","error":"Clip \ud83d"}}"#;
     let text = lossless_and_strict(vai(), || {
         videoaiditor::signed_request(SECRET, compact).unwrap()
     })
@@ -136,7 +144,7 @@ async fn videoaiditor_title_cut_inside_an_emoji_is_delivered_raw() {
 
     // The same payload sent pretty-printed verifies through the `JSON.stringify` fallback, and
     // is delivered raw too, in its signed form.
-    let pretty = "{\n  \"event\": \"render.completed\",\n  \"data\": {\"_id\": \"r1\", \"status\": \"completed\", \"videoData\": {\"title\": \"Clip \\ud83d\"}}\n}";
+    let pretty = "{\n  \"event\": \"render.completed\",\n  \"data\": {\"_id\": \"r1\", \"status\": \"completed\", \"error\": \"Clip \\ud83d\"}\n}";
     let request = || {
         let mut request = videoaiditor::signed_request(SECRET, compact).unwrap();
         *request.body_mut() = http_body_util::Full::new(Bytes::from_static(pretty.as_bytes()));
@@ -235,4 +243,29 @@ async fn json_that_is_not_an_event_is_delivered_raw_and_non_json_is_refused() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(count(&calls), 0);
+}
+
+#[tokio::test]
+async fn reasons_stay_short_whatever_the_body_quotes() {
+    let long = "x".repeat(1 << 20);
+    for body in [
+        format!(r#"{{"event":"video.processed","data":{{"id":"v","duration":"{long}"}}}}"#),
+        format!(r#"{{"event":["{long}"],"data":{{}}}}"#),
+        format!(r#"{{"event":"video.processed","timestamp":["{long}"],"data":{{}}}}"#),
+    ] {
+        let calls = calls();
+        let app = app(vn(), &calls);
+        let (status, text) = send(
+            &app,
+            videonest::signed_request(SECRET, body.clone()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.len() < 300, "the shape error is {} bytes", text.len());
+        // A strict layer refuses it with a short reason (`expect_rejection` checks the length).
+        let rejection = calls_and_strict(vn(), videonest::signed_request(SECRET, body).unwrap())
+            .await
+            .expect("refused");
+        assert!(matches!(rejection, Rejection::Decode(_)));
+    }
 }

@@ -41,6 +41,11 @@ where
     S: Service<Request<B>>,
     St: Store,
 {
+    /// Not polled yet: the claim is asked for on the first poll, so that a future dropped
+    /// before it is polled leaves no claim behind.
+    Start {
+        pending: Option<Pending<S, B, St, R>>,
+    },
     /// Waiting for the store's answer; the request and the readied service wait here.
     Claiming {
         #[pin]
@@ -69,6 +74,7 @@ struct Pending<S, B, St, R> {
     request: Request<B>,
     key: Arc<str>,
     store: Arc<St>,
+    lease: Duration,
     retention: Duration,
     fail_open: bool,
     rejection: R,
@@ -109,14 +115,10 @@ where
     S: Service<Request<B>>,
     St: Store,
 {
-    pub(crate) fn answered<ResBody>(responder: &R, rejection: Rejection) -> Self
-    where
-        S: Service<Request<B>, Response = Response<ResBody>>,
-        R: RejectionResponse<ResBody>,
-    {
+    pub(crate) fn answered(response: S::Response) -> Self {
         Self {
             state: State::Answered {
-                response: Some(answer(responder, rejection)),
+                response: Some(response),
             },
         }
     }
@@ -140,13 +142,13 @@ where
         R: Clone,
     {
         Self {
-            state: State::Claiming {
-                claim: layer.store.claim(&key, layer.lease),
+            state: State::Start {
                 pending: Some(Pending {
                     inner,
                     request,
                     key,
                     store: Arc::clone(&layer.store),
+                    lease: layer.lease,
                     retention: layer.retention,
                     fail_open: layer.fail_open,
                     rejection: layer.rejection.clone(),
@@ -182,6 +184,14 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Start { pending } => {
+                    let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    let claim = pending.store.claim(&pending.key, pending.lease);
+                    this.state.set(State::Claiming {
+                        claim,
+                        pending: Some(pending),
+                    });
+                }
                 StateProj::Claiming { claim, pending } => {
                     let claim = ready!(claim.poll(cx));
                     let Pending {
@@ -189,6 +199,7 @@ where
                         request,
                         key,
                         store,
+                        lease: _,
                         retention,
                         fail_open,
                         rejection,
@@ -230,9 +241,14 @@ where
                 StateProj::Settling { settle, output } => {
                     // A store that fails here cannot change the answer: after a 2xx the event
                     // was processed (the claim runs out with its lease), otherwise the failure
-                    // is answered as it is and the claim runs out the same way.
-                    let _ = ready!(settle.poll(cx));
-                    return Poll::Ready(output.take().expect(POLLED_AFTER_COMPLETION));
+                    // is answered as it is and the claim runs out the same way. The error goes
+                    // into the response's extensions for outer layers to log.
+                    let settled = ready!(settle.poll(cx));
+                    let mut output = output.take().expect(POLLED_AFTER_COMPLETION);
+                    if let (Err(err), Ok(response)) = (settled, &mut output) {
+                        response.extensions_mut().insert(err);
+                    }
+                    return Poll::Ready(output);
                 }
                 StateProj::Answered { response } => {
                     return Poll::Ready(Ok(response.take().expect(POLLED_AFTER_COMPLETION)));
@@ -249,6 +265,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
+            State::Start { .. } => "Start",
             State::Claiming { .. } => "Claiming",
             State::Calling { .. } => "Calling",
             State::Settling { .. } => "Settling",

@@ -14,12 +14,14 @@
 //! | a repeat of a done key | the handler does not run | 200, `x-webhook-duplicate: true` |
 //! | a repeat while the first is processed | the handler does not run | 409 (the provider retries later) |
 //! | a repeat after the first's lease ran out (its process died) | the key is claimed again, the handler runs | the handler's |
+//! | the first, the handler succeeds, but the store fails to mark the key done | the claim runs out with its lease; a later repeat runs the handler again | the handler's, with the [`StoreError`](store::StoreError) in its extensions |
 //! | the store is unavailable | the handler does not run | 503 (or, with [`DedupeLayer::fail_open`], the handler runs) |
 //! | an event without a key | the handler runs, without deduplication | the handler's |
 //! | no `Verified<E>` on the request | a configuration error | 500 |
 //!
-//! Keys are `{namespace}:{key}`: the namespace is the provider ([`Verified::provider`](crate::Verified::provider))
-//! unless set with [`DedupeLayer::namespace`], and the key is the event's
+//! Records are stored under `{namespace}:{SHA-256 of the key}` ([`store_key`]): the namespace is
+//! the provider ([`Verified::provider`](crate::Verified::provider)) unless set with
+//! [`DedupeLayer::namespace`], and the key is the event's
 //! [`idempotency_key`](crate::WebhookEvent::idempotency_key) unless set with
 //! [`DedupeLayer::with_key`]: VideoAIditor `event` + `data._id`; VideoNest `event` + `data.id` +
 //! `data.feed_id` + `timestamp`, since VideoNest sends no event id and the same video can
@@ -70,8 +72,8 @@ mod layer;
 mod service;
 pub mod store;
 
-/// The key a request was deduplicated by (`{namespace}:{key}`), inserted as a request extension
-/// for the handler (to log it, or to hand it on to a queue).
+/// The key a request was deduplicated by, as stored ([`store_key`]), inserted as a request
+/// extension for the handler (to log it, or to hand it on to a queue).
 ///
 /// ```
 /// use axum::Extension;
@@ -86,10 +88,36 @@ pub mod store;
 pub struct DedupeKey(pub(crate) std::sync::Arc<str>);
 
 impl DedupeKey {
-    /// The key as stored: `{namespace}:{key}`.
+    /// The key as stored: `{namespace}:{SHA-256 of the event's key, in hex}`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The key the layer stores for an event key under a namespace:
+/// `{namespace}:{64 hex digits of SHA-256(key)}`. Hashing gives every record the same small size
+/// whatever the signed fields hold, and the fixed-length hex tail keeps namespaces apart even
+/// when they contain `:`.
+///
+/// ```
+/// use tower_webhook::dedupe::store_key;
+///
+/// let key = store_key("videonest", r#"["video.processed","vid_1",null,"2026-03-30T10:15:00Z"]"#);
+/// assert!(key.starts_with("videonest:"));
+/// assert_eq!(key.len(), "videonest:".len() + 64);
+/// ```
+pub fn store_key(namespace: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(key.as_bytes());
+    let mut stored = String::with_capacity(namespace.len() + 1 + 64);
+    stored.push_str(namespace);
+    stored.push(':');
+    for byte in digest {
+        stored.push(char::from(HEX[usize::from(byte >> 4)]));
+        stored.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    stored
 }
 
 pub use self::{

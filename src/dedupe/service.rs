@@ -4,11 +4,11 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response, Version, header::CONNECTION};
 use tower::Service;
 
-use super::{DedupeKey, DedupeLayer, future::ResponseFuture, store::Store};
-use crate::{Rejection, RejectionResponse, Verified};
+use super::{DedupeKey, DedupeLayer, future::ResponseFuture, store::Store, store_key};
+use crate::{Rejection, RejectionResponse, Verified, rejection::respond};
 
 /// Middleware that runs the inner service once per event; made by [`DedupeLayer`].
 ///
@@ -56,11 +56,18 @@ where
             let rejection = Rejection::NotVerified {
                 event: std::any::type_name::<E>(),
             };
-            return ResponseFuture::answered(&layer.rejection, rejection);
+            let mut response = respond(&layer.rejection, rejection);
+            // Without the verifying layer in front, the request body may be unread.
+            if request.version() <= Version::HTTP_11 {
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            return ResponseFuture::answered(response);
         };
         let key = (layer.key)(verified).map(|key| {
             let namespace = layer.namespace.as_deref().unwrap_or(verified.provider());
-            Arc::<str>::from(format!("{namespace}:{key}"))
+            Arc::<str>::from(store_key(namespace, &key))
         });
         let mut request = request;
         if let Some(key) = &key {

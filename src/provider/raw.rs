@@ -23,8 +23,9 @@ use serde_json::value::RawValue;
 /// Nothing is lost either way: [`data`](Self::data) is the `data` member exactly as received,
 /// and `Verified::body` holds every signed byte.
 ///
-/// Strings are decoded losslessly where they are valid Unicode; a lone surrogate in `event`,
-/// the id or `timestamp` becomes U+FFFD there (the raw JSON keeps it).
+/// Strings are decoded exactly where they are valid Unicode; a lone surrogate in `event`, the id
+/// or `timestamp` is replaced there by U+FFFD characters (the raw JSON keeps it, and the
+/// idempotency key is built from the raw JSON).
 ///
 /// # Example
 ///
@@ -80,6 +81,17 @@ impl RawEvent {
         self.data.as_deref()
     }
 
+    /// The top-level `event`, exactly as received (any JSON value).
+    pub fn raw_event(&self) -> Option<&RawValue> {
+        self.raw_event.as_deref()
+    }
+
+    /// The member `key` of [`data`](Self::data), exactly as received, when `data` is an object
+    /// that has it (the last one, if repeated).
+    pub fn data_member(&self, key: &str) -> Option<Box<RawValue>> {
+        member(self.data.as_deref()?, key)
+    }
+
     /// Parses [`data`](Self::data) into `T`; a missing `data` parses as JSON `null`.
     ///
     /// # Errors
@@ -104,7 +116,7 @@ impl RawEvent {
             timestamp: None,
             raw_timestamp: None,
             data: None,
-            shape_error: Some(format!("not a webhook event: {reason}")),
+            shape_error: Some(shorten(format!("not a webhook event: {reason}"))),
         }
     }
 }
@@ -185,11 +197,12 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
         let mut envelope = Envelope::default();
-        while let Some(key) = map.next_key::<String>()? {
-            let (slot, name) = match key.as_str() {
-                "event" => (&mut envelope.event, "event"),
-                "timestamp" => (&mut envelope.timestamp, "timestamp"),
-                "data" => (&mut envelope.data, "data"),
+        // Keys are read as bytes: a key holding a lone surrogate is just another key.
+        while let Some(KeyBytes(key)) = map.next_key()? {
+            let (slot, name) = match &key[..] {
+                b"event" => (&mut envelope.event, "event"),
+                b"timestamp" => (&mut envelope.timestamp, "timestamp"),
+                b"data" => (&mut envelope.data, "data"),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -213,7 +226,7 @@ impl Envelope {
                 Some(Lossy::Replaced(_)) => Err("`event` holds a lone UTF-16 surrogate".to_owned()),
                 None => Err(format!(
                     "invalid type for `event`: expected a string, found {}",
-                    raw.get()
+                    excerpt(raw)
                 )),
             },
         }
@@ -282,7 +295,7 @@ impl Envelope {
             Some(Lossy::Replaced(_)) => Err("`timestamp` holds a lone UTF-16 surrogate".into()),
             None => Err(format!(
                 "invalid type for `timestamp`: expected a string or null, found {}",
-                raw.get()
+                excerpt(raw)
             )),
         }
     }
@@ -299,7 +312,7 @@ impl Envelope {
                 "invalid `data` for `{event}` event: expected a JSON object"
             )),
             Some(raw) => serde_json::from_str(raw.get())
-                .map_err(|e| format!("invalid `data` for `{event}` event: {e}")),
+                .map_err(|e| shorten(format!("invalid `data` for `{event}` event: {e}"))),
         }
     }
 }
@@ -344,8 +357,30 @@ fn lossy_string(raw: &RawValue) -> Option<Lossy> {
         .map(Lossy::Replaced)
 }
 
-/// The string member `key` of a raw JSON object (the last one, if repeated).
-fn string_member(object: &RawValue, key: &str) -> Option<String> {
+/// A JSON object key as its decoded bytes (WTF-8: a lone surrogate is kept, not refused).
+struct KeyBytes(Vec<u8>);
+
+impl<'de> Deserialize<'de> for KeyBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Key;
+        impl Visitor<'_> for Key {
+            type Value = KeyBytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<KeyBytes, E> {
+                Ok(KeyBytes(v.to_vec()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyBytes, E> {
+                Ok(KeyBytes(v.as_bytes().to_vec()))
+            }
+        }
+        deserializer.deserialize_bytes(Key)
+    }
+}
+
+/// The member `key` of a raw JSON object (the last one, if repeated), as received.
+pub(crate) fn member(object: &RawValue, key: &str) -> Option<Box<RawValue>> {
     struct Member<'k>(&'k str);
     impl<'de> Visitor<'de> for Member<'_> {
         type Value = Option<Box<RawValue>>;
@@ -354,8 +389,8 @@ fn string_member(object: &RawValue, key: &str) -> Option<String> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut found = None;
-            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                if key == self.0 {
+            while let Some(KeyBytes(key)) = map.next_key()? {
+                if key == self.0.as_bytes() {
                     found = Some(map.next_value()?);
                 } else {
                     map.next_value::<IgnoredAny>()?;
@@ -364,9 +399,45 @@ fn string_member(object: &RawValue, key: &str) -> Option<String> {
             Ok(found)
         }
     }
+    if !object.get().starts_with('{') {
+        return None;
+    }
     let mut deserializer = serde_json::Deserializer::from_str(object.get());
-    let value = deserializer.deserialize_map(Member(key)).ok()??;
-    lossy_string(&value).map(Lossy::into_string)
+    deserializer.deserialize_map(Member(key)).ok()?
+}
+
+/// The string member `key` of a raw JSON object (the last one, if repeated).
+fn string_member(object: &RawValue, key: &str) -> Option<String> {
+    lossy_string(&member(object, key)?).map(Lossy::into_string)
+}
+
+/// Cuts a reason that quotes the body (serde's messages quote whole strings) to a short line.
+pub(crate) fn shorten(mut reason: String) -> String {
+    const MAX: usize = 150;
+    if reason.len() > MAX {
+        let mut end = MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+    reason
+}
+
+/// Shortens a raw JSON value quoted in a shape error, so that a reason stays short whatever the
+/// body holds.
+fn excerpt(raw: &RawValue) -> String {
+    const MAX: usize = 40;
+    let text = raw.get();
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 #[cfg(test)]

@@ -63,7 +63,8 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     /// `Verified<T>`. A body that verifies but does not parse is refused with 400.
     ///
     /// The presets' layers decode their event types with
-    /// [`Lossless`](crate::decode::Lossless) instead, which delivers every JSON body.
+    /// [`Lossless`](crate::decode::Lossless) instead, which delivers every JSON body: calling
+    /// `event` on a preset's layer replaces that with `Json`.
     pub fn event<T>(self) -> VerifyWebhookLayer<Sc, T, R>
     where
         T: DeserializeOwned + Clone + Send + Sync + 'static,
@@ -94,7 +95,8 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     /// delivered.
     ///
     /// By default nothing verified is refused for its shape: the provider would retry a 400
-    /// and then drop the event.
+    /// and then drop the event. It wraps the decoder in place now, so call it after
+    /// [`event`](Self::event) or [`decode_with`](Self::decode_with), which replace the decoder.
     ///
     /// ```
     /// use tower_webhook::provider::videonest;

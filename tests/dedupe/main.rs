@@ -11,8 +11,9 @@ use std::{
 };
 
 use http::StatusCode;
+use tower::Service as _;
 use tower_webhook::{
-    Rejection,
+    Rejection, Verified,
     dedupe::{
         DedupeLayer,
         store::{Claim, MemoryStore, Store, StoreError, Token},
@@ -97,6 +98,77 @@ async fn an_unavailable_store_fails_closed_by_default_and_open_when_asked() {
         2,
         "fail-open runs the handler, duplicates included"
     );
+}
+
+/// The in-memory store, except that marking a key done fails.
+#[derive(Debug, Clone, Default)]
+struct CompleteFails(MemoryStore);
+
+impl Store for CompleteFails {
+    type ClaimFuture = <MemoryStore as Store>::ClaimFuture;
+    type SettleFuture = Ready<Result<(), StoreError>>;
+
+    fn claim(&self, key: &str, lease: Duration) -> Self::ClaimFuture {
+        self.0.claim(key, lease)
+    }
+
+    fn complete(&self, _key: &str, _token: &Token, _retention: Duration) -> Self::SettleFuture {
+        ready(Err(StoreError::unavailable("timed out")))
+    }
+
+    fn release(&self, key: &str, token: &Token) -> Self::SettleFuture {
+        self.0.release(key, token)
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_fails_to_mark_done_keeps_the_answer_and_says_so() {
+    let harness = Harness::new(
+        DedupeLayer::<videonest::Event, _>::new(CompleteFails::default())
+            .lease(Duration::from_millis(100)),
+    );
+    let body = vn_event("vid_1");
+    let response = harness.send_full(&body).await;
+    assert_eq!(response.status(), StatusCode::OK, "the event was processed");
+    assert!(response.extensions().get::<StoreError>().is_some());
+    // The claim holds until its lease runs out, then a repeat is processed again.
+    assert_eq!(harness.send(&body).await.status, StatusCode::CONFLICT);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(harness.send(&body).await.status, StatusCode::OK);
+    assert_eq!(harness.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_future_dropped_before_it_is_polled_leaves_no_claim() {
+    let store = MemoryStore::new();
+    let mut service = tower::ServiceBuilder::new()
+        .layer(DedupeLayer::<videonest::Event, _>::new(store.clone()))
+        .service_fn(|_request: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        });
+    let body = vn_event("vid_unpolled");
+    let event: videonest::Event = serde_json::from_str(&body).unwrap();
+    let request = || {
+        let mut request = http::Request::new(());
+        request
+            .extensions_mut()
+            .insert(Verified::new(event.clone(), body.clone()).with_provider("videonest"));
+        request
+    };
+    let future = tower::ServiceExt::ready(&mut service)
+        .await
+        .unwrap()
+        .call(request());
+    drop(future);
+    assert!(store.is_empty(), "a claim was left behind");
+    let response = tower::ServiceExt::ready(&mut service)
+        .await
+        .unwrap()
+        .call(request())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(store.len(), 1);
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use tower_webhook::{
     dedupe::{
         DUPLICATE_HEADER, DedupeLayer,
         store::{Claim, Store},
+        store_key,
     },
     provider::videonest,
 };
@@ -121,13 +122,16 @@ impl Harness {
     }
 
     pub(crate) async fn send(&self, body: &str) -> Answer {
+        answer(self.send_full(body).await).await
+    }
+
+    /// Sends `body`, signed, and returns the response as it is.
+    pub(crate) async fn send_full(&self, body: &str) -> Response<Full<Bytes>> {
         let request = videonest::signed_request(SECRET, body.to_owned()).unwrap();
-        let response =
-            tokio::time::timeout(Duration::from_secs(20), self.service().oneshot(request))
-                .await
-                .expect("answered in time")
-                .unwrap_or_else(|err| match err {});
-        answer(response).await
+        tokio::time::timeout(Duration::from_secs(20), self.service().oneshot(request))
+            .await
+            .expect("answered in time")
+            .unwrap_or_else(|err| match err {})
     }
 }
 
@@ -248,8 +252,11 @@ pub(crate) async fn in_flight_and_done_repeats<St: Store>(store: St) {
 
 pub(crate) async fn expired_lease_is_reclaimable<St: Store + Clone>(store: St) {
     // A delivery claimed the key and its process died: nobody completes or releases the claim.
-    let key = "videonest:video.processed\u{1f}vid_dead\u{1f}\u{1f}2026-03-30T10:15:00Z";
-    let claim = store.claim(key, Duration::from_millis(50)).await.unwrap();
+    let key = store_key(
+        "videonest",
+        r#"["video.processed","vid_dead",null,"2026-03-30T10:15:00Z"]"#,
+    );
+    let claim = store.claim(&key, Duration::from_millis(50)).await.unwrap();
     assert!(matches!(claim, Claim::Acquired(_)), "{claim:?}");
 
     let harness = Harness::new(DedupeLayer::new(store));

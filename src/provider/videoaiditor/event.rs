@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::WebhookEvent;
 use crate::provider::RawEvent;
@@ -164,7 +164,7 @@ impl Serialize for Event {
 /// Fields as in the document's sample payload, with Rust names; the JSON names
 /// are the document's. Every field is optional: a missing field is `None`,
 /// never an error. Unknown fields are ignored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RenderData {
     /// `_id`, e.g. `"render-id"` in the document's sample: the render ID the
@@ -199,9 +199,11 @@ pub struct RenderData {
     )]
     pub video_version: Option<u64>,
     /// `videoData`, shown in the document only as `// ... complete video data`;
-    /// the document does not give its fields, so it is kept as raw JSON.
+    /// the document does not give its fields, so it is kept as the raw JSON
+    /// received (any value: exact numbers, lone surrogates and all), never
+    /// refused for its shape. Parse it with `serde_json::from_str(raw.get())`.
     #[serde(rename = "videoData", default, skip_serializing_if = "Option::is_none")]
-    pub video_data: Option<Value>,
+    pub video_data: Option<Box<RawValue>>,
     /// `createdAt`, e.g. `"2024-03-20T10:30:00Z"` in the document's sample; the
     /// document does not state its format. Kept as the string received.
     #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
@@ -210,6 +212,21 @@ pub struct RenderData {
     /// document does not state its format. Kept as the string received.
     #[serde(rename = "updatedAt", default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+impl PartialEq for RenderData {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.status == other.status
+            && self.output_url == other.output_url
+            && self.error == other.error
+            && self.video_id == other.video_id
+            && self.video_version == other.video_version
+            && self.video_data.as_deref().map(RawValue::get)
+                == other.video_data.as_deref().map(RawValue::get)
+            && self.created_at == other.created_at
+            && self.updated_at == other.updated_at
+    }
 }
 
 /// `null` -> `None`; a non-negative integer, or a float with an integral value
@@ -263,7 +280,7 @@ fn integral_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     /// The document's sample payload, verbatim (not valid JSON).
     const DOC_SAMPLE_VERBATIM: &str = r#"{
@@ -319,7 +336,7 @@ mod tests {
         assert_eq!(d.error.as_deref(), Some(""));
         assert_eq!(d.video_id.as_deref(), Some("video-id"));
         assert_eq!(d.video_version, Some(1));
-        assert_eq!(d.video_data, Some(json!({})));
+        assert_eq!(d.video_data.as_deref().map(RawValue::get), Some("{\n    }"));
         assert_eq!(d.created_at.as_deref(), Some("2024-03-20T10:30:00Z"));
         assert_eq!(d.updated_at.as_deref(), Some("2024-03-20T10:31:00Z"));
         assert_eq!(e.event_type(), "render.completed");
@@ -350,7 +367,30 @@ mod tests {
         let Event::RenderCompleted(d) = &e else {
             panic!("{e:?}")
         };
-        assert_eq!(d.video_data, Some(json!({"title": "Demo", "scenes": 3})));
+        assert_eq!(
+            d.video_data.as_deref().map(RawValue::get),
+            Some(r#"{"title":"Demo","scenes":3}"#)
+        );
+    }
+
+    #[test]
+    fn video_data_keeps_what_serde_json_values_cannot_hold() {
+        // A title cut inside an emoji (`JSON.stringify` writes the lone surrogate as an escape),
+        // an integer beyond 2^64, nesting deeper than 128: still the typed variant.
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let video_data = format!(
+            r#"{{"title":"Clip \ud83d","frames":123456789012345678901234567890,"deep":{deep}}}"#
+        );
+        let body = format!(
+            r#"{{"event":"render.completed","data":{{"_id":"r","videoData":{video_data}}}}}"#
+        );
+        let Event::RenderCompleted(d) = parse(&body) else {
+            panic!("not typed")
+        };
+        assert_eq!(
+            d.video_data.as_deref().map(RawValue::get),
+            Some(&*video_data)
+        );
     }
 
     #[test]
@@ -492,7 +532,7 @@ mod tests {
                 "invalid type: map",
             ),
             (
-                r#"{"event":"render.completed","data":{"_id":"r","videoData":{"title":"Clip \ud83d"}}}"#,
+                r#"{"event":"render.completed","data":{"_id":"r","outputUrl":"https://cdn/\ud83d"}}"#,
                 "invalid `data`",
             ),
         ] {

@@ -1,8 +1,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::WebhookEvent;
 use crate::provider::RawEvent;
 use crate::provider::raw::Envelope;
+use crate::{WebhookEvent, event::KeyParts};
 
 /// A VideoNest webhook event.
 ///
@@ -158,16 +158,32 @@ impl WebhookEvent for Event {
         Event::id(self)
     }
 
-    /// `event`, `data.id`, `data.feed_id` (distribution events) and `timestamp`, joined: VideoNest
-    /// sends no event id, and the same video can legitimately be processed twice.
+    /// `event`, `data.id`, `data.feed_id` (distribution events) and `timestamp`, as a JSON array:
+    /// VideoNest sends no event id, and the same video can legitimately be processed twice.
+    /// `None` when `data.id` is not a string. An event kept raw contributes its members as
+    /// received, so a numeric `timestamp` or a lone surrogate still tells two events apart.
     fn idempotency_key(&self) -> Option<String> {
-        let id = self.id()?;
-        let mut key = format!("{}\u{1f}{id}", self.event_type());
-        for part in [self.feed_id(), self.timestamp()] {
-            key.push('\u{1f}');
-            key.push_str(part.unwrap_or_default());
-        }
-        Some(key)
+        let Event::Raw(raw) = self else {
+            return Some(
+                KeyParts::new()
+                    .text(Some(self.event_type()))
+                    .text(Some(self.id()?))
+                    .text(self.feed_id())
+                    .text(self.timestamp())
+                    .finish(),
+            );
+        };
+        let id = raw
+            .data_member("id")
+            .filter(|id| id.get().starts_with('"'))?;
+        Some(
+            KeyParts::new()
+                .raw(raw.raw_event())
+                .raw(Some(&id))
+                .raw(raw.data_member("feed_id").as_deref())
+                .raw(raw.raw_timestamp())
+                .finish(),
+        )
     }
 
     fn shape_error(&self) -> Option<&str> {
@@ -620,9 +636,13 @@ mod tests {
         );
         assert_eq!(
             a.as_deref(),
-            Some("distribution.completed\u{1f}v\u{1f}f1\u{1f}t1")
+            Some(r#"["distribution.completed","v","f1","t1"]"#)
         );
         for other in [
+            // Parts that hold the old separator cannot be shifted from one part to another.
+            r#"{"event":"distribution.completed","timestamp":"t1","data":{"id":"v\u001ff1","feed_id":""}}"#,
+            r#"{"event":"distribution.completed","data":{"id":"v","feed_id":"f1"}}"#,
+            r#"{"event":"distribution.completed","timestamp":"","data":{"id":"v","feed_id":"f1"}}"#,
             r#"{"event":"distribution.failed","timestamp":"t1","data":{"id":"v","feed_id":"f1"}}"#,
             r#"{"event":"distribution.completed","timestamp":"t2","data":{"id":"v","feed_id":"f1"}}"#,
             r#"{"event":"distribution.completed","timestamp":"t1","data":{"id":"v","feed_id":"f2"}}"#,
@@ -631,6 +651,40 @@ mod tests {
             assert_ne!(key(other), a, "{other}");
         }
         assert_eq!(key(r#"{"event":"video.processed","data":{}}"#), None);
+    }
+
+    #[test]
+    fn raw_events_keep_every_key_part_apart() {
+        let key = |body: &str| {
+            let event = parse(body);
+            assert!(matches!(event, Event::Raw(_)), "{body}");
+            event.idempotency_key().expect("a string id")
+        };
+        let keys = [
+            // A numeric timestamp keeps the raw variant; two of them are two events.
+            key(r#"{"event":"video.processed","timestamp":1767225600,"data":{"id":"vid_1"}}"#),
+            key(r#"{"event":"video.processed","timestamp":1767229999,"data":{"id":"vid_1"}}"#),
+            // So do distribution events that differ only by feed.
+            key(
+                r#"{"event":"distribution.completed","data":{"id":"v","feed_id":"a","partner_name":1}}"#,
+            ),
+            key(
+                r#"{"event":"distribution.completed","data":{"id":"v","feed_id":"b","partner_name":1}}"#,
+            ),
+            // Lone surrogates are not folded into one replacement character.
+            key(r#"{"event":"video.failed","data":{"id":"\ud800","error_code":1}}"#),
+            key(r#"{"event":"video.failed","data":{"id":"\udbff","error_code":1}}"#),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // The same body gives the same key.
+        assert_eq!(
+            keys[0],
+            key(r#"{"event":"video.processed","timestamp":1767225600,"data":{"id":"vid_1"}}"#)
+        );
     }
 
     #[test]
