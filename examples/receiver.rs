@@ -38,7 +38,7 @@ use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_webhook::{
     DEFAULT_MAX_BODY_SIZE, Verified, WebhookEvent,
-    dedupe::{DedupeKey, DedupeLayer, store::MemoryStore},
+    dedupe::{DedupeKey, DedupeLayer, store::MemoryStore, store_key},
     provider::{videoaiditor, videonest},
 };
 
@@ -199,10 +199,11 @@ async fn handle<E: WebhookEvent>(
         );
     }
     let key = key.map(DedupeKey::as_str);
+    // Without `--dedupe`, the key the deduplication layer would use.
     let default_key = key.is_none().then(|| {
         verified
             .idempotency_key()
-            .map(|k| format!("{}:{k}", verified.provider()))
+            .map(|k| store_key(verified.provider(), &k))
     });
     print_line(&Line {
         provider: behaviour.provider,
