@@ -3,6 +3,8 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[cfg(feature = "redis")]
+mod redis;
 mod suite;
 
 use std::{

@@ -6,6 +6,8 @@
 //! of a free key, exactly one gets [`Claim::Acquired`].
 //!
 //! - [`MemoryStore`]: in this process, bounded, sharded. The default.
+//! - `RedisStore` (with the `redis` feature): in Redis 6+ or Valkey, shared by every replica of
+//!   a service; one round trip per claim, completion or release.
 //!
 //! # Example
 //!
@@ -29,6 +31,8 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 use std::{
     collections::hash_map::RandomState,
@@ -44,6 +48,11 @@ use std::{
 };
 
 pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisStore,
+};
 
 /// A deduplication store, shared by every request of a [`DedupeLayer`](super::DedupeLayer).
 ///

@@ -1,0 +1,694 @@
+//! The deduplication layer against a real Redis server: every semantic of `suite.rs`, an outage
+//! (the server stopped mid-test and started again), and the round trips per request.
+//!
+//! Where the server comes from:
+//! - `TOWER_WEBHOOK_REDIS_URL` (such as `redis://127.0.0.1:6379`), which `.ci/run` sets. Each test
+//!   writes under a key prefix of its own, so tests running in parallel, and earlier runs, do not
+//!   meet.
+//! - Without it (or when it cannot be reached), a private `redis-server` started by the test on a
+//!   free port of 127.0.0.1, without persistence, stopped when the test ends; when there is no
+//!   `redis-server` either, the test says so and passes without running.
+//! - With `CI=true`, a missing or unreachable server fails the tests: CI must not skip them.
+//!
+//! The outage and round-trip tests always start a private server, since they stop it or count
+//! everything it is sent.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use http::StatusCode;
+use tower::ServiceExt;
+use tower_webhook::{
+    Rejection,
+    dedupe::{
+        DedupeLayer,
+        store::{Claim, RedisStore, Store, StoreError, Token},
+    },
+    provider::videonest,
+};
+
+use crate::{
+    common::SECRET,
+    suite::{self, Harness, answer, vn_event},
+};
+
+const URL_VAR: &str = "TOWER_WEBHOOK_REDIS_URL";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1")
+}
+
+/// An error with its sources, on one line.
+fn describe(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+/// A Redis server for one test, and a key prefix no other test uses.
+struct Redis {
+    url: String,
+    prefix: String,
+    _server: Option<Server>,
+}
+
+impl Redis {
+    /// The server of `TOWER_WEBHOOK_REDIS_URL`, else a private one; `None`, after saying why,
+    /// when there is neither (never with `CI=true`: then it fails).
+    async fn get(test: &str) -> Option<Self> {
+        let prefix = format!("tower-webhook-test:{test}:{}:", Token::random().as_str());
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.is_empty() => match RedisStore::connect(url.as_str()).await {
+                Ok(_) => {
+                    return Some(Self {
+                        url,
+                        prefix,
+                        _server: None,
+                    });
+                }
+                Err(err) if in_ci() => {
+                    panic!(
+                        "{test}: {URL_VAR}={url} cannot be reached, and CI=true: {}",
+                        describe(&err)
+                    )
+                }
+                Err(err) => eprintln!(
+                    "{test}: {URL_VAR}={url} cannot be reached ({}); starting a private redis-server",
+                    describe(&err)
+                ),
+            },
+            _ if in_ci() => panic!(
+                "{test}: CI=true but {URL_VAR} is not set: the Redis tests must not be skipped \
+                 in CI (.ci/run starts Redis and sets it)"
+            ),
+            _ => {}
+        }
+        let server = Server::start(test).await?;
+        Some(Self {
+            url: server.url(),
+            prefix,
+            _server: Some(server),
+        })
+    }
+
+    /// A new store (its own connection) on the server, under this test's prefix.
+    async fn store(&self) -> RedisStore {
+        RedisStore::connect(self.url.as_str())
+            .await
+            .unwrap_or_else(|err| panic!("connecting to {}: {}", self.url, describe(&err)))
+            .prefix(self.prefix.as_str())
+    }
+
+    /// Deletes this test's keys.
+    async fn clean_up(&self) {
+        let mut connection = self.store().await.connection().clone();
+        let pattern = format!("{}*", self.prefix);
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            if !keys.is_empty() {
+                redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// `redis-server` on the `PATH` (or where Debian puts it).
+fn redis_server_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            "/usr/bin".into(),
+            "/usr/sbin".into(),
+            "/usr/local/bin".into(),
+        ])
+        .map(|dir| dir.join("redis-server"))
+        .find(|binary| binary.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Sends one inline command on a new connection and reads the first line of the reply.
+fn command(port: u16, command: &str) -> std::io::Result<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{command}\r\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
+}
+
+/// A `redis-server` child process on 127.0.0.1, for one test, killed when dropped.
+struct Server {
+    binary: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// A private server; `None`, after saying why, without a `redis-server` binary.
+    async fn start(test: &str) -> Option<Self> {
+        let Some(binary) = redis_server_binary() else {
+            eprintln!(
+                "{test}: skipped: {URL_VAR} is not set and there is no redis-server to start \
+                 (install Redis, or set {URL_VAR}=redis://HOST:PORT)"
+            );
+            return None;
+        };
+        Some(Self::start_with(binary).await)
+    }
+
+    /// A private server, which this test needs (it stops the server, or counts everything the
+    /// server is sent); `None`, after saying why, without a `redis-server` binary, unless
+    /// `CI=true`: then it fails.
+    async fn require(test: &str) -> Option<Self> {
+        let Some(binary) = redis_server_binary() else {
+            assert!(
+                !in_ci(),
+                "{test}: CI=true but there is no redis-server binary to start a private server"
+            );
+            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
+            return None;
+        };
+        Some(Self::start_with(binary).await)
+    }
+
+    async fn start_with(binary: PathBuf) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-webhook-redis-{}-{}",
+            std::process::id(),
+            Token::random().as_str()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            binary,
+            port: 0,
+            dir,
+            child: None,
+        };
+        let mut failures = Vec::new();
+        // Another process may take the free port before the server binds it: try another.
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.launch().await {
+                Ok(()) => return server,
+                Err(err) => failures.push(err),
+            }
+        }
+        panic!("redis-server did not start: {failures:?}");
+    }
+
+    /// Starts the server on its port, with its directory, and waits until it answers PING.
+    async fn launch(&mut self) -> Result<(), String> {
+        let log = self.dir.join("redis.log");
+        let mut child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("{}: {err}", self.binary.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if command(self.port, "PING").is_ok_and(|reply| reply == "+PONG") {
+                self.child = Some(child);
+                return Ok(());
+            }
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<_> = log.lines().rev().take(5).collect();
+                return Err(format!(
+                    "port {}: {}; log: {tail:?}",
+                    self.port,
+                    exited.map_or("no PING answer in 10 s".to_owned(), |s| s.to_string())
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server as an operator does: `SHUTDOWN SAVE`, so that its records are read back
+    /// when it starts again, as on a production server with persistence.
+    async fn stop(&mut self) {
+        let mut child = self.child.take().expect("the server runs");
+        let _ = command(self.port, "SHUTDOWN SAVE");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server did not shut down in 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the server again, on the same port.
+    async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is stopped");
+        self.launch().await.expect("redis-server restarts");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// The semantics of suite.rs, against Redis.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_deliveries_run_the_handler_once() {
+    let Some(redis) = Redis::get("concurrent").await else {
+        return;
+    };
+    suite::concurrent_deliveries_run_the_handler_once(redis.store().await).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_two_replicas_share_one_server() {
+    let Some(redis) = Redis::get("replicas").await else {
+        return;
+    };
+    // Two stores, two connections: two instances of a service.
+    suite::two_replicas_run_the_handler_once(redis.store().await, redis.store().await).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_failing_handler_releases_the_claim() {
+    let Some(redis) = Redis::get("failing").await else {
+        return;
+    };
+    suite::failing_handler_releases_the_claim(redis.store().await).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_in_flight_repeat_gets_409_and_done_repeat_200() {
+    let Some(redis) = Redis::get("in-flight").await else {
+        return;
+    };
+    suite::in_flight_and_done_repeats(redis.store().await).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_expired_lease_is_reclaimable() {
+    let Some(redis) = Redis::get("lease").await else {
+        return;
+    };
+    suite::expired_lease_is_reclaimable(redis.store().await).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_dropped_handler_releases_the_claim() {
+    let Some(redis) = Redis::get("dropped").await else {
+        return;
+    };
+    suite::dropped_handler_releases_the_claim(redis.store().await).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn redis_namespaces_keep_routes_apart() {
+    let Some(redis) = Redis::get("namespaces").await else {
+        return;
+    };
+    suite::namespaces_keep_routes_apart(redis.store().await).await;
+    redis.clean_up().await;
+}
+
+// What is stored.
+
+#[tokio::test]
+async fn redis_records_are_prefixed_and_expire_by_themselves() {
+    let Some(redis) = Redis::get("records").await else {
+        return;
+    };
+    let store = redis.store().await;
+    let mut connection = store.connection().clone();
+    let key = "route:event";
+    let redis_key = format!("{}{key}", redis.prefix);
+    let value = |connection: &mut redis::aio::ConnectionManager| {
+        let mut connection = connection.clone();
+        let redis_key = redis_key.clone();
+        async move {
+            let value: Option<String> = redis::cmd("GET")
+                .arg(&redis_key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&redis_key)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+            (value, ttl)
+        }
+    };
+
+    let Claim::Acquired(token) = store.claim(key, Duration::from_secs(300)).await.unwrap() else {
+        panic!("a new key is free");
+    };
+    let (claimed, lease) = value(&mut connection).await;
+    assert_eq!(claimed, Some(format!("claim:{}", token.as_str())));
+    assert!(0 < lease && lease <= 300_000, "{lease}");
+
+    // Only the claim's own token settles it.
+    store.release(key, &Token::random()).await.unwrap();
+    store
+        .complete(key, &Token::from_string("done"), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(value(&mut connection).await.0, claimed);
+
+    store
+        .complete(key, &token, Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    let (done, retention) = value(&mut connection).await;
+    assert_eq!(done.as_deref(), Some("done"));
+    assert!(
+        300_000 < retention && retention <= 86_400_000,
+        "{retention}"
+    );
+    assert_eq!(
+        store.claim(key, Duration::from_secs(300)).await.unwrap(),
+        Claim::Done
+    );
+    // A done record is not released, even by the token that completed it.
+    store.release(key, &token).await.unwrap();
+    assert_eq!(value(&mut connection).await.0.as_deref(), Some("done"));
+
+    // A zero lease or retention is the shortest Redis accepts (1 ms), not an error.
+    let Claim::Acquired(token) = store.claim("route:zero", Duration::ZERO).await.unwrap() else {
+        panic!("a new key is free");
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let Claim::Acquired(token_again) = store.claim("route:zero", Duration::ZERO).await.unwrap()
+    else {
+        panic!("the zero lease ran out");
+    };
+    assert_ne!(token, token_again);
+    store
+        .complete("route:zero", &token_again, Duration::ZERO)
+        .await
+        .unwrap();
+    redis.clean_up().await;
+}
+
+// When Redis is not there.
+
+#[tokio::test]
+async fn redis_unreachable_is_a_quick_503() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let err = RedisStore::connect(url.as_str()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+
+    // A lazy store starts without the server, and answers 503 until it is there.
+    let store = RedisStore::connect_lazy(url.as_str()).unwrap();
+    let harness = Harness::new(DedupeLayer::new(store));
+    for _ in 0..3 {
+        let answer = harness.send(&vn_event("vid_nowhere")).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(answer.rejection, Some(Rejection::Store(_))));
+    }
+    assert_eq!(harness.calls(), 0);
+}
+
+#[test]
+fn redis_connect_lazy_outside_a_runtime_is_an_error() {
+    let err = RedisStore::connect_lazy("redis://127.0.0.1:6379").unwrap_err();
+    assert!(describe(&err).contains("Tokio runtime"), "{err:?}");
+}
+
+#[tokio::test]
+async fn redis_an_invalid_url_is_an_error() {
+    let err = RedisStore::connect("not a url").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let err = RedisStore::connect_lazy("not a url").unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+/// Redis stops while an event's handler runs, and that handler then fails: nothing answers 2xx
+/// for that event until it is processed; every delivery meanwhile is 503 (the handler does not
+/// run); once Redis is back, the provider's retry is processed exactly once, and what was done
+/// before the outage is still done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_answers_503_and_the_retry_is_processed_once() {
+    let Some(mut server) = Server::require("outage").await else {
+        return;
+    };
+    let store = RedisStore::connect(server.url()).await.unwrap();
+    let layer =
+        || DedupeLayer::<videonest::Event, _>::new(store.clone()).lease(Duration::from_secs(1));
+    let working = Harness::new(layer());
+    let failing = Harness::new(layer());
+    failing.fail(true);
+    let gate = failing.gate();
+
+    let before = vn_event("vid_before");
+    let doomed = vn_event("vid_doomed");
+    let during = vn_event("vid_during");
+    let answer_of = |a: &suite::Answer| (a.status, a.duplicate);
+    assert_eq!(
+        answer_of(&working.send(&before).await),
+        (StatusCode::OK, false)
+    );
+
+    // The doomed event's handler is running when Redis stops; then it fails.
+    let first = {
+        let request = videonest::signed_request(SECRET, doomed.clone()).unwrap();
+        let service = failing.service();
+        tokio::spawn(async move { service.oneshot(request).await })
+    };
+    while failing.calls() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.stop().await;
+    gate.add_permits(1);
+    let first = tokio::time::timeout(Duration::from_secs(20), first)
+        .await
+        .expect("answered in time")
+        .unwrap()
+        .unwrap();
+    let first = answer(first).await;
+    assert_eq!(
+        first.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the handler's own failure"
+    );
+
+    // While Redis is down, every delivery is refused with 503, without running the handler.
+    for body in [&doomed, &before, &during, &doomed] {
+        let answer = working.send(body).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+        assert!(matches!(answer.rejection, Some(Rejection::Store(_))));
+    }
+    assert_eq!((working.calls(), failing.calls()), (1, 1));
+
+    server.restart().await;
+
+    // The provider retries the doomed event: refused (503 while the store reconnects, 409 while
+    // the failed attempt's claim, which could not be released, runs out its lease) until it is
+    // processed, once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refusals = Vec::new();
+    let retry = loop {
+        let retry = working.send(&doomed).await;
+        if retry.status.is_success() {
+            break retry;
+        }
+        assert!(
+            matches!(
+                retry.status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT
+            ),
+            "{retry:?}"
+        );
+        refusals.push(retry.status);
+        assert!(
+            Instant::now() < deadline,
+            "still refused after 30 s: {refusals:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(answer_of(&retry), (StatusCode::OK, false), "{refusals:?}");
+    assert_eq!(working.calls(), 2, "the retry ran the handler");
+    assert_eq!(
+        answer_of(&working.send(&doomed).await),
+        (StatusCode::OK, true)
+    );
+
+    // What was done before the outage is still done; what was refused during it is processed.
+    assert_eq!(
+        answer_of(&working.send(&before).await),
+        (StatusCode::OK, true)
+    );
+    assert_eq!(
+        answer_of(&working.send(&during).await),
+        (StatusCode::OK, false)
+    );
+    assert_eq!(
+        answer_of(&working.send(&during).await),
+        (StatusCode::OK, true)
+    );
+    assert_eq!((working.calls(), failing.calls()), (3, 1));
+}
+
+/// Reads what a server is sent, with `MONITOR`.
+struct Monitor {
+    lines: BufReader<TcpStream>,
+    port: u16,
+    marks: usize,
+}
+
+impl Monitor {
+    fn start(port: u16) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut ok = String::new();
+        lines.read_line(&mut ok).unwrap();
+        assert_eq!(ok.trim_end(), "+OK");
+        Self {
+            lines,
+            port,
+            marks: 0,
+        }
+    }
+
+    /// The names of the commands clients sent since the last call (the commands scripts run
+    /// inside the server left out): everything the server received before a mark that this
+    /// sends now.
+    fn commands(&mut self) -> Vec<String> {
+        self.marks += 1;
+        let mark = format!("tower-webhook-mark-{}", self.marks);
+        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let marker_addr = marker.local_addr().unwrap().to_string();
+        marker
+            .write_all(format!("ECHO {mark}\r\n").as_bytes())
+            .unwrap();
+        marker
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = marker.read(&mut [0; 64]).unwrap();
+        let mut commands = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.lines.read_line(&mut line).unwrap() > 0,
+                "MONITOR ended"
+            );
+            // +1711111111.123456 [0 127.0.0.1:40000] "EVALSHA" "…" …
+            let source = line
+                .split_once('[')
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map_or("", |(source, _)| source);
+            if source.ends_with(&marker_addr) {
+                if line.contains(&mark) {
+                    return commands;
+                }
+                continue;
+            }
+            if source.ends_with(" lua") {
+                continue;
+            }
+            let name = line.split('"').nth(1).unwrap_or_default();
+            commands.push(name.to_ascii_lowercase());
+        }
+    }
+}
+
+/// The issue's target: two commands per first delivery (claim, complete), one per duplicate.
+#[tokio::test]
+async fn redis_round_trips_two_per_first_delivery_one_per_duplicate() {
+    let Some(server) = Server::require("round-trips").await else {
+        return;
+    };
+    let store = RedisStore::connect(server.url()).await.unwrap();
+    let harness = Harness::new(DedupeLayer::new(store));
+    let mut monitor = Monitor::start(server.port);
+
+    // The first requests load the scripts: a NOSCRIPT answer, SCRIPT LOAD, EVALSHA again.
+    assert!(!harness.send(&vn_event("vid_warm_up")).await.duplicate);
+    harness.fail(true);
+    harness.send(&vn_event("vid_warm_up_failing")).await;
+    harness.fail(false);
+    let warm_up = monitor.commands();
+    assert!(warm_up.contains(&"script".to_owned()), "{warm_up:?}");
+
+    let first = harness.send(&vn_event("vid_counted")).await;
+    assert_eq!((first.status, first.duplicate), (StatusCode::OK, false));
+    assert_eq!(
+        monitor.commands(),
+        ["evalsha", "evalsha"],
+        "claim, complete"
+    );
+
+    let repeat = harness.send(&vn_event("vid_counted")).await;
+    assert_eq!((repeat.status, repeat.duplicate), (StatusCode::OK, true));
+    assert_eq!(monitor.commands(), ["evalsha"], "claim");
+
+    harness.fail(true);
+    let failed = harness.send(&vn_event("vid_failing")).await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(monitor.commands(), ["evalsha", "evalsha"], "claim, release");
+    assert_eq!(harness.calls(), 4);
+}
