@@ -38,7 +38,11 @@ use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_webhook::{
     DEFAULT_MAX_BODY_SIZE, Verified, WebhookEvent,
-    dedupe::{DedupeKey, DedupeLayer, store::MemoryStore, store_key},
+    dedupe::{
+        DedupeKey, DedupeLayer,
+        store::{MemoryStore, Store},
+        store_key,
+    },
     provider::{videoaiditor, videonest},
 };
 
@@ -215,13 +219,14 @@ async fn handle<E: WebhookEvent>(
 }
 
 /// The route for one provider: verify, then (optionally) deduplicate, then handle.
-fn route<E>(
+fn route<E, St>(
     verify: tower_webhook::VerifyWebhookLayer<tower_webhook::scheme::HmacSha256, E>,
-    dedupe: Option<DedupeLayer<E, MemoryStore>>,
+    dedupe: Option<DedupeLayer<E, St>>,
     behaviour: Arc<Behaviour>,
 ) -> Router
 where
     E: WebhookEvent + Clone + Send + Sync + 'static,
+    St: Store,
 {
     let handler = move |Extension(verified): Extension<Verified<E>>,
                         key: Option<Extension<DedupeKey>>| {
@@ -235,16 +240,25 @@ where
 }
 
 fn app(args: &Args) -> Result<Router, String> {
-    let store = match &args.dedupe {
-        None => None,
-        Some(Dedupe::Memory) => Some(MemoryStore::new()),
+    match &args.dedupe {
+        None => app_with(args, None::<MemoryStore>),
+        Some(Dedupe::Memory) => app_with(args, Some(MemoryStore::new())),
+        #[cfg(feature = "redis")]
         Some(Dedupe::Redis(url)) => {
-            return Err(format!(
-                "--dedupe {url}: this receiver was built without the `redis` feature \
-                 (cargo run --features redis --example receiver -- …)"
-            ));
+            // Lazily: the receiver starts while Redis is down, and answers 503 until it is back.
+            let store = tower_webhook::dedupe::store::RedisStore::connect_lazy(url.as_str())
+                .map_err(|err| format!("--dedupe {url}: {err}"))?;
+            app_with(args, Some(store))
         }
-    };
+        #[cfg(not(feature = "redis"))]
+        Some(Dedupe::Redis(url)) => Err(format!(
+            "--dedupe {url}: this receiver was built without the `redis` feature \
+             (cargo run --features redis --example receiver -- …)"
+        )),
+    }
+}
+
+fn app_with<St: Store + Clone>(args: &Args, store: Option<St>) -> Result<Router, String> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
