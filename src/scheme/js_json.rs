@@ -8,8 +8,9 @@
 //!   first in ascending order, then the other keys in first-insertion order; a repeated key keeps
 //!   the position of its first occurrence and the value of its last;
 //! - numbers become the nearest double and print as `Number#toString` does (shortest round-trip
-//!   digits, exponent form below 1e-6 and from 1e21, `-0` as `0`, overflow to infinity as `null`),
-//!   so integers above 2^53 lose precision exactly as they do in JavaScript;
+//!   digits, the even one of two equally near, exponent form below 1e-6 and from 1e21, `-0` as
+//!   `0`, overflow to infinity as `null`), so integers above 2^53 lose precision exactly as they do
+//!   in JavaScript;
 //! - strings are sequences of UTF-16 code units, printed with `JSON.stringify`'s escapes (`\"`,
 //!   `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u00xx` for other controls, `\udxxx` for lone surrogates)
 //!   and everything else raw, so `\/` and `\u00e9` come out unescaped and surrogate pairs become
@@ -18,7 +19,7 @@
 //! Nesting deeper than [`MAX_DEPTH`] is refused, so no input can exhaust the stack; time and memory
 //! are linear in the input.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, fmt::Write as _};
 
 /// The deepest nesting of arrays and objects accepted (serde_json's default recursion limit too).
 pub(crate) const MAX_DEPTH: usize = 128;
@@ -296,9 +297,9 @@ impl Parser<'_> {
             self.digits1()?;
         }
         let token = std::str::from_utf8(&self.input[start..self.pos]).ok()?;
-        let mut out = Vec::new();
+        let mut out = NumberBuf::default();
         write_js_number(token.parse::<f64>().ok()?, &mut out);
-        Some(out)
+        Some(out.as_bytes().to_vec())
     }
 
     fn digits(&mut self) {
@@ -361,10 +362,50 @@ fn escape_unit(unit: u16, out: &mut Vec<u8>) {
     }
 }
 
+/// A stack buffer large enough for any number `Number::toString` prints (at most 25 bytes, as in
+/// `-1.2345678901234567e-308` or `-0.000001234567890123456`) and for Rust's `{:e}` form.
+#[derive(Default)]
+struct NumberBuf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl NumberBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn zeros(&mut self, n: usize) {
+        self.bytes[self.len..self.len + n].fill(b'0');
+        self.len += n;
+    }
+}
+
+impl std::fmt::Write for NumberBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let bytes = s.as_bytes();
+        if self.len + bytes.len() > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.extend(bytes);
+        Ok(())
+    }
+}
+
 /// ECMAScript `Number::toString(x)` (radix 10), with JSON's `null` for non-finite values.
-fn write_js_number(x: f64, out: &mut Vec<u8>) {
+fn write_js_number(x: f64, out: &mut NumberBuf) {
     if !x.is_finite() {
-        out.extend_from_slice(b"null");
+        out.extend(b"null");
         return;
     }
     if x == 0.0 {
@@ -374,82 +415,129 @@ fn write_js_number(x: f64, out: &mut Vec<u8>) {
     if x < 0.0 {
         out.push(b'-');
     }
-    // Rust's `{:e}` prints the shortest digits that round-trip: "d.ddde[-]x".
-    let formatted = format!("{:e}", x.abs());
-    let (mantissa, exponent) = formatted
-        .split_once('e')
-        .expect("exponent form always has an exponent");
-    let mut digits: Vec<u8> = mantissa.bytes().filter(|&b| b != b'.').collect();
-    let exponent = exponent.parse::<i32>().expect("a decimal exponent");
-    round_half_to_even(x.abs(), &mut digits, exponent);
+    let (mut digits, mut exponent) = shortest_digits(x.abs());
+    if let Some((even, even_exponent)) = even_of_tie(x.abs(), digits.as_bytes(), exponent) {
+        digits = NumberBuf::default();
+        write!(digits, "{even}").expect("17 digits fit");
+        exponent = even_exponent;
+    }
+    // `digits` has k (at most 17) digits, the first at 10^(n - 1).
+    let digits = digits.as_bytes();
     let k = digits.len() as i32;
-    let n = exponent + 1;
+    let n = exponent + k;
     if k <= n && n <= 21 {
-        out.extend_from_slice(&digits);
-        out.resize(out.len() + (n - k) as usize, b'0');
+        out.extend(digits);
+        out.zeros((n - k) as usize);
     } else if 0 < n && n <= 21 {
-        out.extend_from_slice(&digits[..n as usize]);
+        out.extend(&digits[..n as usize]);
         out.push(b'.');
-        out.extend_from_slice(&digits[n as usize..]);
+        out.extend(&digits[n as usize..]);
     } else if -6 < n && n <= 0 {
-        out.extend_from_slice(b"0.");
-        out.resize(out.len() + (-n) as usize, b'0');
-        out.extend_from_slice(&digits);
+        out.extend(b"0.");
+        out.zeros((-n) as usize);
+        out.extend(digits);
     } else {
         out.push(digits[0]);
         if k > 1 {
             out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
+            out.extend(&digits[1..]);
         }
         out.push(b'e');
         out.push(if n > 0 { b'+' } else { b'-' });
-        out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
+        write!(out, "{}", (n - 1).unsigned_abs()).expect("three digits fit");
     }
 }
 
-/// Where `x` lies exactly halfway between two shortest digit strings, ECMAScript takes the even one;
-/// Rust's shortest formatting takes the upper one. `digits` (scaled by `exponent`, as in `{:e}`) is
-/// moved to its even neighbour in that case.
-fn round_half_to_even(x: f64, digits: &mut [u8], exponent: i32) {
-    let last = digits.len() - 1;
-    if digits[last].is_multiple_of(2) || (last == 0 && digits[0] == b'1') {
-        return;
-    }
-    let mut lower = digits.to_vec();
-    lower[last] -= 1;
-    // Cheap filter: a tie's value, rounded to one more digit, is `digits - 1` followed by 5.
-    let one_more = format!("{:.*e}", last + 1, x);
-    let one_more_digits = one_more
-        .split_once('e')
-        .map(|(m, _)| m.bytes().filter(|&b| b != b'.'));
-    if !one_more_digits.is_some_and(|d| d.eq(lower.iter().copied().chain([b'5']))) {
-        return;
-    }
-    // The exact decimal expansion of `x` (a double has fewer than 770 significant digits).
-    let exact = format!("{x:.800e}");
-    let (exact_mantissa, exact_exponent) = exact.split_once('e').expect("exponent form");
-    if exact_exponent.parse::<i32>() != Ok(exponent) {
-        return;
-    }
-    let exact_digits: Vec<u8> = exact_mantissa.bytes().filter(|&b| b != b'.').collect();
-    let significant = exact_digits
-        .iter()
-        .rposition(|&d| d != b'0')
-        .map_or(&exact_digits[..0], |end| &exact_digits[..=end]);
-    // A tie below: the exact value is `digits - 1` followed by a single 5.
-    if significant.len() == digits.len() + 1
-        && significant[..last + 1] == lower[..]
-        && significant[last + 1] == b'5'
-    {
-        let candidate = format!(
-            "{}.{}e{exponent}",
-            char::from(lower[0]),
-            std::str::from_utf8(&lower[1..]).expect("ASCII digits")
-        );
-        if candidate.parse::<f64>() == Ok(x) {
-            digits[last] -= 1;
+/// The shortest digits that round-trip to the positive finite `x`, without trailing zeros, and
+/// the power of ten of the last one: what Rust's `{:e}` prints. Where two such digit strings are
+/// equally near `x`, this may be either; see [`even_of_tie`].
+fn shortest_digits(x: f64) -> (NumberBuf, i32) {
+    let mut text = NumberBuf::default();
+    write!(text, "{x:e}").expect("a double's `{:e}` form fits in 32 bytes");
+    let mut digits = NumberBuf::default();
+    let mut exponent: i32 = 0;
+    let mut negative = false;
+    let mut in_exponent = false;
+    for &b in text.as_bytes() {
+        match b {
+            b'e' => in_exponent = true,
+            b'-' => negative = true,
+            b'.' => {}
+            _ if in_exponent => exponent = exponent * 10 + i32::from(b - b'0'),
+            _ => digits.push(b),
         }
     }
+    let exponent = if negative { -exponent } else { exponent };
+    let count = digits.len as i32;
+    (digits, exponent - (count - 1))
+}
+
+/// ECMAScript prints, of two shortest digit strings equally near `x`, the even one. When `digits`
+/// (`d`, odd) scaled by `10^k` is one of two such strings, returns the other, `d ± 1`.
+///
+/// Write `x = q · 2^f` with `q` odd. `x` is halfway between `(d - 1) · 10^k` and `d · 10^k` (or
+/// `d · 10^k` and `(d + 1) · 10^k`) exactly when `2x = (2d ∓ 1) · 10^k`, that is
+/// `q · 2^(f + 1) = (2d ∓ 1) · 5^k · 2^k`. As `2d ∓ 1` and `q` are odd, this needs `k = f + 1`,
+/// and then `q = (2d ∓ 1) · 5^k` for `k ≥ 0` or `(2d ∓ 1) = q · 5^-k` for `k < 0`. With
+/// `1 ≤ q < 2^53` and `2d + 1 < 2^58` (`d` has at most 17 digits), that can hold only for
+/// `-25 < k < 23`, where both sides stay below 2^117, so the comparison is exact in `u128`. Every
+/// other double, subnormals and all whose exact value has many more digits than its shortest form,
+/// returns at the first tests, for the cost of a few integer operations.
+///
+/// The other candidate is at the same distance from `x`, so it rounds to `x` too unless `x` is a
+/// power of two (whose neighbour below is nearer): parsing it settles that.
+fn even_of_tie(x: f64, digits: &[u8], k: i32) -> Option<(u64, i32)> {
+    if digits.last()? % 2 == 0 {
+        return None;
+    }
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (m, e) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | 1 << 52, biased - 1075)
+    };
+    let zeros = m.trailing_zeros();
+    let (q, f) = (u128::from(m >> zeros), e + zeros as i32);
+    if k != f + 1 || !(-25 < k && k < 23) {
+        return None;
+    }
+    let d = digits
+        .iter()
+        .fold(0u64, |d, &digit| d * 10 + u64::from(digit - b'0'));
+    let five = 5u128.pow(k.unsigned_abs());
+    let halfway = |twice: u128| {
+        if k >= 0 {
+            q == twice * five
+        } else {
+            twice == q * five
+        }
+    };
+    let twice = 2 * u128::from(d);
+    let (mut other, mut k) = if halfway(twice - 1) {
+        (d - 1, k)
+    } else if halfway(twice + 1) {
+        (d + 1, k)
+    } else {
+        return None;
+    };
+    if other == 0 {
+        return None;
+    }
+    // Cannot happen when `other` round-trips (a shorter string would have been the shortest), but
+    // keeps the digits canonical whatever.
+    while other % 10 == 0 {
+        other /= 10;
+        k += 1;
+    }
+    let mut text = NumberBuf::default();
+    write!(text, "{other}e{k}").expect("fits");
+    let round_trips = std::str::from_utf8(text.as_bytes())
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        == Some(x);
+    round_trips.then_some((other, k))
 }
 
 #[cfg(test)]
@@ -512,6 +600,58 @@ mod tests {
             js(b"[1296966906839723.25,1296966906839723.75,2.5,0.5,1e23]").unwrap(),
             "[1296966906839723.2,1296966906839723.8,2.5,0.5,1e+23]"
         );
+        // Exact binary fractions halfway between two shortest candidates, where Rust's shortest
+        // form ends in 3.
+        assert_eq!(
+            js(b"[8.7818756103515625,97257.733642578125,789899550.70703125,8796093054599.563]")
+                .unwrap(),
+            "[8.781875610351562,97257.73364257812,789899550.7070312,8796093054599.562]"
+        );
+        // 2^-24 is halfway between ...062e-23 and ...063e-23, but its lower neighbour is nearer
+        // (a power of two), so only ...063 rounds back to it.
+        assert_eq!(
+            js(b"[5.9604644775390625e-8]").unwrap(),
+            "[5.960464477539063e-8]"
+        );
+    }
+
+    #[test]
+    fn subnormals_extremes_and_large_integers() {
+        assert_eq!(
+            js(b"[5e-324,1e-323,7.07e-322,4.9406564584124654e-324,2.225073858507201e-308,2.2250738585072014e-308,1.7976931348623157e308]").unwrap(),
+            "[5e-324,1e-323,7.07e-322,5e-324,2.225073858507201e-308,2.2250738585072014e-308,1.7976931348623157e+308]"
+        );
+        assert_eq!(
+            js(b"[9007199254740991,9007199254740993,9007199254740995,18014398509481985,4503599627370497.5,123456789012345678901234567890,1e21,9.5,1e20,9e20]").unwrap(),
+            "[9007199254740991,9007199254740992,9007199254740996,18014398509481984,4503599627370498,1.2345678901234568e+29,1e+21,9.5,100000000000000000000,900000000000000000000]"
+        );
+    }
+
+    #[test]
+    fn ties_are_decided_exactly() {
+        let tie = |x: f64| {
+            let (digits, exponent) = shortest_digits(x);
+            even_of_tie(x, digits.as_bytes(), exponent)
+        };
+        // 1296966906839723.25 = (2 · 12969669068397233 - 1) · 10^-1 / 2.
+        let x = 1296966906839723.0 + 0.25;
+        assert_eq!(tie(x), Some((12969669068397232, -1)));
+        // Not ties: exactly representable in the shortest form, or far from halfway.
+        assert_eq!(tie(1296966906839723.5), None);
+        assert_eq!(tie(0.1), None);
+        // Halfway, but the other candidate does not round back (2^-24 is a power of two).
+        assert_eq!(tie(2f64.powi(-24)), None);
+        // Subnormals and large exponents return at the first test.
+        for x in [
+            5e-324,
+            7.07e-322,
+            2.225073858507201e-308,
+            1e300,
+            f64::MAX,
+            2f64.powi(60),
+        ] {
+            assert_eq!(tie(x), None, "{x:e}");
+        }
     }
 
     #[test]
