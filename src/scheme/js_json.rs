@@ -16,109 +16,176 @@
 //!   and everything else raw, so `\/` and `\u00e9` come out unescaped and surrogate pairs become
 //!   UTF-8.
 //!
-//! Nesting deeper than [`MAX_DEPTH`] is refused, so no input can exhaust the stack; time and memory
-//! are linear in the input.
+//! # Cost
+//!
+//! This runs before the request is authenticated, so it is built to cost little on any input. It
+//! works in two passes over the body and never builds a tree, a decoded copy of the body or the
+//! output:
+//!
+//! 1. [`Stringified::parse`] checks the syntax and, for each object whose members JavaScript
+//!    would reorder or merge (array-index keys out of place, repeated keys), records the offsets
+//!    of the members to print, in their printed order. Other objects leave nothing behind. Keys
+//!    are compared by a keyed hash of their UTF-16 code units, sorted per object, and confirmed
+//!    code unit by code unit.
+//! 2. [`Stringified::write`] walks the body again and hands the output to a sink in chunks of at
+//!    most [`CHUNK`] bytes (except runs of string bytes longer than that, which are passed as
+//!    slices of the body), jumping through the recorded offsets where an object is reordered.
+//!
+//! Time is O(n log n) in the body length n (the sort of each object's keys; everything else is
+//! linear, and every byte is read a bounded number of times whatever the nesting). Numbers are
+//! parsed and printed without allocating. Besides the sink's chunk, memory is 8 bytes per member
+//! of the objects still open, and 4 bytes per printed member and 12 bytes per object of the
+//! reordered ones. Since a member takes at least 5 bytes of body and a reordered object at least
+//! 11, and no vector grows beyond what the body could need, that is at most 3.5 bytes per body
+//! byte whatever the input, and nothing that grows with the body for objects printed in the order
+//! they came (typical payloads). Nesting deeper than [`MAX_DEPTH`] is refused, so
+//! no input can exhaust the stack.
 
-use std::{collections::HashMap, fmt::Write as _};
+use std::{
+    fmt::Write as _,
+    hash::{BuildHasher as _, RandomState},
+};
 
 /// The deepest nesting of arrays and objects accepted (serde_json's default recursion limit too).
 pub(crate) const MAX_DEPTH: usize = 128;
 
+/// How much output [`Stringified::write`] gathers before handing it to its sink.
+pub(crate) const CHUNK: usize = 8 * 1024;
+
+/// The longest body handled: offsets are kept in 31 bits.
+const MAX_INPUT: usize = (1 << 31) - 1;
+
+/// Marks a [`Member`] whose key is an array index.
+const INDEX_FLAG: u32 = 1 << 31;
+
 /// The bytes `JSON.stringify(JSON.parse(body.toString("utf8")))` produces in JavaScript, or `None`
 /// where `JSON.parse` would throw or the nesting is deeper than [`MAX_DEPTH`].
+#[cfg(test)]
 pub(crate) fn stringify_parsed(body: &[u8]) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(body);
-    let mut parser = Parser {
-        input: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
-    parser.skip_white_space();
-    let value = parser.value()?;
-    parser.skip_white_space();
-    if parser.pos != parser.input.len() {
-        return None;
+    Some(Stringified::parse(body)?.to_vec())
+}
+
+/// A body that `JSON.parse` accepts, with what it takes to print it as `JSON.stringify` would.
+pub(crate) struct Stringified<'a> {
+    input: &'a [u8],
+    /// The objects whose members are printed in another order than they appear (or not all of
+    /// them), sorted by the offset of their `{`.
+    plans: Vec<Plan>,
+    /// For each plan, the offsets of the keys to print, in printed order.
+    order: Vec<u32>,
+}
+
+/// How to print one reordered object: `order[first..first + len]` are its keys.
+#[derive(Clone, Copy)]
+struct Plan {
+    object: u32,
+    first: u32,
+    len: u32,
+}
+
+/// An object member while its object is open: the offset of its key's opening quote (with
+/// [`INDEX_FLAG`] when the key is an array index) and the index's value or a hash of the key.
+/// Once the object's keys are merged, `tag` becomes the index's value or the offset of the key's
+/// first occurrence, and `key` the offset of its last one.
+#[derive(Clone, Copy)]
+struct Member {
+    key: u32,
+    tag: u32,
+}
+
+impl Member {
+    fn offset(self) -> usize {
+        (self.key & !INDEX_FLAG) as usize
     }
-    let mut out = Vec::with_capacity(body.len());
-    value.write(&mut out);
-    Some(out)
+
+    fn is_index(self) -> bool {
+        self.key & INDEX_FLAG != 0
+    }
 }
 
-/// A parsed value. Scalars and keys are kept in their final, already-escaped output form; since
-/// that form is canonical, two keys are the same JavaScript string exactly when their bytes are
-/// equal.
-enum Value {
-    Scalar(Vec<u8>),
-    Array(Vec<Value>),
-    Object(Vec<(Vec<u8>, Value)>),
-}
-
-impl Value {
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Scalar(bytes) => out.extend_from_slice(bytes),
-            Self::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    item.write(out);
-                }
-                out.push(b']');
-            }
-            Self::Object(members) => {
-                let mut indices: Vec<(u32, usize)> = members
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (key, _))| array_index(key).map(|index| (index, i)))
-                    .collect();
-                indices.sort_unstable();
-                let others = members
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (key, _))| array_index(key).is_none())
-                    .map(|(i, _)| i);
-                out.push(b'{');
-                for (n, i) in indices.iter().map(|&(_, i)| i).chain(others).enumerate() {
-                    if n > 0 {
-                        out.push(b',');
-                    }
-                    let (key, value) = &members[i];
-                    out.extend_from_slice(key);
-                    out.push(b':');
-                    value.write(out);
-                }
-                out.push(b'}');
-            }
+impl<'a> Stringified<'a> {
+    /// Checks `body` the way `JSON.parse(body.toString("utf8"))` does and plans the reordering of
+    /// its objects. `None` where JavaScript would throw, where nesting is deeper than
+    /// [`MAX_DEPTH`], or for bodies of 2 GiB and more.
+    pub(crate) fn parse(body: &'a [u8]) -> Option<Self> {
+        if body.len() > MAX_INPUT {
+            return None;
         }
+        let mut planner = Planner {
+            input: body,
+            pos: 0,
+            depth: 0,
+            members: Vec::new(),
+            plans: Vec::new(),
+            order: Vec::new(),
+            // A member takes at least 5 bytes (`"":0,`), a reordered object at least 11
+            // (`{"":0,"":0}`).
+            max_members: body.len() / 5 + 1,
+            max_plans: body.len() / 11 + 1,
+            hasher: RandomState::new(),
+        };
+        planner.skip_white_space();
+        planner.value()?;
+        planner.skip_white_space();
+        if planner.pos != body.len() {
+            return None;
+        }
+        let Planner {
+            mut plans, order, ..
+        } = planner;
+        plans.sort_unstable_by_key(|plan| plan.object);
+        Some(Self {
+            input: body,
+            plans,
+            order,
+        })
+    }
+
+    /// Hands the output to `sink`, in order, in pieces.
+    pub(crate) fn write(&self, sink: impl FnMut(&[u8])) {
+        let mut emitter = Emitter {
+            input: self.input,
+            plans: &self.plans,
+            order: &self.order,
+            buf: Vec::with_capacity(CHUNK.min(self.input.len()) + 64),
+            sink,
+        };
+        let pos = emitter.skip_white_space(0);
+        emitter.value(pos);
+        emitter.flush();
+    }
+
+    /// The whole output.
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.input.len());
+        self.write(|chunk| out.extend_from_slice(chunk));
+        out
     }
 }
 
-/// The numeric value of a quoted key that is a JavaScript array index: the canonical decimal form
-/// of an integer from 0 to 2^32 - 2.
-fn array_index(quoted: &[u8]) -> Option<u32> {
-    let digits = &quoted[1..quoted.len() - 1];
-    if digits.is_empty()
-        || digits.len() > 10
-        || !digits.iter().all(u8::is_ascii_digit)
-        || (digits[0] == b'0' && digits.len() > 1)
-    {
-        return None;
+/// Grows `vec` by doubling, but never beyond `max` elements (what the body could ever need).
+fn reserve_one<T>(vec: &mut Vec<T>, max: usize) {
+    if vec.len() == vec.capacity() {
+        let target = (vec.capacity() * 2).max(16).min(max).max(vec.len() + 1);
+        vec.reserve_exact(target - vec.len());
     }
-    let value = digits
-        .iter()
-        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
-    u32::try_from(value).ok().filter(|&v| v != u32::MAX)
 }
 
-struct Parser<'a> {
+/// The first pass: syntax check and reordering plans.
+struct Planner<'a> {
     input: &'a [u8],
     pos: usize,
     depth: usize,
+    /// The members of every open object, innermost last.
+    members: Vec<Member>,
+    plans: Vec<Plan>,
+    order: Vec<u32>,
+    max_members: usize,
+    max_plans: usize,
+    hasher: RandomState,
 }
 
-impl Parser<'_> {
+impl Planner<'_> {
     fn peek(&self) -> Option<u8> {
         self.input.get(self.pos).copied()
     }
@@ -141,145 +208,235 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self) -> Option<Value> {
+    fn value(&mut self) -> Option<()> {
         match self.peek()? {
             b'{' => self.nested(Self::object),
             b'[' => self.nested(Self::array),
-            b'"' => self.string().map(Value::Scalar),
+            b'"' => self.string(),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number().map(Value::Scalar),
+            b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
     }
 
-    fn nested(&mut self, parse: fn(&mut Self) -> Option<Value>) -> Option<Value> {
+    fn nested(&mut self, parse: fn(&mut Self) -> Option<()>) -> Option<()> {
         if self.depth == MAX_DEPTH {
             return None;
         }
         self.depth += 1;
-        let value = parse(self);
+        let parsed = parse(self);
         self.depth -= 1;
-        value
+        parsed
     }
 
-    fn literal(&mut self, word: &'static [u8]) -> Option<Value> {
+    fn literal(&mut self, word: &'static [u8]) -> Option<()> {
         if !self.input[self.pos..].starts_with(word) {
             return None;
         }
         self.pos += word.len();
-        Some(Value::Scalar(word.to_vec()))
+        Some(())
     }
 
-    fn array(&mut self) -> Option<Value> {
+    fn array(&mut self) -> Option<()> {
         self.pos += 1; // '['
-        let mut items = Vec::new();
         self.skip_white_space();
         if self.eat(b']') {
-            return Some(Value::Array(items));
+            return Some(());
         }
         loop {
             self.skip_white_space();
-            items.push(self.value()?);
+            self.value()?;
             self.skip_white_space();
             match self.next()? {
                 b',' => {}
-                b']' => return Some(Value::Array(items)),
+                b']' => return Some(()),
                 _ => return None,
             }
         }
     }
 
-    fn object(&mut self) -> Option<Value> {
+    fn object(&mut self) -> Option<()> {
+        let object = self.pos;
         self.pos += 1; // '{'
-        let mut members: Vec<(Vec<u8>, Value)> = Vec::new();
-        let mut positions: HashMap<Vec<u8>, usize> = HashMap::new();
+        let base = self.members.len();
+        // Whether the keys so far are already in JavaScript's order: array indices first, ascending.
+        let mut in_order = true;
+        let mut last_index = None;
+        let mut other_seen = false;
         self.skip_white_space();
-        if self.eat(b'}') {
-            return Some(Value::Object(members));
-        }
-        loop {
-            self.skip_white_space();
-            if self.peek()? != b'"' {
-                return None;
-            }
-            let key = self.string()?;
-            self.skip_white_space();
-            if !self.eat(b':') {
-                return None;
-            }
-            self.skip_white_space();
-            let value = self.value()?;
-            match positions.get(&key) {
-                // A repeated key keeps its first position and takes the last value.
-                Some(&i) => members[i].1 = value,
-                None => {
-                    positions.insert(key.clone(), members.len());
-                    members.push((key, value));
+        if !self.eat(b'}') {
+            loop {
+                self.skip_white_space();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let member = self.key()?;
+                if member.is_index() {
+                    in_order &= !other_seen && last_index.is_none_or(|last| last < member.tag);
+                    last_index = Some(member.tag);
+                } else {
+                    other_seen = true;
+                }
+                reserve_one(&mut self.members, self.max_members);
+                self.members.push(member);
+                self.skip_white_space();
+                if !self.eat(b':') {
+                    return None;
+                }
+                self.skip_white_space();
+                self.value()?;
+                self.skip_white_space();
+                match self.next()? {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return None,
                 }
             }
-            self.skip_white_space();
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(Value::Object(members)),
-                _ => return None,
-            }
         }
+        self.close_object(object, base, in_order);
+        Some(())
     }
 
-    /// Parses a string literal into its `JSON.stringify` form, quotes included.
-    fn string(&mut self) -> Option<Vec<u8>> {
-        self.pos += 1; // '"'
-        let mut out = vec![b'"'];
-        // A high surrogate from a `\u` escape, waiting to see whether a low one follows.
-        let mut high: Option<u16> = None;
-        loop {
-            let byte = self.next()?;
-            match byte {
-                b'"' => {
-                    flush_surrogate(&mut high, &mut out);
-                    out.push(b'"');
-                    return Some(out);
+    /// Merges repeated keys of the object at `object`, whose members are `members[base..]`, and
+    /// records a plan if it is not printed as it stands.
+    fn close_object(&mut self, object: usize, base: usize, in_order: bool) {
+        let input = self.input;
+        let members = &mut self.members[base..];
+        if members.len() < 2 {
+            self.members.truncate(base);
+            return;
+        }
+        // Equal keys have equal tags and flags: sort them together, each run by offset.
+        members.sort_unstable_by_key(|m| (u64::from(m.tag) << 32) | u64::from(m.key));
+        let mut merged = 0;
+        let mut start = 0;
+        while start < members.len() {
+            let run = &members[start..];
+            let end = start
+                + run
+                    .iter()
+                    .position(|m| m.tag != run[0].tag || m.is_index() != run[0].is_index())
+                    .unwrap_or(run.len());
+            if members[start].is_index() {
+                // The same index is the same key: keep the last occurrence.
+                members[merged] = Member {
+                    key: members[end - 1].key,
+                    tag: members[start].tag,
+                };
+                merged += 1;
+            } else {
+                // The same hash is almost always the same key; check, key by key.
+                let first_of_run = merged;
+                for i in start..end {
+                    let member = members[i];
+                    let same = (first_of_run..merged)
+                        .find(|&j| same_key(input, members[j].offset(), member.offset()));
+                    match same {
+                        // Later in the body: this occurrence's value is the one printed.
+                        Some(j) => members[j].key = member.key,
+                        None => {
+                            members[merged] = Member {
+                                key: member.key,
+                                tag: member.key,
+                            };
+                            merged += 1;
+                        }
+                    }
                 }
-                b'\\' => {
-                    let unit = match self.next()? {
-                        b'"' => 0x22,
-                        b'\\' => 0x5c,
-                        b'/' => 0x2f,
-                        b'b' => 0x08,
-                        b'f' => 0x0c,
-                        b'n' => 0x0a,
-                        b'r' => 0x0d,
-                        b't' => 0x09,
-                        b'u' => self.hex4()?,
-                        _ => return None,
+            }
+            start = end;
+        }
+        if merged == members.len() && in_order {
+            self.members.truncate(base);
+            return;
+        }
+        let members = &mut members[..merged];
+        // Array indices first, ascending, then the other keys where they first appeared.
+        members.sort_unstable_by_key(|m| {
+            if m.is_index() {
+                u64::from(m.tag)
+            } else {
+                (1 << 32) | u64::from(m.tag)
+            }
+        });
+        let first = self.order.len() as u32;
+        for member in members.iter() {
+            reserve_one(&mut self.order, self.max_members);
+            self.order.push(member.offset() as u32);
+        }
+        reserve_one(&mut self.plans, self.max_plans);
+        self.plans.push(Plan {
+            object: object as u32,
+            first,
+            len: merged as u32,
+        });
+        self.members.truncate(base);
+    }
+
+    /// Reads a key, returning it as an unmerged [`Member`].
+    fn key(&mut self) -> Option<Member> {
+        let offset = self.pos as u32;
+        let mut units = Units::new(self.input, self.pos);
+        let mut hasher = BlockHasher::new(self.hasher.build_hasher());
+        let mut index = Some(0u64);
+        let mut digits = 0;
+        loop {
+            match units.next_unit() {
+                Step::Unit(unit) => {
+                    hasher.write(&unit.to_le_bytes());
+                    index = match (index, unit) {
+                        (Some(value), 0x30..=0x39) if digits < 10 && (digits == 0 || value > 0) => {
+                            Some(value * 10 + u64::from(unit - 0x30))
+                        }
+                        _ => None,
                     };
-                    push_code_unit(unit, &mut high, &mut out);
+                    digits += 1;
                 }
-                0x00..=0x1f => return None,
-                _ => {
-                    flush_surrogate(&mut high, &mut out);
-                    // Raw characters need no escaping unless they are `"` or `\` (handled above)
-                    // or controls (refused above); multi-byte UTF-8 is copied byte by byte.
-                    out.push(byte);
-                }
+                Step::End => break,
+                Step::Invalid => return None,
             }
         }
-    }
-
-    fn hex4(&mut self) -> Option<u16> {
-        let digits = self.input.get(self.pos..self.pos + 4)?;
-        self.pos += 4;
-        digits.iter().try_fold(0u16, |acc, &d| {
-            let v = char::from(d).to_digit(16)?;
-            Some(acc << 4 | v as u16)
+        self.pos = units.pos;
+        Some(match index {
+            Some(value) if digits > 0 && value < u64::from(u32::MAX) => Member {
+                key: offset | INDEX_FLAG,
+                tag: value as u32,
+            },
+            _ => {
+                let hash = hasher.finish();
+                Member {
+                    key: offset,
+                    tag: (hash ^ (hash >> 32)) as u32,
+                }
+            }
         })
     }
 
-    /// Parses a number token and prints it the way JavaScript does.
-    fn number(&mut self) -> Option<Vec<u8>> {
-        let start = self.pos;
+    /// Checks a string literal.
+    fn string(&mut self) -> Option<()> {
+        self.pos += 1; // '"'
+        loop {
+            match self.next()? {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        hex4(self.input, self.pos)?;
+                        self.pos += 4;
+                    }
+                    _ => return None,
+                },
+                0x00..=0x1f => return None,
+                // Anything else, invalid UTF-8 included, is (or decodes to) a character.
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks a number token.
+    fn number(&mut self) -> Option<()> {
         self.eat(b'-');
         match self.next()? {
             b'0' => {}
@@ -296,10 +453,7 @@ impl Parser<'_> {
             }
             self.digits1()?;
         }
-        let token = std::str::from_utf8(&self.input[start..self.pos]).ok()?;
-        let mut out = NumberBuf::default();
-        write_js_number(token.parse::<f64>().ok()?, &mut out);
-        Some(out.as_bytes().to_vec())
+        Some(())
     }
 
     fn digits(&mut self) {
@@ -315,41 +469,406 @@ impl Parser<'_> {
     }
 }
 
-/// Appends one UTF-16 code unit from an escape, pairing surrogates where JavaScript would.
-fn push_code_unit(unit: u16, high: &mut Option<u16>, out: &mut Vec<u8>) {
-    if let Some(h) = high.take() {
-        if (0xdc00..=0xdfff).contains(&unit) {
-            let code = 0x10000 + ((u32::from(h) - 0xd800) << 10) + (u32::from(unit) - 0xdc00);
-            let c = char::from_u32(code).expect("a surrogate pair is a valid code point");
-            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-            return;
+/// The value of the four hex digits at `pos`.
+fn hex4(input: &[u8], pos: usize) -> Option<u16> {
+    let digits = input.get(pos..pos + 4)?;
+    digits.iter().try_fold(0u16, |acc, &d| {
+        let v = char::from(d).to_digit(16)?;
+        Some(acc << 4 | v as u16)
+    })
+}
+
+/// Feeds a hasher in fixed blocks, so that the hash depends only on the bytes and not on how they
+/// were split (which `Hasher::write` does not promise).
+struct BlockHasher<H> {
+    hasher: H,
+    block: [u8; 64],
+    len: usize,
+}
+
+impl<H: std::hash::Hasher> BlockHasher<H> {
+    fn new(hasher: H) -> Self {
+        Self {
+            hasher,
+            block: [0; 64],
+            len: 0,
         }
-        escape_unit(h, out);
     }
-    match unit {
-        0xd800..=0xdbff => *high = Some(unit),
-        0xdc00..=0xdfff => escape_unit(unit, out),
-        _ => {
-            let c = char::from_u32(u32::from(unit)).expect("not a surrogate");
-            match c {
-                '"' => out.extend_from_slice(b"\\\""),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                '\u{08}' => out.extend_from_slice(b"\\b"),
-                '\u{0c}' => out.extend_from_slice(b"\\f"),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                '\u{00}'..='\u{1f}' => escape_unit(unit, out),
-                _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+
+    fn write(&mut self, bytes: &[u8; 2]) {
+        self.block[self.len..self.len + 2].copy_from_slice(bytes);
+        self.len += 2;
+        if self.len == self.block.len() {
+            self.hasher.write(&self.block);
+            self.len = 0;
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.hasher.write(&self.block[..self.len]);
+        self.hasher.finish()
+    }
+}
+
+/// Whether the (valid) string literals at `a` and `b` are the same JavaScript string.
+fn same_key(input: &[u8], a: usize, b: usize) -> bool {
+    if a == b {
+        return true;
+    }
+    let (mut a, mut b) = (Units::new(input, a), Units::new(input, b));
+    loop {
+        match (a.next_unit(), b.next_unit()) {
+            (Step::Unit(x), Step::Unit(y)) if x == y => {}
+            (Step::End, Step::End) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// One step of [`Units`].
+enum Step {
+    Unit(u16),
+    End,
+    Invalid,
+}
+
+/// The UTF-16 code units of a string literal, as `JSON.parse` sees them after the body was decoded
+/// with U+FFFD for invalid UTF-8. Two keys are the same JavaScript string exactly when these are
+/// equal.
+struct Units<'a> {
+    input: &'a [u8],
+    /// Past the opening quote, then past what has been read.
+    pos: usize,
+    /// The low half of a surrogate pair decoded from raw UTF-8, still to be returned.
+    low: Option<u16>,
+}
+
+impl<'a> Units<'a> {
+    /// The string literal whose opening quote is at `quote`.
+    fn new(input: &'a [u8], quote: usize) -> Self {
+        Self {
+            input,
+            pos: quote + 1,
+            low: None,
+        }
+    }
+
+    fn next_unit(&mut self) -> Step {
+        if let Some(low) = self.low.take() {
+            return Step::Unit(low);
+        }
+        let Some(&byte) = self.input.get(self.pos) else {
+            return Step::Invalid;
+        };
+        self.pos += 1;
+        match byte {
+            b'"' => Step::End,
+            b'\\' => {
+                let Some(&escape) = self.input.get(self.pos) else {
+                    return Step::Invalid;
+                };
+                self.pos += 1;
+                Step::Unit(match escape {
+                    b'"' => 0x22,
+                    b'\\' => 0x5c,
+                    b'/' => 0x2f,
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
+                    b'n' => 0x0a,
+                    b'r' => 0x0d,
+                    b't' => 0x09,
+                    b'u' => match hex4(self.input, self.pos) {
+                        Some(unit) => {
+                            self.pos += 4;
+                            unit
+                        }
+                        None => return Step::Invalid,
+                    },
+                    _ => return Step::Invalid,
+                })
+            }
+            0x00..=0x1f => Step::Invalid,
+            0x20..=0x7f => Step::Unit(u16::from(byte)),
+            _ => {
+                let Some((c, len)) = lossy_char(self.input, self.pos - 1) else {
+                    return Step::Invalid;
+                };
+                self.pos += len - 1;
+                let mut pair = [0; 2];
+                let units = c.encode_utf16(&mut pair);
+                if let [high, low] = *units {
+                    self.low = Some(low);
+                    Step::Unit(high)
+                } else {
+                    Step::Unit(units[0])
+                }
             }
         }
     }
 }
 
-/// Writes a high surrogate that no low surrogate followed, as JavaScript does: escaped.
-fn flush_surrogate(high: &mut Option<u16>, out: &mut Vec<u8>) {
-    if let Some(h) = high.take() {
-        escape_unit(h, out);
+/// The character that starts at `pos` (a byte of 0x80 or more) as `String::from_utf8_lossy` reads
+/// it, and how many bytes it takes: an invalid sequence, as long as WHATWG's decoder (and so Node)
+/// takes it, is U+FFFD. `None` if the input ends inside the sequence.
+fn lossy_char(input: &[u8], pos: usize) -> Option<(char, usize)> {
+    let window = &input[pos..input.len().min(pos + 4)];
+    let valid = match std::str::from_utf8(window) {
+        Ok(valid) => valid,
+        Err(error) if error.valid_up_to() > 0 => {
+            std::str::from_utf8(&window[..error.valid_up_to()]).ok()?
+        }
+        Err(error) => return Some((char::REPLACEMENT_CHARACTER, error.error_len()?)),
+    };
+    let c = valid.chars().next()?;
+    Some((c, c.len_utf8()))
+}
+
+/// The second pass: prints a body the [`Planner`] accepted, so it does no checking of its own
+/// beyond what keeps it from panicking.
+struct Emitter<'a, F> {
+    input: &'a [u8],
+    plans: &'a [Plan],
+    order: &'a [u32],
+    buf: Vec<u8>,
+    sink: F,
+}
+
+impl<F: FnMut(&[u8])> Emitter<'_, F> {
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            (self.sink)(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Flushes once a chunk's worth has gathered.
+    fn check(&mut self) {
+        if self.buf.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if bytes.len() >= CHUNK {
+            self.flush();
+            (self.sink)(bytes);
+        } else {
+            self.buf.extend_from_slice(bytes);
+            self.check();
+        }
+    }
+
+    fn skip_white_space(&self, mut pos: usize) -> usize {
+        while matches!(self.input.get(pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            pos += 1;
+        }
+        pos
+    }
+
+    /// Prints the value at `pos`; returns the offset just after it.
+    fn value(&mut self, pos: usize) -> usize {
+        let end = match self.input[pos] {
+            b'{' => self.object(pos),
+            b'[' => self.array(pos),
+            b'"' => self.string(pos),
+            b't' => self.literal(b"true", pos),
+            b'f' => self.literal(b"false", pos),
+            b'n' => self.literal(b"null", pos),
+            _ => self.number(pos),
+        };
+        self.check();
+        end
+    }
+
+    fn literal(&mut self, word: &[u8], pos: usize) -> usize {
+        self.buf.extend_from_slice(word);
+        pos + word.len()
+    }
+
+    fn array(&mut self, pos: usize) -> usize {
+        self.buf.push(b'[');
+        let mut pos = self.skip_white_space(pos + 1);
+        if self.input[pos] != b']' {
+            loop {
+                pos = self.value(pos);
+                pos = self.skip_white_space(pos);
+                if self.input[pos] != b',' {
+                    break;
+                }
+                self.buf.push(b',');
+                pos = self.skip_white_space(pos + 1);
+            }
+        }
+        self.buf.push(b']');
+        pos + 1
+    }
+
+    fn object(&mut self, pos: usize) -> usize {
+        self.buf.push(b'{');
+        if let Ok(i) = self
+            .plans
+            .binary_search_by_key(&(pos as u32), |plan| plan.object)
+        {
+            let plan = self.plans[i];
+            let keys = &self.order[plan.first as usize..][..plan.len as usize];
+            // The member that comes last in the body is printed (a repeated key's last occurrence
+            // is), and the object ends after it.
+            let (mut last, mut end) = (0, pos + 1);
+            for (n, &key) in keys.iter().enumerate() {
+                if n > 0 {
+                    self.buf.push(b',');
+                }
+                let after = self.member(key as usize);
+                if key >= last {
+                    (last, end) = (key, after);
+                }
+            }
+            self.buf.push(b'}');
+            return self.skip_white_space(end) + 1;
+        }
+        let mut pos = self.skip_white_space(pos + 1);
+        if self.input[pos] != b'}' {
+            loop {
+                pos = self.member(pos);
+                pos = self.skip_white_space(pos);
+                if self.input[pos] != b',' {
+                    break;
+                }
+                self.buf.push(b',');
+                pos = self.skip_white_space(pos + 1);
+            }
+        }
+        self.buf.push(b'}');
+        pos + 1
+    }
+
+    /// Prints the member whose key starts at `pos`; returns the offset just after its value.
+    fn member(&mut self, pos: usize) -> usize {
+        let pos = self.string(pos);
+        let pos = self.skip_white_space(pos);
+        self.buf.push(b':');
+        let pos = self.skip_white_space(pos + 1);
+        self.value(pos)
+    }
+
+    /// Prints the string literal at `pos`; returns the offset just after it.
+    fn string(&mut self, pos: usize) -> usize {
+        self.buf.push(b'"');
+        let mut pos = pos + 1;
+        // A high surrogate from a `\u` escape, waiting to see whether a low one follows.
+        let mut high: Option<u16> = None;
+        loop {
+            let run = pos
+                + self.input[pos..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\')
+                    .unwrap_or(self.input.len() - pos);
+            if run > pos {
+                self.flush_surrogate(&mut high);
+                self.raw(&self.input[pos..run]);
+            }
+            pos = run;
+            match self.input.get(pos) {
+                Some(b'\\') => {}
+                _ => break,
+            }
+            let (unit, len) = match self.input[pos + 1] {
+                b'"' => (0x22, 2),
+                b'\\' => (0x5c, 2),
+                b'/' => (0x2f, 2),
+                b'b' => (0x08, 2),
+                b'f' => (0x0c, 2),
+                b'n' => (0x0a, 2),
+                b'r' => (0x0d, 2),
+                b't' => (0x09, 2),
+                _ => (hex4(self.input, pos + 2).unwrap_or(0xfffd), 6),
+            };
+            pos += len;
+            self.push_code_unit(unit, &mut high);
+        }
+        self.flush_surrogate(&mut high);
+        self.buf.push(b'"');
+        pos + 1
+    }
+
+    /// Prints raw string bytes (no quote, backslash or control): valid UTF-8 as it is, each
+    /// invalid sequence as U+FFFD.
+    fn raw(&mut self, mut bytes: &'_ [u8]) {
+        loop {
+            match std::str::from_utf8(bytes) {
+                Ok(_) => return self.put(bytes),
+                Err(error) => {
+                    let (valid, rest) = bytes.split_at(error.valid_up_to());
+                    self.put(valid);
+                    self.put("\u{fffd}".as_bytes());
+                    // Without an error length the run ends inside a sequence, which a quote or a
+                    // backslash cuts short: one U+FFFD for all of it.
+                    let skip = error.error_len().unwrap_or(rest.len());
+                    bytes = &rest[skip..];
+                    if bytes.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prints one UTF-16 code unit from an escape, pairing surrogates where JavaScript would.
+    fn push_code_unit(&mut self, unit: u16, high: &mut Option<u16>) {
+        if let Some(h) = high.take() {
+            if (0xdc00..=0xdfff).contains(&unit) {
+                let code = 0x10000 + ((u32::from(h) - 0xd800) << 10) + (u32::from(unit) - 0xdc00);
+                let c = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
+                self.buf
+                    .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                return;
+            }
+            escape_unit(h, &mut self.buf);
+        }
+        match unit {
+            0xd800..=0xdbff => *high = Some(unit),
+            0xdc00..=0xdfff => escape_unit(unit, &mut self.buf),
+            _ => {
+                let c = char::from_u32(u32::from(unit)).unwrap_or(char::REPLACEMENT_CHARACTER);
+                let out = &mut self.buf;
+                match c {
+                    '"' => out.extend_from_slice(b"\\\""),
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    '\u{08}' => out.extend_from_slice(b"\\b"),
+                    '\u{0c}' => out.extend_from_slice(b"\\f"),
+                    '\n' => out.extend_from_slice(b"\\n"),
+                    '\r' => out.extend_from_slice(b"\\r"),
+                    '\t' => out.extend_from_slice(b"\\t"),
+                    '\u{00}'..='\u{1f}' => escape_unit(unit, out),
+                    _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+        }
+        self.check();
+    }
+
+    /// Writes a high surrogate that no low surrogate followed, as JavaScript does: escaped.
+    fn flush_surrogate(&mut self, high: &mut Option<u16>) {
+        if let Some(h) = high.take() {
+            escape_unit(h, &mut self.buf);
+        }
+    }
+
+    /// Prints the number token at `pos`; returns the offset just after it.
+    fn number(&mut self, pos: usize) -> usize {
+        let end = pos
+            + self.input[pos..]
+                .iter()
+                .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .unwrap_or(self.input.len() - pos);
+        let x = std::str::from_utf8(&self.input[pos..end])
+            .ok()
+            .and_then(|token| token.parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
+        let mut out = NumberBuf::default();
+        write_js_number(x, &mut out);
+        self.buf.extend_from_slice(out.as_bytes());
+        end
     }
 }
 
@@ -580,6 +1099,46 @@ mod tests {
             js(br#"{"a":1,"b":2,"\u0061":[3]}"#).unwrap(),
             r#"{"a":[3],"b":2}"#
         );
+    }
+
+    #[test]
+    fn nested_objects_are_reordered_and_merged_at_every_level() {
+        assert_eq!(
+            js(br#"[{"b":{"1":1,"0":2},"0":{"b":1,"b":2}},{"1":1,"a":2,"1":3,"0":4},{"a":{"x":[1,{"2":0,"1":0}]},"b":0,"a":{"1":0,"0":0}},{ "b" : 1 , "0" : [ 1 , 2 ] , "4294967294":0, "4294967295":1}]"#).unwrap(),
+            r#"[{"0":{"b":2},"b":{"0":2,"1":1}},{"0":4,"1":3,"a":2},{"a":{"0":0,"1":0},"b":0},{"0":[1,2],"4294967294":0,"b":1,"4294967295":1}]"#
+        );
+    }
+
+    #[test]
+    fn keys_are_the_same_when_their_code_units_are() {
+        assert_eq!(
+            js(r#"[{"é":1,"\u00e9":2},{"\ud83d\ude00":1,"😀":2},{"\ud800":1,"\uD800":2,"\udc00":3}]"#.as_bytes()).unwrap(),
+            r#"[{"é":2},{"😀":2},{"\ud800":2,"\udc00":3}]"#
+        );
+        // Every invalid sequence is U+FFFD, escaped or not.
+        assert_eq!(
+            js(b"{\"\xff\":1,\"\xfe\":2,\"\\ufffd\":3,\"\xe2\x82\":4,\"a\xed\xa0\x80\":5,\"a\\ufffd\\ufffd\\ufffd\":6}").unwrap(),
+            "{\"\u{fffd}\":4,\"a\u{fffd}\u{fffd}\u{fffd}\":6}"
+        );
+    }
+
+    #[test]
+    fn output_larger_than_a_chunk_is_whole() {
+        let long = "x".repeat(3 * CHUNK);
+        let body = format!(
+            r#"{{"b":"{long}\u00e9{long}","1":[{}0]}}"#,
+            "1e20,".repeat(CHUNK)
+        );
+        let expected = format!(
+            r#"{{"1":[{}0],"b":"{long}é{long}"}}"#,
+            "100000000000000000000,".repeat(CHUNK)
+        );
+        assert_eq!(js(body.as_bytes()).unwrap(), expected);
+        let form = Stringified::parse(body.as_bytes()).unwrap();
+        let mut largest = 0;
+        form.write(|chunk| largest = largest.max(chunk.len()));
+        // Chunks are bounded, except slices of a long run of string bytes.
+        assert_eq!(largest, 3 * CHUNK);
     }
 
     #[test]
