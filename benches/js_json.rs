@@ -23,6 +23,8 @@ fn fallback(c: &mut Criterion) {
     let scheme = HmacSha256::builder("x-signature")
         .secret("s")
         .json_stringify_fallback()
+        // Past the 256 KiB default, so that the whole body is re-serialised.
+        .json_stringify_fallback_max(2 << 20)
         .build()
         .expect("valid configuration");
     let (head, ()) = Request::post("/")

@@ -41,6 +41,7 @@ pub struct HmacSha256 {
     encoding: Encoding,
     keys: Box<[Hmac<Sha256>]>,
     json_stringify_fallback: bool,
+    json_stringify_fallback_max: usize,
 }
 
 /// The decoded signature read by [`HmacSha256`] from the request head.
@@ -67,6 +68,7 @@ impl HmacSha256 {
             encoding: Encoding::Hex,
             secrets: Vec::new(),
             json_stringify_fallback: false,
+            json_stringify_fallback_max: HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX,
         }
     }
 
@@ -186,6 +188,7 @@ impl Scheme for HmacSha256 {
             return Ok(Signed::RawBody);
         }
         if self.json_stringify_fallback
+            && body.len() <= self.json_stringify_fallback_max
             && let Some(form) = js_json::Stringified::parse(body)
         {
             // The re-serialised form is streamed into one MAC per key, never held whole, until a
@@ -211,6 +214,10 @@ impl fmt::Debug for HmacSha256 {
             .field("encoding", &self.encoding)
             .field("keys", &format_args!("[{} redacted]", self.keys.len()))
             .field("json_stringify_fallback", &self.json_stringify_fallback)
+            .field(
+                "json_stringify_fallback_max",
+                &self.json_stringify_fallback_max,
+            )
             .finish()
     }
 }
@@ -227,9 +234,20 @@ pub struct HmacSha256Builder {
     encoding: Encoding,
     secrets: Vec<Secret>,
     json_stringify_fallback: bool,
+    json_stringify_fallback_max: usize,
 }
 
 impl HmacSha256Builder {
+    /// The largest body the [`json_stringify_fallback`](Self::json_stringify_fallback)
+    /// re-serialises unless [`json_stringify_fallback_max`](Self::json_stringify_fallback_max) sets
+    /// another: 256 KiB.
+    ///
+    /// VideoAIditor's payloads are a few KiB, so this leaves them ample room, while a forged
+    /// request can make the fallback read no more than an eighth of the default 2 MiB body limit:
+    /// at most a few milliseconds of CPU time and about 1 MiB of memory, about what checking the
+    /// raw MAC of a 2 MiB body costs anyway.
+    pub const DEFAULT_JSON_STRINGIFY_FALLBACK_MAX: usize = 256 * 1024;
+
     /// A literal prefix that comes before the encoded MAC, such as `sha256=`. Matched exactly
     /// (case-sensitive); a value without it is malformed.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -268,8 +286,28 @@ impl HmacSha256Builder {
     /// and checked again. When that form matches, it — not the raw body — is what the event is
     /// parsed from and what the inner service receives. Off unless asked for: a raw-body provider
     /// must never accept re-serialised JSON.
+    ///
+    /// The re-serialisation runs for every request whose raw MAC fails, before anything is
+    /// authenticated. It is linear in time (up to a logarithmic factor for objects with many keys)
+    /// and needs at most a few bytes of memory per body byte, on any input; and only bodies of up
+    /// to [`json_stringify_fallback_max`](Self::json_stringify_fallback_max) bytes (256 KiB unless
+    /// set) go through it.
     pub fn json_stringify_fallback(mut self) -> Self {
         self.json_stringify_fallback = true;
+        self
+    }
+
+    /// The largest body, in bytes, that the
+    /// [`json_stringify_fallback`](Self::json_stringify_fallback) re-serialises:
+    /// [`DEFAULT_JSON_STRINGIFY_FALLBACK_MAX`](Self::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX)
+    /// (256 KiB) unless set.
+    ///
+    /// A larger body is checked as received only, so a signature over its re-serialised form is a
+    /// [`SignatureError::Mismatch`] (401). This bounds what a forged request can cost before it is
+    /// refused; raise it only for a provider that really sends larger payloads, up to the layer's
+    /// body limit. Setting it does not turn the fallback on.
+    pub fn json_stringify_fallback_max(mut self, bytes: usize) -> Self {
+        self.json_stringify_fallback_max = bytes;
         self
     }
 
@@ -311,6 +349,7 @@ impl HmacSha256Builder {
             encoding: self.encoding,
             keys,
             json_stringify_fallback: self.json_stringify_fallback,
+            json_stringify_fallback_max: self.json_stringify_fallback_max,
         })
     }
 }
@@ -326,6 +365,10 @@ impl fmt::Debug for HmacSha256Builder {
                 &format_args!("[{} redacted]", self.secrets.len()),
             )
             .field("json_stringify_fallback", &self.json_stringify_fallback)
+            .field(
+                "json_stringify_fallback_max",
+                &self.json_stringify_fallback_max,
+            )
             .finish()
     }
 }
@@ -537,6 +580,51 @@ mod tests {
         assert_eq!(
             fallback.verify(signature, &sent),
             Ok(Signed::Reserialized(Bytes::from_static(signed_form)))
+        );
+    }
+
+    #[test]
+    fn reserialised_json_only_up_to_the_fallback_cap() {
+        let signed_form = br#"{"a":1}"#;
+        let sent = Bytes::from_static(b"{ \"a\" : 1 }");
+        let scheme = |max: Option<usize>| {
+            let builder = HmacSha256::builder("x-sig")
+                .secret("k")
+                .json_stringify_fallback();
+            match max {
+                Some(max) => builder.json_stringify_fallback_max(max),
+                None => builder,
+            }
+            .build()
+            .unwrap()
+        };
+        let default = scheme(None);
+        let value = default.sign(signed_form);
+        let signature = default.signature(&head(&[value.as_bytes()])).unwrap();
+        let reserialized = Ok(Signed::Reserialized(Bytes::from_static(signed_form)));
+        assert_eq!(default.verify(signature, &sent), reserialized);
+        assert_eq!(
+            scheme(Some(sent.len())).verify(signature, &sent),
+            reserialized
+        );
+        assert_eq!(
+            scheme(Some(sent.len() - 1)).verify(signature, &sent),
+            Err(SignatureError::Mismatch)
+        );
+        // The cap alone does not turn the fallback on.
+        let capped_only = HmacSha256::builder("x-sig")
+            .secret("k")
+            .json_stringify_fallback_max(1 << 20)
+            .build()
+            .unwrap();
+        assert_eq!(
+            capped_only.verify(signature, &sent),
+            Err(SignatureError::Mismatch)
+        );
+        // The default leaves room for any VideoAIditor payload, and no more than needed.
+        assert_eq!(
+            HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX,
+            256 * 1024
         );
     }
 }
