@@ -122,9 +122,9 @@ pub(crate) fn long_fractions(size: usize) -> Vec<u8> {
 /// Arrays nested 128 deep (the limit), repeated.
 pub(crate) fn deep_arrays(size: usize) -> Vec<u8> {
     array_of(size, |out| {
-        out.resize(127, b'[');
+        out.extend([b'['; 127]);
         out.push(b'1');
-        out.resize(out.len() + 127, b']');
+        out.extend([b']'; 127]);
     })
 }
 
