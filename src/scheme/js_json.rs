@@ -861,12 +861,15 @@ impl<F: FnMut(&[u8])> Emitter<'_, F> {
                 .iter()
                 .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
                 .unwrap_or(self.input.len() - pos);
-        let x = std::str::from_utf8(&self.input[pos..end])
-            .ok()
-            .and_then(|token| token.parse::<f64>().ok())
-            .unwrap_or(f64::NAN);
+        let token = &self.input[pos..end];
         let mut out = NumberBuf::default();
-        write_js_number(x, &mut out);
+        if !write_short_number(token, &mut out) {
+            let x = std::str::from_utf8(token)
+                .ok()
+                .and_then(|token| token.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            write_js_number(x, &mut out);
+        }
         self.buf.extend_from_slice(out.as_bytes());
         end
     }
@@ -940,10 +943,82 @@ fn write_js_number(x: f64, out: &mut NumberBuf) {
         write!(digits, "{even}").expect("17 digits fit");
         exponent = even_exponent;
     }
-    // `digits` has k (at most 17) digits, the first at 10^(n - 1).
     let digits = digits.as_bytes();
+    write_digits(digits, exponent + digits.len() as i32, out);
+}
+
+/// Prints `Number::toString` of a number written with at most 15 significant digits and whose
+/// value is 0 or lies between 1e-307 and 1e308, straight from its digits, and returns `true`;
+/// returns `false`, printing nothing, for any other valid JSON number token.
+///
+/// Any decimal of at most 15 significant digits in the range of normal doubles comes back from
+/// the nearest double when that double is rounded to 15 digits (15 is `f64::DIGITS`). So no other
+/// decimal of at most 15 digits has the same nearest double: the token's own digits, without
+/// trailing zeros, are the shortest that round-trip, and the only ones of their length.
+fn write_short_number(token: &[u8], out: &mut NumberBuf) -> bool {
+    let (negative, token) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, token),
+    };
+    let mut digits = [0u8; 15];
+    let mut len = 0;
+    // Zeros after the last nonzero digit so far: significant only if another one follows.
+    let mut zeros = 0;
+    // The value is 0.digits · 10^n.
+    let mut n: i64 = 0;
+    let mut fraction = false;
+    let mut i = 0;
+    while let Some(&b) = token.get(i) {
+        match b {
+            b'.' => fraction = true,
+            b'0' if len == 0 => n -= i64::from(fraction),
+            b'0'..=b'9' => {
+                n += i64::from(!fraction);
+                if b == b'0' {
+                    zeros += 1;
+                } else {
+                    if len + zeros >= digits.len() {
+                        return false;
+                    }
+                    digits[len..len + zeros].fill(b'0');
+                    digits[len + zeros] = b;
+                    len += zeros + 1;
+                    zeros = 0;
+                }
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    if len == 0 {
+        out.push(b'0');
+        return true;
+    }
+    if let Some(exponent) = token.get(i + 1..) {
+        let (sign, exponent) = match exponent.split_first() {
+            Some((b'-', rest)) => (-1, rest),
+            Some((b'+', rest)) => (1, rest),
+            _ => (1, exponent),
+        };
+        let value = exponent.iter().fold(0i64, |value, &d| {
+            (value * 10 + i64::from(d - b'0')).min(1 << 20)
+        });
+        n += sign * value;
+    }
+    if !(-306..=308).contains(&n) {
+        return false;
+    }
+    if negative {
+        out.push(b'-');
+    }
+    write_digits(&digits[..len], n as i32, out);
+    true
+}
+
+/// Lays out `digits` (no trailing zero), the first of which is at 10^(n - 1), as
+/// `Number::toString` does.
+fn write_digits(digits: &[u8], n: i32, out: &mut NumberBuf) {
     let k = digits.len() as i32;
-    let n = exponent + k;
     if k <= n && n <= 21 {
         out.extend(digits);
         out.zeros((n - k) as usize);
@@ -1184,6 +1259,75 @@ mod tests {
             js(b"[9007199254740991,9007199254740993,9007199254740995,18014398509481985,4503599627370497.5,123456789012345678901234567890,1e21,9.5,1e20,9e20]").unwrap(),
             "[9007199254740991,9007199254740992,9007199254740996,18014398509481984,4503599627370498,1.2345678901234568e+29,1e+21,9.5,100000000000000000000,900000000000000000000]"
         );
+    }
+
+    #[test]
+    fn short_numbers_print_from_their_digits_as_from_their_double() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut tokens: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000e5",
+            "1",
+            "-1",
+            "10",
+            "1000",
+            "1e20",
+            "1e21",
+            "9.5e20",
+            "0.000001",
+            "0.0000001",
+            "1.50",
+            "123456789012345",
+            "1234567890123456",
+            "0.1e-305",
+            "1e-306",
+            "1e-307",
+            "9.99e307",
+            "1e308",
+            "1e309",
+            "5e-324",
+            "100e-2",
+            "0.00e-400",
+            "1E+2",
+            "-7.07e-322",
+            "999999999999999e293",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        for _ in 0..20_000 {
+            let digits: String = (0..1 + next(17))
+                .map(|_| char::from(b'0' + next(10) as u8))
+                .collect();
+            let digits = digits.trim_start_matches('0');
+            let digits = if digits.is_empty() { "0" } else { digits };
+            let split = next(digits.len() as u64 + 1) as usize;
+            let mut token = if split > 0 && split < digits.len() {
+                format!("{}.{}", &digits[..split], &digits[split..])
+            } else {
+                digits.to_string()
+            };
+            if next(2) == 0 {
+                token = format!("{token}e{}", next(660) as i64 - 330);
+            }
+            tokens.push(token);
+        }
+        for token in tokens {
+            let mut fast = NumberBuf::default();
+            if write_short_number(token.as_bytes(), &mut fast) {
+                let mut slow = NumberBuf::default();
+                write_js_number(token.parse().unwrap(), &mut slow);
+                assert_eq!(fast.as_bytes(), slow.as_bytes(), "{token}");
+            }
+        }
     }
 
     #[test]
