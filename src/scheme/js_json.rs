@@ -33,7 +33,9 @@
 //!
 //! Time is O(n log n) in the body length n (the sort of each object's keys; everything else is
 //! linear, and every byte is read a bounded number of times whatever the nesting). Numbers are
-//! parsed and printed without allocating. Besides the sink's chunk, memory is 8 bytes per member
+//! printed without allocating: those of at most 15 significant digits straight from their digits,
+//! others by Ryu from the double the standard library parses, in a bounded number of machine
+//! operations each (no arbitrary-precision fallback). Besides the sink's chunk, memory is 8 bytes per member
 //! of the objects still open, and 4 bytes per printed member and 12 bytes per object of the
 //! reordered ones. Since a member takes at least 5 bytes of body and a reordered object at least
 //! 11, and no vector grows beyond what the body could need, that is at most 3.5 bytes per body
@@ -1043,27 +1045,250 @@ fn write_digits(digits: &[u8], n: i32, out: &mut NumberBuf) {
 }
 
 /// The shortest digits that round-trip to the positive finite `x`, without trailing zeros, and
-/// the power of ten of the last one: what Rust's `{:e}` prints. Where two such digit strings are
-/// equally near `x`, this may be either; see [`even_of_tie`].
+/// the power of ten of the last one. Of several such digit strings, the closest to `x`; of two
+/// equally close, the even one ([`even_of_tie`] checks that independently).
+///
+/// This is Ryu (Ulf Adams, "Ryū: fast float-to-string conversion", PLDI 2018), `d2d` of its
+/// reference implementation: a fixed number of 64×128-bit multiplications and at most 17
+/// divisions by ten, whatever `x`. (Rust's `{:e}` would also give the shortest digits, but falls
+/// back to arbitrary precision arithmetic for a few doubles in a thousand, exact ties among them,
+/// at several microseconds each.)
 fn shortest_digits(x: f64) -> (NumberBuf, i32) {
-    let mut text = NumberBuf::default();
-    write!(text, "{x:e}").expect("a double's `{:e}` form fits in 32 bytes");
-    let mut digits = NumberBuf::default();
-    let mut exponent: i32 = 0;
-    let mut negative = false;
-    let mut in_exponent = false;
-    for &b in text.as_bytes() {
-        match b {
-            b'e' => in_exponent = true,
-            b'-' => negative = true,
-            b'.' => {}
-            _ if in_exponent => exponent = exponent * 10 + i32::from(b - b'0'),
-            _ => digits.push(b),
+    let bits = x.to_bits();
+    let mantissa = bits & ((1 << 52) - 1);
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    // x = m2 · 2^e2, written with two more bits so that the interval's bounds are integers.
+    let (e2, m2) = if biased == 0 {
+        (1 - 1023 - 52 - 2, mantissa)
+    } else {
+        (biased - 1023 - 52 - 2, mantissa | 1 << 52)
+    };
+    let accept_bounds = m2 % 2 == 0;
+    let mv = 4 * m2;
+    // The lower bound is nearer when x is a power of two (but not the smallest normal).
+    let mm_shift = u64::from(mantissa != 0 || biased <= 1);
+    let (mut vr, mut vp, mut vm);
+    let e10;
+    let mut vm_trailing_zeros = false;
+    let mut vr_trailing_zeros = false;
+    if e2 >= 0 {
+        let q = log10_pow2(e2) - u32::from(e2 > 3);
+        e10 = q as i32;
+        let k = POW5_INV_BITS + pow5_bits(q as i32) - 1;
+        let i = -e2 + q as i32 + k;
+        let mul = POW5_INV[q as usize];
+        vr = mul_shift(mv, mul, i);
+        vp = mul_shift(mv + 2, mul, i);
+        vm = mul_shift(mv - 1 - mm_shift, mul, i);
+        if q <= 21 {
+            // Only one of mp, mv and mm can be a multiple of 5, if any.
+            if mv % 5 == 0 {
+                vr_trailing_zeros = multiple_of_pow5(mv, q);
+            } else if accept_bounds {
+                vm_trailing_zeros = multiple_of_pow5(mv - 1 - mm_shift, q);
+            } else {
+                vp -= u64::from(multiple_of_pow5(mv + 2, q));
+            }
+        }
+    } else {
+        let q = log10_pow5(-e2) - u32::from(-e2 > 1);
+        e10 = q as i32 + e2;
+        let i = -e2 - q as i32;
+        let k = pow5_bits(i) - POW5_BITS;
+        let j = q as i32 - k;
+        let mul = POW5[i as usize];
+        vr = mul_shift(mv, mul, j);
+        vp = mul_shift(mv + 2, mul, j);
+        vm = mul_shift(mv - 1 - mm_shift, mul, j);
+        if q <= 1 {
+            // mv = 4 · m2 has at least two trailing zero bits, mm one iff mm_shift is 1, mp one.
+            vr_trailing_zeros = true;
+            if accept_bounds {
+                vm_trailing_zeros = mm_shift == 1;
+            } else {
+                vp -= 1;
+            }
+        } else if q < 63 {
+            vr_trailing_zeros = mv & ((1 << q) - 1) == 0;
         }
     }
-    let exponent = if negative { -exponent } else { exponent };
-    let count = digits.len as i32;
-    (digits, exponent - (count - 1))
+    // Remove digits while the interval [vm, vp] still holds a shorter number.
+    let mut removed = 0;
+    let mut last_removed = 0;
+    let output = if vm_trailing_zeros || vr_trailing_zeros {
+        while vp / 10 > vm / 10 {
+            vm_trailing_zeros &= vm % 10 == 0;
+            vr_trailing_zeros &= last_removed == 0;
+            last_removed = vr % 10;
+            (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
+            removed += 1;
+        }
+        if vm_trailing_zeros {
+            while vm % 10 == 0 {
+                vr_trailing_zeros &= last_removed == 0;
+                last_removed = vr % 10;
+                (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
+                removed += 1;
+            }
+        }
+        if vr_trailing_zeros && last_removed == 5 && vr % 2 == 0 {
+            // Exactly halfway: round to even.
+            last_removed = 4;
+        }
+        vr + u64::from((vr == vm && (!accept_bounds || !vm_trailing_zeros)) || last_removed >= 5)
+    } else {
+        let mut round_up = false;
+        while vp / 10 > vm / 10 {
+            round_up = vr % 10 >= 5;
+            (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
+            removed += 1;
+        }
+        vr + u64::from(vr == vm || round_up)
+    };
+    let (mut output, mut exponent) = (output, e10 + removed);
+    while output % 10 == 0 {
+        output /= 10;
+        exponent += 1;
+    }
+    let mut digits = NumberBuf::default();
+    write_u64(output, &mut digits);
+    (digits, exponent)
+}
+
+/// Appends the decimal digits of `n`.
+fn write_u64(mut n: u64, out: &mut NumberBuf) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(&digits[start..]);
+}
+
+/// `(m · mul) >> j` for the 125-bit multipliers below; `j` is at least 64.
+fn mul_shift(m: u64, mul: u128, j: i32) -> u64 {
+    let low = u128::from(m) * (mul & u128::from(u64::MAX));
+    let high = u128::from(m) * (mul >> 64);
+    (((low >> 64) + high) >> (j - 64)) as u64
+}
+
+fn multiple_of_pow5(mut value: u64, p: u32) -> bool {
+    let mut count = 0;
+    while value.is_multiple_of(5) && count < p {
+        value /= 5;
+        count += 1;
+    }
+    count >= p
+}
+
+/// ⌈log2(5^e)⌉ (1 for e = 0), for 0 ≤ e ≤ 3528.
+const fn pow5_bits(e: i32) -> i32 {
+    (((e as u32) * 1_217_359) >> 19) as i32 + 1
+}
+
+/// ⌊log10(2^e)⌋, for 0 ≤ e ≤ 1650.
+fn log10_pow2(e: i32) -> u32 {
+    ((e as u32) * 78_913) >> 18
+}
+
+/// ⌊log10(5^e)⌋, for 0 ≤ e ≤ 2620.
+fn log10_pow5(e: i32) -> u32 {
+    ((e as u32) * 732_923) >> 20
+}
+
+/// How many bits of 5^i [`POW5`] keeps.
+const POW5_BITS: i32 = 125;
+
+/// How many bits of 2^k / 5^q [`POW5_INV`] keeps.
+const POW5_INV_BITS: i32 = 125;
+
+/// 5^i for 0 ≤ i ≤ 325, shifted to its 125 most significant bits: Ryu's `DOUBLE_POW5_SPLIT`.
+static POW5: [u128; 326] = pow5_table();
+
+/// ⌊2^(⌈log2(5^q)⌉ - 1 + 125) / 5^q⌋ + 1 for 0 ≤ q ≤ 291: Ryu's `DOUBLE_POW5_INV_SPLIT`.
+static POW5_INV: [u128; 292] = pow5_inv_table();
+
+/// Little-endian 64-bit limbs, enough for 2^1024.
+type Big = [u64; 17];
+
+/// The number of significant bits of `big`.
+const fn big_bits(big: &Big) -> u32 {
+    let mut limb = big.len();
+    while limb > 0 {
+        limb -= 1;
+        if big[limb] != 0 {
+            return limb as u32 * 64 + (64 - big[limb].leading_zeros());
+        }
+    }
+    0
+}
+
+/// The 128 bits of `big` from bit `shift` up.
+const fn big_window(big: &Big, shift: u32) -> u128 {
+    let mut window = 0u128;
+    let mut bit = 0;
+    while bit < 128 {
+        let at = (shift + bit) as usize;
+        if at / 64 < big.len() && (big[at / 64] >> (at % 64)) & 1 == 1 {
+            window |= 1 << bit;
+        }
+        bit += 1;
+    }
+    window
+}
+
+const fn pow5_table() -> [u128; 326] {
+    let mut table = [0; 326];
+    let mut power: Big = [0; 17];
+    power[0] = 1;
+    let mut i = 0;
+    while i < table.len() {
+        let bits = big_bits(&power);
+        table[i] = if bits <= POW5_BITS as u32 {
+            big_window(&power, 0) << (POW5_BITS as u32 - bits)
+        } else {
+            big_window(&power, bits - POW5_BITS as u32)
+        };
+        // power *= 5
+        let mut carry = 0u128;
+        let mut limb = 0;
+        while limb < power.len() {
+            let product = power[limb] as u128 * 5 + carry;
+            power[limb] = product as u64;
+            carry = product >> 64;
+            limb += 1;
+        }
+        i += 1;
+    }
+    table
+}
+
+const fn pow5_inv_table() -> [u128; 292] {
+    let mut table = [0; 292];
+    // ⌊2^1024 / 5^q⌋; shifting it right gives ⌊2^k / 5^q⌋ for any k ≤ 1024, as ⌊⌊a⌋ / b⌋ = ⌊a / b⌋.
+    let mut inverse: Big = [0; 17];
+    inverse[16] = 1;
+    let mut q = 0;
+    while q < table.len() {
+        let k = (pow5_bits(q as i32) - 1 + POW5_INV_BITS) as u32;
+        table[q] = big_window(&inverse, 1024 - k) + 1;
+        // inverse = ⌊inverse / 5⌋
+        let mut remainder = 0u128;
+        let mut limb = inverse.len();
+        while limb > 0 {
+            limb -= 1;
+            let value = (remainder << 64) | inverse[limb] as u128;
+            inverse[limb] = (value / 5) as u64;
+            remainder = value % 5;
+        }
+        q += 1;
+    }
+    table
 }
 
 /// ECMAScript prints, of two shortest digit strings equally near `x`, the even one. When `digits`
@@ -1331,19 +1556,102 @@ mod tests {
     }
 
     #[test]
+    fn ryu_tables_match_the_reference() {
+        let split = |low: u64, high: u64| u128::from(high) << 64 | u128::from(low);
+        // Entries of Ryu's DOUBLE_POW5_INV_SPLIT and DOUBLE_POW5_SPLIT.
+        for (q, low, high) in [
+            (0, 1, 2305843009213693952),
+            (1, 11068046444225730970, 1844674407370955161),
+            (2, 5165088340638674453, 1475739525896764129),
+            (3, 7821419487252849886, 1180591620717411303),
+            (100, 12335095245094488799, 2017382717255397335),
+            (291, 3383947335406624054, 1438154507889852726),
+        ] {
+            assert_eq!(POW5_INV[q], split(low, high), "inverse {q}");
+        }
+        for (i, low, high) in [
+            (0, 0, 1152921504606846976),
+            (1, 0, 1441151880758558720),
+            (2, 0, 1801439850948198400),
+            (100, 803757039314269066, 1317774742903815403),
+            (325, 8710297504448807696, 1780059086805761106),
+        ] {
+            assert_eq!(POW5[i], split(low, high), "power {i}");
+        }
+    }
+
+    #[test]
+    fn shortest_digits_agree_with_rust_but_take_the_even_of_a_tie() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut doubles = vec![f64::MIN_POSITIVE, f64::MAX, 5e-324, 2f64.powi(-24), 1e23];
+        for _ in 0..100_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Any bit pattern, and few-bit mantissas, whose exact values are short and tie often.
+            doubles.push(f64::from_bits(rng >> 1));
+            let mantissa = (rng >> 11) & ((1 << (rng % 54)) - 1) | 1;
+            doubles.push(mantissa as f64 * 2f64.powi((rng >> 56) as i32 - 128));
+        }
+        let mut ties = 0;
+        for x in doubles.into_iter().filter(|x| x.is_finite() && *x > 0.0) {
+            let (digits, exponent) = shortest_digits(x);
+            let rust = format!("{x:e}");
+            let (mantissa, rust_exponent) = rust.split_once('e').unwrap();
+            let rust_digits = mantissa.replace('.', "");
+            let rust_exponent =
+                rust_exponent.parse::<i32>().unwrap() - (rust_digits.len() as i32 - 1);
+            let ours = std::str::from_utf8(digits.as_bytes()).unwrap();
+            assert_eq!(format!("{ours}e{exponent}").parse::<f64>(), Ok(x), "{rust}");
+            assert_eq!(ours.len(), rust_digits.len(), "{rust}");
+            if ours != rust_digits {
+                // Only where Rust took the odd one of two equally near.
+                assert_eq!(exponent, rust_exponent, "{rust}");
+                assert!(digits.as_bytes().last().unwrap() % 2 == 0, "{rust}");
+                assert_eq!(
+                    even_of_tie(x, rust_digits.as_bytes(), rust_exponent)
+                        .map(|(d, _)| d.to_string()),
+                    Some(ours.to_string()),
+                    "{rust}"
+                );
+                ties += 1;
+            }
+        }
+        assert!(ties > 100, "{ties}");
+    }
+
+    #[test]
     fn ties_are_decided_exactly() {
+        // Ryu already prints the even one of two equally near digit strings.
+        let x = 1296966906839723.0 + 0.25;
+        let (digits, exponent) = shortest_digits(x);
+        assert_eq!(
+            (digits.as_bytes(), exponent),
+            (&b"12969669068397232"[..], -1)
+        );
+        // Given the odd one, the exact check finds the tie: 1296966906839723.25 is
+        // (2 · 12969669068397233 - 1) · 10^-1 / 2, and the other way round.
+        assert_eq!(
+            even_of_tie(x, b"12969669068397233", -1),
+            Some((12969669068397232, -1))
+        );
+        let y = 1296966906839723.0 + 0.75;
+        assert_eq!(
+            even_of_tie(y, b"12969669068397237", -1),
+            Some((12969669068397238, -1))
+        );
         let tie = |x: f64| {
             let (digits, exponent) = shortest_digits(x);
             even_of_tie(x, digits.as_bytes(), exponent)
         };
-        // 1296966906839723.25 = (2 · 12969669068397233 - 1) · 10^-1 / 2.
-        let x = 1296966906839723.0 + 0.25;
-        assert_eq!(tie(x), Some((12969669068397232, -1)));
         // Not ties: exactly representable in the shortest form, or far from halfway.
         assert_eq!(tie(1296966906839723.5), None);
         assert_eq!(tie(0.1), None);
-        // Halfway, but the other candidate does not round back (2^-24 is a power of two).
-        assert_eq!(tie(2f64.powi(-24)), None);
+        // Halfway between ...062e-23 and ...063e-23, but the other candidate does not round back
+        // (2^-24 is a power of two, its neighbour below is nearer).
+        let x = 2f64.powi(-24);
+        assert_eq!(shortest_digits(x).0.as_bytes(), b"5960464477539063");
+        assert_eq!(even_of_tie(x, b"5960464477539063", -23), None);
         // Subnormals and large exponents return at the first test.
         for x in [
             5e-324,
