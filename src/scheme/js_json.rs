@@ -910,8 +910,10 @@ impl NumberBuf {
     }
 
     fn zeros(&mut self, n: usize) {
-        self.bytes[self.len..self.len + n].fill(b'0');
-        self.len += n;
+        // Short and often empty: a loop, not a call to `memset`.
+        for _ in 0..n {
+            self.push(b'0');
+        }
     }
 }
 
@@ -982,10 +984,14 @@ fn write_short_number(token: &[u8], out: &mut NumberBuf) -> bool {
                     if len + zeros >= digits.len() {
                         return false;
                     }
-                    digits[len..len + zeros].fill(b'0');
-                    digits[len + zeros] = b;
-                    len += zeros + 1;
-                    zeros = 0;
+                    // Rare, and `fill` would call `memset` for every digit.
+                    while zeros > 0 {
+                        digits[len] = b'0';
+                        len += 1;
+                        zeros -= 1;
+                    }
+                    digits[len] = b;
+                    len += 1;
                 }
             }
             _ => break,
