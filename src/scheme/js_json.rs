@@ -48,7 +48,8 @@ use std::{
     hash::{BuildHasher as _, RandomState},
 };
 
-/// The deepest nesting of arrays and objects accepted (serde_json's default recursion limit too).
+/// The deepest nesting of arrays and objects accepted. (serde_json's default recursion limit is
+/// the same number, but it refuses the 128th level: it accepts one level fewer.)
 pub(crate) const MAX_DEPTH: usize = 128;
 
 /// How much output [`Stringified::write`] gathers before handing it to its sink.
