@@ -49,6 +49,7 @@ pub struct HmacSha256 {
     encoding: Encoding,
     keys: Box<[Hmac<Sha256>]>,
     json_stringify_fallback: bool,
+    json_stringify_fallback_max: usize,
 }
 
 /// The decoded signature read by [`HmacSha256`] from the request head.
@@ -78,6 +79,7 @@ impl HmacSha256 {
             encoding: Encoding::Hex,
             secrets: Vec::new(),
             json_stringify_fallback: false,
+            json_stringify_fallback_max: HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX,
         }
     }
 
@@ -226,11 +228,19 @@ impl Scheme for HmacSha256 {
             return Ok(Signed::RawBody);
         }
         if self.json_stringify_fallback
-            && let Some(form) = js_json::stringify_parsed(body)
-            && form != body[..]
-            && self.matches(&signature, &form)
+            && body.len() <= self.json_stringify_fallback_max
+            && let Some(form) = js_json::Stringified::parse(body)
         {
-            return Ok(Signed::Reserialized(Bytes::from(form)));
+            // The re-serialised form is streamed into one MAC per key, never held whole, until a
+            // key matches it. (Were it equal to the body, it could not match: the body did not.)
+            let mut macs = self.keys.to_vec();
+            form.write(|chunk| macs.iter_mut().for_each(|mac| mac.update(chunk)));
+            if macs
+                .into_iter()
+                .any(|mac| mac.verify_slice(&signature.0).is_ok())
+            {
+                return Ok(Signed::Reserialized(Bytes::from(form.to_vec())));
+            }
         }
         Err(SignatureError::Mismatch)
     }
@@ -245,6 +255,10 @@ impl fmt::Debug for HmacSha256 {
             .field("encoding", &self.encoding)
             .field("keys", &format_args!("[{} redacted]", self.keys.len()))
             .field("json_stringify_fallback", &self.json_stringify_fallback)
+            .field(
+                "json_stringify_fallback_max",
+                &self.json_stringify_fallback_max,
+            )
             .finish()
     }
 }
@@ -262,9 +276,20 @@ pub struct HmacSha256Builder {
     encoding: Encoding,
     secrets: Vec<Secret>,
     json_stringify_fallback: bool,
+    json_stringify_fallback_max: usize,
 }
 
 impl HmacSha256Builder {
+    /// The largest body the [`json_stringify_fallback`](Self::json_stringify_fallback)
+    /// re-serialises unless [`json_stringify_fallback_max`](Self::json_stringify_fallback_max) sets
+    /// another: 256 KiB.
+    ///
+    /// VideoAIditor's payloads are a few KiB, so this leaves them ample room, while a forged
+    /// request can make the fallback read no more than an eighth of the default 2 MiB body limit:
+    /// at most a few milliseconds of CPU time and about 1 MiB of memory, about what checking the
+    /// raw MAC of a 2 MiB body costs anyway.
+    pub const DEFAULT_JSON_STRINGIFY_FALLBACK_MAX: usize = 256 * 1024;
+
     /// The name recorded in [`Verified::provider`](crate::Verified::provider) for requests this
     /// scheme verifies (the presets use the provider's name); `"hmac-sha256"` unless set.
     pub fn name(mut self, name: impl Into<String>) -> Self {
@@ -310,8 +335,28 @@ impl HmacSha256Builder {
     /// and checked again. When that form matches, it — not the raw body — is what the event is
     /// parsed from and what the inner service receives. Off unless asked for: a raw-body provider
     /// must never accept re-serialised JSON.
+    ///
+    /// The re-serialisation runs for every request whose raw MAC fails, before anything is
+    /// authenticated. It is linear in time (up to a logarithmic factor for objects with many keys)
+    /// and needs at most a few bytes of memory per body byte, on any input; and only bodies of up
+    /// to [`json_stringify_fallback_max`](Self::json_stringify_fallback_max) bytes (256 KiB unless
+    /// set) go through it.
     pub fn json_stringify_fallback(mut self) -> Self {
         self.json_stringify_fallback = true;
+        self
+    }
+
+    /// The largest body, in bytes, that the
+    /// [`json_stringify_fallback`](Self::json_stringify_fallback) re-serialises:
+    /// [`DEFAULT_JSON_STRINGIFY_FALLBACK_MAX`](Self::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX)
+    /// (256 KiB) unless set.
+    ///
+    /// A larger body is checked as received only, so a signature over its re-serialised form is a
+    /// [`SignatureError::Mismatch`] (401). This bounds what a forged request can cost before it is
+    /// refused; raise it only for a provider that really sends larger payloads, up to the layer's
+    /// body limit. Setting it does not turn the fallback on.
+    pub fn json_stringify_fallback_max(mut self, bytes: usize) -> Self {
+        self.json_stringify_fallback_max = bytes;
         self
     }
 
@@ -365,6 +410,7 @@ impl HmacSha256Builder {
             encoding: self.encoding,
             keys,
             json_stringify_fallback: self.json_stringify_fallback,
+            json_stringify_fallback_max: self.json_stringify_fallback_max,
         })
     }
 }
@@ -381,6 +427,10 @@ impl fmt::Debug for HmacSha256Builder {
                 &format_args!("[{} redacted]", self.secrets.len()),
             )
             .field("json_stringify_fallback", &self.json_stringify_fallback)
+            .field(
+                "json_stringify_fallback_max",
+                &self.json_stringify_fallback_max,
+            )
             .finish()
     }
 }
@@ -595,6 +645,51 @@ mod tests {
         assert_eq!(
             fallback.verify(signature, &sent),
             Ok(Signed::Reserialized(Bytes::from_static(signed_form)))
+        );
+    }
+
+    #[test]
+    fn reserialised_json_only_up_to_the_fallback_cap() {
+        let signed_form = br#"{"a":1}"#;
+        let sent = Bytes::from_static(b"{ \"a\" : 1 }");
+        let scheme = |max: Option<usize>| {
+            let builder = HmacSha256::builder("x-sig")
+                .secret("k")
+                .json_stringify_fallback();
+            match max {
+                Some(max) => builder.json_stringify_fallback_max(max),
+                None => builder,
+            }
+            .build()
+            .unwrap()
+        };
+        let default = scheme(None);
+        let value = default.sign(signed_form);
+        let signature = default.signature(&head(&[value.as_bytes()])).unwrap();
+        let reserialized = Ok(Signed::Reserialized(Bytes::from_static(signed_form)));
+        assert_eq!(default.verify(signature, &sent), reserialized);
+        assert_eq!(
+            scheme(Some(sent.len())).verify(signature, &sent),
+            reserialized
+        );
+        assert_eq!(
+            scheme(Some(sent.len() - 1)).verify(signature, &sent),
+            Err(SignatureError::Mismatch)
+        );
+        // The cap alone does not turn the fallback on.
+        let capped_only = HmacSha256::builder("x-sig")
+            .secret("k")
+            .json_stringify_fallback_max(1 << 20)
+            .build()
+            .unwrap();
+        assert_eq!(
+            capped_only.verify(signature, &sent),
+            Err(SignatureError::Mismatch)
+        );
+        // The default leaves room for any VideoAIditor payload, and no more than needed.
+        assert_eq!(
+            HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX,
+            256 * 1024
         );
     }
 }

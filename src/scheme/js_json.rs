@@ -8,116 +8,187 @@
 //!   first in ascending order, then the other keys in first-insertion order; a repeated key keeps
 //!   the position of its first occurrence and the value of its last;
 //! - numbers become the nearest double and print as `Number#toString` does (shortest round-trip
-//!   digits, exponent form below 1e-6 and from 1e21, `-0` as `0`, overflow to infinity as `null`),
-//!   so integers above 2^53 lose precision exactly as they do in JavaScript;
+//!   digits, the even one of two equally near, exponent form below 1e-6 and from 1e21, `-0` as
+//!   `0`, overflow to infinity as `null`), so integers above 2^53 lose precision exactly as they do
+//!   in JavaScript;
 //! - strings are sequences of UTF-16 code units, printed with `JSON.stringify`'s escapes (`\"`,
 //!   `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u00xx` for other controls, `\udxxx` for lone surrogates)
 //!   and everything else raw, so `\/` and `\u00e9` come out unescaped and surrogate pairs become
 //!   UTF-8.
 //!
-//! Nesting deeper than [`MAX_DEPTH`] is refused, so no input can exhaust the stack; time and memory
-//! are linear in the input.
+//! # Cost
+//!
+//! This runs before the request is authenticated, so it is built to cost little on any input. It
+//! works in two passes over the body and never builds a tree, a decoded copy of the body or the
+//! output:
+//!
+//! 1. [`Stringified::parse`] checks the syntax and, for each object whose members JavaScript
+//!    would reorder or merge (array-index keys out of place, repeated keys), records the offsets
+//!    of the members to print, in their printed order. Other objects leave nothing behind. Keys
+//!    are compared by a keyed hash of their UTF-16 code units, sorted per object, and confirmed
+//!    code unit by code unit.
+//! 2. [`Stringified::write`] walks the body again and hands the output to a sink in chunks of at
+//!    most [`CHUNK`] bytes (except runs of string bytes longer than that, which are passed as
+//!    slices of the body), jumping through the recorded offsets where an object is reordered.
+//!
+//! Time is O(n log n) in the body length n (the sort of each object's keys; everything else is
+//! linear, and every byte is read a bounded number of times whatever the nesting). Numbers are
+//! printed without allocating: those of at most 15 significant digits straight from their digits,
+//! others by Ryu from the double the standard library parses, in a bounded number of machine
+//! operations each (no arbitrary-precision fallback). Besides the sink's chunk, memory is 8 bytes per member
+//! of the objects still open, and 4 bytes per printed member and 12 bytes per object of the
+//! reordered ones. Since a member takes at least 5 bytes of body and a reordered object at least
+//! 11, and no vector grows beyond what the body could need, that is at most 3.5 bytes per body
+//! byte whatever the input, and nothing that grows with the body for objects printed in the order
+//! they came (typical payloads). Nesting deeper than [`MAX_DEPTH`] is refused, so
+//! no input can exhaust the stack.
 
-use std::collections::HashMap;
+use std::{
+    fmt::Write as _,
+    hash::{BuildHasher as _, RandomState},
+};
 
-/// The deepest nesting of arrays and objects accepted (serde_json's default recursion limit too).
+/// The deepest nesting of arrays and objects accepted. (serde_json's default recursion limit is
+/// the same number, but it refuses the 128th level: it accepts one level fewer.)
 pub(crate) const MAX_DEPTH: usize = 128;
+
+/// How much output [`Stringified::write`] gathers before handing it to its sink.
+pub(crate) const CHUNK: usize = 8 * 1024;
+
+/// The longest body handled: offsets are kept in 31 bits.
+const MAX_INPUT: usize = (1 << 31) - 1;
+
+/// Marks a [`Member`] whose key is an array index.
+const INDEX_FLAG: u32 = 1 << 31;
 
 /// The bytes `JSON.stringify(JSON.parse(body.toString("utf8")))` produces in JavaScript, or `None`
 /// where `JSON.parse` would throw or the nesting is deeper than [`MAX_DEPTH`].
+#[cfg(test)]
 pub(crate) fn stringify_parsed(body: &[u8]) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(body);
-    let mut parser = Parser {
-        input: text.as_bytes(),
-        pos: 0,
-        depth: 0,
-    };
-    parser.skip_white_space();
-    let value = parser.value()?;
-    parser.skip_white_space();
-    if parser.pos != parser.input.len() {
-        return None;
+    Some(Stringified::parse(body)?.to_vec())
+}
+
+/// A body that `JSON.parse` accepts, with what it takes to print it as `JSON.stringify` would.
+pub(crate) struct Stringified<'a> {
+    input: &'a [u8],
+    /// The objects whose members are printed in another order than they appear (or not all of
+    /// them), sorted by the offset of their `{`.
+    plans: Vec<Plan>,
+    /// For each plan, the offsets of the keys to print, in printed order.
+    order: Vec<u32>,
+}
+
+/// How to print one reordered object: `order[first..first + len]` are its keys.
+#[derive(Clone, Copy)]
+struct Plan {
+    object: u32,
+    first: u32,
+    len: u32,
+}
+
+/// An object member while its object is open: the offset of its key's opening quote (with
+/// [`INDEX_FLAG`] when the key is an array index) and the index's value or a hash of the key.
+/// Once the object's keys are merged, `tag` becomes the index's value or the offset of the key's
+/// first occurrence, and `key` the offset of its last one.
+#[derive(Clone, Copy)]
+struct Member {
+    key: u32,
+    tag: u32,
+}
+
+impl Member {
+    fn offset(self) -> usize {
+        (self.key & !INDEX_FLAG) as usize
     }
-    let mut out = Vec::with_capacity(body.len());
-    value.write(&mut out);
-    Some(out)
+
+    fn is_index(self) -> bool {
+        self.key & INDEX_FLAG != 0
+    }
 }
 
-/// A parsed value. Scalars and keys are kept in their final, already-escaped output form; since
-/// that form is canonical, two keys are the same JavaScript string exactly when their bytes are
-/// equal.
-enum Value {
-    Scalar(Vec<u8>),
-    Array(Vec<Value>),
-    Object(Vec<(Vec<u8>, Value)>),
-}
-
-impl Value {
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Self::Scalar(bytes) => out.extend_from_slice(bytes),
-            Self::Array(items) => {
-                out.push(b'[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    item.write(out);
-                }
-                out.push(b']');
-            }
-            Self::Object(members) => {
-                let mut indices: Vec<(u32, usize)> = members
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, (key, _))| array_index(key).map(|index| (index, i)))
-                    .collect();
-                indices.sort_unstable();
-                let others = members
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (key, _))| array_index(key).is_none())
-                    .map(|(i, _)| i);
-                out.push(b'{');
-                for (n, i) in indices.iter().map(|&(_, i)| i).chain(others).enumerate() {
-                    if n > 0 {
-                        out.push(b',');
-                    }
-                    let (key, value) = &members[i];
-                    out.extend_from_slice(key);
-                    out.push(b':');
-                    value.write(out);
-                }
-                out.push(b'}');
-            }
+impl<'a> Stringified<'a> {
+    /// Checks `body` the way `JSON.parse(body.toString("utf8"))` does and plans the reordering of
+    /// its objects. `None` where JavaScript would throw, where nesting is deeper than
+    /// [`MAX_DEPTH`], or for bodies of 2 GiB and more.
+    pub(crate) fn parse(body: &'a [u8]) -> Option<Self> {
+        if body.len() > MAX_INPUT {
+            return None;
         }
+        let mut planner = Planner {
+            input: body,
+            pos: 0,
+            depth: 0,
+            members: Vec::new(),
+            plans: Vec::new(),
+            order: Vec::new(),
+            // A member takes at least 5 bytes (`"":0,`), a reordered object at least 11
+            // (`{"":0,"":0}`).
+            max_members: body.len() / 5 + 1,
+            max_plans: body.len() / 11 + 1,
+            hasher: RandomState::new(),
+        };
+        planner.skip_white_space();
+        planner.value()?;
+        planner.skip_white_space();
+        if planner.pos != body.len() {
+            return None;
+        }
+        let Planner {
+            mut plans, order, ..
+        } = planner;
+        plans.sort_unstable_by_key(|plan| plan.object);
+        Some(Self {
+            input: body,
+            plans,
+            order,
+        })
+    }
+
+    /// Hands the output to `sink`, in order, in pieces.
+    pub(crate) fn write(&self, sink: impl FnMut(&[u8])) {
+        let mut emitter = Emitter {
+            input: self.input,
+            plans: &self.plans,
+            order: &self.order,
+            buf: Vec::with_capacity(CHUNK.min(self.input.len()) + 64),
+            sink,
+        };
+        let pos = emitter.skip_white_space(0);
+        emitter.value(pos);
+        emitter.flush();
+    }
+
+    /// The whole output.
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.input.len());
+        self.write(|chunk| out.extend_from_slice(chunk));
+        out
     }
 }
 
-/// The numeric value of a quoted key that is a JavaScript array index: the canonical decimal form
-/// of an integer from 0 to 2^32 - 2.
-fn array_index(quoted: &[u8]) -> Option<u32> {
-    let digits = &quoted[1..quoted.len() - 1];
-    if digits.is_empty()
-        || digits.len() > 10
-        || !digits.iter().all(u8::is_ascii_digit)
-        || (digits[0] == b'0' && digits.len() > 1)
-    {
-        return None;
+/// Grows `vec` by doubling, but never beyond `max` elements (what the body could ever need).
+fn reserve_one<T>(vec: &mut Vec<T>, max: usize) {
+    if vec.len() == vec.capacity() {
+        let target = (vec.capacity() * 2).max(16).min(max).max(vec.len() + 1);
+        vec.reserve_exact(target - vec.len());
     }
-    let value = digits
-        .iter()
-        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
-    u32::try_from(value).ok().filter(|&v| v != u32::MAX)
 }
 
-struct Parser<'a> {
+/// The first pass: syntax check and reordering plans.
+struct Planner<'a> {
     input: &'a [u8],
     pos: usize,
     depth: usize,
+    /// The members of every open object, innermost last.
+    members: Vec<Member>,
+    plans: Vec<Plan>,
+    order: Vec<u32>,
+    max_members: usize,
+    max_plans: usize,
+    hasher: RandomState,
 }
 
-impl Parser<'_> {
+impl Planner<'_> {
     fn peek(&self) -> Option<u8> {
         self.input.get(self.pos).copied()
     }
@@ -140,145 +211,235 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self) -> Option<Value> {
+    fn value(&mut self) -> Option<()> {
         match self.peek()? {
             b'{' => self.nested(Self::object),
             b'[' => self.nested(Self::array),
-            b'"' => self.string().map(Value::Scalar),
+            b'"' => self.string(),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
-            b'-' | b'0'..=b'9' => self.number().map(Value::Scalar),
+            b'-' | b'0'..=b'9' => self.number(),
             _ => None,
         }
     }
 
-    fn nested(&mut self, parse: fn(&mut Self) -> Option<Value>) -> Option<Value> {
+    fn nested(&mut self, parse: fn(&mut Self) -> Option<()>) -> Option<()> {
         if self.depth == MAX_DEPTH {
             return None;
         }
         self.depth += 1;
-        let value = parse(self);
+        let parsed = parse(self);
         self.depth -= 1;
-        value
+        parsed
     }
 
-    fn literal(&mut self, word: &'static [u8]) -> Option<Value> {
+    fn literal(&mut self, word: &'static [u8]) -> Option<()> {
         if !self.input[self.pos..].starts_with(word) {
             return None;
         }
         self.pos += word.len();
-        Some(Value::Scalar(word.to_vec()))
+        Some(())
     }
 
-    fn array(&mut self) -> Option<Value> {
+    fn array(&mut self) -> Option<()> {
         self.pos += 1; // '['
-        let mut items = Vec::new();
         self.skip_white_space();
         if self.eat(b']') {
-            return Some(Value::Array(items));
+            return Some(());
         }
         loop {
             self.skip_white_space();
-            items.push(self.value()?);
+            self.value()?;
             self.skip_white_space();
             match self.next()? {
                 b',' => {}
-                b']' => return Some(Value::Array(items)),
+                b']' => return Some(()),
                 _ => return None,
             }
         }
     }
 
-    fn object(&mut self) -> Option<Value> {
+    fn object(&mut self) -> Option<()> {
+        let object = self.pos;
         self.pos += 1; // '{'
-        let mut members: Vec<(Vec<u8>, Value)> = Vec::new();
-        let mut positions: HashMap<Vec<u8>, usize> = HashMap::new();
+        let base = self.members.len();
+        // Whether the keys so far are already in JavaScript's order: array indices first, ascending.
+        let mut in_order = true;
+        let mut last_index = None;
+        let mut other_seen = false;
         self.skip_white_space();
-        if self.eat(b'}') {
-            return Some(Value::Object(members));
-        }
-        loop {
-            self.skip_white_space();
-            if self.peek()? != b'"' {
-                return None;
-            }
-            let key = self.string()?;
-            self.skip_white_space();
-            if !self.eat(b':') {
-                return None;
-            }
-            self.skip_white_space();
-            let value = self.value()?;
-            match positions.get(&key) {
-                // A repeated key keeps its first position and takes the last value.
-                Some(&i) => members[i].1 = value,
-                None => {
-                    positions.insert(key.clone(), members.len());
-                    members.push((key, value));
+        if !self.eat(b'}') {
+            loop {
+                self.skip_white_space();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let member = self.key()?;
+                if member.is_index() {
+                    in_order &= !other_seen && last_index.is_none_or(|last| last < member.tag);
+                    last_index = Some(member.tag);
+                } else {
+                    other_seen = true;
+                }
+                reserve_one(&mut self.members, self.max_members);
+                self.members.push(member);
+                self.skip_white_space();
+                if !self.eat(b':') {
+                    return None;
+                }
+                self.skip_white_space();
+                self.value()?;
+                self.skip_white_space();
+                match self.next()? {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return None,
                 }
             }
-            self.skip_white_space();
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(Value::Object(members)),
-                _ => return None,
-            }
         }
+        self.close_object(object, base, in_order);
+        Some(())
     }
 
-    /// Parses a string literal into its `JSON.stringify` form, quotes included.
-    fn string(&mut self) -> Option<Vec<u8>> {
-        self.pos += 1; // '"'
-        let mut out = vec![b'"'];
-        // A high surrogate from a `\u` escape, waiting to see whether a low one follows.
-        let mut high: Option<u16> = None;
-        loop {
-            let byte = self.next()?;
-            match byte {
-                b'"' => {
-                    flush_surrogate(&mut high, &mut out);
-                    out.push(b'"');
-                    return Some(out);
+    /// Merges repeated keys of the object at `object`, whose members are `members[base..]`, and
+    /// records a plan if it is not printed as it stands.
+    fn close_object(&mut self, object: usize, base: usize, in_order: bool) {
+        let input = self.input;
+        let members = &mut self.members[base..];
+        if members.len() < 2 {
+            self.members.truncate(base);
+            return;
+        }
+        // Equal keys have equal tags and flags: sort them together, each run by offset.
+        members.sort_unstable_by_key(|m| (u64::from(m.tag) << 32) | u64::from(m.key));
+        let mut merged = 0;
+        let mut start = 0;
+        while start < members.len() {
+            let run = &members[start..];
+            let end = start
+                + run
+                    .iter()
+                    .position(|m| m.tag != run[0].tag || m.is_index() != run[0].is_index())
+                    .unwrap_or(run.len());
+            if members[start].is_index() {
+                // The same index is the same key: keep the last occurrence.
+                members[merged] = Member {
+                    key: members[end - 1].key,
+                    tag: members[start].tag,
+                };
+                merged += 1;
+            } else {
+                // The same hash is almost always the same key; check, key by key.
+                let first_of_run = merged;
+                for i in start..end {
+                    let member = members[i];
+                    let same = (first_of_run..merged)
+                        .find(|&j| same_key(input, members[j].offset(), member.offset()));
+                    match same {
+                        // Later in the body: this occurrence's value is the one printed.
+                        Some(j) => members[j].key = member.key,
+                        None => {
+                            members[merged] = Member {
+                                key: member.key,
+                                tag: member.key,
+                            };
+                            merged += 1;
+                        }
+                    }
                 }
-                b'\\' => {
-                    let unit = match self.next()? {
-                        b'"' => 0x22,
-                        b'\\' => 0x5c,
-                        b'/' => 0x2f,
-                        b'b' => 0x08,
-                        b'f' => 0x0c,
-                        b'n' => 0x0a,
-                        b'r' => 0x0d,
-                        b't' => 0x09,
-                        b'u' => self.hex4()?,
-                        _ => return None,
+            }
+            start = end;
+        }
+        if merged == members.len() && in_order {
+            self.members.truncate(base);
+            return;
+        }
+        let members = &mut members[..merged];
+        // Array indices first, ascending, then the other keys where they first appeared.
+        members.sort_unstable_by_key(|m| {
+            if m.is_index() {
+                u64::from(m.tag)
+            } else {
+                (1 << 32) | u64::from(m.tag)
+            }
+        });
+        let first = self.order.len() as u32;
+        for member in members.iter() {
+            reserve_one(&mut self.order, self.max_members);
+            self.order.push(member.offset() as u32);
+        }
+        reserve_one(&mut self.plans, self.max_plans);
+        self.plans.push(Plan {
+            object: object as u32,
+            first,
+            len: merged as u32,
+        });
+        self.members.truncate(base);
+    }
+
+    /// Reads a key, returning it as an unmerged [`Member`].
+    fn key(&mut self) -> Option<Member> {
+        let offset = self.pos as u32;
+        let mut units = Units::new(self.input, self.pos);
+        let mut hasher = BlockHasher::new(self.hasher.build_hasher());
+        let mut index = Some(0u64);
+        let mut digits = 0;
+        loop {
+            match units.next_unit() {
+                Step::Unit(unit) => {
+                    hasher.write(&unit.to_le_bytes());
+                    index = match (index, unit) {
+                        (Some(value), 0x30..=0x39) if digits < 10 && (digits == 0 || value > 0) => {
+                            Some(value * 10 + u64::from(unit - 0x30))
+                        }
+                        _ => None,
                     };
-                    push_code_unit(unit, &mut high, &mut out);
+                    digits += 1;
                 }
-                0x00..=0x1f => return None,
-                _ => {
-                    flush_surrogate(&mut high, &mut out);
-                    // Raw characters need no escaping unless they are `"` or `\` (handled above)
-                    // or controls (refused above); multi-byte UTF-8 is copied byte by byte.
-                    out.push(byte);
-                }
+                Step::End => break,
+                Step::Invalid => return None,
             }
         }
-    }
-
-    fn hex4(&mut self) -> Option<u16> {
-        let digits = self.input.get(self.pos..self.pos + 4)?;
-        self.pos += 4;
-        digits.iter().try_fold(0u16, |acc, &d| {
-            let v = char::from(d).to_digit(16)?;
-            Some(acc << 4 | v as u16)
+        self.pos = units.pos;
+        Some(match index {
+            Some(value) if digits > 0 && value < u64::from(u32::MAX) => Member {
+                key: offset | INDEX_FLAG,
+                tag: value as u32,
+            },
+            _ => {
+                let hash = hasher.finish();
+                Member {
+                    key: offset,
+                    tag: (hash ^ (hash >> 32)) as u32,
+                }
+            }
         })
     }
 
-    /// Parses a number token and prints it the way JavaScript does.
-    fn number(&mut self) -> Option<Vec<u8>> {
-        let start = self.pos;
+    /// Checks a string literal.
+    fn string(&mut self) -> Option<()> {
+        self.pos += 1; // '"'
+        loop {
+            match self.next()? {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        hex4(self.input, self.pos)?;
+                        self.pos += 4;
+                    }
+                    _ => return None,
+                },
+                0x00..=0x1f => return None,
+                // Anything else, invalid UTF-8 included, is (or decodes to) a character.
+                _ => {}
+            }
+        }
+    }
+
+    /// Checks a number token.
+    fn number(&mut self) -> Option<()> {
         self.eat(b'-');
         match self.next()? {
             b'0' => {}
@@ -295,10 +456,7 @@ impl Parser<'_> {
             }
             self.digits1()?;
         }
-        let token = std::str::from_utf8(&self.input[start..self.pos]).ok()?;
-        let mut out = Vec::new();
-        write_js_number(token.parse::<f64>().ok()?, &mut out);
-        Some(out)
+        Some(())
     }
 
     fn digits(&mut self) {
@@ -314,41 +472,409 @@ impl Parser<'_> {
     }
 }
 
-/// Appends one UTF-16 code unit from an escape, pairing surrogates where JavaScript would.
-fn push_code_unit(unit: u16, high: &mut Option<u16>, out: &mut Vec<u8>) {
-    if let Some(h) = high.take() {
-        if (0xdc00..=0xdfff).contains(&unit) {
-            let code = 0x10000 + ((u32::from(h) - 0xd800) << 10) + (u32::from(unit) - 0xdc00);
-            let c = char::from_u32(code).expect("a surrogate pair is a valid code point");
-            out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-            return;
+/// The value of the four hex digits at `pos`.
+fn hex4(input: &[u8], pos: usize) -> Option<u16> {
+    let digits = input.get(pos..pos + 4)?;
+    digits.iter().try_fold(0u16, |acc, &d| {
+        let v = char::from(d).to_digit(16)?;
+        Some(acc << 4 | v as u16)
+    })
+}
+
+/// Feeds a hasher in fixed blocks, so that the hash depends only on the bytes and not on how they
+/// were split (which `Hasher::write` does not promise).
+struct BlockHasher<H> {
+    hasher: H,
+    block: [u8; 64],
+    len: usize,
+}
+
+impl<H: std::hash::Hasher> BlockHasher<H> {
+    fn new(hasher: H) -> Self {
+        Self {
+            hasher,
+            block: [0; 64],
+            len: 0,
         }
-        escape_unit(h, out);
     }
-    match unit {
-        0xd800..=0xdbff => *high = Some(unit),
-        0xdc00..=0xdfff => escape_unit(unit, out),
-        _ => {
-            let c = char::from_u32(u32::from(unit)).expect("not a surrogate");
-            match c {
-                '"' => out.extend_from_slice(b"\\\""),
-                '\\' => out.extend_from_slice(b"\\\\"),
-                '\u{08}' => out.extend_from_slice(b"\\b"),
-                '\u{0c}' => out.extend_from_slice(b"\\f"),
-                '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
-                '\u{00}'..='\u{1f}' => escape_unit(unit, out),
-                _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+
+    fn write(&mut self, bytes: &[u8; 2]) {
+        self.block[self.len..self.len + 2].copy_from_slice(bytes);
+        self.len += 2;
+        if self.len == self.block.len() {
+            self.hasher.write(&self.block);
+            self.len = 0;
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.hasher.write(&self.block[..self.len]);
+        self.hasher.finish()
+    }
+}
+
+/// Whether the (valid) string literals at `a` and `b` are the same JavaScript string.
+fn same_key(input: &[u8], a: usize, b: usize) -> bool {
+    if a == b {
+        return true;
+    }
+    let (mut a, mut b) = (Units::new(input, a), Units::new(input, b));
+    loop {
+        match (a.next_unit(), b.next_unit()) {
+            (Step::Unit(x), Step::Unit(y)) if x == y => {}
+            (Step::End, Step::End) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// One step of [`Units`].
+enum Step {
+    Unit(u16),
+    End,
+    Invalid,
+}
+
+/// The UTF-16 code units of a string literal, as `JSON.parse` sees them after the body was decoded
+/// with U+FFFD for invalid UTF-8. Two keys are the same JavaScript string exactly when these are
+/// equal.
+struct Units<'a> {
+    input: &'a [u8],
+    /// Past the opening quote, then past what has been read.
+    pos: usize,
+    /// The low half of a surrogate pair decoded from raw UTF-8, still to be returned.
+    low: Option<u16>,
+}
+
+impl<'a> Units<'a> {
+    /// The string literal whose opening quote is at `quote`.
+    fn new(input: &'a [u8], quote: usize) -> Self {
+        Self {
+            input,
+            pos: quote + 1,
+            low: None,
+        }
+    }
+
+    fn next_unit(&mut self) -> Step {
+        if let Some(low) = self.low.take() {
+            return Step::Unit(low);
+        }
+        let Some(&byte) = self.input.get(self.pos) else {
+            return Step::Invalid;
+        };
+        self.pos += 1;
+        match byte {
+            b'"' => Step::End,
+            b'\\' => {
+                let Some(&escape) = self.input.get(self.pos) else {
+                    return Step::Invalid;
+                };
+                self.pos += 1;
+                Step::Unit(match escape {
+                    b'"' => 0x22,
+                    b'\\' => 0x5c,
+                    b'/' => 0x2f,
+                    b'b' => 0x08,
+                    b'f' => 0x0c,
+                    b'n' => 0x0a,
+                    b'r' => 0x0d,
+                    b't' => 0x09,
+                    b'u' => match hex4(self.input, self.pos) {
+                        Some(unit) => {
+                            self.pos += 4;
+                            unit
+                        }
+                        None => return Step::Invalid,
+                    },
+                    _ => return Step::Invalid,
+                })
+            }
+            0x00..=0x1f => Step::Invalid,
+            0x20..=0x7f => Step::Unit(u16::from(byte)),
+            _ => {
+                let Some((c, len)) = lossy_char(self.input, self.pos - 1) else {
+                    return Step::Invalid;
+                };
+                self.pos += len - 1;
+                let mut pair = [0; 2];
+                let units = c.encode_utf16(&mut pair);
+                if let [high, low] = *units {
+                    self.low = Some(low);
+                    Step::Unit(high)
+                } else {
+                    Step::Unit(units[0])
+                }
             }
         }
     }
 }
 
-/// Writes a high surrogate that no low surrogate followed, as JavaScript does: escaped.
-fn flush_surrogate(high: &mut Option<u16>, out: &mut Vec<u8>) {
-    if let Some(h) = high.take() {
-        escape_unit(h, out);
+/// The character that starts at `pos` (a byte of 0x80 or more) as `String::from_utf8_lossy` reads
+/// it, and how many bytes it takes: an invalid sequence, as long as WHATWG's decoder (and so Node)
+/// takes it, is U+FFFD. `None` if the input ends inside the sequence.
+fn lossy_char(input: &[u8], pos: usize) -> Option<(char, usize)> {
+    let window = &input[pos..input.len().min(pos + 4)];
+    let valid = match std::str::from_utf8(window) {
+        Ok(valid) => valid,
+        Err(error) if error.valid_up_to() > 0 => {
+            std::str::from_utf8(&window[..error.valid_up_to()]).ok()?
+        }
+        Err(error) => return Some((char::REPLACEMENT_CHARACTER, error.error_len()?)),
+    };
+    let c = valid.chars().next()?;
+    Some((c, c.len_utf8()))
+}
+
+/// The second pass: prints a body the [`Planner`] accepted, so it does no checking of its own
+/// beyond what keeps it from panicking.
+struct Emitter<'a, F> {
+    input: &'a [u8],
+    plans: &'a [Plan],
+    order: &'a [u32],
+    buf: Vec<u8>,
+    sink: F,
+}
+
+impl<F: FnMut(&[u8])> Emitter<'_, F> {
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            (self.sink)(&self.buf);
+            self.buf.clear();
+        }
+    }
+
+    /// Flushes once a chunk's worth has gathered.
+    fn check(&mut self) {
+        if self.buf.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        if bytes.len() >= CHUNK {
+            self.flush();
+            (self.sink)(bytes);
+        } else {
+            self.buf.extend_from_slice(bytes);
+            self.check();
+        }
+    }
+
+    fn skip_white_space(&self, mut pos: usize) -> usize {
+        while matches!(self.input.get(pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            pos += 1;
+        }
+        pos
+    }
+
+    /// Prints the value at `pos`; returns the offset just after it.
+    fn value(&mut self, pos: usize) -> usize {
+        let end = match self.input[pos] {
+            b'{' => self.object(pos),
+            b'[' => self.array(pos),
+            b'"' => self.string(pos),
+            b't' => self.literal(b"true", pos),
+            b'f' => self.literal(b"false", pos),
+            b'n' => self.literal(b"null", pos),
+            _ => self.number(pos),
+        };
+        self.check();
+        end
+    }
+
+    fn literal(&mut self, word: &[u8], pos: usize) -> usize {
+        self.buf.extend_from_slice(word);
+        pos + word.len()
+    }
+
+    fn array(&mut self, pos: usize) -> usize {
+        self.buf.push(b'[');
+        let mut pos = self.skip_white_space(pos + 1);
+        if self.input[pos] != b']' {
+            loop {
+                pos = self.value(pos);
+                pos = self.skip_white_space(pos);
+                if self.input[pos] != b',' {
+                    break;
+                }
+                self.buf.push(b',');
+                pos = self.skip_white_space(pos + 1);
+            }
+        }
+        self.buf.push(b']');
+        pos + 1
+    }
+
+    fn object(&mut self, pos: usize) -> usize {
+        self.buf.push(b'{');
+        if let Ok(i) = self
+            .plans
+            .binary_search_by_key(&(pos as u32), |plan| plan.object)
+        {
+            let plan = self.plans[i];
+            let keys = &self.order[plan.first as usize..][..plan.len as usize];
+            // The member that comes last in the body is printed (a repeated key's last occurrence
+            // is), and the object ends after it.
+            let (mut last, mut end) = (0, pos + 1);
+            for (n, &key) in keys.iter().enumerate() {
+                if n > 0 {
+                    self.buf.push(b',');
+                }
+                let after = self.member(key as usize);
+                if key >= last {
+                    (last, end) = (key, after);
+                }
+            }
+            self.buf.push(b'}');
+            return self.skip_white_space(end) + 1;
+        }
+        let mut pos = self.skip_white_space(pos + 1);
+        if self.input[pos] != b'}' {
+            loop {
+                pos = self.member(pos);
+                pos = self.skip_white_space(pos);
+                if self.input[pos] != b',' {
+                    break;
+                }
+                self.buf.push(b',');
+                pos = self.skip_white_space(pos + 1);
+            }
+        }
+        self.buf.push(b'}');
+        pos + 1
+    }
+
+    /// Prints the member whose key starts at `pos`; returns the offset just after its value.
+    fn member(&mut self, pos: usize) -> usize {
+        let pos = self.string(pos);
+        let pos = self.skip_white_space(pos);
+        self.buf.push(b':');
+        let pos = self.skip_white_space(pos + 1);
+        self.value(pos)
+    }
+
+    /// Prints the string literal at `pos`; returns the offset just after it.
+    fn string(&mut self, pos: usize) -> usize {
+        self.buf.push(b'"');
+        let mut pos = pos + 1;
+        // A high surrogate from a `\u` escape, waiting to see whether a low one follows.
+        let mut high: Option<u16> = None;
+        loop {
+            let run = pos
+                + self.input[pos..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\')
+                    .unwrap_or(self.input.len() - pos);
+            if run > pos {
+                self.flush_surrogate(&mut high);
+                self.raw(&self.input[pos..run]);
+            }
+            pos = run;
+            match self.input.get(pos) {
+                Some(b'\\') => {}
+                _ => break,
+            }
+            let (unit, len) = match self.input[pos + 1] {
+                b'"' => (0x22, 2),
+                b'\\' => (0x5c, 2),
+                b'/' => (0x2f, 2),
+                b'b' => (0x08, 2),
+                b'f' => (0x0c, 2),
+                b'n' => (0x0a, 2),
+                b'r' => (0x0d, 2),
+                b't' => (0x09, 2),
+                _ => (hex4(self.input, pos + 2).unwrap_or(0xfffd), 6),
+            };
+            pos += len;
+            self.push_code_unit(unit, &mut high);
+        }
+        self.flush_surrogate(&mut high);
+        self.buf.push(b'"');
+        pos + 1
+    }
+
+    /// Prints raw string bytes (no quote, backslash or control): valid UTF-8 as it is, each
+    /// invalid sequence as U+FFFD.
+    fn raw(&mut self, mut bytes: &'_ [u8]) {
+        loop {
+            match std::str::from_utf8(bytes) {
+                Ok(_) => return self.put(bytes),
+                Err(error) => {
+                    let (valid, rest) = bytes.split_at(error.valid_up_to());
+                    self.put(valid);
+                    self.put("\u{fffd}".as_bytes());
+                    // Without an error length the run ends inside a sequence, which a quote or a
+                    // backslash cuts short: one U+FFFD for all of it.
+                    let skip = error.error_len().unwrap_or(rest.len());
+                    bytes = &rest[skip..];
+                    if bytes.is_empty() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prints one UTF-16 code unit from an escape, pairing surrogates where JavaScript would.
+    fn push_code_unit(&mut self, unit: u16, high: &mut Option<u16>) {
+        if let Some(h) = high.take() {
+            if (0xdc00..=0xdfff).contains(&unit) {
+                let code = 0x10000 + ((u32::from(h) - 0xd800) << 10) + (u32::from(unit) - 0xdc00);
+                let c = char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER);
+                self.buf
+                    .extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                return;
+            }
+            escape_unit(h, &mut self.buf);
+        }
+        match unit {
+            0xd800..=0xdbff => *high = Some(unit),
+            0xdc00..=0xdfff => escape_unit(unit, &mut self.buf),
+            _ => {
+                let c = char::from_u32(u32::from(unit)).unwrap_or(char::REPLACEMENT_CHARACTER);
+                let out = &mut self.buf;
+                match c {
+                    '"' => out.extend_from_slice(b"\\\""),
+                    '\\' => out.extend_from_slice(b"\\\\"),
+                    '\u{08}' => out.extend_from_slice(b"\\b"),
+                    '\u{0c}' => out.extend_from_slice(b"\\f"),
+                    '\n' => out.extend_from_slice(b"\\n"),
+                    '\r' => out.extend_from_slice(b"\\r"),
+                    '\t' => out.extend_from_slice(b"\\t"),
+                    '\u{00}'..='\u{1f}' => escape_unit(unit, out),
+                    _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+                }
+            }
+        }
+        self.check();
+    }
+
+    /// Writes a high surrogate that no low surrogate followed, as JavaScript does: escaped.
+    fn flush_surrogate(&mut self, high: &mut Option<u16>) {
+        if let Some(h) = high.take() {
+            escape_unit(h, &mut self.buf);
+        }
+    }
+
+    /// Prints the number token at `pos`; returns the offset just after it.
+    fn number(&mut self, pos: usize) -> usize {
+        let end = pos
+            + self.input[pos..]
+                .iter()
+                .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .unwrap_or(self.input.len() - pos);
+        let token = &self.input[pos..end];
+        let mut out = NumberBuf::default();
+        if !write_short_number(token, &mut out) {
+            let x = std::str::from_utf8(token)
+                .ok()
+                .and_then(|token| token.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            write_js_number(x, &mut out);
+        }
+        self.buf.extend_from_slice(out.as_bytes());
+        end
     }
 }
 
@@ -361,10 +887,52 @@ fn escape_unit(unit: u16, out: &mut Vec<u8>) {
     }
 }
 
+/// A stack buffer large enough for any number `Number::toString` prints (at most 25 bytes, as in
+/// `-1.2345678901234567e-308` or `-0.000001234567890123456`) and for Rust's `{:e}` form.
+#[derive(Default)]
+struct NumberBuf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl NumberBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn zeros(&mut self, n: usize) {
+        // Short and often empty: a loop, not a call to `memset`.
+        for _ in 0..n {
+            self.push(b'0');
+        }
+    }
+}
+
+impl std::fmt::Write for NumberBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let bytes = s.as_bytes();
+        if self.len + bytes.len() > self.bytes.len() {
+            return Err(std::fmt::Error);
+        }
+        self.extend(bytes);
+        Ok(())
+    }
+}
+
 /// ECMAScript `Number::toString(x)` (radix 10), with JSON's `null` for non-finite values.
-fn write_js_number(x: f64, out: &mut Vec<u8>) {
+fn write_js_number(x: f64, out: &mut NumberBuf) {
     if !x.is_finite() {
-        out.extend_from_slice(b"null");
+        out.extend(b"null");
         return;
     }
     if x == 0.0 {
@@ -374,82 +942,428 @@ fn write_js_number(x: f64, out: &mut Vec<u8>) {
     if x < 0.0 {
         out.push(b'-');
     }
-    // Rust's `{:e}` prints the shortest digits that round-trip: "d.ddde[-]x".
-    let formatted = format!("{:e}", x.abs());
-    let (mantissa, exponent) = formatted
-        .split_once('e')
-        .expect("exponent form always has an exponent");
-    let mut digits: Vec<u8> = mantissa.bytes().filter(|&b| b != b'.').collect();
-    let exponent = exponent.parse::<i32>().expect("a decimal exponent");
-    round_half_to_even(x.abs(), &mut digits, exponent);
+    let (mut digits, mut exponent) = shortest_digits(x.abs());
+    if let Some((even, even_exponent)) = even_of_tie(x.abs(), digits.as_bytes(), exponent) {
+        digits = NumberBuf::default();
+        write!(digits, "{even}").expect("17 digits fit");
+        exponent = even_exponent;
+    }
+    let digits = digits.as_bytes();
+    write_digits(digits, exponent + digits.len() as i32, out);
+}
+
+/// Prints `Number::toString` of a number written with at most 15 significant digits and whose
+/// value is 0 or lies between 1e-307 and 1e308, straight from its digits, and returns `true`;
+/// returns `false`, printing nothing, for any other valid JSON number token.
+///
+/// Any decimal of at most 15 significant digits in the range of normal doubles comes back from
+/// the nearest double when that double is rounded to 15 digits (15 is `f64::DIGITS`). So no other
+/// decimal of at most 15 digits has the same nearest double: the token's own digits, without
+/// trailing zeros, are the shortest that round-trip, and the only ones of their length.
+fn write_short_number(token: &[u8], out: &mut NumberBuf) -> bool {
+    let (negative, token) = match token.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, token),
+    };
+    let mut digits = [0u8; 15];
+    let mut len = 0;
+    // Zeros after the last nonzero digit so far: significant only if another one follows.
+    let mut zeros = 0;
+    // The value is 0.digits · 10^n.
+    let mut n: i64 = 0;
+    let mut fraction = false;
+    let mut i = 0;
+    while let Some(&b) = token.get(i) {
+        match b {
+            b'.' => fraction = true,
+            b'0' if len == 0 => n -= i64::from(fraction),
+            b'0'..=b'9' => {
+                n += i64::from(!fraction);
+                if b == b'0' {
+                    zeros += 1;
+                } else {
+                    if len + zeros >= digits.len() {
+                        return false;
+                    }
+                    // Rare, and `fill` would call `memset` for every digit.
+                    while zeros > 0 {
+                        digits[len] = b'0';
+                        len += 1;
+                        zeros -= 1;
+                    }
+                    digits[len] = b;
+                    len += 1;
+                }
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    if len == 0 {
+        out.push(b'0');
+        return true;
+    }
+    if let Some(exponent) = token.get(i + 1..) {
+        let (sign, exponent) = match exponent.split_first() {
+            Some((b'-', rest)) => (-1, rest),
+            Some((b'+', rest)) => (1, rest),
+            _ => (1, exponent),
+        };
+        let value = exponent.iter().fold(0i64, |value, &d| {
+            (value * 10 + i64::from(d - b'0')).min(1 << 20)
+        });
+        n += sign * value;
+    }
+    if !(-306..=308).contains(&n) {
+        return false;
+    }
+    if negative {
+        out.push(b'-');
+    }
+    write_digits(&digits[..len], n as i32, out);
+    true
+}
+
+/// Lays out `digits` (no trailing zero), the first of which is at 10^(n - 1), as
+/// `Number::toString` does.
+fn write_digits(digits: &[u8], n: i32, out: &mut NumberBuf) {
     let k = digits.len() as i32;
-    let n = exponent + 1;
     if k <= n && n <= 21 {
-        out.extend_from_slice(&digits);
-        out.resize(out.len() + (n - k) as usize, b'0');
+        out.extend(digits);
+        out.zeros((n - k) as usize);
     } else if 0 < n && n <= 21 {
-        out.extend_from_slice(&digits[..n as usize]);
+        out.extend(&digits[..n as usize]);
         out.push(b'.');
-        out.extend_from_slice(&digits[n as usize..]);
+        out.extend(&digits[n as usize..]);
     } else if -6 < n && n <= 0 {
-        out.extend_from_slice(b"0.");
-        out.resize(out.len() + (-n) as usize, b'0');
-        out.extend_from_slice(&digits);
+        out.extend(b"0.");
+        out.zeros((-n) as usize);
+        out.extend(digits);
     } else {
         out.push(digits[0]);
         if k > 1 {
             out.push(b'.');
-            out.extend_from_slice(&digits[1..]);
+            out.extend(&digits[1..]);
         }
         out.push(b'e');
         out.push(if n > 0 { b'+' } else { b'-' });
-        out.extend_from_slice((n - 1).unsigned_abs().to_string().as_bytes());
+        write!(out, "{}", (n - 1).unsigned_abs()).expect("three digits fit");
     }
 }
 
-/// Where `x` lies exactly halfway between two shortest digit strings, ECMAScript takes the even one;
-/// Rust's shortest formatting takes the upper one. `digits` (scaled by `exponent`, as in `{:e}`) is
-/// moved to its even neighbour in that case.
-fn round_half_to_even(x: f64, digits: &mut [u8], exponent: i32) {
-    let last = digits.len() - 1;
-    if digits[last].is_multiple_of(2) || (last == 0 && digits[0] == b'1') {
-        return;
-    }
-    let mut lower = digits.to_vec();
-    lower[last] -= 1;
-    // Cheap filter: a tie's value, rounded to one more digit, is `digits - 1` followed by 5.
-    let one_more = format!("{:.*e}", last + 1, x);
-    let one_more_digits = one_more
-        .split_once('e')
-        .map(|(m, _)| m.bytes().filter(|&b| b != b'.'));
-    if !one_more_digits.is_some_and(|d| d.eq(lower.iter().copied().chain([b'5']))) {
-        return;
-    }
-    // The exact decimal expansion of `x` (a double has fewer than 770 significant digits).
-    let exact = format!("{x:.800e}");
-    let (exact_mantissa, exact_exponent) = exact.split_once('e').expect("exponent form");
-    if exact_exponent.parse::<i32>() != Ok(exponent) {
-        return;
-    }
-    let exact_digits: Vec<u8> = exact_mantissa.bytes().filter(|&b| b != b'.').collect();
-    let significant = exact_digits
-        .iter()
-        .rposition(|&d| d != b'0')
-        .map_or(&exact_digits[..0], |end| &exact_digits[..=end]);
-    // A tie below: the exact value is `digits - 1` followed by a single 5.
-    if significant.len() == digits.len() + 1
-        && significant[..last + 1] == lower[..]
-        && significant[last + 1] == b'5'
-    {
-        let candidate = format!(
-            "{}.{}e{exponent}",
-            char::from(lower[0]),
-            std::str::from_utf8(&lower[1..]).expect("ASCII digits")
-        );
-        if candidate.parse::<f64>() == Ok(x) {
-            digits[last] -= 1;
+/// The shortest digits that round-trip to the positive finite `x`, without trailing zeros, and
+/// the power of ten of the last one. Of several such digit strings, the closest to `x`; of two
+/// equally close, the even one ([`even_of_tie`] checks that independently).
+///
+/// This is Ryu (Ulf Adams, "Ryū: fast float-to-string conversion", PLDI 2018), `d2d` of its
+/// reference implementation: a fixed number of 64×128-bit multiplications and at most 17
+/// divisions by ten, whatever `x`. (Rust's `{:e}` would also give the shortest digits, but falls
+/// back to arbitrary precision arithmetic for a few doubles in a thousand, exact ties among them,
+/// at several microseconds each.)
+fn shortest_digits(x: f64) -> (NumberBuf, i32) {
+    let bits = x.to_bits();
+    let mantissa = bits & ((1 << 52) - 1);
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    // x = m2 · 2^e2, written with two more bits so that the interval's bounds are integers.
+    let (e2, m2) = if biased == 0 {
+        (1 - 1023 - 52 - 2, mantissa)
+    } else {
+        (biased - 1023 - 52 - 2, mantissa | 1 << 52)
+    };
+    let accept_bounds = m2 % 2 == 0;
+    let mv = 4 * m2;
+    // The lower bound is nearer when x is a power of two (but not the smallest normal).
+    let mm_shift = u64::from(mantissa != 0 || biased <= 1);
+    let (mut vr, mut vp, mut vm);
+    let e10;
+    let mut vm_trailing_zeros = false;
+    let mut vr_trailing_zeros = false;
+    if e2 >= 0 {
+        let q = log10_pow2(e2) - u32::from(e2 > 3);
+        e10 = q as i32;
+        let k = POW5_INV_BITS + pow5_bits(q as i32) - 1;
+        let i = -e2 + q as i32 + k;
+        let mul = POW5_INV[q as usize];
+        vr = mul_shift(mv, mul, i);
+        vp = mul_shift(mv + 2, mul, i);
+        vm = mul_shift(mv - 1 - mm_shift, mul, i);
+        if q <= 21 {
+            // Only one of mp, mv and mm can be a multiple of 5, if any.
+            if mv % 5 == 0 {
+                vr_trailing_zeros = multiple_of_pow5(mv, q);
+            } else if accept_bounds {
+                vm_trailing_zeros = multiple_of_pow5(mv - 1 - mm_shift, q);
+            } else {
+                vp -= u64::from(multiple_of_pow5(mv + 2, q));
+            }
+        }
+    } else {
+        let q = log10_pow5(-e2) - u32::from(-e2 > 1);
+        e10 = q as i32 + e2;
+        let i = -e2 - q as i32;
+        let k = pow5_bits(i) - POW5_BITS;
+        let j = q as i32 - k;
+        let mul = POW5[i as usize];
+        vr = mul_shift(mv, mul, j);
+        vp = mul_shift(mv + 2, mul, j);
+        vm = mul_shift(mv - 1 - mm_shift, mul, j);
+        if q <= 1 {
+            // mv = 4 · m2 has at least two trailing zero bits, mm one iff mm_shift is 1, mp one.
+            vr_trailing_zeros = true;
+            if accept_bounds {
+                vm_trailing_zeros = mm_shift == 1;
+            } else {
+                vp -= 1;
+            }
+        } else if q < 63 {
+            vr_trailing_zeros = mv & ((1 << q) - 1) == 0;
         }
     }
+    // Remove digits while the interval [vm, vp] still holds a shorter number.
+    let mut removed = 0;
+    let mut last_removed = 0;
+    let output = if vm_trailing_zeros || vr_trailing_zeros {
+        while vp / 10 > vm / 10 {
+            vm_trailing_zeros &= vm % 10 == 0;
+            vr_trailing_zeros &= last_removed == 0;
+            last_removed = vr % 10;
+            (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
+            removed += 1;
+        }
+        if vm_trailing_zeros {
+            while vm % 10 == 0 {
+                vr_trailing_zeros &= last_removed == 0;
+                last_removed = vr % 10;
+                (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
+                removed += 1;
+            }
+        }
+        if vr_trailing_zeros && last_removed == 5 && vr % 2 == 0 {
+            // Exactly halfway: round to even.
+            last_removed = 4;
+        }
+        vr + u64::from((vr == vm && (!accept_bounds || !vm_trailing_zeros)) || last_removed >= 5)
+    } else {
+        let mut round_up = false;
+        while vp / 10 > vm / 10 {
+            round_up = vr % 10 >= 5;
+            (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
+            removed += 1;
+        }
+        vr + u64::from(vr == vm || round_up)
+    };
+    let (mut output, mut exponent) = (output, e10 + removed);
+    while output % 10 == 0 {
+        output /= 10;
+        exponent += 1;
+    }
+    let mut digits = NumberBuf::default();
+    write_u64(output, &mut digits);
+    (digits, exponent)
+}
+
+/// Appends the decimal digits of `n`.
+fn write_u64(mut n: u64, out: &mut NumberBuf) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(&digits[start..]);
+}
+
+/// `(m · mul) >> j` for the 125-bit multipliers below; `j` is at least 64.
+fn mul_shift(m: u64, mul: u128, j: i32) -> u64 {
+    let low = u128::from(m) * (mul & u128::from(u64::MAX));
+    let high = u128::from(m) * (mul >> 64);
+    (((low >> 64) + high) >> (j - 64)) as u64
+}
+
+fn multiple_of_pow5(mut value: u64, p: u32) -> bool {
+    let mut count = 0;
+    while value.is_multiple_of(5) && count < p {
+        value /= 5;
+        count += 1;
+    }
+    count >= p
+}
+
+/// ⌈log2(5^e)⌉ (1 for e = 0), for 0 ≤ e ≤ 3528.
+const fn pow5_bits(e: i32) -> i32 {
+    (((e as u32) * 1_217_359) >> 19) as i32 + 1
+}
+
+/// ⌊log10(2^e)⌋, for 0 ≤ e ≤ 1650.
+fn log10_pow2(e: i32) -> u32 {
+    ((e as u32) * 78_913) >> 18
+}
+
+/// ⌊log10(5^e)⌋, for 0 ≤ e ≤ 2620.
+fn log10_pow5(e: i32) -> u32 {
+    ((e as u32) * 732_923) >> 20
+}
+
+/// How many bits of 5^i [`POW5`] keeps.
+const POW5_BITS: i32 = 125;
+
+/// How many bits of 2^k / 5^q [`POW5_INV`] keeps.
+const POW5_INV_BITS: i32 = 125;
+
+/// 5^i for 0 ≤ i ≤ 325, shifted to its 125 most significant bits: Ryu's `DOUBLE_POW5_SPLIT`.
+static POW5: [u128; 326] = pow5_table();
+
+/// ⌊2^(⌈log2(5^q)⌉ - 1 + 125) / 5^q⌋ + 1 for 0 ≤ q ≤ 291: Ryu's `DOUBLE_POW5_INV_SPLIT`.
+static POW5_INV: [u128; 292] = pow5_inv_table();
+
+/// Little-endian 64-bit limbs, enough for 2^1024.
+type Big = [u64; 17];
+
+/// The number of significant bits of `big`.
+const fn big_bits(big: &Big) -> u32 {
+    let mut limb = big.len();
+    while limb > 0 {
+        limb -= 1;
+        if big[limb] != 0 {
+            return limb as u32 * 64 + (64 - big[limb].leading_zeros());
+        }
+    }
+    0
+}
+
+/// The 128 bits of `big` from bit `shift` up.
+const fn big_window(big: &Big, shift: u32) -> u128 {
+    let mut window = 0u128;
+    let mut bit = 0;
+    while bit < 128 {
+        let at = (shift + bit) as usize;
+        if at / 64 < big.len() && (big[at / 64] >> (at % 64)) & 1 == 1 {
+            window |= 1 << bit;
+        }
+        bit += 1;
+    }
+    window
+}
+
+const fn pow5_table() -> [u128; 326] {
+    let mut table = [0; 326];
+    let mut power: Big = [0; 17];
+    power[0] = 1;
+    let mut i = 0;
+    while i < table.len() {
+        let bits = big_bits(&power);
+        table[i] = if bits <= POW5_BITS as u32 {
+            big_window(&power, 0) << (POW5_BITS as u32 - bits)
+        } else {
+            big_window(&power, bits - POW5_BITS as u32)
+        };
+        // power *= 5
+        let mut carry = 0u128;
+        let mut limb = 0;
+        while limb < power.len() {
+            let product = power[limb] as u128 * 5 + carry;
+            power[limb] = product as u64;
+            carry = product >> 64;
+            limb += 1;
+        }
+        i += 1;
+    }
+    table
+}
+
+const fn pow5_inv_table() -> [u128; 292] {
+    let mut table = [0; 292];
+    // ⌊2^1024 / 5^q⌋; shifting it right gives ⌊2^k / 5^q⌋ for any k ≤ 1024, as ⌊⌊a⌋ / b⌋ = ⌊a / b⌋.
+    let mut inverse: Big = [0; 17];
+    inverse[16] = 1;
+    let mut q = 0;
+    while q < table.len() {
+        let k = (pow5_bits(q as i32) - 1 + POW5_INV_BITS) as u32;
+        table[q] = big_window(&inverse, 1024 - k) + 1;
+        // inverse = ⌊inverse / 5⌋
+        let mut remainder = 0u128;
+        let mut limb = inverse.len();
+        while limb > 0 {
+            limb -= 1;
+            let value = (remainder << 64) | inverse[limb] as u128;
+            inverse[limb] = (value / 5) as u64;
+            remainder = value % 5;
+        }
+        q += 1;
+    }
+    table
+}
+
+/// ECMAScript prints, of two shortest digit strings equally near `x`, the even one. When `digits`
+/// (`d`, odd) scaled by `10^k` is one of two such strings, returns the other, `d ± 1`.
+///
+/// Write `x = q · 2^f` with `q` odd. `x` is halfway between `(d - 1) · 10^k` and `d · 10^k` (or
+/// `d · 10^k` and `(d + 1) · 10^k`) exactly when `2x = (2d ∓ 1) · 10^k`, that is
+/// `q · 2^(f + 1) = (2d ∓ 1) · 5^k · 2^k`. As `2d ∓ 1` and `q` are odd, this needs `k = f + 1`,
+/// and then `q = (2d ∓ 1) · 5^k` for `k ≥ 0` or `(2d ∓ 1) = q · 5^-k` for `k < 0`. With
+/// `1 ≤ q < 2^53` and `2d + 1 < 2^58` (`d` has at most 17 digits), that can hold only for
+/// `-25 < k < 23`, where both sides stay below 2^117, so the comparison is exact in `u128`. Every
+/// other double, subnormals and all whose exact value has many more digits than its shortest form,
+/// returns at the first tests, for the cost of a few integer operations.
+///
+/// The other candidate is at the same distance from `x`, so it rounds to `x` too unless `x` is a
+/// power of two (whose neighbour below is nearer): parsing it settles that.
+fn even_of_tie(x: f64, digits: &[u8], k: i32) -> Option<(u64, i32)> {
+    if digits.last()? % 2 == 0 {
+        return None;
+    }
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (m, e) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | 1 << 52, biased - 1075)
+    };
+    let zeros = m.trailing_zeros();
+    let (q, f) = (u128::from(m >> zeros), e + zeros as i32);
+    if k != f + 1 || !(-25 < k && k < 23) {
+        return None;
+    }
+    let d = digits
+        .iter()
+        .fold(0u64, |d, &digit| d * 10 + u64::from(digit - b'0'));
+    let five = 5u128.pow(k.unsigned_abs());
+    let halfway = |twice: u128| {
+        if k >= 0 {
+            q == twice * five
+        } else {
+            twice == q * five
+        }
+    };
+    let twice = 2 * u128::from(d);
+    let (mut other, mut k) = if halfway(twice - 1) {
+        (d - 1, k)
+    } else if halfway(twice + 1) {
+        (d + 1, k)
+    } else {
+        return None;
+    };
+    if other == 0 {
+        return None;
+    }
+    // Cannot happen when `other` round-trips (a shorter string would have been the shortest), but
+    // keeps the digits canonical whatever.
+    while other % 10 == 0 {
+        other /= 10;
+        k += 1;
+    }
+    let mut text = NumberBuf::default();
+    write!(text, "{other}e{k}").expect("fits");
+    let round_trips = std::str::from_utf8(text.as_bytes())
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        == Some(x);
+    round_trips.then_some((other, k))
 }
 
 #[cfg(test)]
@@ -495,6 +1409,46 @@ mod tests {
     }
 
     #[test]
+    fn nested_objects_are_reordered_and_merged_at_every_level() {
+        assert_eq!(
+            js(br#"[{"b":{"1":1,"0":2},"0":{"b":1,"b":2}},{"1":1,"a":2,"1":3,"0":4},{"a":{"x":[1,{"2":0,"1":0}]},"b":0,"a":{"1":0,"0":0}},{ "b" : 1 , "0" : [ 1 , 2 ] , "4294967294":0, "4294967295":1}]"#).unwrap(),
+            r#"[{"0":{"b":2},"b":{"0":2,"1":1}},{"0":4,"1":3,"a":2},{"a":{"0":0,"1":0},"b":0},{"0":[1,2],"4294967294":0,"b":1,"4294967295":1}]"#
+        );
+    }
+
+    #[test]
+    fn keys_are_the_same_when_their_code_units_are() {
+        assert_eq!(
+            js(r#"[{"é":1,"\u00e9":2},{"\ud83d\ude00":1,"😀":2},{"\ud800":1,"\uD800":2,"\udc00":3}]"#.as_bytes()).unwrap(),
+            r#"[{"é":2},{"😀":2},{"\ud800":2,"\udc00":3}]"#
+        );
+        // Every invalid sequence is U+FFFD, escaped or not.
+        assert_eq!(
+            js(b"{\"\xff\":1,\"\xfe\":2,\"\\ufffd\":3,\"\xe2\x82\":4,\"a\xed\xa0\x80\":5,\"a\\ufffd\\ufffd\\ufffd\":6}").unwrap(),
+            "{\"\u{fffd}\":4,\"a\u{fffd}\u{fffd}\u{fffd}\":6}"
+        );
+    }
+
+    #[test]
+    fn output_larger_than_a_chunk_is_whole() {
+        let long = "x".repeat(3 * CHUNK);
+        let body = format!(
+            r#"{{"b":"{long}\u00e9{long}","1":[{}0]}}"#,
+            "1e20,".repeat(CHUNK)
+        );
+        let expected = format!(
+            r#"{{"1":[{}0],"b":"{long}é{long}"}}"#,
+            "100000000000000000000,".repeat(CHUNK)
+        );
+        assert_eq!(js(body.as_bytes()).unwrap(), expected);
+        let form = Stringified::parse(body.as_bytes()).unwrap();
+        let mut largest = 0;
+        form.write(|chunk| largest = largest.max(chunk.len()));
+        // Chunks are bounded, except slices of a long run of string bytes.
+        assert_eq!(largest, 3 * CHUNK);
+    }
+
+    #[test]
     fn numbers_print_as_javascript_does() {
         assert_eq!(
             js(b"[1.0,1e2,1.50,-0,1E21,0.0000001,123456789012345678901234,12345678901234567890,5e-324,0.000001,1e400]").unwrap(),
@@ -512,6 +1466,210 @@ mod tests {
             js(b"[1296966906839723.25,1296966906839723.75,2.5,0.5,1e23]").unwrap(),
             "[1296966906839723.2,1296966906839723.8,2.5,0.5,1e+23]"
         );
+        // Exact binary fractions halfway between two shortest candidates, where Rust's shortest
+        // form ends in 3.
+        assert_eq!(
+            js(b"[8.7818756103515625,97257.733642578125,789899550.70703125,8796093054599.563]")
+                .unwrap(),
+            "[8.781875610351562,97257.73364257812,789899550.7070312,8796093054599.562]"
+        );
+        // 2^-24 is halfway between ...062e-23 and ...063e-23, but its lower neighbour is nearer
+        // (a power of two), so only ...063 rounds back to it.
+        assert_eq!(
+            js(b"[5.9604644775390625e-8]").unwrap(),
+            "[5.960464477539063e-8]"
+        );
+    }
+
+    #[test]
+    fn subnormals_extremes_and_large_integers() {
+        assert_eq!(
+            js(b"[5e-324,1e-323,7.07e-322,4.9406564584124654e-324,2.225073858507201e-308,2.2250738585072014e-308,1.7976931348623157e308]").unwrap(),
+            "[5e-324,1e-323,7.07e-322,5e-324,2.225073858507201e-308,2.2250738585072014e-308,1.7976931348623157e+308]"
+        );
+        assert_eq!(
+            js(b"[9007199254740991,9007199254740993,9007199254740995,18014398509481985,4503599627370497.5,123456789012345678901234567890,1e21,9.5,1e20,9e20]").unwrap(),
+            "[9007199254740991,9007199254740992,9007199254740996,18014398509481984,4503599627370498,1.2345678901234568e+29,1e+21,9.5,100000000000000000000,900000000000000000000]"
+        );
+    }
+
+    #[test]
+    fn short_numbers_print_from_their_digits_as_from_their_double() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut tokens: Vec<String> = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.000e5",
+            "1",
+            "-1",
+            "10",
+            "1000",
+            "1e20",
+            "1e21",
+            "9.5e20",
+            "0.000001",
+            "0.0000001",
+            "1.50",
+            "123456789012345",
+            "1234567890123456",
+            "0.1e-305",
+            "1e-306",
+            "1e-307",
+            "9.99e307",
+            "1e308",
+            "1e309",
+            "5e-324",
+            "100e-2",
+            "0.00e-400",
+            "1E+2",
+            "-7.07e-322",
+            "999999999999999e293",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        for _ in 0..20_000 {
+            let digits: String = (0..1 + next(17))
+                .map(|_| char::from(b'0' + next(10) as u8))
+                .collect();
+            let digits = digits.trim_start_matches('0');
+            let digits = if digits.is_empty() { "0" } else { digits };
+            let split = next(digits.len() as u64 + 1) as usize;
+            let mut token = if split > 0 && split < digits.len() {
+                format!("{}.{}", &digits[..split], &digits[split..])
+            } else {
+                digits.to_string()
+            };
+            if next(2) == 0 {
+                token = format!("{token}e{}", next(660) as i64 - 330);
+            }
+            tokens.push(token);
+        }
+        for token in tokens {
+            let mut fast = NumberBuf::default();
+            if write_short_number(token.as_bytes(), &mut fast) {
+                let mut slow = NumberBuf::default();
+                write_js_number(token.parse().unwrap(), &mut slow);
+                assert_eq!(fast.as_bytes(), slow.as_bytes(), "{token}");
+            }
+        }
+    }
+
+    #[test]
+    fn ryu_tables_match_the_reference() {
+        let split = |low: u64, high: u64| u128::from(high) << 64 | u128::from(low);
+        // Entries of Ryu's DOUBLE_POW5_INV_SPLIT and DOUBLE_POW5_SPLIT.
+        for (q, low, high) in [
+            (0, 1, 2305843009213693952),
+            (1, 11068046444225730970, 1844674407370955161),
+            (2, 5165088340638674453, 1475739525896764129),
+            (3, 7821419487252849886, 1180591620717411303),
+            (100, 12335095245094488799, 2017382717255397335),
+            (291, 3383947335406624054, 1438154507889852726),
+        ] {
+            assert_eq!(POW5_INV[q], split(low, high), "inverse {q}");
+        }
+        for (i, low, high) in [
+            (0, 0, 1152921504606846976),
+            (1, 0, 1441151880758558720),
+            (2, 0, 1801439850948198400),
+            (100, 803757039314269066, 1317774742903815403),
+            (325, 8710297504448807696, 1780059086805761106),
+        ] {
+            assert_eq!(POW5[i], split(low, high), "power {i}");
+        }
+    }
+
+    #[test]
+    fn shortest_digits_agree_with_rust_but_take_the_even_of_a_tie() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut doubles = vec![f64::MIN_POSITIVE, f64::MAX, 5e-324, 2f64.powi(-24), 1e23];
+        for _ in 0..100_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Any bit pattern, and few-bit mantissas, whose exact values are short and tie often.
+            doubles.push(f64::from_bits(rng >> 1));
+            let mantissa = (rng >> 11) & ((1 << (rng % 54)) - 1) | 1;
+            doubles.push(mantissa as f64 * 2f64.powi((rng >> 56) as i32 - 128));
+        }
+        let mut ties = 0;
+        for x in doubles.into_iter().filter(|x| x.is_finite() && *x > 0.0) {
+            let (digits, exponent) = shortest_digits(x);
+            let rust = format!("{x:e}");
+            let (mantissa, rust_exponent) = rust.split_once('e').unwrap();
+            let rust_digits = mantissa.replace('.', "");
+            let rust_exponent =
+                rust_exponent.parse::<i32>().unwrap() - (rust_digits.len() as i32 - 1);
+            let ours = std::str::from_utf8(digits.as_bytes()).unwrap();
+            assert_eq!(format!("{ours}e{exponent}").parse::<f64>(), Ok(x), "{rust}");
+            assert_eq!(ours.len(), rust_digits.len(), "{rust}");
+            if ours != rust_digits {
+                // Only where Rust took the odd one of two equally near.
+                assert_eq!(exponent, rust_exponent, "{rust}");
+                assert!(digits.as_bytes().last().unwrap() % 2 == 0, "{rust}");
+                assert_eq!(
+                    even_of_tie(x, rust_digits.as_bytes(), rust_exponent)
+                        .map(|(d, _)| d.to_string()),
+                    Some(ours.to_string()),
+                    "{rust}"
+                );
+                ties += 1;
+            }
+        }
+        assert!(ties > 100, "{ties}");
+    }
+
+    #[test]
+    fn ties_are_decided_exactly() {
+        // Ryu already prints the even one of two equally near digit strings.
+        let x = 1296966906839723.0 + 0.25;
+        let (digits, exponent) = shortest_digits(x);
+        assert_eq!(
+            (digits.as_bytes(), exponent),
+            (&b"12969669068397232"[..], -1)
+        );
+        // Given the odd one, the exact check finds the tie: 1296966906839723.25 is
+        // (2 · 12969669068397233 - 1) · 10^-1 / 2, and the other way round.
+        assert_eq!(
+            even_of_tie(x, b"12969669068397233", -1),
+            Some((12969669068397232, -1))
+        );
+        let y = 1296966906839723.0 + 0.75;
+        assert_eq!(
+            even_of_tie(y, b"12969669068397237", -1),
+            Some((12969669068397238, -1))
+        );
+        let tie = |x: f64| {
+            let (digits, exponent) = shortest_digits(x);
+            even_of_tie(x, digits.as_bytes(), exponent)
+        };
+        // Not ties: exactly representable in the shortest form, or far from halfway.
+        assert_eq!(tie(1296966906839723.5), None);
+        assert_eq!(tie(0.1), None);
+        // Halfway between ...062e-23 and ...063e-23, but the other candidate does not round back
+        // (2^-24 is a power of two, its neighbour below is nearer).
+        let x = 2f64.powi(-24);
+        assert_eq!(shortest_digits(x).0.as_bytes(), b"5960464477539063");
+        assert_eq!(even_of_tie(x, b"5960464477539063", -23), None);
+        // Subnormals and large exponents return at the first test.
+        for x in [
+            5e-324,
+            7.07e-322,
+            2.225073858507201e-308,
+            1e300,
+            f64::MAX,
+            2f64.powi(60),
+        ] {
+            assert_eq!(tie(x), None, "{x:e}");
+        }
     }
 
     #[test]
