@@ -106,6 +106,9 @@ mod extract;
 pub mod decode;
 pub mod dedupe;
 pub mod provider;
+#[cfg(feature = "queue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
+pub mod queue;
 pub mod scheme;
 pub mod verify;
 

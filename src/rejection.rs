@@ -74,6 +74,11 @@ pub enum Rejection {
     InFlight,
     /// The deduplication store could not answer: 503, so that the provider retries.
     Store(StoreError),
+    /// The queue could not store the delivery: 503, so that the provider retries (nothing was
+    /// acknowledged).
+    #[cfg(feature = "queue")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
+    Queue(crate::queue::QueueError),
     /// A layer that works on verified webhooks found no `Verified<E>` of its event type on the
     /// request: it is not inside a [`VerifyWebhookLayer`](crate::VerifyWebhookLayer) decoding
     /// that type. A configuration error: 500.
@@ -93,6 +98,8 @@ impl Rejection {
             Self::Duplicate => StatusCode::OK,
             Self::InFlight => StatusCode::CONFLICT,
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            #[cfg(feature = "queue")]
+            Self::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotVerified { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +119,8 @@ impl fmt::Display for Rejection {
                 f.write_str("webhook delivery is already being processed; retry later")
             }
             Self::Store(err) => fmt::Display::fmt(err, f),
+            #[cfg(feature = "queue")]
+            Self::Queue(err) => fmt::Display::fmt(err, f),
             Self::NotVerified { event } => write!(
                 f,
                 "no verified webhook of type `{event}` on the request: put this layer inside a \
@@ -129,6 +138,8 @@ impl StdError for Rejection {
             Self::Body(err) => Some(err),
             Self::Decode(err) => Some(err),
             Self::Store(err) => Some(err),
+            #[cfg(feature = "queue")]
+            Self::Queue(err) => Some(err),
             Self::Duplicate | Self::InFlight | Self::NotVerified { .. } => None,
         }
     }

@@ -1,0 +1,233 @@
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::{Message, MessageId, Queue, QueueError, QueueFuture};
+
+/// A bounded [`Queue`] in this process's memory. Not durable: what it holds is lost when the
+/// process stops, so it suits tests and single processes that can afford that. A full queue
+/// refuses new deliveries ([`QueueError::Full`], answered 503: the provider retries).
+///
+/// Cloning it gives another handle on the same queue.
+#[derive(Clone)]
+pub struct MemoryQueue {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    capacity: usize,
+    state: Mutex<State>,
+    arrived: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    ready: VecDeque<Stored>,
+    delayed: Vec<(Instant, Stored)>,
+    in_flight: HashMap<u64, (Instant, Stored)>,
+    dead: Vec<DeadLetter>,
+}
+
+#[derive(Clone)]
+struct Stored {
+    id: u64,
+    payload: Bytes,
+    /// How many times it has been handed out.
+    attempts: u32,
+}
+
+/// A message that used all its attempts, with the last error.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// Its id in the queue.
+    pub id: MessageId,
+    /// What was stored.
+    pub payload: Bytes,
+    /// How many times it was handed out.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+}
+
+impl MemoryQueue {
+    /// A queue that holds up to `capacity` messages (ready, waiting for a retry, or being
+    /// processed).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                capacity,
+                state: Mutex::default(),
+                arrived: Notify::new(),
+            }),
+        }
+    }
+
+    /// How many messages it holds (dead letters aside).
+    pub fn len(&self) -> usize {
+        let state = self.state();
+        state.ready.len() + state.delayed.len() + state.in_flight.len()
+    }
+
+    /// Whether it holds no message (dead letters aside).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The messages that used all their attempts.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.state().dead.clone()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every change is a few collection operations that cannot panic half-way.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push_now(&self, payload: Bytes) -> Result<MessageId, QueueError> {
+        let mut state = self.state();
+        if state.ready.len() + state.delayed.len() + state.in_flight.len() >= self.inner.capacity {
+            return Err(QueueError::Full {
+                capacity: self.inner.capacity,
+            });
+        }
+        state.next_id += 1;
+        let id = state.next_id;
+        state.ready.push_back(Stored {
+            id,
+            payload,
+            attempts: 0,
+        });
+        drop(state);
+        self.inner.arrived.notify_one();
+        Ok(MessageId(id.to_string()))
+    }
+
+    fn take(&self, max: usize, visibility: Duration) -> Vec<Message> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let State {
+            ready,
+            delayed,
+            in_flight,
+            ..
+        } = &mut *state;
+        // Retries that are due, and messages whose worker did not settle them in time.
+        let mut i = 0;
+        while i < delayed.len() {
+            if delayed[i].0 <= now {
+                ready.push_back(delayed.swap_remove(i).1);
+            } else {
+                i += 1;
+            }
+        }
+        let expired: Vec<u64> = in_flight
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((_, stored)) = in_flight.remove(&id) {
+                ready.push_front(stored);
+            }
+        }
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(mut stored) = ready.pop_front() else {
+                break;
+            };
+            stored.attempts += 1;
+            taken.push(Message {
+                id: MessageId(stored.id.to_string()),
+                payload: stored.payload.clone(),
+                attempt: stored.attempts,
+            });
+            in_flight.insert(stored.id, (now + visibility, stored));
+        }
+        taken
+    }
+
+    /// Removes `message` from the messages being processed, if this delivery of it still holds
+    /// it (a worker whose visibility timeout ran out no longer does).
+    fn settle(&self, message: &Message) -> Option<(MutexGuard<'_, State>, Stored)> {
+        let id: u64 = message.id.0.parse().ok()?;
+        let mut state = self.state();
+        let holds = state
+            .in_flight
+            .get(&id)
+            .is_some_and(|(_, stored)| stored.attempts == message.attempt);
+        if !holds {
+            return None;
+        }
+        let (_, stored) = state.in_flight.remove(&id)?;
+        Some((state, stored))
+    }
+}
+
+impl Queue for MemoryQueue {
+    fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
+        let pushed = self.push_now(payload);
+        Box::pin(async move { pushed })
+    }
+
+    fn pull(
+        &self,
+        _consumer: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> QueueFuture<Vec<Message>> {
+        let queue = self.clone();
+        Box::pin(async move {
+            let arrived = queue.inner.arrived.notified();
+            let taken = queue.take(max, visibility);
+            if !taken.is_empty() || max == 0 {
+                return Ok(taken);
+            }
+            let _ = tokio::time::timeout(wait, arrived).await;
+            Ok(queue.take(max, visibility))
+        })
+    }
+
+    fn ack(&self, message: &Message) -> QueueFuture<()> {
+        drop(self.settle(message));
+        Box::pin(async { Ok(()) })
+    }
+
+    fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
+        if let Some((mut state, stored)) = self.settle(message) {
+            state.delayed.push((Instant::now() + delay, stored));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
+        if let Some((mut state, stored)) = self.settle(message) {
+            state.dead.push(DeadLetter {
+                id: message.id.clone(),
+                payload: stored.payload,
+                attempts: stored.attempts,
+                error: error.to_owned(),
+            });
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl fmt::Debug for MemoryQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryQueue")
+            .field("capacity", &self.inner.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}

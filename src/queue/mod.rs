@@ -1,0 +1,206 @@
+//! Acknowledge at once, process later: an [`Enqueue`] service that stores each verified
+//! delivery in a [`Queue`] and answers 2xx only once the queue has it, and a [`Worker`] that
+//! takes deliveries from the queue and drives any `tower::Service<Delivery<E>>` with them,
+//! at least once each (feature `queue`).
+//!
+//! VideoNest gives a receiver 10 seconds to answer and asks it to "respond with 200 OK
+//! immediately and defer heavy processing to a background queue". Spawning a task after
+//! answering loses the event whenever the process stops in between: the provider saw 200 and
+//! never retries. Here nothing is acknowledged that was not stored, and a stored delivery is
+//! retried (with backoff) until the service succeeds or it has used its attempts, when it goes
+//! to the dead letters with its last error.
+//!
+//! The request path reads collect → verify → decode → dedupe → **enqueue**; put the
+//! [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of [`Enqueue`] and a repeated delivery
+//! is never enqueued twice ("done" then means "stored in the queue").
+//!
+//! | queue | shared by replicas | survives a restart |
+//! | --- | --- | --- |
+//! | [`MemoryQueue`] | no | no: for tests and single processes that can lose work |
+//!
+//! # Example
+//!
+//! ```
+//! use std::{convert::Infallible, time::Duration};
+//!
+//! use axum::{Router, body::Body, routing::post};
+//! use http::StatusCode;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_webhook::{
+//!     provider::videonest,
+//!     queue::{Delivery, Enqueue, MemoryQueue, Worker},
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let queue = MemoryQueue::new(1_000);
+//!
+//! // The HTTP side: verify, then store; 200 as soon as the queue has the delivery.
+//! let app = Router::new().route(
+//!     "/webhooks/videonest",
+//!     axum::routing::post_service(Enqueue::<videonest::Event, _>::new(queue.clone()))
+//!         .route_layer(videonest::layer(["s3cret"])?),
+//! );
+//! let mut request = videonest::signed_request(
+//!     "s3cret",
+//!     r#"{"event":"video.processed","data":{"id":"vid_1"}}"#,
+//! )?
+//! .map(Body::new);
+//! *request.uri_mut() = "/webhooks/videonest".parse()?;
+//! assert_eq!(app.oneshot(request).await?.status(), StatusCode::OK);
+//!
+//! // The processing side: any tower service of deliveries.
+//! let (done, mut processed) = tokio::sync::mpsc::unbounded_channel();
+//! let handler = service_fn(move |delivery: Delivery<videonest::Event>| {
+//!     let done = done.clone();
+//!     async move {
+//!         done.send(delivery.event().id().map(str::to_owned)).ok();
+//!         Ok::<_, Infallible>(())
+//!     }
+//! });
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let worker = tokio::spawn(Worker::new(queue, handler).run(async {
+//!     stopped.await.ok();
+//! }));
+//! assert_eq!(processed.recv().await, Some(Some("vid_1".to_owned())));
+//! stop.send(()).ok();
+//! worker.await??;
+//! # Ok(())
+//! # }
+//! ```
+
+mod delivery;
+mod enqueue;
+mod memory;
+mod worker;
+
+use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+
+pub use self::{
+    delivery::Delivery,
+    enqueue::{Enqueue, ResponseFuture},
+    memory::{DeadLetter, MemoryQueue},
+    worker::{Backoff, Worker},
+};
+
+/// A boxed future of a queue operation.
+pub type QueueFuture<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send + 'static>>;
+
+/// A queue of stored deliveries, shared by the HTTP side ([`Enqueue`]) and the [`Worker`]s.
+///
+/// A message pulled by a worker stays invisible to other workers until it is acknowledged, sent
+/// back for a retry, dead-lettered, or its visibility timeout runs out (its worker died): then it
+/// is delivered again, with its attempt count raised.
+pub trait Queue: Send + Sync + 'static {
+    /// Stores a payload; resolves once it is stored.
+    fn push(&self, payload: Bytes) -> QueueFuture<MessageId>;
+
+    /// Takes up to `max` messages for `consumer`: messages whose retry is due, messages whose
+    /// visibility timeout ran out, and new ones; waits up to `wait` when there are none.
+    fn pull(
+        &self,
+        consumer: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> QueueFuture<Vec<Message>>;
+
+    /// The message was processed: it is removed.
+    fn ack(&self, message: &Message) -> QueueFuture<()>;
+
+    /// The message failed with `error`: it is delivered again after `delay`.
+    fn retry(&self, message: &Message, error: &str, delay: Duration) -> QueueFuture<()>;
+
+    /// The message failed for the last time with `error`: it moves to the dead letters.
+    fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()>;
+}
+
+impl<Q: Queue + ?Sized> Queue for Arc<Q> {
+    fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
+        (**self).push(payload)
+    }
+
+    fn pull(
+        &self,
+        consumer: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> QueueFuture<Vec<Message>> {
+        (**self).pull(consumer, max, visibility, wait)
+    }
+
+    fn ack(&self, message: &Message) -> QueueFuture<()> {
+        (**self).ack(message)
+    }
+
+    fn retry(&self, message: &Message, error: &str, delay: Duration) -> QueueFuture<()> {
+        (**self).retry(message, error, delay)
+    }
+
+    fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
+        (**self).dead_letter(message, error)
+    }
+}
+
+/// A queue's id for a stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(pub String);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message pulled from a queue.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its id in the queue.
+    pub id: MessageId,
+    /// What [`Queue::push`] stored.
+    pub payload: Bytes,
+    /// Which delivery of the message this is: 1 the first time.
+    pub attempt: u32,
+}
+
+/// A queue could not do what was asked. The HTTP side answers 503 (the provider retries; nothing
+/// was acknowledged).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The queue is unreachable or failed.
+    Unavailable(Arc<dyn StdError + Send + Sync>),
+    /// The queue holds as many messages as it may.
+    Full {
+        /// Its capacity.
+        capacity: usize,
+    },
+}
+
+impl QueueError {
+    /// Wraps a queue's own error as [`QueueError::Unavailable`].
+    pub fn unavailable(err: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        Self::Unavailable(Arc::from(err.into()))
+    }
+}
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(_) => f.write_str("the webhook queue is unavailable"),
+            Self::Full { capacity } => write!(f, "the webhook queue is full ({capacity} messages)"),
+        }
+    }
+}
+
+impl StdError for QueueError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Self::Unavailable(err) => Some(&**err),
+            Self::Full { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The queue hand-off with the in-memory queue: acknowledged means stored, processed at least
+//! once, retried with backoff, dead-lettered after its attempts, repeats enqueued once.
+#![cfg(feature = "queue")]
+
+mod common;
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use common::SECRET;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneSyncService};
+use tower_webhook::{
+    Rejection,
+    dedupe::{DedupeLayer, store::MemoryStore},
+    provider::videonest,
+    queue::{Backoff, Delivery, Enqueue, MemoryQueue, Queue, Worker},
+};
+
+type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+/// Verify, (optionally) deduplicate, enqueue.
+fn ingest(queue: &MemoryQueue, dedupe: bool) -> Http {
+    let enqueue = Enqueue::<videonest::Event, _>::new(queue.clone());
+    if dedupe {
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(videonest::layer([SECRET]).unwrap())
+                .layer(DedupeLayer::<videonest::Event, _>::new(MemoryStore::new()))
+                .service(enqueue),
+        )
+    } else {
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(videonest::layer([SECRET]).unwrap())
+                .service(enqueue),
+        )
+    }
+}
+
+fn event(id: &str) -> String {
+    format!(r#"{{"event":"video.processed","timestamp":"t","data":{{"id":"{id}"}}}}"#)
+}
+
+async fn post(http: &Http, body: &str) -> Response<Full<Bytes>> {
+    let request = videonest::signed_request(SECRET, body.to_owned()).unwrap();
+    http.clone().oneshot(request).await.unwrap()
+}
+
+/// Records what a worker's service saw: `(id, attempt)`.
+type Seen = Arc<Mutex<Vec<(String, u32)>>>;
+
+/// A service that records each delivery and fails the first `failures` calls for each event.
+fn recorder(
+    seen: &Seen,
+    failures: u32,
+) -> impl tower::Service<Delivery<videonest::Event>, Response = (), Error = String, Future = impl Send>
++ Clone
++ Send
++ 'static {
+    let seen = Arc::clone(seen);
+    service_fn(move |delivery: Delivery<videonest::Event>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let id = delivery.event().id().unwrap_or("-").to_owned();
+            seen.lock().unwrap().push((id.clone(), delivery.attempt()));
+            if delivery.attempt() <= failures {
+                Err(format!("{id} failed on attempt {}", delivery.attempt()))
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+fn fast<S>(
+    worker: Worker<videonest::Event, MemoryQueue, S>,
+) -> Worker<videonest::Event, MemoryQueue, S> {
+    worker.backoff(Backoff {
+        base: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+    })
+}
+
+/// Waits until `check` holds (bounded).
+async fn until(mut check: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not reached in 5 s");
+}
+
+#[tokio::test]
+async fn acknowledged_deliveries_are_stored_then_processed() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    for id in ["a", "b", "c"] {
+        let response = post(&http, &event(id)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(queue.len(), 3, "answered only once stored");
+
+    let seen = Seen::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        fast(Worker::new(queue.clone(), recorder(&seen, 0))).run(async {
+            stopped.await.ok();
+        }),
+    );
+    until(|| queue.is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, [("a".into(), 1), ("b".into(), 1), ("c".into(), 1)]);
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_acknowledges_nothing() {
+    let queue = MemoryQueue::new(2);
+    let http = ingest(&queue, false);
+    assert_eq!(post(&http, &event("a")).await.status(), StatusCode::OK);
+    assert_eq!(post(&http, &event("b")).await.status(), StatusCode::OK);
+    let response = post(&http, &event("c")).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(matches!(
+        response.extensions().get::<Rejection>(),
+        Some(Rejection::Queue(_))
+    ));
+    assert_eq!(queue.len(), 2);
+}
+
+#[tokio::test]
+async fn failures_are_retried_and_a_poison_event_is_dead_lettered_with_its_error() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    post(&http, &event("flaky")).await;
+    post(&http, &event("poison")).await;
+    let seen = Seen::default();
+    let seen_by_service = Arc::clone(&seen);
+    // "flaky" fails twice then succeeds; "poison" always fails.
+    let service = service_fn(move |delivery: Delivery<videonest::Event>| {
+        let seen = Arc::clone(&seen_by_service);
+        async move {
+            let id = delivery.event().id().unwrap_or("-").to_owned();
+            seen.lock().unwrap().push((id.clone(), delivery.attempt()));
+            if id == "poison" || delivery.attempt() <= 2 {
+                Err(format!("{id} failed on attempt {}", delivery.attempt()))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        fast(Worker::new(queue.clone(), service))
+            .max_attempts(4)
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    until(|| queue.is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 4);
+    assert_eq!(dead[0].error, "poison failed on attempt 4");
+    let seen = seen.lock().unwrap().clone();
+    let attempts = |id: &str| {
+        seen.iter()
+            .filter(|(s, _)| s == id)
+            .map(|(_, a)| *a)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(attempts("flaky"), [1, 2, 3]);
+    assert_eq!(attempts("poison"), [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_mid_processing_loses_nothing() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    post(&http, &event("orphan")).await;
+    // A worker takes the delivery and dies: it never settles it.
+    let taken = queue
+        .pull("doomed", 1, Duration::from_millis(100), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+
+    let seen = Seen::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        fast(Worker::new(queue.clone(), recorder(&seen, 0))).run(async {
+            stopped.await.ok();
+        }),
+    );
+    until(|| queue.is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    // Taken over after the visibility timeout, as the second attempt.
+    assert_eq!(*seen.lock().unwrap(), [("orphan".into(), 2)]);
+    // The dead worker's late acknowledgement changes nothing.
+    queue.ack(&taken[0]).await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_repeats_are_enqueued_once() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, true);
+    let body = event("repeated");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, body) = (http.clone(), body.clone());
+        tasks.spawn(async move { post(&http, &body).await.status() });
+    }
+    let answers = tasks.join_all().await;
+    let ok = answers.iter().filter(|s| **s == StatusCode::OK).count();
+    assert!(
+        answers
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{answers:?}"
+    );
+    assert!(ok >= 1);
+    assert_eq!(queue.len(), 1, "one delivery stored");
+    // A later repeat is a duplicate: nothing more is stored.
+    assert_eq!(post(&http, &body).await.status(), StatusCode::OK);
+    assert_eq!(queue.len(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_work_in_progress() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    post(&http, &event("slow")).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let (s, f) = (Arc::clone(&started), Arc::clone(&finished));
+    let service = service_fn(move |_delivery: Delivery<videonest::Event>| {
+        let (s, f) = (Arc::clone(&s), Arc::clone(&f));
+        async move {
+            s.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            f.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(())
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(Worker::new(queue.clone(), service).run(async {
+        stopped.await.ok();
+    }));
+    until(|| started.load(Ordering::SeqCst) == 1).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    assert!(queue.is_empty(), "acknowledged before the worker stopped");
+}
