@@ -113,8 +113,9 @@ pub use self::{
     secret::Secret,
     verified::Verified,
     verify::{
-        BodyError, DEFAULT_MAX_BODY_SIZE, DecodeError, DefaultRejectionResponse, Rejection,
-        RejectionResponse, ResponseFuture, SignatureError, VerifyWebhook, VerifyWebhookLayer,
+        BodyError, DEFAULT_MAX_BODY_SIZE, DecodeError, DefaultRejectionResponse, MapBody,
+        Rejection, RejectionResponse, ResponseFuture, SignatureError, VerifyWebhook,
+        VerifyWebhookLayer,
     },
 };
 

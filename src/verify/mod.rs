@@ -47,7 +47,7 @@ pub use self::{
     future::ResponseFuture,
     layer::{DEFAULT_MAX_BODY_SIZE, VerifyWebhookLayer},
     rejection::{
-        BodyError, DecodeError, DefaultRejectionResponse, Rejection, RejectionResponse,
+        BodyError, DecodeError, DefaultRejectionResponse, MapBody, Rejection, RejectionResponse,
         SignatureError,
     },
     service::VerifyWebhook,
