@@ -116,7 +116,7 @@ pub use self::{
     config::ConfigError,
     event::WebhookEvent,
     rejection::{
-        BodyError, DecodeError, DefaultRejectionResponse, Rejection, RejectionResponse,
+        BodyError, DecodeError, DefaultRejectionResponse, MapBody, Rejection, RejectionResponse,
         SignatureError,
     },
     secret::Secret,

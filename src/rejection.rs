@@ -32,11 +32,13 @@
 use std::{borrow::Cow, error::Error as StdError, fmt, sync::Arc};
 
 use crate::dedupe::store::StoreError;
+use bytes::Bytes;
 use http::{
     HeaderName, HeaderValue, Response, StatusCode, Version,
     header::{CONNECTION, CONTENT_TYPE},
 };
 use http_body::Body;
+use http_body_util::Full;
 
 type SharedError = Arc<dyn StdError + Send + Sync>;
 
@@ -361,9 +363,52 @@ where
 /// `text/plain; charset=utf-8` body.
 ///
 /// Works with any response body that can be made from a `String` (axum's `Body`,
-/// `http_body_util::Full<Bytes>`, `String`, …).
+/// `http_body_util::Full<Bytes>`, `String`, …). For other body types (tonic's
+/// `tonic::body::Body`, a body of your own), convert its body with
+/// [`map_body`](DefaultRejectionResponse::map_body).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRejectionResponse;
+
+impl DefaultRejectionResponse {
+    /// The default response with its body converted by `f`, for stacks whose response body
+    /// cannot be made from a `String`.
+    ///
+    /// The default response is built with a `Full<Bytes>` body, which `f` turns into the
+    /// stack's body type; status, headers and extensions are kept. In a tonic server stack,
+    /// whose body type is `tonic::body::Body`:
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response, StatusCode};
+    /// use http_body_util::{BodyExt, Full};
+    /// use tower::{ServiceBuilder, ServiceExt};
+    /// use tower_webhook::{DefaultRejectionResponse, provider::videonest};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let layer = videonest::layer(["s3cret"])?
+    ///     .rejection_response(DefaultRejectionResponse.map_body(tonic::body::Body::new));
+    /// let service = ServiceBuilder::new()
+    ///     .layer(layer)
+    ///     .service_fn(|_request: Request<Full<Bytes>>| async move {
+    ///         Ok::<_, std::convert::Infallible>(Response::new(tonic::body::Body::empty()))
+    ///     });
+    ///
+    /// let request = Request::post("/webhook").body(Full::new(Bytes::from_static(b"{}")))?;
+    /// let response: Response<tonic::body::Body> = service.oneshot(request).await?;
+    /// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    /// let text = response.into_body().collect().await?.to_bytes();
+    /// assert_eq!(text, "missing webhook signature header `x-videonest-signature`");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_body<F, B>(self, f: F) -> MapBody<Self, F>
+    where
+        F: Fn(Full<Bytes>) -> B,
+    {
+        MapBody::new(self, f)
+    }
+}
 
 impl<B> RejectionResponse<B> for DefaultRejectionResponse
 where
@@ -377,6 +422,64 @@ where
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         response
+    }
+}
+
+/// A rejection response whose `Full<Bytes>` body is converted into another body type; made by
+/// [`DefaultRejectionResponse::map_body`] or [`MapBody::new`].
+///
+/// Implements [`RejectionResponse<B>`] when `R` answers with a `Full<Bytes>` body and `F` turns
+/// that body into `B`. Only the body changes: status, headers and extensions are those `R` set,
+/// and the layer still adds the [`Rejection`] to the extensions (and `Connection: close` where it
+/// would).
+#[derive(Clone, Copy)]
+pub struct MapBody<R, F> {
+    responder: R,
+    f: F,
+}
+
+impl<R, F> MapBody<R, F> {
+    /// Converts the body of `responder`'s responses with `f`.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Response, StatusCode};
+    /// use http_body_util::Full;
+    /// use tower_webhook::{MapBody, Rejection, RejectionResponse, SignatureError};
+    ///
+    /// // An app's own responder (the status alone, no reason), answering with `Full<Bytes>`…
+    /// let bare = |rejection: &Rejection| {
+    ///     let mut response = Response::new(Full::new(Bytes::new()));
+    ///     *response.status_mut() = rejection.status();
+    ///     response
+    /// };
+    /// // …also used in a stack whose body type is tonic's.
+    /// let responder = MapBody::new(bare, tonic::body::Body::new);
+    /// let response: Response<tonic::body::Body> =
+    ///     responder.response(&Rejection::from(SignatureError::Mismatch));
+    /// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    /// ```
+    pub fn new(responder: R, f: F) -> Self {
+        Self { responder, f }
+    }
+}
+
+impl<R: fmt::Debug, F> fmt::Debug for MapBody<R, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MapBody")
+            .field("responder", &self.responder)
+            .field("f", &format_args!("{}", std::any::type_name::<F>()))
+            .finish()
+    }
+}
+
+impl<R, F, B> RejectionResponse<B> for MapBody<R, F>
+where
+    R: RejectionResponse<Full<Bytes>>,
+    F: Fn(Full<Bytes>) -> B,
+{
+    fn response(&self, rejection: &Rejection) -> Response<B> {
+        self.responder.response(rejection).map(&self.f)
     }
 }
 
