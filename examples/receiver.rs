@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]
 //! ```
 //!
 //! Serves `POST /webhook` with the provider's preset. Its first line on stdout is
@@ -21,6 +21,12 @@
 //!   the first is processed gets 409, an unreachable Redis 503.
 //! - `--fail-rate P` (0 to 1) makes the handler answer 500 with probability P, printing nothing,
 //!   and `--handler-delay-ms MS` makes it sleep first: to watch retries and in-flight repeats.
+//! - `--queue memory` (needs `--features queue`) answers 200 as soon as the delivery is stored
+//!   in a queue, and `--workers N` workers (4 unless set) process it: they print the JSON line,
+//!   which gains `"attempt"`, once the event is processed; `--handler-delay-ms` and
+//!   `--fail-rate` then apply to them. A failed attempt is retried with backoff, up to
+//!   `--max-attempts` (5) times; a delivery a worker holds longer than `--visibility-ms` (30000)
+//!   goes to another. On ctrl-c the workers finish what they are processing.
 
 use std::{
     io::Write as _,
@@ -46,7 +52,7 @@ use tower_webhook::{
     provider::{videoaiditor, videonest},
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS]";
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]";
 
 #[derive(Debug, Clone, Copy)]
 enum Provider {
@@ -69,6 +75,20 @@ struct Args {
     dedupe: Option<Dedupe>,
     fail_rate: f64,
     handler_delay: Duration,
+    queue: Option<QueueArg>,
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    workers: usize,
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    visibility: Duration,
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    max_attempts: u32,
+}
+
+#[derive(Debug)]
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
+enum QueueArg {
+    Memory,
+    Redis(String),
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -79,6 +99,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut dedupe = None;
     let mut fail_rate = 0.0;
     let mut handler_delay = Duration::ZERO;
+    let mut queue = None;
+    let mut workers = 4;
+    let mut visibility = Duration::from_millis(30_000);
+    let mut max_attempts = 5;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
@@ -130,6 +154,42 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     format!("--handler-delay-ms: {ms:?} is not a number of milliseconds")
                 })?);
             }
+            "--queue" => {
+                let target = value("--queue")?;
+                queue = Some(match target.as_str() {
+                    "memory" => QueueArg::Memory,
+                    url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                        QueueArg::Redis(url.to_owned())
+                    }
+                    other => {
+                        return Err(format!(
+                            "--queue: {other:?} is neither `memory` nor a redis:// URL"
+                        ));
+                    }
+                });
+            }
+            "--workers" => {
+                let n = value("--workers")?;
+                workers = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--workers: {n:?} is not a positive number"))?;
+            }
+            "--visibility-ms" => {
+                let ms = value("--visibility-ms")?;
+                visibility = Duration::from_millis(ms.parse().map_err(|_| {
+                    format!("--visibility-ms: {ms:?} is not a number of milliseconds")
+                })?);
+            }
+            "--max-attempts" => {
+                let n = value("--max-attempts")?;
+                max_attempts = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--max-attempts: {n:?} is not a positive number"))?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -145,6 +205,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         dedupe,
         fail_rate,
         handler_delay,
+        queue,
+        workers,
+        visibility,
+        max_attempts,
     })
 }
 
@@ -155,6 +219,9 @@ struct Line<'a> {
     event: &'a str,
     id: Option<&'a str>,
     key: Option<&'a str>,
+    /// With `--queue`: which attempt of the worker this was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
 }
 
 fn print_line(line: &Line<'_>) {
@@ -191,7 +258,8 @@ impl Behaviour {
 async fn handle<E: WebhookEvent>(
     behaviour: &Behaviour,
     verified: &Verified<E>,
-    key: Option<&DedupeKey>,
+    key: Option<&str>,
+    attempt: Option<u32>,
 ) -> (StatusCode, &'static str) {
     if !behaviour.delay.is_zero() {
         tokio::time::sleep(behaviour.delay).await;
@@ -202,7 +270,6 @@ async fn handle<E: WebhookEvent>(
             "handler failed (--fail-rate)\n",
         );
     }
-    let key = key.map(DedupeKey::as_str);
     // Without `--dedupe`, the key the deduplication layer would use.
     let default_key = key.is_none().then(|| {
         verified
@@ -214,41 +281,155 @@ async fn handle<E: WebhookEvent>(
         event: verified.event_type(),
         id: verified.id(),
         key: key.or(default_key.as_ref().and_then(Option::as_deref)),
+        attempt,
     });
     (StatusCode::OK, "ok\n")
 }
 
-/// The route for one provider: verify, then (optionally) deduplicate, then handle.
+/// What the receiver runs: the HTTP routes, and (with `--queue`) the workers.
+struct App {
+    router: Router,
+    workers: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The route for one provider: verify, then (optionally) deduplicate, then handle, or with
+/// `--queue` store the delivery for the workers.
 fn route<E, St>(
+    args: &Args,
     verify: tower_webhook::VerifyWebhookLayer<tower_webhook::scheme::HmacSha256, E>,
     dedupe: Option<DedupeLayer<E, St>>,
     behaviour: Arc<Behaviour>,
-) -> Router
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<App, String>
 where
-    E: WebhookEvent + Clone + Send + Sync + 'static,
+    E: WebhookEvent
+        + Clone
+        + Send
+        + Sync
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + 'static,
     St: Store,
 {
-    let handler = move |Extension(verified): Extension<Verified<E>>,
-                        key: Option<Extension<DedupeKey>>| {
-        let behaviour = Arc::clone(&behaviour);
-        async move { handle(&behaviour, &verified, key.as_ref().map(|k| &k.0)).await }
-    };
-    Router::new().route(
-        "/webhook",
-        post(handler).route_layer(ServiceBuilder::new().layer(verify).option_layer(dedupe)),
-    )
+    let layers = ServiceBuilder::new().layer(verify).option_layer(dedupe);
+    match &args.queue {
+        None => {
+            let handler = move |Extension(verified): Extension<Verified<E>>,
+                                key: Option<Extension<DedupeKey>>| {
+                let behaviour = Arc::clone(&behaviour);
+                async move {
+                    let key = key.as_ref().map(|key| key.0.as_str());
+                    handle(&behaviour, &verified, key, None).await
+                }
+            };
+            Ok(App {
+                router: Router::new().route("/webhook", post(handler).route_layer(layers)),
+                workers: None,
+            })
+        }
+        #[cfg(feature = "queue")]
+        Some(target) => queued::route::<E, _>(args, target, layers, behaviour, stop.clone()),
+        #[cfg(not(feature = "queue"))]
+        Some(_) => {
+            let _ = stop;
+            Err(
+                "--queue: this receiver was built without the `queue` feature \
+                 (cargo run --features queue --example receiver -- …)"
+                    .to_owned(),
+            )
+        }
+    }
 }
 
-fn app(args: &Args) -> Result<Router, String> {
+#[cfg(feature = "queue")]
+mod queued {
+    use std::{convert::Infallible, sync::Arc};
+
+    use axum::{Router, extract::Request, response::IntoResponse, routing::post_service};
+    use tower::{Layer, Service, service_fn};
+    use tower_webhook::{
+        WebhookEvent,
+        queue::{Delivery, Enqueue, MemoryQueue, Queue, Worker},
+    };
+
+    use super::{App, Args, Behaviour, QueueArg, handle};
+
+    /// `POST /webhook` stores each delivery; `--workers` deliveries are processed at a time.
+    pub(super) fn route<E, L>(
+        args: &Args,
+        target: &QueueArg,
+        layers: L,
+        behaviour: Arc<Behaviour>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<App, String>
+    where
+        E: WebhookEvent
+            + Clone
+            + Send
+            + Sync
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + 'static,
+        L: Layer<Enqueue<E, Arc<dyn Queue>>>,
+        L::Service: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+        <L::Service as Service<Request>>::Response: IntoResponse + 'static,
+        <L::Service as Service<Request>>::Future: Send + 'static,
+    {
+        let queue: Arc<dyn Queue> = match target {
+            QueueArg::Memory => Arc::new(MemoryQueue::new(100_000)),
+            QueueArg::Redis(url) => {
+                return Err(format!(
+                    "--queue {url}: the Redis queue is not in this build yet; use --queue memory"
+                ));
+            }
+        };
+        let service = service_fn(move |delivery: Delivery<E>| {
+            let behaviour = Arc::clone(&behaviour);
+            async move {
+                let (status, reason) = handle(
+                    &behaviour,
+                    delivery.verified(),
+                    delivery.key(),
+                    Some(delivery.attempt()),
+                )
+                .await;
+                if status.is_success() {
+                    Ok(())
+                } else {
+                    Err(reason.trim_end().to_owned())
+                }
+            }
+        });
+        let worker = Worker::new(Arc::clone(&queue), service)
+            .concurrency(args.workers)
+            .visibility_timeout(args.visibility)
+            .max_attempts(args.max_attempts);
+        let workers = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            if let Err(err) = worker.run(stopped).await {
+                eprintln!("receiver: worker: {err}");
+            }
+        });
+        let enqueue = layers.layer(Enqueue::<E, _>::new(queue));
+        Ok(App {
+            router: Router::new().route("/webhook", post_service(enqueue)),
+            workers: Some(workers),
+        })
+    }
+}
+
+fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, String> {
     match &args.dedupe {
-        None => app_with(args, None::<MemoryStore>),
-        Some(Dedupe::Memory) => app_with(args, Some(MemoryStore::new())),
+        None => app_with(args, None::<MemoryStore>, stop),
+        Some(Dedupe::Memory) => app_with(args, Some(MemoryStore::new()), stop),
         #[cfg(feature = "redis")]
         Some(Dedupe::Redis(url)) => {
             // Lazily: the receiver starts while Redis is down, and answers 503 until it is back.
             let store = tower_webhook::dedupe::store::RedisStore::connect_lazy(url.as_str())
                 .map_err(|err| format!("--dedupe {url}: {err}"))?;
-            app_with(args, Some(store))
+            app_with(args, Some(store), stop)
         }
         #[cfg(not(feature = "redis"))]
         Some(Dedupe::Redis(url)) => Err(format!(
@@ -258,7 +439,11 @@ fn app(args: &Args) -> Result<Router, String> {
     }
 }
 
-fn app_with<St: Store + Clone>(args: &Args, store: Option<St>) -> Result<Router, String> {
+fn app_with<St: Store + Clone>(
+    args: &Args,
+    store: Option<St>,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Result<App, String> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
@@ -272,22 +457,26 @@ fn app_with<St: Store + Clone>(args: &Args, store: Option<St>) -> Result<Router,
         })
     };
     let config = |err: tower_webhook::ConfigError| err.to_string();
-    Ok(match args.provider {
+    match args.provider {
         Provider::VideoNest => route(
+            args,
             videonest::layer(&args.secrets)
                 .map_err(config)?
                 .max_body_size(args.max_body),
             store.map(DedupeLayer::new),
             behaviour("videonest"),
+            stop,
         ),
         Provider::VideoAIditor => route(
+            args,
             videoaiditor::layer(&args.secrets)
                 .map_err(config)?
                 .max_body_size(args.max_body),
             store.map(DedupeLayer::new),
             behaviour("videoaiditor"),
+            stop,
         ),
-    })
+    }
 }
 
 #[tokio::main]
@@ -304,7 +493,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let app = match app(&args) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let app = match app(&args, &stopped) {
         Ok(app) => app,
         Err(err) => {
             eprintln!("receiver: {err}");
@@ -323,10 +513,15 @@ async fn main() -> ExitCode {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    if let Err(err) = axum::serve(listener, app)
+    let served = axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown)
-        .await
-    {
+        .await;
+    // The workers finish what they are processing; the rest stays queued.
+    let _ = stop.send(true);
+    if let Some(workers) = app.workers {
+        let _ = workers.await;
+    }
+    if let Err(err) = served {
         eprintln!("receiver: {err}");
         return ExitCode::FAILURE;
     }
