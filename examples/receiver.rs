@@ -60,10 +60,25 @@ enum Provider {
     VideoAIditor,
 }
 
+/// Where `--dedupe` keeps its records, or `--queue` its deliveries.
 #[derive(Debug)]
-enum Dedupe {
+enum Backend {
     Memory,
     Redis(String),
+}
+
+impl Backend {
+    fn parse(flag: &str, value: &str) -> Result<Self, String> {
+        match value {
+            "memory" => Ok(Self::Memory),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(Self::Redis(url.to_owned()))
+            }
+            other => Err(format!(
+                "{flag}: {other:?} is neither `memory` nor a redis:// URL"
+            )),
+        }
+    }
 }
 
 /// The parsed command line; no `Debug`, since it holds the secrets.
@@ -72,23 +87,16 @@ struct Args {
     secrets: Vec<String>,
     listen: SocketAddr,
     max_body: usize,
-    dedupe: Option<Dedupe>,
+    dedupe: Option<Backend>,
     fail_rate: f64,
     handler_delay: Duration,
-    queue: Option<QueueArg>,
+    queue: Option<Backend>,
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     workers: usize,
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     visibility: Duration,
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     max_attempts: u32,
-}
-
-#[derive(Debug)]
-#[cfg_attr(not(feature = "queue"), allow(dead_code))]
-enum QueueArg {
-    Memory,
-    Redis(String),
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -126,20 +134,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--max-body: {bytes:?} is not a number of bytes"))?;
             }
-            "--dedupe" => {
-                let store = value("--dedupe")?;
-                dedupe = Some(match store.as_str() {
-                    "memory" => Dedupe::Memory,
-                    url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                        Dedupe::Redis(url.to_owned())
-                    }
-                    other => {
-                        return Err(format!(
-                            "--dedupe: {other:?} is neither `memory` nor a redis:// URL"
-                        ));
-                    }
-                });
-            }
+            "--dedupe" => dedupe = Some(Backend::parse("--dedupe", &value("--dedupe")?)?),
             "--fail-rate" => {
                 let rate = value("--fail-rate")?;
                 fail_rate = rate
@@ -154,20 +149,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     format!("--handler-delay-ms: {ms:?} is not a number of milliseconds")
                 })?);
             }
-            "--queue" => {
-                let target = value("--queue")?;
-                queue = Some(match target.as_str() {
-                    "memory" => QueueArg::Memory,
-                    url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                        QueueArg::Redis(url.to_owned())
-                    }
-                    other => {
-                        return Err(format!(
-                            "--queue: {other:?} is neither `memory` nor a redis:// URL"
-                        ));
-                    }
-                });
-            }
+            "--queue" => queue = Some(Backend::parse("--queue", &value("--queue")?)?),
             "--workers" => {
                 let n = value("--workers")?;
                 workers = n
@@ -352,12 +334,12 @@ mod queued {
         queue::{Delivery, Enqueue, MemoryQueue, Queue, Worker},
     };
 
-    use super::{App, Args, Behaviour, QueueArg, handle};
+    use super::{App, Args, Backend, Behaviour, handle};
 
     /// `POST /webhook` stores each delivery; `--workers` deliveries are processed at a time.
     pub(super) fn route<E, L>(
         args: &Args,
-        target: &QueueArg,
+        target: &Backend,
         layers: L,
         behaviour: Arc<Behaviour>,
         mut stop: tokio::sync::watch::Receiver<bool>,
@@ -376,8 +358,8 @@ mod queued {
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
         let queue: Arc<dyn Queue> = match target {
-            QueueArg::Memory => Arc::new(MemoryQueue::new(100_000)),
-            QueueArg::Redis(url) => {
+            Backend::Memory => Arc::new(MemoryQueue::new(100_000)),
+            Backend::Redis(url) => {
                 return Err(format!(
                     "--queue {url}: the Redis queue is not in this build yet; use --queue memory"
                 ));
@@ -423,16 +405,16 @@ mod queued {
 fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, String> {
     match &args.dedupe {
         None => app_with(args, None::<MemoryStore>, stop),
-        Some(Dedupe::Memory) => app_with(args, Some(MemoryStore::new()), stop),
+        Some(Backend::Memory) => app_with(args, Some(MemoryStore::new()), stop),
         #[cfg(feature = "redis")]
-        Some(Dedupe::Redis(url)) => {
+        Some(Backend::Redis(url)) => {
             // Lazily: the receiver starts while Redis is down, and answers 503 until it is back.
             let store = tower_webhook::dedupe::store::RedisStore::connect_lazy(url.as_str())
                 .map_err(|err| format!("--dedupe {url}: {err}"))?;
             app_with(args, Some(store), stop)
         }
         #[cfg(not(feature = "redis"))]
-        Some(Dedupe::Redis(url)) => Err(format!(
+        Some(Backend::Redis(url)) => Err(format!(
             "--dedupe {url}: this receiver was built without the `redis` feature \
              (cargo run --features redis --example receiver -- …)"
         )),
