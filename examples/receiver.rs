@@ -16,12 +16,12 @@
 //! 127.0.0.1:3000; port 0 picks a free port.
 //!
 //! - `--dedupe memory` deduplicates deliveries in this process, `--dedupe redis://HOST:PORT` in
-//!   Redis (shared by every receiver pointed at it; needs `--features redis`): a repeat of a
+//!   Redis (shared by every receiver pointed at it): a repeat of a
 //!   processed event gets 200 with `x-webhook-duplicate: true` and prints nothing, a repeat while
 //!   the first is processed gets 409, an unreachable Redis 503.
 //! - `--fail-rate P` (0 to 1) makes the handler answer 500 with probability P, printing nothing,
 //!   and `--handler-delay-ms MS` makes it sleep first: to watch retries and in-flight repeats.
-//! - `--queue memory` (needs `--features queue`) answers 200 as soon as the delivery is stored
+//! - `--queue memory` answers 200 as soon as the delivery is stored
 //!   in a queue, and `--workers N` workers (4 unless set) process it: they print the JSON line,
 //!   which gains `"attempt"`, once the event is processed; `--handler-delay-ms` and
 //!   `--fail-rate` then apply to them. A failed attempt is retried with backoff, up to
