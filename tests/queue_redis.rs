@@ -586,3 +586,102 @@ async fn an_unreachable_redis_is_a_quick_error() {
     let err = RedisQueue::connect_lazy("not a url").unwrap_err();
     assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_answers_503_and_stores_nothing_more() {
+    let Some(redis) = Redis::get("full").await else {
+        return;
+    };
+    let queue = redis.queue().await.max_len(2);
+    let http = ingest(&queue);
+    assert_eq!(post(&http, &event("a")).await, StatusCode::OK);
+    assert_eq!(post(&http, &event("b")).await, StatusCode::OK);
+    assert_eq!(
+        post(&http, &event("c")).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let pushed = queue.push(Bytes::from("x")).await;
+    assert!(
+        matches!(pushed, Err(QueueError::Full { capacity: 2 })),
+        "{pushed:?}"
+    );
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 2, "nothing trimmed");
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_replicas_answer_503() {
+    let Some(redis) = Redis::get("replicas").await else {
+        return;
+    };
+    // A server without replicas cannot acknowledge a write on one.
+    let queue = redis
+        .queue()
+        .await
+        .wait_for_replicas(1, Duration::from_millis(50));
+    assert_eq!(
+        post(&ingest(&queue), &event("a")).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let replicated = redis
+        .queue()
+        .await
+        .wait_for_replicas(0, Duration::from_millis(50));
+    assert_eq!(
+        post(&ingest(&replicated), &event("b")).await,
+        StatusCode::OK
+    );
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attempt() {
+    let Some(redis) = Redis::get("retry").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    queue
+        .push(Bytes::from_static(b"\x00binary\xff"))
+        .await
+        .unwrap();
+    let visibility = Duration::from_secs(30);
+    let first = queue
+        .pull("w", 10, visibility, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempt, 1);
+    queue
+        .retry(&first[0], "boom", Duration::from_millis(100))
+        .await
+        .unwrap();
+    // A stale settlement of the same delivery does nothing.
+    queue.ack(&first[0]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let pulled = queue
+            .pull("w", 10, visibility, Duration::from_millis(50))
+            .await
+            .unwrap();
+        if !pulled.is_empty() {
+            break pulled;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retry did not come back in 20 s"
+        );
+    };
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempt, 2);
+    assert_eq!(&second[0].payload[..], b"\x00binary\xff");
+    queue.ack(&second[0]).await.unwrap();
+    assert!(
+        queue
+            .pull("w", 10, visibility, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
+    redis.clean_up().await;
+}

@@ -164,6 +164,8 @@ return 1
 ///   it waits for new entries with a blocking `XREADGROUP … BLOCK` (at most
 ///   [`max_block`](Self::max_block)) on a connection of its own, so that blocking reads never
 ///   hold up the other commands; blocking reads of one queue (and its clones) take turns.
+///   A pull dropped while it blocks (a worker shutting down) may still take entries on the
+///   server: they are delivered again after the visibility timeout, as a dead worker's are.
 /// - *ack*: `XACK` and `XDEL`.
 /// - *retry*: the payload goes to a sorted set `<stream>:delayed` (scored by when it is due,
 ///   on the server's clock; the payload in the hash `<stream>:delayed:data`), and the entry is
