@@ -12,7 +12,7 @@ mod common;
 
 use std::{
     convert::Infallible,
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -684,4 +684,110 @@ async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attemp
     );
     assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
     redis.clean_up().await;
+}
+
+/// Reads what a server is sent, with `MONITOR`.
+struct Monitor {
+    lines: BufReader<TcpStream>,
+    port: u16,
+    marks: usize,
+}
+
+impl Monitor {
+    fn start(port: u16) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut ok = String::new();
+        lines.read_line(&mut ok).unwrap();
+        assert_eq!(ok.trim_end(), "+OK");
+        Self {
+            lines,
+            port,
+            marks: 0,
+        }
+    }
+
+    /// The names of the commands clients sent since the last call (the commands scripts run
+    /// inside the server left out).
+    fn commands(&mut self) -> Vec<String> {
+        self.marks += 1;
+        let mark = format!("tower-webhook-mark-{}", self.marks);
+        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let marker_addr = marker.local_addr().unwrap().to_string();
+        marker
+            .write_all(format!("ECHO {mark}\r\n").as_bytes())
+            .unwrap();
+        marker
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = marker.read(&mut [0; 64]).unwrap();
+        let mut commands = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.lines.read_line(&mut line).unwrap() > 0,
+                "MONITOR ended"
+            );
+            let source = line
+                .split_once('[')
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map_or("", |(source, _)| source);
+            if source.ends_with(&marker_addr) {
+                if line.contains(&mark) {
+                    return commands;
+                }
+                continue;
+            }
+            if source.ends_with(" lua") {
+                continue;
+            }
+            let name = line.split('"').nth(1).unwrap_or_default();
+            commands.push(name.to_ascii_lowercase());
+        }
+    }
+}
+
+/// One round trip per push, pull, ack, retry and dead letter; an empty pull that waits adds
+/// one blocking read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_trip_per_operation() {
+    let Some(server) = Server::require("round-trips").await else {
+        return;
+    };
+    let queue = RedisQueue::connect(server.url()).await.unwrap();
+    let visibility = Duration::from_secs(30);
+    let pull = |wait| queue.pull("w", 10, visibility, wait);
+    // Load the scripts and open the blocking connection.
+    queue.push(Bytes::from("warm")).await.unwrap();
+    let warm = pull(Duration::ZERO).await.unwrap();
+    queue
+        .retry(&warm[0], "e", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    queue.push(Bytes::from("warm")).await.unwrap();
+    let warm = pull(Duration::ZERO).await.unwrap();
+    queue.dead_letter(&warm[0], "e").await.unwrap();
+    queue.push(Bytes::from("warm")).await.unwrap();
+    let warm = pull(Duration::ZERO).await.unwrap();
+    queue.ack(&warm[0]).await.unwrap();
+    assert!(pull(Duration::from_millis(10)).await.unwrap().is_empty());
+    let mut monitor = Monitor::start(server.port);
+
+    queue.push(Bytes::from("counted")).await.unwrap();
+    assert_eq!(monitor.commands(), ["evalsha"], "push");
+    let taken = pull(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(monitor.commands(), ["evalsha"], "pull");
+    queue.ack(&taken[0]).await.unwrap();
+    assert_eq!(monitor.commands(), ["evalsha"], "ack");
+    assert!(pull(Duration::from_millis(10)).await.unwrap().is_empty());
+    assert_eq!(
+        monitor.commands(),
+        ["evalsha", "xreadgroup"],
+        "an empty pull"
+    );
 }
