@@ -791,3 +791,40 @@ async fn one_round_trip_per_operation() {
         "an empty pull"
     );
 }
+
+/// An entry deleted by hand while a worker held it is not delivered again, and leaves the
+/// pending list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_deleted_while_pending_is_dropped_from_the_pending_list() {
+    let Some(redis) = Redis::get("deleted").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    queue.push(Bytes::from("gone")).await.unwrap();
+    let taken = queue
+        .pull("doomed", 1, Duration::from_millis(1), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let mut connection = queue.connection().clone();
+    redis::cmd("XDEL")
+        .arg(queue.stream_key())
+        .arg(&taken[0].id.0)
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let again = queue
+        .pull("survivor", 1, Duration::from_millis(1), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(queue.stream_key())
+        .arg(queue.group_name())
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(pending.0, 0);
+    redis.clean_up().await;
+}

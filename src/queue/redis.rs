@@ -89,8 +89,11 @@ local function take(id, entry, count)
 end
 local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, visibility, '0-0', 'COUNT', max)
 for _, entry in ipairs(claimed[2]) do
-  -- Redis 6.2 answers nil for an entry deleted while pending: nothing to deliver.
-  if type(entry) == 'table' then
+  -- An entry deleted while pending (by hand): Redis 7 drops it from the pending list itself,
+  -- Redis 6.2 answers it without fields (or as nil): nothing to deliver, so acknowledge it.
+  if type(entry) == 'table' and type(entry[2]) ~= 'table' then
+    redis.call('XACK', stream, group, entry[1])
+  elseif type(entry) == 'table' then
     local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
     take(entry[1], entry[2], tonumber(pending[1][4]))
   end
@@ -169,7 +172,8 @@ return 1
 /// - *ack*: `XACK` and `XDEL`.
 /// - *retry*: the payload goes to a sorted set `<stream>:delayed` (scored by when it is due,
 ///   on the server's clock; the payload in the hash `<stream>:delayed:data`), and the entry is
-///   acknowledged and deleted; a later pull adds it to the stream again.
+///   acknowledged and deleted; a later pull adds it to the stream again, under a new id.
+///   Retries live in Redis, so they survive a restart of every worker.
 /// - *dead letter*: `XADD <stream>:dead * payload … error … attempts … id …`, and the entry is
 ///   acknowledged and deleted.
 ///
