@@ -828,3 +828,34 @@ async fn an_entry_deleted_while_pending_is_dropped_from_the_pending_list() {
     assert_eq!(pending.0, 0);
     redis.clean_up().await;
 }
+
+/// Two workers on two connections, four at a time each, share 200 deliveries: each is
+/// processed, and nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_a_backlog() {
+    let Some(redis) = Redis::get("backlog").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let http = ingest(&queue);
+    let seen = Seen::default();
+    let workers = [
+        Running::start(Worker::new(queue.clone(), recorder(&seen))),
+        Running::start(Worker::new(redis.queue().await, recorder(&seen))),
+    ];
+    for i in 0..200 {
+        assert_eq!(
+            post(&http, &event(&format!("e{i:03}"))).await,
+            StatusCode::OK
+        );
+    }
+    until("all processed", || seen.lock().unwrap().len() >= 200).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let mut ids: Vec<String> = sorted(&seen).into_iter().map(|(id, _)| id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
+    redis.clean_up().await;
+}
