@@ -17,6 +17,7 @@
 //! | queue | shared by replicas | survives a restart |
 //! | --- | --- | --- |
 //! | [`MemoryQueue`] | no | no: for tests and single processes that can lose work |
+//! | `RedisQueue` (feature `redis`): a Redis stream and consumer group | yes | as Redis is configured to (AOF) |
 //!
 //! # Example
 //!
@@ -72,12 +73,19 @@
 mod delivery;
 mod enqueue;
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 mod worker;
 
 use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
+#[cfg(feature = "redis")]
+pub use self::redis::{
+    DEFAULT_CONNECTION_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_BLOCK, DEFAULT_MAX_LEN,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM, RedisQueue,
+};
 pub use self::{
     delivery::Delivery,
     enqueue::{Enqueue, ResponseFuture},

@@ -1,0 +1,639 @@
+//! The Redis Streams queue: one stream and one consumer group in a Redis (6.2 or later) or
+//! Valkey server, shared by every replica of a service and every worker.
+
+use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use redis::{
+    Client, IntoConnectionInfo, RedisError, Script,
+    aio::{ConnectionManager, ConnectionManagerConfig},
+};
+use tokio::sync::Mutex;
+
+use super::{DeadLetter, Message, MessageId, Queue, QueueError, QueueFuture};
+
+/// The stream a [`RedisQueue`] uses unless set with [`RedisQueue::stream`].
+pub const DEFAULT_STREAM: &str = "tower-webhook:queue";
+
+/// The consumer group a [`RedisQueue`] uses unless set with [`RedisQueue::group`].
+pub const DEFAULT_GROUP: &str = "workers";
+
+/// How many messages a [`RedisQueue`] holds unless set with [`RedisQueue::max_len`].
+pub const DEFAULT_MAX_LEN: u64 = 1_000_000;
+
+/// How long [`RedisQueue::config`] lets one connection attempt take: 1 second.
+pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long [`RedisQueue::config`] waits for a reply: 1 second.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The longest a pull blocks on the server waiting for new messages unless set with
+/// [`RedisQueue::max_block`]: 1 second.
+pub const DEFAULT_MAX_BLOCK: Duration = Duration::from_secs(1);
+
+/// Lua shared by the settling scripts: whether this delivery of the message still holds it.
+/// A message's attempt is the `attempts` field of its entry (deliveries before it was written)
+/// plus the entry's delivery count in the group.
+const HELD: &str = r"
+local function fields(entry)
+  local map = {}
+  for i = 1, #entry, 2 do map[entry[i]] = entry[i + 1] end
+  return map
+end
+-- The entry's payload and previous attempts if `attempt` is its current delivery, else nil.
+local function held(stream, group, id, attempt)
+  local pending = redis.pcall('XPENDING', stream, group, id, id, 1)
+  if type(pending) ~= 'table' or pending.err or #pending == 0 then return nil end
+  local entries = redis.call('XRANGE', stream, id, id)
+  if #entries == 0 then return nil end
+  local map = fields(entries[1][2])
+  local before = tonumber(map['attempts']) or 0
+  if before + tonumber(pending[1][4]) ~= tonumber(attempt) then return nil end
+  return map['payload'] or '', before
+end
+";
+
+/// Stores a payload unless the stream is full: its id, or nil when full.
+/// KEYS[1]: the stream; ARGV: the maximum length, the payload.
+const PUSH: &str = r"
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[2], 'attempts', '0')
+";
+
+/// Creates the group if needed, moves due retries to the stream, claims entries idle longer
+/// than the visibility timeout, then reads new ones, without blocking. Returns
+/// `{{id, payload, attempt}, …}`.
+/// KEYS: the stream, the delayed set, the delayed payloads; ARGV: the group, the consumer, the
+/// maximum count, the visibility timeout in milliseconds.
+const PULL: &str = r"
+local stream, delayed, data = KEYS[1], KEYS[2], KEYS[3]
+local group, consumer, max, visibility = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+-- From 0: nothing pushed before the first worker ran is skipped.
+redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)) do
+  local payload = redis.call('HGET', data, 'p:' .. id)
+  local attempts = redis.call('HGET', data, 'a:' .. id)
+  if payload then
+    redis.call('XADD', stream, '*', 'payload', payload, 'attempts', attempts or '0')
+  end
+  redis.call('ZREM', delayed, id)
+  redis.call('HDEL', data, 'p:' .. id, 'a:' .. id)
+end
+local out = {}
+local function take(id, entry, count)
+  local map = fields(entry)
+  local before = tonumber(map['attempts']) or 0
+  out[#out + 1] = {id, map['payload'] or '', before + count}
+end
+local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, visibility, '0-0', 'COUNT', max)
+for _, entry in ipairs(claimed[2]) do
+  -- An entry deleted while pending (by hand): Redis 7 drops it from the pending list itself,
+  -- Redis 6.2 answers it without fields (or as nil): nothing to deliver, so acknowledge it.
+  if type(entry) == 'table' and type(entry[2]) ~= 'table' then
+    redis.call('XACK', stream, group, entry[1])
+  elseif type(entry) == 'table' then
+    local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
+    take(entry[1], entry[2], tonumber(pending[1][4]))
+  end
+end
+if #out < max then
+  local read = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', max - #out,
+    'STREAMS', stream, '>')
+  if type(read) == 'table' then
+    for _, entry in ipairs(read[1][2]) do take(entry[1], entry[2], 1) end
+  end
+end
+return out
+";
+
+/// Removes the message if this delivery still holds it. KEYS[1]: the stream; ARGV: the group,
+/// the id, the attempt.
+const ACK: &str = r"
+local stream, group, id = KEYS[1], ARGV[1], ARGV[2]
+if not held(stream, group, id, ARGV[3]) then return 0 end
+redis.call('XACK', stream, group, id)
+redis.call('XDEL', stream, id)
+return 1
+";
+
+/// Moves the message to the delayed set, due after the delay, if this delivery still holds it.
+/// KEYS: the stream, the delayed set, the delayed payloads; ARGV: the group, the id, the
+/// attempt, the delay in milliseconds.
+const RETRY: &str = r"
+local stream, delayed, data = KEYS[1], KEYS[2], KEYS[3]
+local group, id = ARGV[1], ARGV[2]
+local payload = held(stream, group, id, ARGV[3])
+if not payload then return 0 end
+local time = redis.call('TIME')
+local due = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + tonumber(ARGV[4])
+redis.call('HSET', data, 'p:' .. id, payload, 'a:' .. id, ARGV[3])
+redis.call('ZADD', delayed, due, id)
+redis.call('XACK', stream, group, id)
+redis.call('XDEL', stream, id)
+return 1
+";
+
+/// Moves the message to the dead-letter stream with its error, if this delivery still holds it.
+/// KEYS: the stream, the dead-letter stream; ARGV: the group, the id, the attempt, the error.
+const DEAD_LETTER: &str = r"
+local stream, dead = KEYS[1], KEYS[2]
+local group, id = ARGV[1], ARGV[2]
+local payload = held(stream, group, id, ARGV[3])
+if not payload then return 0 end
+redis.call('XADD', dead, '*', 'payload', payload, 'error', ARGV[4], 'attempts', ARGV[3], 'id', id)
+redis.call('XACK', stream, group, id)
+redis.call('XDEL', stream, id)
+return 1
+";
+
+/// A [`Queue`] on a Redis stream with a consumer group, shared by every replica of a service
+/// and every worker: what one replica stores, any worker may take. Works with Redis 6.2 or
+/// later and with Valkey, on one server or primary (not Redis Cluster).
+///
+/// Each operation is one round trip, a Lua script run with `EVALSHA` (loaded by itself the
+/// first time a server lacks it), so each is atomic:
+///
+/// - *push*: `XADD <stream> MAXLEN ~ <max_len> * payload … attempts 0`, unless the stream
+///   already holds `max_len` entries: then [`QueueError::Full`] (answered 503, the provider
+///   retries). Refusing rather than trimming means approximate trimming never drops a
+///   delivery that was acknowledged but not processed. With
+///   [`wait_for_replicas`](Self::wait_for_replicas), a `WAIT` follows (a second round trip).
+/// - *pull*: creates the consumer group from id `0` if it does not exist yet (so nothing
+///   pushed before the first worker ran is skipped), moves the retries that are due back to
+///   the stream, takes over entries idle longer than the visibility timeout with `XAUTOCLAIM`
+///   (a dead worker's), and reads new entries with `XREADGROUP … >`. When that finds nothing,
+///   it waits for new entries with a blocking `XREADGROUP … BLOCK` (at most
+///   [`max_block`](Self::max_block)) on a connection of its own, so that blocking reads never
+///   hold up the other commands; blocking reads of one queue (and its clones) take turns.
+///   A pull dropped while it blocks (a worker shutting down) may still take entries on the
+///   server: they are delivered again after the visibility timeout, as a dead worker's are.
+/// - *ack*: `XACK` and `XDEL`.
+/// - *retry*: the payload goes to a sorted set `<stream>:delayed` (scored by when it is due,
+///   on the server's clock; the payload in the hash `<stream>:delayed:data`), and the entry is
+///   acknowledged and deleted; a later pull adds it to the stream again, under a new id.
+///   Retries live in Redis, so they survive a restart of every worker.
+/// - *dead letter*: `XADD <stream>:dead * payload … error … attempts … id …`, and the entry is
+///   acknowledged and deleted.
+///
+/// The attempt count is the entry's `attempts` field (deliveries before it was last written:
+/// 0 when pushed, the failed attempt when retried) plus its delivery count in the group,
+/// which `XREADGROUP` sets to 1 and `XAUTOCLAIM` raises. Ack, retry and dead letter act only
+/// if the message's attempt is still the entry's current one: a worker whose entry was taken
+/// over after its visibility timeout cannot settle it any more.
+///
+/// An error (the server is down, a timeout, an error reply) is [`QueueError::Unavailable`],
+/// which [`Enqueue`](super::Enqueue) answers 503. The connection and response timeouts of
+/// [`RedisQueue::config`] (1 second each) make an unreachable server a quick error.
+///
+/// Redis keeps the queue only as durably as it is configured to: without AOF (`appendonly
+/// yes`, `appendfsync everysec` or `always`) a server that restarts loses what it held;
+/// [`wait_for_replicas`](Self::wait_for_replicas) covers the loss of a primary.
+///
+/// Cloning the queue gives another handle on the same connections.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_webhook::{
+///     provider::videonest,
+///     queue::{Enqueue, RedisQueue},
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Connects now, and fails if the server cannot be reached…
+/// let queue = RedisQueue::connect("redis://127.0.0.1:6379").await?;
+/// // …or on the first request, so that the service starts while Redis is down (its requests
+/// // are answered 503 until Redis is back):
+/// let queue = RedisQueue::connect_lazy("redis://127.0.0.1:6379")?
+///     .stream("billing:webhooks")
+///     .group("billing-workers")
+///     .max_len(100_000)
+///     .wait_for_replicas(1, Duration::from_millis(100));
+///
+/// let enqueue = Enqueue::<videonest::Event, _>::new(queue.clone());
+/// # let _ = enqueue;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisQueue {
+    connection: ConnectionManager,
+    blocking: Arc<Mutex<ConnectionManager>>,
+    keys: Arc<Keys>,
+    group: Arc<str>,
+    max_len: u64,
+    replicas: Option<(u32, Duration)>,
+    max_block: Duration,
+    scripts: Arc<Scripts>,
+}
+
+struct Keys {
+    stream: String,
+    delayed: String,
+    delayed_data: String,
+    dead: String,
+}
+
+impl Keys {
+    fn new(stream: &str) -> Self {
+        Self {
+            stream: stream.to_owned(),
+            delayed: format!("{stream}:delayed"),
+            delayed_data: format!("{stream}:delayed:data"),
+            dead: format!("{stream}:dead"),
+        }
+    }
+}
+
+struct Scripts {
+    push: Script,
+    pull: Script,
+    ack: Script,
+    retry: Script,
+    dead_letter: Script,
+}
+
+impl RedisQueue {
+    /// The connection settings [`connect`](Self::connect) and
+    /// [`connect_lazy`](Self::connect_lazy) use, to adjust and pass to
+    /// [`connect_with_config`](Self::connect_with_config): connection and response timeouts of
+    /// [`DEFAULT_CONNECTION_TIMEOUT`] and [`DEFAULT_RESPONSE_TIMEOUT`], and at most one retry
+    /// 100 ms after a failed connection attempt, so that while the server is down each push is
+    /// answered within about two connection timeouts.
+    pub fn config() -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(DEFAULT_CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(DEFAULT_RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_millis(500))
+    }
+
+    /// Connects to the server at `url` (such as `redis://127.0.0.1:6379`,
+    /// `redis://:password@host:6379/2` or `redis+unix:///run/redis.sock`) with
+    /// [`RedisQueue::config`]. Fails if the URL is invalid or the server cannot be reached.
+    pub async fn connect(url: impl IntoConnectionInfo) -> Result<Self, QueueError> {
+        Self::connect_with_config(url, Self::config()).await
+    }
+
+    /// Connects to the server at `url` with `config`. The connection for blocking reads is
+    /// made with `config` too, its response timeout raised to allow for the block.
+    pub async fn connect_with_config(
+        url: impl IntoConnectionInfo,
+        config: ConnectionManagerConfig,
+    ) -> Result<Self, QueueError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        let connection = ConnectionManager::new_with_config(client.clone(), config.clone())
+            .await
+            .map_err(unavailable)?;
+        let blocking = ConnectionManager::new_lazy_with_config(client, blocking_config(config))
+            .map_err(unavailable)?;
+        Ok(Self::new(connection, blocking))
+    }
+
+    /// A queue for the server at `url` that connects on its first request, with
+    /// [`RedisQueue::config`]: a service can start while Redis is down. Fails if the URL is
+    /// invalid, or if it is not called from within a Tokio runtime.
+    pub fn connect_lazy(url: impl IntoConnectionInfo) -> Result<Self, QueueError> {
+        Self::connect_lazy_with_config(url, Self::config())
+    }
+
+    /// A queue for the server at `url` that connects on its first request, with `config`.
+    pub fn connect_lazy_with_config(
+        url: impl IntoConnectionInfo,
+        config: ConnectionManagerConfig,
+    ) -> Result<Self, QueueError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(QueueError::unavailable(
+                "RedisQueue::connect_lazy must be called from within a Tokio runtime",
+            ));
+        }
+        let client = Client::open(url).map_err(unavailable)?;
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            .map_err(unavailable)?;
+        let blocking = ConnectionManager::new_lazy_with_config(client, blocking_config(config))
+            .map_err(unavailable)?;
+        Ok(Self::new(connection, blocking))
+    }
+
+    /// A queue on connection managers of your own (with TLS, credentials, other timeouts…):
+    /// `connection` for every command, `blocking` for the blocking reads only. Give both a
+    /// response timeout, `blocking` one longer than [`max_block`](Self::max_block).
+    pub fn new(connection: ConnectionManager, blocking: ConnectionManager) -> Self {
+        Self {
+            connection,
+            blocking: Arc::new(Mutex::new(blocking)),
+            keys: Arc::new(Keys::new(DEFAULT_STREAM)),
+            group: Arc::from(DEFAULT_GROUP),
+            max_len: DEFAULT_MAX_LEN,
+            replicas: None,
+            max_block: DEFAULT_MAX_BLOCK,
+            scripts: Arc::new(Scripts {
+                push: Script::new(PUSH),
+                pull: Script::new(&format!("{HELD}{PULL}")),
+                ack: Script::new(&format!("{HELD}{ACK}")),
+                retry: Script::new(&format!("{HELD}{RETRY}")),
+                dead_letter: Script::new(&format!("{HELD}{DEAD_LETTER}")),
+            }),
+        }
+    }
+
+    /// Uses the stream `stream` instead of [`DEFAULT_STREAM`]; retries wait in
+    /// `<stream>:delayed` (and `<stream>:delayed:data`), dead letters go to `<stream>:dead`.
+    #[must_use]
+    pub fn stream(mut self, stream: &str) -> Self {
+        self.keys = Arc::new(Keys::new(stream));
+        self
+    }
+
+    /// Uses the consumer group `group` instead of [`DEFAULT_GROUP`].
+    #[must_use]
+    pub fn group(mut self, group: impl Into<Arc<str>>) -> Self {
+        self.group = group.into();
+        self
+    }
+
+    /// Holds at most `max_len` entries in the stream (waiting or being processed; retries
+    /// waiting for their delay aside) instead of [`DEFAULT_MAX_LEN`]; a push beyond is
+    /// refused with [`QueueError::Full`] (at least 1).
+    #[must_use]
+    pub fn max_len(mut self, max_len: u64) -> Self {
+        self.max_len = max_len.max(1);
+        self
+    }
+
+    /// After each push, waits (`WAIT`) up to `timeout` for `replicas` replicas to acknowledge
+    /// it; fewer is [`QueueError::Unavailable`] (answered 503: the provider retries, and the
+    /// delivery may then be stored twice, which the worker's at-least-once processing allows).
+    #[must_use]
+    pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.replicas = Some((replicas, timeout));
+        self
+    }
+
+    /// Blocks at most `max_block` on the server in one pull waiting for new entries, instead
+    /// of [`DEFAULT_MAX_BLOCK`]. The blocking connection of [`connect`](Self::connect) and
+    /// [`connect_lazy`](Self::connect_lazy) allows for [`DEFAULT_MAX_BLOCK`]; raise its
+    /// response timeout with [`RedisQueue::new`] for longer blocks.
+    #[must_use]
+    pub fn max_block(mut self, max_block: Duration) -> Self {
+        self.max_block = max_block;
+        self
+    }
+
+    /// The stream's key.
+    pub fn stream_key(&self) -> &str {
+        &self.keys.stream
+    }
+
+    /// The dead-letter stream's key: `<stream>:dead`.
+    pub fn dead_letter_key(&self) -> &str {
+        &self.keys.dead
+    }
+
+    /// The consumer group's name.
+    pub fn group_name(&self) -> &str {
+        &self.group
+    }
+
+    /// The connection manager, to run commands of your own on the same connection.
+    pub fn connection(&self) -> &ConnectionManager {
+        &self.connection
+    }
+
+    /// Up to `count` dead letters, oldest first.
+    pub async fn dead_letters(&self, count: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let mut connection = self.connection.clone();
+        let entries: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
+            .arg(&self.keys.dead)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .into_iter()
+            .map(|(_, mut fields)| {
+                let text = |value: Option<Vec<u8>>| {
+                    String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
+                };
+                DeadLetter {
+                    id: MessageId(text(fields.remove("id"))),
+                    payload: Bytes::from(fields.remove("payload").unwrap_or_default()),
+                    attempts: text(fields.remove("attempts")).parse().unwrap_or(0),
+                    error: text(fields.remove("error")),
+                }
+            })
+            .collect())
+    }
+
+    /// Settles `message` with `script`: KEYS the stream then `keys`, ARGV the group, the id,
+    /// the attempt then `args`.
+    fn settle(
+        &self,
+        script: fn(&Scripts) -> &Script,
+        message: &Message,
+        keys: &[&str],
+        args: Vec<Vec<u8>>,
+    ) -> QueueFuture<()> {
+        let mut connection = self.connection.clone();
+        let scripts = Arc::clone(&self.scripts);
+        let mut all_keys = vec![self.keys.stream.clone()];
+        all_keys.extend(keys.iter().map(|key| (*key).to_owned()));
+        let group = self.group.to_string();
+        let id = message.id.0.clone();
+        let attempt = message.attempt;
+        Box::pin(async move {
+            let mut invocation = script(&scripts).prepare_invoke();
+            for key in &all_keys {
+                invocation.key(key);
+            }
+            invocation.arg(group).arg(id).arg(attempt);
+            for arg in &args {
+                invocation.arg(arg);
+            }
+            let _: i64 = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+}
+
+impl Queue for RedisQueue {
+    fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
+        let mut connection = self.connection.clone();
+        let scripts = Arc::clone(&self.scripts);
+        let stream = self.keys.stream.clone();
+        let max_len = self.max_len;
+        let replicas = self.replicas;
+        Box::pin(async move {
+            let id: Option<String> = scripts
+                .push
+                .key(stream)
+                .arg(max_len)
+                .arg(payload.as_ref())
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let Some(id) = id else {
+                return Err(QueueError::Full {
+                    capacity: usize::try_from(max_len).unwrap_or(usize::MAX),
+                });
+            };
+            if let Some((replicas, timeout)) = replicas {
+                let acknowledged: u32 = redis::cmd("WAIT")
+                    .arg(replicas)
+                    .arg(millis(timeout))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+                if acknowledged < replicas {
+                    return Err(QueueError::unavailable(format!(
+                        "stored, but acknowledged by {acknowledged} of {replicas} replicas"
+                    )));
+                }
+            }
+            Ok(MessageId(id))
+        })
+    }
+
+    fn pull(
+        &self,
+        consumer: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> QueueFuture<Vec<Message>> {
+        let queue = self.clone();
+        let consumer = consumer.to_owned();
+        Box::pin(async move {
+            if max == 0 {
+                return Ok(Vec::new());
+            }
+            let mut connection = queue.connection.clone();
+            let taken: Vec<(String, Vec<u8>, u32)> = queue
+                .scripts
+                .pull
+                .key(&queue.keys.stream)
+                .key(&queue.keys.delayed)
+                .key(&queue.keys.delayed_data)
+                .arg(&*queue.group)
+                .arg(&consumer)
+                .arg(max)
+                .arg(millis(visibility))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            if !taken.is_empty() || wait.is_zero() {
+                return Ok(messages(taken));
+            }
+            // Nothing now: wait for new entries on the blocking connection, taking turns with
+            // the other pulls of this queue.
+            let wait = wait.min(queue.max_block);
+            let started = tokio::time::Instant::now();
+            let Ok(mut blocking) = tokio::time::timeout(wait, queue.blocking.lock()).await else {
+                return Ok(Vec::new());
+            };
+            let block = wait.saturating_sub(started.elapsed());
+            if block.is_zero() {
+                return Ok(Vec::new());
+            }
+            type Read = Option<Vec<(String, Vec<(String, HashMap<String, Vec<u8>>)>)>>;
+            let read: Read = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg(&*queue.group)
+                .arg(&consumer)
+                .arg("COUNT")
+                .arg(max)
+                .arg("BLOCK")
+                .arg(millis(block))
+                .arg("STREAMS")
+                .arg(&queue.keys.stream)
+                .arg(">")
+                .query_async(&mut *blocking)
+                .await
+                .map_err(unavailable)?;
+            let entries = read
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, entries)| entries)
+                .map(|(id, mut fields)| {
+                    let before: u32 = fields
+                        .get("attempts")
+                        .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok())
+                        .unwrap_or(0);
+                    let payload = fields.remove("payload").unwrap_or_default();
+                    (id, payload, before + 1)
+                })
+                .collect();
+            Ok(messages(entries))
+        })
+    }
+
+    fn ack(&self, message: &Message) -> QueueFuture<()> {
+        self.settle(|s| &s.ack, message, &[], Vec::new())
+    }
+
+    fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
+        let keys = [self.keys.delayed.as_str(), self.keys.delayed_data.as_str()];
+        let delay = millis(delay).to_string().into_bytes();
+        self.settle(|s| &s.retry, message, &keys, vec![delay])
+    }
+
+    fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
+        let keys = [self.keys.dead.as_str()];
+        self.settle(
+            |s| &s.dead_letter,
+            message,
+            &keys,
+            vec![error.as_bytes().to_vec()],
+        )
+    }
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("connection", &self.connection)
+            .field("stream", &self.keys.stream)
+            .field("group", &self.group)
+            .field("max_len", &self.max_len)
+            .field("replicas", &self.replicas)
+            .field("max_block", &self.max_block)
+            .finish_non_exhaustive()
+    }
+}
+
+fn messages(taken: Vec<(String, Vec<u8>, u32)>) -> Vec<Message> {
+    taken
+        .into_iter()
+        .map(|(id, payload, attempt)| Message {
+            id: MessageId(id),
+            payload: Bytes::from(payload),
+            attempt,
+        })
+        .collect()
+}
+
+/// The blocking connection's settings: `config` with a response timeout that allows for
+/// [`DEFAULT_MAX_BLOCK`].
+fn blocking_config(config: ConnectionManagerConfig) -> ConnectionManagerConfig {
+    config.set_response_timeout(Some(DEFAULT_RESPONSE_TIMEOUT + DEFAULT_MAX_BLOCK))
+}
+
+/// A duration in whole milliseconds, rounded up.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+fn unavailable(err: RedisError) -> QueueError {
+    QueueError::unavailable(err)
+}

@@ -1,0 +1,861 @@
+//! The queue hand-off on Redis Streams, against a real Redis server: enqueued over HTTP and
+//! processed by workers, a dead worker's message taken over, a poison event dead-lettered, an
+//! outage answered 503, and repeats enqueued once.
+//!
+//! Where the server comes from: `TOWER_WEBHOOK_REDIS_URL` (which `.ci/run` sets), else a
+//! private `redis-server` on a free port of 127.0.0.1; without either the tests say so and
+//! pass, unless `CI=true`: then they fail. Each test uses a stream of its own. The outage test
+//! always starts a private server, since it stops it.
+#![cfg(all(feature = "queue", feature = "redis"))]
+
+mod common;
+
+use std::{
+    convert::Infallible,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use common::SECRET;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneSyncService};
+use tower_webhook::{
+    dedupe::{
+        DedupeLayer,
+        store::{RedisStore, Token},
+    },
+    provider::videonest,
+    queue::{Backoff, Delivery, Enqueue, Queue, QueueError, RedisQueue, Worker},
+};
+
+const URL_VAR: &str = "TOWER_WEBHOOK_REDIS_URL";
+
+type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1")
+}
+
+/// A Redis server for one test, and a stream name no other test uses.
+struct Redis {
+    url: String,
+    stream: String,
+    _server: Option<Server>,
+}
+
+impl Redis {
+    async fn get(test: &str) -> Option<Self> {
+        let stream = format!(
+            "tower-webhook-test:queue:{test}:{}",
+            Token::random().as_str()
+        );
+        match std::env::var(URL_VAR) {
+            Ok(url) if !url.is_empty() => match RedisQueue::connect(url.as_str()).await {
+                Ok(_) => {
+                    return Some(Self {
+                        url,
+                        stream,
+                        _server: None,
+                    });
+                }
+                Err(err) if in_ci() => {
+                    panic!("{test}: {URL_VAR}={url} cannot be reached, and CI=true: {err:?}")
+                }
+                Err(err) => eprintln!(
+                    "{test}: {URL_VAR}={url} cannot be reached ({err:?}); starting a private redis-server"
+                ),
+            },
+            _ if in_ci() => panic!(
+                "{test}: CI=true but {URL_VAR} is not set: the Redis tests must not be skipped in CI"
+            ),
+            _ => {}
+        }
+        let server = Server::require(test).await?;
+        Some(Self {
+            url: server.url(),
+            stream,
+            _server: Some(server),
+        })
+    }
+
+    async fn queue(&self) -> RedisQueue {
+        RedisQueue::connect(self.url.as_str())
+            .await
+            .unwrap()
+            .stream(&self.stream)
+    }
+
+    /// Deletes this test's keys.
+    async fn clean_up(&self) {
+        let queue = self.queue().await;
+        let mut connection = queue.connection().clone();
+        let keys = [
+            self.stream.clone(),
+            format!("{}:delayed", self.stream),
+            format!("{}:delayed:data", self.stream),
+            format!("{}:dead", self.stream),
+        ];
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+}
+
+fn redis_server_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([
+            "/usr/bin".into(),
+            "/usr/sbin".into(),
+            "/usr/local/bin".into(),
+        ])
+        .map(|dir| dir.join("redis-server"))
+        .find(|binary| binary.is_file())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Sends one inline command on a new connection and reads the first line of the reply.
+fn command(port: u16, command: &str) -> std::io::Result<String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(format!("{command}\r\n").as_bytes())?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
+}
+
+/// A private `redis-server` child process, killed when dropped.
+struct Server {
+    binary: PathBuf,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// `None`, after saying why, without a `redis-server` binary, unless `CI=true`.
+    async fn require(test: &str) -> Option<Self> {
+        let Some(binary) = redis_server_binary() else {
+            assert!(
+                !in_ci(),
+                "{test}: CI=true but there is no redis-server binary"
+            );
+            eprintln!("{test}: skipped: it needs a redis-server, and there is none");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "tower-webhook-queue-redis-{}-{}",
+            std::process::id(),
+            Token::random().as_str()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Self {
+            binary,
+            port: 0,
+            dir,
+            child: None,
+        };
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            server.port = free_port();
+            match server.launch().await {
+                Ok(()) => return Some(server),
+                Err(err) => failures.push(err),
+            }
+        }
+        panic!("redis-server did not start: {failures:?}");
+    }
+
+    async fn launch(&mut self) -> Result<(), String> {
+        let mut child = Command::new(&self.binary)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("{}: {err}", self.binary.display()))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if command(self.port, "PING").is_ok_and(|reply| reply == "+PONG") {
+                self.child = Some(child);
+                return Ok(());
+            }
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("port {}: {exited:?}", self.port));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server, keeping what it holds (`SHUTDOWN SAVE`), as an operator does.
+    async fn stop(&mut self) {
+        let mut child = self.child.take().expect("the server runs");
+        let _ = command(self.port, "SHUTDOWN SAVE");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server did not shut down in 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is stopped");
+        self.launch().await.expect("redis-server restarts");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Verify, then enqueue.
+fn ingest(queue: &RedisQueue) -> Http {
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+    )
+}
+
+fn event(id: &str) -> String {
+    format!(r#"{{"event":"video.processed","timestamp":"t","data":{{"id":"{id}"}}}}"#)
+}
+
+async fn post(http: &Http, body: &str) -> StatusCode {
+    let request = videonest::signed_request(SECRET, body.to_owned()).unwrap();
+    http.clone().oneshot(request).await.unwrap().status()
+}
+
+/// What a worker's service saw: `(id, attempt)`.
+type Seen = Arc<Mutex<Vec<(String, u32)>>>;
+
+/// A service that records each delivery and fails for the events named `poison`.
+fn recorder(
+    seen: &Seen,
+) -> impl tower::Service<Delivery<videonest::Event>, Response = (), Error = String, Future = impl Send>
++ Clone
++ Send
++ 'static {
+    let seen = Arc::clone(seen);
+    service_fn(move |delivery: Delivery<videonest::Event>| {
+        let seen = Arc::clone(&seen);
+        async move {
+            let id = delivery.event().id().unwrap_or("-").to_owned();
+            seen.lock().unwrap().push((id.clone(), delivery.attempt()));
+            if id == "poison" {
+                Err(format!("{id} failed on attempt {}", delivery.attempt()))
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+/// A running worker, stopped and awaited by [`Running::stop`].
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), QueueError>>,
+}
+
+impl Running {
+    fn start<S>(worker: Worker<videonest::Event, RedisQueue, S>) -> Self
+    where
+        S: tower::Service<Delivery<videonest::Event>, Response = (), Error = String>
+            + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(
+            worker
+                .backoff(Backoff {
+                    base: Duration::from_millis(10),
+                    max: Duration::from_millis(40),
+                })
+                .run(async {
+                    stopped.await.ok();
+                }),
+        );
+        Self { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).ok();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the worker stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Waits until `check` holds (bounded: 20 s).
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "{what}: not reached in 20 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn xlen(queue: &RedisQueue, key: &str) -> u64 {
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(&mut queue.connection().clone())
+        .await
+        .unwrap()
+}
+
+fn sorted(seen: &Seen) -> Vec<(String, u32)> {
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueued_over_http_then_processed_by_workers() {
+    let Some(redis) = Redis::get("processed").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let http = ingest(&queue);
+    // Stored before any worker ran: the group starts from the beginning of the stream.
+    for id in ["a", "b", "c"] {
+        assert_eq!(post(&http, &event(id)).await, StatusCode::OK);
+    }
+    assert_eq!(
+        xlen(&queue, queue.stream_key()).await,
+        3,
+        "answered once stored"
+    );
+
+    let seen = Seen::default();
+    let workers = [
+        Running::start(Worker::new(queue.clone(), recorder(&seen))),
+        Running::start(Worker::new(redis.queue().await, recorder(&seen))),
+    ];
+    until("the first three", || seen.lock().unwrap().len() == 3).await;
+    // Stored while the workers wait on a blocking read.
+    assert_eq!(post(&http, &event("d")).await, StatusCode::OK);
+    until("the fourth", || seen.lock().unwrap().len() == 4).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    assert_eq!(
+        sorted(&seen),
+        [
+            ("a".into(), 1),
+            ("b".into(), 1),
+            ("c".into(), 1),
+            ("d".into(), 1)
+        ]
+    );
+    assert_eq!(
+        xlen(&queue, queue.stream_key()).await,
+        0,
+        "acknowledged and deleted"
+    );
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_workers_message_is_processed_by_another_as_attempt_2() {
+    let Some(redis) = Redis::get("dead-worker").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    assert_eq!(
+        post(&ingest(&queue), &event("orphan")).await,
+        StatusCode::OK
+    );
+    // A worker takes the delivery and dies: it never settles it.
+    let taken = queue
+        .pull("doomed", 1, Duration::from_millis(200), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempt, 1);
+
+    let seen = Seen::default();
+    let worker = Running::start(
+        Worker::new(redis.queue().await, recorder(&seen))
+            .consumer("survivor")
+            .visibility_timeout(Duration::from_millis(200)),
+    );
+    until("taken over", || !seen.lock().unwrap().is_empty()).await;
+    worker.stop().await;
+    assert_eq!(sorted(&seen), [("orphan".into(), 2)]);
+    // The dead worker's late acknowledgement changes nothing, and nothing is left.
+    queue.ack(&taken[0]).await.unwrap();
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_is_dead_lettered_with_its_error_after_its_attempts() {
+    let Some(redis) = Redis::get("poison").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let http = ingest(&queue);
+    assert_eq!(post(&http, &event("poison")).await, StatusCode::OK);
+    assert_eq!(post(&http, &event("fine")).await, StatusCode::OK);
+    let seen = Seen::default();
+    let worker = Running::start(Worker::new(queue.clone(), recorder(&seen)).max_attempts(3));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        let dead = queue.dead_letters(10).await.unwrap();
+        if !dead.is_empty() {
+            break dead;
+        }
+        assert!(Instant::now() < deadline, "no dead letter in 20 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    worker.stop().await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].error, "poison failed on attempt 3");
+    assert!(
+        String::from_utf8_lossy(&dead[0].payload).contains("poison"),
+        "the payload is kept"
+    );
+    let seen = sorted(&seen);
+    assert_eq!(
+        seen,
+        [
+            ("fine".into(), 1),
+            ("poison".into(), 1),
+            ("poison".into(), 2),
+            ("poison".into(), 3)
+        ]
+    );
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_answers_503_and_redis_back_stores_and_processes() {
+    let Some(mut server) = Server::require("outage").await else {
+        return;
+    };
+    let queue = RedisQueue::connect_lazy(server.url())
+        .unwrap()
+        .stream("outage");
+    let http = ingest(&queue);
+    assert_eq!(post(&http, &event("before")).await, StatusCode::OK);
+    let seen = Seen::default();
+    let worker = Running::start(Worker::new(queue.clone(), recorder(&seen)));
+    until("processed before the outage", || {
+        seen.lock().unwrap().len() == 1
+    })
+    .await;
+
+    server.stop().await;
+    for id in ["during-1", "during-2", "during-3"] {
+        let status = tokio::time::timeout(Duration::from_secs(10), post(&http, &event(id)))
+            .await
+            .expect("answered while Redis is down");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{id}");
+    }
+    server.restart().await;
+
+    // The provider retries: refused (503) while the queue reconnects, then stored.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = post(&http, &event("after")).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "still refused after 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    until("processed after the outage", || {
+        seen.lock().unwrap().len() == 2
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(
+        sorted(&seen),
+        [("after".into(), 1), ("before".into(), 1)],
+        "nothing refused was processed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_with_redis_dedupe_are_enqueued_once() {
+    let Some(redis) = Redis::get("repeats").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let store = RedisStore::connect(redis.url.as_str())
+        .await
+        .unwrap()
+        .prefix(format!("{}:dedupe:", redis.stream));
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .layer(DedupeLayer::<videonest::Event, _>::new(store.clone()))
+            .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+    );
+    let body = event("repeated");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, body) = (http.clone(), body.clone());
+        tasks.spawn(async move { post(&http, &body).await });
+    }
+    let answers = tasks.join_all().await;
+    assert!(
+        answers
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT),
+        "{answers:?}"
+    );
+    assert!(answers.contains(&StatusCode::OK), "{answers:?}");
+    assert_eq!(
+        xlen(&queue, queue.stream_key()).await,
+        1,
+        "one delivery stored"
+    );
+    assert_eq!(post(&http, &body).await, StatusCode::OK, "a later repeat");
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 1);
+
+    let mut connection = store.connection().clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:dedupe:*", redis.stream))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_quick_error() {
+    let port = free_port();
+    let queue = RedisQueue::connect_lazy(format!("redis://127.0.0.1:{port}")).unwrap();
+    let pushed = tokio::time::timeout(Duration::from_secs(10), queue.push(Bytes::from("x")))
+        .await
+        .expect("a quick answer");
+    assert!(
+        matches!(pushed, Err(QueueError::Unavailable(_))),
+        "{pushed:?}"
+    );
+    let err = RedisQueue::connect_lazy("not a url").unwrap_err();
+    assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_answers_503_and_stores_nothing_more() {
+    let Some(redis) = Redis::get("full").await else {
+        return;
+    };
+    let queue = redis.queue().await.max_len(2);
+    let http = ingest(&queue);
+    assert_eq!(post(&http, &event("a")).await, StatusCode::OK);
+    assert_eq!(post(&http, &event("b")).await, StatusCode::OK);
+    assert_eq!(
+        post(&http, &event("c")).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let pushed = queue.push(Bytes::from("x")).await;
+    assert!(
+        matches!(pushed, Err(QueueError::Full { capacity: 2 })),
+        "{pushed:?}"
+    );
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 2, "nothing trimmed");
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_replicas_answer_503() {
+    let Some(redis) = Redis::get("replicas").await else {
+        return;
+    };
+    // A server without replicas cannot acknowledge a write on one.
+    let queue = redis
+        .queue()
+        .await
+        .wait_for_replicas(1, Duration::from_millis(50));
+    assert_eq!(
+        post(&ingest(&queue), &event("a")).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let replicated = redis
+        .queue()
+        .await
+        .wait_for_replicas(0, Duration::from_millis(50));
+    assert_eq!(
+        post(&ingest(&replicated), &event("b")).await,
+        StatusCode::OK
+    );
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attempt() {
+    let Some(redis) = Redis::get("retry").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    queue
+        .push(Bytes::from_static(b"\x00binary\xff"))
+        .await
+        .unwrap();
+    let visibility = Duration::from_secs(30);
+    let first = queue
+        .pull("w", 10, visibility, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].attempt, 1);
+    queue
+        .retry(&first[0], "boom", Duration::from_millis(100))
+        .await
+        .unwrap();
+    // A stale settlement of the same delivery does nothing.
+    queue.ack(&first[0]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let pulled = queue
+            .pull("w", 10, visibility, Duration::from_millis(50))
+            .await
+            .unwrap();
+        if !pulled.is_empty() {
+            break pulled;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retry did not come back in 20 s"
+        );
+    };
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempt, 2);
+    assert_eq!(&second[0].payload[..], b"\x00binary\xff");
+    queue.ack(&second[0]).await.unwrap();
+    assert!(
+        queue
+            .pull("w", 10, visibility, Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
+    redis.clean_up().await;
+}
+
+/// Reads what a server is sent, with `MONITOR`.
+struct Monitor {
+    lines: BufReader<TcpStream>,
+    port: u16,
+    marks: usize,
+}
+
+impl Monitor {
+    fn start(port: u16) -> Self {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut ok = String::new();
+        lines.read_line(&mut ok).unwrap();
+        assert_eq!(ok.trim_end(), "+OK");
+        Self {
+            lines,
+            port,
+            marks: 0,
+        }
+    }
+
+    /// The names of the commands clients sent since the last call (the commands scripts run
+    /// inside the server left out).
+    fn commands(&mut self) -> Vec<String> {
+        self.marks += 1;
+        let mark = format!("tower-webhook-mark-{}", self.marks);
+        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let marker_addr = marker.local_addr().unwrap().to_string();
+        marker
+            .write_all(format!("ECHO {mark}\r\n").as_bytes())
+            .unwrap();
+        marker
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = marker.read(&mut [0; 64]).unwrap();
+        let mut commands = Vec::new();
+        loop {
+            let mut line = String::new();
+            assert!(
+                self.lines.read_line(&mut line).unwrap() > 0,
+                "MONITOR ended"
+            );
+            let source = line
+                .split_once('[')
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .map_or("", |(source, _)| source);
+            if source.ends_with(&marker_addr) {
+                if line.contains(&mark) {
+                    return commands;
+                }
+                continue;
+            }
+            if source.ends_with(" lua") {
+                continue;
+            }
+            let name = line.split('"').nth(1).unwrap_or_default();
+            commands.push(name.to_ascii_lowercase());
+        }
+    }
+}
+
+/// One round trip per push, pull, ack, retry and dead letter; an empty pull that waits adds
+/// one blocking read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_trip_per_operation() {
+    let Some(server) = Server::require("round-trips").await else {
+        return;
+    };
+    let queue = RedisQueue::connect(server.url()).await.unwrap();
+    let visibility = Duration::from_secs(30);
+    let pull = |wait| queue.pull("w", 10, visibility, wait);
+    // Load the scripts and open the blocking connection.
+    queue.push(Bytes::from("warm")).await.unwrap();
+    let warm = pull(Duration::ZERO).await.unwrap();
+    queue
+        .retry(&warm[0], "e", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    queue.push(Bytes::from("warm")).await.unwrap();
+    let warm = pull(Duration::ZERO).await.unwrap();
+    queue.dead_letter(&warm[0], "e").await.unwrap();
+    queue.push(Bytes::from("warm")).await.unwrap();
+    let warm = pull(Duration::ZERO).await.unwrap();
+    queue.ack(&warm[0]).await.unwrap();
+    assert!(pull(Duration::from_millis(10)).await.unwrap().is_empty());
+    let mut monitor = Monitor::start(server.port);
+
+    queue.push(Bytes::from("counted")).await.unwrap();
+    assert_eq!(monitor.commands(), ["evalsha"], "push");
+    let taken = pull(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(monitor.commands(), ["evalsha"], "pull");
+    queue.ack(&taken[0]).await.unwrap();
+    assert_eq!(monitor.commands(), ["evalsha"], "ack");
+    assert!(pull(Duration::from_millis(10)).await.unwrap().is_empty());
+    assert_eq!(
+        monitor.commands(),
+        ["evalsha", "xreadgroup"],
+        "an empty pull"
+    );
+}
+
+/// An entry deleted by hand while a worker held it is not delivered again, and leaves the
+/// pending list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_deleted_while_pending_is_dropped_from_the_pending_list() {
+    let Some(redis) = Redis::get("deleted").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    queue.push(Bytes::from("gone")).await.unwrap();
+    let taken = queue
+        .pull("doomed", 1, Duration::from_millis(1), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let mut connection = queue.connection().clone();
+    redis::cmd("XDEL")
+        .arg(queue.stream_key())
+        .arg(&taken[0].id.0)
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let again = queue
+        .pull("survivor", 1, Duration::from_millis(1), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let pending: (u64, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
+        .arg(queue.stream_key())
+        .arg(queue.group_name())
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(pending.0, 0);
+    redis.clean_up().await;
+}
+
+/// Two workers on two connections, four at a time each, share 200 deliveries: each is
+/// processed, and nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_a_backlog() {
+    let Some(redis) = Redis::get("backlog").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let http = ingest(&queue);
+    let seen = Seen::default();
+    let workers = [
+        Running::start(Worker::new(queue.clone(), recorder(&seen))),
+        Running::start(Worker::new(redis.queue().await, recorder(&seen))),
+    ];
+    for i in 0..200 {
+        assert_eq!(
+            post(&http, &event(&format!("e{i:03}"))).await,
+            StatusCode::OK
+        );
+    }
+    until("all processed", || seen.lock().unwrap().len() >= 200).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    let mut ids: Vec<String> = sorted(&seen).into_iter().map(|(id, _)| id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
+    redis.clean_up().await;
+}
