@@ -359,9 +359,16 @@ mod queued {
     {
         let queue: Arc<dyn Queue> = match target {
             Backend::Memory => Arc::new(MemoryQueue::new(100_000)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(url) => Arc::new(
+                tower_webhook::queue::RedisQueue::connect_lazy(url.as_str())
+                    .map_err(|err| format!("--queue {url}: {err}"))?,
+            ),
+            #[cfg(not(feature = "redis"))]
             Backend::Redis(url) => {
                 return Err(format!(
-                    "--queue {url}: the Redis queue is not in this build yet; use --queue memory"
+                    "--queue {url}: this receiver was built without the `redis` feature \
+                     (cargo run --features queue,redis --example receiver -- …)"
                 ));
             }
         };
