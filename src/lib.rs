@@ -96,6 +96,8 @@
 
 mod config;
 mod event;
+#[cfg(feature = "redis")]
+mod redis_connection;
 mod rejection;
 mod secret;
 mod verified;

@@ -12,16 +12,15 @@ mod common;
 
 use std::{
     convert::Infallible,
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use common::SECRET;
+use common::{
+    SECRET,
+    redis::{Monitor, Server, URL_VAR, free_port, in_ci},
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneSyncService};
@@ -34,13 +33,7 @@ use tower_webhook::{
     queue::{Backoff, Delivery, Enqueue, Queue, QueueError, RedisQueue, Worker},
 };
 
-const URL_VAR: &str = "TOWER_WEBHOOK_REDIS_URL";
-
 type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1")
-}
 
 /// A Redis server for one test, and a stream name no other test uses.
 struct Redis {
@@ -106,140 +99,6 @@ impl Redis {
             .query_async::<()>(&mut connection)
             .await
             .unwrap();
-    }
-}
-
-fn redis_server_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([
-            "/usr/bin".into(),
-            "/usr/sbin".into(),
-            "/usr/local/bin".into(),
-        ])
-        .map(|dir| dir.join("redis-server"))
-        .find(|binary| binary.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// Sends one inline command on a new connection and reads the first line of the reply.
-fn command(port: u16, command: &str) -> std::io::Result<String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(format!("{command}\r\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    Ok(line.trim_end().to_owned())
-}
-
-/// A private `redis-server` child process, killed when dropped.
-struct Server {
-    binary: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Server {
-    /// `None`, after saying why, without a `redis-server` binary, unless `CI=true`.
-    async fn require(test: &str) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            assert!(
-                !in_ci(),
-                "{test}: CI=true but there is no redis-server binary"
-            );
-            eprintln!("{test}: skipped: it needs a redis-server, and there is none");
-            return None;
-        };
-        let dir = std::env::temp_dir().join(format!(
-            "tower-webhook-queue-redis-{}-{}",
-            std::process::id(),
-            Token::random().as_str()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
-            binary,
-            port: 0,
-            dir,
-            child: None,
-        };
-        let mut failures = Vec::new();
-        for _ in 0..5 {
-            server.port = free_port();
-            match server.launch().await {
-                Ok(()) => return Some(server),
-                Err(err) => failures.push(err),
-            }
-        }
-        panic!("redis-server did not start: {failures:?}");
-    }
-
-    async fn launch(&mut self) -> Result<(), String> {
-        let mut child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|err| format!("{}: {err}", self.binary.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if command(self.port, "PING").is_ok_and(|reply| reply == "+PONG") {
-                self.child = Some(child);
-                return Ok(());
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("port {}: {exited:?}", self.port));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server, keeping what it holds (`SHUTDOWN SAVE`), as an operator does.
-    async fn stop(&mut self) {
-        let mut child = self.child.take().expect("the server runs");
-        let _ = command(self.port, "SHUTDOWN SAVE");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("redis-server did not shut down in 10 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn restart(&mut self) {
-        assert!(self.child.is_none(), "the server is stopped");
-        self.launch().await.expect("redis-server restarts");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -684,71 +543,6 @@ async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attemp
     );
     assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
     redis.clean_up().await;
-}
-
-/// Reads what a server is sent, with `MONITOR`.
-struct Monitor {
-    lines: BufReader<TcpStream>,
-    port: u16,
-    marks: usize,
-}
-
-impl Monitor {
-    fn start(port: u16) -> Self {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(b"MONITOR\r\n").unwrap();
-        let mut lines = BufReader::new(stream);
-        let mut ok = String::new();
-        lines.read_line(&mut ok).unwrap();
-        assert_eq!(ok.trim_end(), "+OK");
-        Self {
-            lines,
-            port,
-            marks: 0,
-        }
-    }
-
-    /// The names of the commands clients sent since the last call (the commands scripts run
-    /// inside the server left out).
-    fn commands(&mut self) -> Vec<String> {
-        self.marks += 1;
-        let mark = format!("tower-webhook-mark-{}", self.marks);
-        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let marker_addr = marker.local_addr().unwrap().to_string();
-        marker
-            .write_all(format!("ECHO {mark}\r\n").as_bytes())
-            .unwrap();
-        marker
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = marker.read(&mut [0; 64]).unwrap();
-        let mut commands = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.lines.read_line(&mut line).unwrap() > 0,
-                "MONITOR ended"
-            );
-            let source = line
-                .split_once('[')
-                .and_then(|(_, rest)| rest.split_once(']'))
-                .map_or("", |(source, _)| source);
-            if source.ends_with(&marker_addr) {
-                if line.contains(&mark) {
-                    return commands;
-                }
-                continue;
-            }
-            if source.ends_with(" lua") {
-                continue;
-            }
-            let name = line.split('"').nth(1).unwrap_or_default();
-            commands.push(name.to_ascii_lowercase());
-        }
-    }
 }
 
 /// One round trip per push, pull, ack, retry and dead letter; an empty pull that waits adds

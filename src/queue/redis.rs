@@ -1,6 +1,7 @@
 //! The Redis Streams queue: one stream and one consumer group in a Redis (6.2 or later) or
 //! Valkey server, shared by every replica of a service and every worker.
 
+use crate::redis_connection::{self, LazyError};
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
@@ -265,12 +266,7 @@ impl RedisQueue {
     /// 100 ms after a failed connection attempt, so that while the server is down each push is
     /// answered within about two connection timeouts.
     pub fn config() -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_millis(500))
+        redis_connection::config(DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT)
     }
 
     /// Connects to the server at `url` (such as `redis://127.0.0.1:6379`,
@@ -307,12 +303,12 @@ impl RedisQueue {
         url: impl IntoConnectionInfo,
         config: ConnectionManagerConfig,
     ) -> Result<Self, QueueError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(QueueError::unavailable(
+        let client = redis_connection::lazy_client(url).map_err(|err| match err {
+            LazyError::NoRuntime => QueueError::unavailable(
                 "RedisQueue::connect_lazy must be called from within a Tokio runtime",
-            ));
-        }
-        let client = Client::open(url).map_err(unavailable)?;
+            ),
+            LazyError::Redis(err) => unavailable(err),
+        })?;
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
             .map_err(unavailable)?;
         let blocking = ConnectionManager::new_lazy_with_config(client, blocking_config(config))

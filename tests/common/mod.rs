@@ -3,6 +3,8 @@
 //! Every test file uses a different subset of these, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub(crate) mod redis;
+
 use std::{
     collections::VecDeque,
     convert::Infallible,

@@ -13,13 +13,7 @@
 //! The outage and round-trip tests always start a private server, since they stop it or count
 //! everything it is sent.
 
-use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use tower::ServiceExt;
@@ -33,27 +27,12 @@ use tower_webhook::{
 };
 
 use crate::{
-    common::SECRET,
+    common::{
+        SECRET,
+        redis::{Monitor, Server, URL_VAR, describe, free_port, in_ci},
+    },
     suite::{self, Harness, answer, vn_event},
 };
-
-const URL_VAR: &str = "TOWER_WEBHOOK_REDIS_URL";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|ci| ci == "true" || ci == "1")
-}
-
-/// An error with its sources, on one line.
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(err) = source {
-        text.push_str(": ");
-        text.push_str(&err.to_string());
-        source = err.source();
-    }
-    text
-}
 
 /// A Redis server for one test, and a key prefix no other test uses.
 struct Redis {
@@ -136,172 +115,6 @@ impl Redis {
             }
             cursor = next;
         }
-    }
-}
-
-/// `redis-server` on the `PATH` (or where Debian puts it).
-fn redis_server_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([
-            "/usr/bin".into(),
-            "/usr/sbin".into(),
-            "/usr/local/bin".into(),
-        ])
-        .map(|dir| dir.join("redis-server"))
-        .find(|binary| binary.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// Sends one inline command on a new connection and reads the first line of the reply.
-fn command(port: u16, command: &str) -> std::io::Result<String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(format!("{command}\r\n").as_bytes())?;
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
-    Ok(line.trim_end().to_owned())
-}
-
-/// A `redis-server` child process on 127.0.0.1, for one test, killed when dropped.
-struct Server {
-    binary: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Server {
-    /// A private server; `None`, after saying why, without a `redis-server` binary.
-    async fn start(test: &str) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            eprintln!(
-                "{test}: skipped: {URL_VAR} is not set and there is no redis-server to start \
-                 (install Redis, or set {URL_VAR}=redis://HOST:PORT)"
-            );
-            return None;
-        };
-        Some(Self::start_with(binary).await)
-    }
-
-    /// A private server, which this test needs (it stops the server, or counts everything the
-    /// server is sent); `None`, after saying why, without a `redis-server` binary, unless
-    /// `CI=true`: then it fails.
-    async fn require(test: &str) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            assert!(
-                !in_ci(),
-                "{test}: CI=true but there is no redis-server binary to start a private server"
-            );
-            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
-            return None;
-        };
-        Some(Self::start_with(binary).await)
-    }
-
-    async fn start_with(binary: PathBuf) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "tower-webhook-redis-{}-{}",
-            std::process::id(),
-            Token::random().as_str()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Self {
-            binary,
-            port: 0,
-            dir,
-            child: None,
-        };
-        let mut failures = Vec::new();
-        // Another process may take the free port before the server binds it: try another.
-        for _ in 0..5 {
-            server.port = free_port();
-            match server.launch().await {
-                Ok(()) => return server,
-                Err(err) => failures.push(err),
-            }
-        }
-        panic!("redis-server did not start: {failures:?}");
-    }
-
-    /// Starts the server on its port, with its directory, and waits until it answers PING.
-    async fn launch(&mut self) -> Result<(), String> {
-        let log = self.dir.join("redis.log");
-        let mut child = Command::new(&self.binary)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|err| format!("{}: {err}", self.binary.display()))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if command(self.port, "PING").is_ok_and(|reply| reply == "+PONG") {
-                self.child = Some(child);
-                return Ok(());
-            }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                let log = std::fs::read_to_string(&log).unwrap_or_default();
-                let tail: Vec<_> = log.lines().rev().take(5).collect();
-                return Err(format!(
-                    "port {}: {}; log: {tail:?}",
-                    self.port,
-                    exited.map_or("no PING answer in 10 s".to_owned(), |s| s.to_string())
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server as an operator does: `SHUTDOWN SAVE`, so that its records are read back
-    /// when it starts again, as on a production server with persistence.
-    async fn stop(&mut self) {
-        let mut child = self.child.take().expect("the server runs");
-        let _ = command(self.port, "SHUTDOWN SAVE");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("redis-server did not shut down in 10 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Starts the server again, on the same port.
-    async fn restart(&mut self) {
-        assert!(self.child.is_none(), "the server is stopped");
-        self.launch().await.expect("redis-server restarts");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -587,73 +400,6 @@ async fn redis_outage_answers_503_and_the_retry_is_processed_once() {
         (StatusCode::OK, true)
     );
     assert_eq!((working.calls(), failing.calls()), (3, 1));
-}
-
-/// Reads what a server is sent, with `MONITOR`.
-struct Monitor {
-    lines: BufReader<TcpStream>,
-    port: u16,
-    marks: usize,
-}
-
-impl Monitor {
-    fn start(port: u16) -> Self {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(b"MONITOR\r\n").unwrap();
-        let mut lines = BufReader::new(stream);
-        let mut ok = String::new();
-        lines.read_line(&mut ok).unwrap();
-        assert_eq!(ok.trim_end(), "+OK");
-        Self {
-            lines,
-            port,
-            marks: 0,
-        }
-    }
-
-    /// The names of the commands clients sent since the last call (the commands scripts run
-    /// inside the server left out): everything the server received before a mark that this
-    /// sends now.
-    fn commands(&mut self) -> Vec<String> {
-        self.marks += 1;
-        let mark = format!("tower-webhook-mark-{}", self.marks);
-        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let marker_addr = marker.local_addr().unwrap().to_string();
-        marker
-            .write_all(format!("ECHO {mark}\r\n").as_bytes())
-            .unwrap();
-        marker
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = marker.read(&mut [0; 64]).unwrap();
-        let mut commands = Vec::new();
-        loop {
-            let mut line = String::new();
-            assert!(
-                self.lines.read_line(&mut line).unwrap() > 0,
-                "MONITOR ended"
-            );
-            // +1711111111.123456 [0 127.0.0.1:40000] "EVALSHA" "…" …
-            let source = line
-                .split_once('[')
-                .and_then(|(_, rest)| rest.split_once(']'))
-                .map_or("", |(source, _)| source);
-            if source.ends_with(&marker_addr) {
-                if line.contains(&mark) {
-                    return commands;
-                }
-                continue;
-            }
-            if source.ends_with(" lua") {
-                continue;
-            }
-            let name = line.split('"').nth(1).unwrap_or_default();
-            commands.push(name.to_ascii_lowercase());
-        }
-    }
 }
 
 /// The issue's target: two commands per first delivery (claim, complete), one per duplicate.

@@ -1,6 +1,7 @@
 //! The Redis store: one record per key in a Redis (6.0 or later) or Valkey server, shared by
 //! every replica of a service.
 
+use crate::redis_connection::{self, LazyError};
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use redis::{
@@ -136,12 +137,7 @@ impl RedisStore {
     /// 100 ms after a failed connection attempt, so that while the server is down each request
     /// is answered within about two connection timeouts.
     pub fn config() -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_millis(500))
+        redis_connection::config(DEFAULT_CONNECTION_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT)
     }
 
     /// Connects to the server at `url` (such as `redis://127.0.0.1:6379`,
@@ -175,12 +171,12 @@ impl RedisStore {
         url: impl IntoConnectionInfo,
         config: ConnectionManagerConfig,
     ) -> Result<Self, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::unavailable(
+        let client = redis_connection::lazy_client(url).map_err(|err| match err {
+            LazyError::NoRuntime => StoreError::unavailable(
                 "RedisStore::connect_lazy must be called from within a Tokio runtime",
-            ));
-        }
-        let client = Client::open(url).map_err(unavailable)?;
+            ),
+            LazyError::Redis(err) => unavailable(err),
+        })?;
         let connection =
             ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
         Ok(Self::new(connection))
