@@ -4,11 +4,12 @@
 //! `DedupeLayer<_, RedisStore>`, then `Enqueue` over `RedisQueue` (or `MemoryQueue` to
 //! compare), driven with `videonest::signed_request` (signing happens outside the timing).
 //!
-//! 1. Redis round trips per first delivery, with and without deduplication, counted with
-//!    `MONITOR` (commands that scripts run inside the server left out).
+//! 1. Redis round trips per first delivery, with and without deduplication, and per delivery a
+//!    worker processes, counted with `MONITOR` (commands that scripts run inside the server
+//!    left out).
 //! 2. criterion `ingest/*`: mean latency of one delivery, sequential.
 //! 3. A table: sequential ingest p50/p99 (own timing, one request at a time), concurrent
-//!    ingest (64 tasks on a 2-thread tokio runtime, a fixed number of deliveries) with
+//!    ingest (8, then 64 tasks on a 2-thread tokio runtime, a fixed number of deliveries) with
 //!    deliveries/s and p50/p99, and worker throughput: the queue pre-filled with deliveries, a
 //!    `Worker` with a no-op service (concurrency 4 and 16) timed until all are processed.
 //!
@@ -71,8 +72,10 @@ mod bench {
     const SEQUENTIAL: usize = 5_000;
     /// Deliveries sent by the concurrent ingest, and processed by each worker run.
     const DELIVERIES: usize = 20_000;
-    /// Requests in flight in the concurrent ingest.
-    const IN_FLIGHT: usize = 64;
+    /// Deliveries drained while `MONITOR` counts a worker's commands.
+    const WORKER_SAMPLE: usize = 1_000;
+    /// Requests in flight in the concurrent ingest: a moderate load, and a heavy one.
+    const IN_FLIGHT: [usize; 2] = [8, 64];
     /// Past this many stored deliveries, criterion's loop empties the queue (outside the timing).
     const RESET_EVERY: u64 = 100_000;
 
@@ -247,12 +250,12 @@ mod bench {
         latencies
     }
 
-    /// `IN_FLIGHT` tasks send `DELIVERIES` between them; the wall time and each latency.
-    async fn concurrent(http: &Http, run: &str) -> (Duration, Vec<Duration>) {
+    /// `in_flight` tasks send `DELIVERIES` between them; the wall time and each latency.
+    async fn concurrent(http: &Http, run: &str, in_flight: usize) -> (Duration, Vec<Duration>) {
         let requests: Vec<_> = (0..DELIVERIES).map(|_| fresh_request(run)).collect();
         let requests = Arc::new(std::sync::Mutex::new(requests));
         let started = Instant::now();
-        let tasks: Vec<_> = (0..IN_FLIGHT)
+        let tasks: Vec<_> = (0..in_flight)
             .map(|_| {
                 let http = http.clone();
                 let requests = Arc::clone(&requests);
@@ -479,6 +482,33 @@ mod bench {
                 first.len(),
                 first
             );
+            if matches!(target, Target::Redis { dedupe: false, .. }) {
+                // What a worker sends per delivery: WORKER_SAMPLE queued, then drained.
+                let mut target = target.clone();
+                runtime.block_on(target.reset());
+                let http = runtime.block_on(target.http());
+                for _ in 0..WORKER_SAMPLE {
+                    runtime.block_on(send(&http, fresh_request(run)));
+                }
+                for concurrency in [4, 16] {
+                    monitor.commands();
+                    runtime.block_on(target.drain(WORKER_SAMPLE, concurrency));
+                    let sent = monitor.commands();
+                    let mut counts = std::collections::BTreeMap::<_, usize>::new();
+                    for name in &sent {
+                        *counts.entry(name.as_str()).or_default() += 1;
+                    }
+                    println!(
+                        "  {:<32} worker, concurrency {concurrency:>2}: {:.2} per delivery {counts:?} for {WORKER_SAMPLE}",
+                        target.name(),
+                        sent.len() as f64 / WORKER_SAMPLE as f64,
+                    );
+                    for _ in 0..WORKER_SAMPLE {
+                        runtime.block_on(send(&http, fresh_request(run)));
+                    }
+                }
+                runtime.block_on(target.reset());
+            }
             if matches!(target, Target::Redis { dedupe: true, .. }) {
                 runtime.block_on(send(&http, repeat));
                 let again = monitor.commands();
@@ -528,28 +558,34 @@ mod bench {
 
     fn table(runtime: &Runtime, targets: &mut [Target], run: &str) {
         println!(
-            "\nIngest: {SEQUENTIAL} sequential deliveries; {DELIVERIES} with {IN_FLIGHT} in flight (2 runtime threads)"
+            "\nIngest: {SEQUENTIAL} sequential deliveries (seq); {DELIVERIES} with 8 and with 64 in flight (2 runtime threads)"
         );
         println!(
-            "  {:<32} {:>9} {:>9} | {:>9} {:>9} {:>13}",
-            "", "seq p50", "seq p99", "conc p50", "conc p99", "deliveries/s"
+            "  {:<32} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
+            "", "seq p50", "seq p99", "8: p50", "p99", "/s", "64: p50", "p99", "/s"
         );
         for target in targets.iter_mut() {
             runtime.block_on(target.reset());
             let http = runtime.block_on(target.http());
             let seq = runtime.block_on(sequential(&http, run));
-            runtime.block_on(target.reset());
-            let http = runtime.block_on(target.http());
-            let (elapsed, conc) = runtime.block_on(concurrent(&http, run));
-            println!(
-                "  {:<32} {:>9} {:>9} | {:>9} {:>9} {:>13.0}",
+            let mut row = format!(
+                "  {:<32} {:>8} {:>8}",
                 target.name(),
                 micros(percentile(&seq, 0.50)),
                 micros(percentile(&seq, 0.99)),
-                micros(percentile(&conc, 0.50)),
-                micros(percentile(&conc, 0.99)),
-                DELIVERIES as f64 / elapsed.as_secs_f64(),
             );
+            for in_flight in IN_FLIGHT {
+                runtime.block_on(target.reset());
+                let http = runtime.block_on(target.http());
+                let (elapsed, conc) = runtime.block_on(concurrent(&http, run, in_flight));
+                row += &format!(
+                    " | {:>8} {:>8} {:>8.0}",
+                    micros(percentile(&conc, 0.50)),
+                    micros(percentile(&conc, 0.99)),
+                    DELIVERIES as f64 / elapsed.as_secs_f64(),
+                );
+            }
+            println!("{row}");
         }
 
         println!(
@@ -562,7 +598,7 @@ mod bench {
             for concurrency in [4, 16] {
                 runtime.block_on(target.reset());
                 let http = runtime.block_on(target.http());
-                runtime.block_on(concurrent(&http, run));
+                runtime.block_on(concurrent(&http, run, 64));
                 let elapsed = runtime.block_on(target.drain(DELIVERIES, concurrency));
                 println!(
                     "  {:<32} concurrency {concurrency:>2}: {:>8.0} deliveries/s ({:.2} s)",
