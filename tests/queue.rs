@@ -62,10 +62,16 @@ type Seen = Arc<Mutex<Vec<(String, u32)>>>;
 fn recorder(
     seen: &Seen,
     failures: u32,
-) -> impl tower::Service<Delivery<videonest::Event>, Response = (), Error = String, Future = impl Send>
+) -> impl tower::Service<
+    Delivery<videonest::Event>,
+    Response = (),
+    Error = String,
+    Future = impl Send + use<>,
+>
 + Clone
 + Send
-+ 'static {
++ 'static
++ use<> {
     let seen = Arc::clone(seen);
     service_fn(move |delivery: Delivery<videonest::Event>| {
         let seen = Arc::clone(&seen);
@@ -268,4 +274,57 @@ async fn shutdown_finishes_the_work_in_progress() {
     worker.await.unwrap().unwrap();
     assert_eq!(finished.load(Ordering::SeqCst), 1);
     assert!(queue.is_empty(), "acknowledged before the worker stopped");
+}
+
+#[tokio::test]
+async fn a_service_that_panics_is_retried_then_dead_lettered() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    post(&http, &event("panics")).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let service = service_fn(move |_delivery: Delivery<videonest::Event>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if true {
+                panic!("the handler has a bug");
+            }
+            Ok::<_, Infallible>(())
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        fast(Worker::new(queue.clone(), service))
+            .max_attempts(3)
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    until(|| queue.is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].attempts, dead[0].error.as_str()),
+        (3, "the service panicked")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn huge_durations_saturate_instead_of_losing_the_delivery() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    post(&http, &event("patient")).await;
+    let taken = queue
+        .pull("w", 1, Duration::MAX, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    queue
+        .retry(&taken[0], "later", Duration::MAX)
+        .await
+        .unwrap();
+    assert_eq!(queue.len(), 1, "still held, waiting for its retry");
 }

@@ -151,7 +151,7 @@ impl MemoryQueue {
                 payload: stored.payload.clone(),
                 attempt: stored.attempts,
             });
-            in_flight.insert(stored.id, (now + visibility, stored));
+            in_flight.insert(stored.id, (later(now, visibility), stored));
         }
         taken
     }
@@ -171,6 +171,12 @@ impl MemoryQueue {
         let (_, stored) = state.in_flight.remove(&id)?;
         Some((state, stored))
     }
+}
+
+/// `now + after`, saturating about a century ahead instead of overflowing.
+fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl Queue for MemoryQueue {
@@ -205,7 +211,7 @@ impl Queue for MemoryQueue {
 
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
         if let Some((mut state, stored)) = self.settle(message) {
-            state.delayed.push((Instant::now() + delay, stored));
+            state.delayed.push((later(Instant::now(), delay), stored));
         }
         Box::pin(async { Ok(()) })
     }

@@ -355,7 +355,9 @@ impl RedisQueue {
 
     /// Holds at most `max_len` entries in the stream (waiting or being processed; retries
     /// waiting for their delay aside) instead of [`DEFAULT_MAX_LEN`]; a push beyond is
-    /// refused with [`QueueError::Full`] (at least 1).
+    /// refused with [`QueueError::Full`] (at least 1). Retries waiting for their delay and the
+    /// dead-letter stream are not bounded by it: run Redis with `maxmemory-policy noeviction`,
+    /// so that a full Redis refuses writes (503) rather than evicting stored deliveries.
     #[must_use]
     pub fn max_len(mut self, max_len: u64) -> Self {
         self.max_len = max_len.max(1);
@@ -365,6 +367,11 @@ impl RedisQueue {
     /// After each push, waits (`WAIT`) up to `timeout` for `replicas` replicas to acknowledge
     /// it; fewer is [`QueueError::Unavailable`] (answered 503: the provider retries, and the
     /// delivery may then be stored twice, which the worker's at-least-once processing allows).
+    ///
+    /// `WAIT` blocks the connection it is sent on, and it goes on the shared one: while a
+    /// replica lags, other commands of this queue wait behind it. Keep `timeout` well below the
+    /// response timeout ([`DEFAULT_RESPONSE_TIMEOUT`] unless configured), or a stored push is
+    /// answered 503 by the client's timeout.
     #[must_use]
     pub fn wait_for_replicas(mut self, replicas: u32, timeout: Duration) -> Self {
         self.replicas = Some((replicas, timeout));
@@ -626,8 +633,10 @@ fn blocking_config(config: ConnectionManagerConfig) -> ConnectionManagerConfig {
 }
 
 /// A duration in whole milliseconds, rounded up.
+/// Milliseconds for Redis, at most ~100 years (Redis refuses values near `u64::MAX`).
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+    const MAX: u64 = 100 * 365 * 24 * 3600 * 1000;
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).map_or(MAX, |ms| ms.min(MAX))
 }
 
 fn unavailable(err: RedisError) -> QueueError {

@@ -130,9 +130,9 @@ where
     E: DeserializeOwned + Send + 'static,
     Q: Queue + Clone,
     S: Service<Delivery<E>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Response: Send,
-    S::Error: fmt::Display + Send,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: fmt::Display + Send + 'static,
 {
     /// Runs until `shutdown` completes, then stops pulling and waits for the deliveries in
     /// progress. What it had not settled is left in the queue, and delivered again after the
@@ -197,8 +197,21 @@ impl<Q: Queue> Settings<Q> {
     where
         E: DeserializeOwned,
         S: Service<Delivery<E>>,
-        S::Error: fmt::Display,
+        S::Future: Send + 'static,
+        S::Response: Send + 'static,
+        S::Error: fmt::Display + Send + 'static,
     {
+        // Delivered more often than allowed: its earlier attempts never settled (the service
+        // panicked, or took longer than the visibility timeout each time). Not tried again.
+        if message.attempt > self.max_attempts {
+            let error = format!(
+                "not settled in {} attempts (the service panicked or outlasted the visibility \
+                 timeout)",
+                self.max_attempts
+            );
+            let _ = self.queue.dead_letter(&message, &error).await;
+            return;
+        }
         let delivery = match Delivery::<E>::from_message(&message) {
             Ok(delivery) => delivery,
             Err(err) => {
@@ -207,11 +220,18 @@ impl<Q: Queue> Settings<Q> {
                 return;
             }
         };
-        let called = match std::future::poll_fn(|cx| service.poll_ready(cx)).await {
-            Ok(()) => service.call(delivery).await.map(drop),
-            Err(err) => Err(err),
+        let outcome: Option<String> = match std::future::poll_fn(|cx| service.poll_ready(cx)).await
+        {
+            // The call runs in a task of its own, so that a panic in the service is an error
+            // of this attempt (retried, then dead-lettered), not a lost settlement.
+            Ok(()) => match tokio::spawn(service.call(delivery)).await {
+                Ok(Ok(_)) => None,
+                Ok(Err(err)) => Some(err.to_string()),
+                Err(err) if err.is_panic() => Some("the service panicked".to_owned()),
+                Err(err) => Some(err.to_string()),
+            },
+            Err(err) => Some(err.to_string()),
         };
-        let outcome: Option<String> = called.err().map(|err| err.to_string());
         let _ = match outcome {
             None => self.queue.ack(&message).await,
             Some(error) if message.attempt >= self.max_attempts => {
