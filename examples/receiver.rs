@@ -499,7 +499,19 @@ async fn main() -> ExitCode {
     };
     let addr = listener.local_addr().expect("bound socket has an address");
     println!("listening on http://{addr}");
+    // Ctrl-C, or SIGTERM as a container runtime sends it.
     let shutdown = async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     };
     let served = axum::serve(listener, app.router)
@@ -507,8 +519,10 @@ async fn main() -> ExitCode {
         .await;
     // The workers finish what they are processing; the rest stays queued.
     let _ = stop.send(true);
-    if let Some(workers) = app.workers {
-        let _ = workers.await;
+    if let Some(workers) = app.workers
+        && let Err(err) = workers.await
+    {
+        eprintln!("receiver: the workers stopped abnormally: {err}");
     }
     if let Err(err) = served {
         eprintln!("receiver: {err}");

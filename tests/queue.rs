@@ -328,3 +328,51 @@ async fn huge_durations_saturate_instead_of_losing_the_delivery() {
         .unwrap();
     assert_eq!(queue.len(), 1, "still held, waiting for its retry");
 }
+
+#[tokio::test]
+async fn shutdown_stops_waiting_for_a_hung_service_and_keeps_its_delivery() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    post(&http, &event("hung")).await;
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = Arc::clone(&started);
+    let service = service_fn(move |_delivery: Delivery<videonest::Event>| {
+        s.fetch_add(1, Ordering::SeqCst);
+        std::future::pending::<Result<(), Infallible>>()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(queue.clone(), service)
+            .drain_timeout(Duration::from_millis(100))
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    until(|| started.load(Ordering::SeqCst) == 1).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("the worker stopped after its drain timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(queue.len(), 1, "the unsettled delivery stays queued");
+}
+
+#[tokio::test]
+async fn memory_dead_letters_are_bounded() {
+    let queue = MemoryQueue::new(2);
+    for round in 0..5 {
+        queue.push(Bytes::from(format!("m{round}"))).await.unwrap();
+        let taken = queue
+            .pull("w", 1, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        queue.dead_letter(&taken[0], "poison").await.unwrap();
+    }
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(
+        (&dead[0].payload[..], &dead[1].payload[..]),
+        (&b"m3"[..], &b"m4"[..])
+    );
+}

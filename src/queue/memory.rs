@@ -32,7 +32,7 @@ struct State {
     ready: VecDeque<Stored>,
     delayed: Vec<(Instant, Stored)>,
     in_flight: HashMap<u64, (Instant, Stored)>,
-    dead: Vec<DeadLetter>,
+    dead: VecDeque<DeadLetter>,
 }
 
 #[derive(Clone)]
@@ -80,9 +80,10 @@ impl MemoryQueue {
         self.len() == 0
     }
 
-    /// The messages that used all their attempts.
+    /// The messages that used all their attempts, oldest first; at most as many as the
+    /// queue's capacity (the oldest give way).
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.state().dead.clone()
+        self.state().dead.iter().cloned().collect()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -218,7 +219,11 @@ impl Queue for MemoryQueue {
 
     fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
         if let Some((mut state, stored)) = self.settle(message) {
-            state.dead.push(DeadLetter {
+            // Bounded like the queue: the oldest dead letters give way.
+            if state.dead.len() >= self.inner.capacity {
+                state.dead.pop_front();
+            }
+            state.dead.push_back(DeadLetter {
                 id: message.id.clone(),
                 payload: stored.payload,
                 attempts: stored.attempts,

@@ -63,6 +63,7 @@ pub struct Worker<E, Q, S> {
     max_attempts: u32,
     backoff: Backoff,
     poll_wait: Duration,
+    drain: Duration,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -84,6 +85,7 @@ impl<E, Q, S> Worker<E, Q, S> {
             max_attempts: 5,
             backoff: Backoff::default(),
             poll_wait: Duration::from_secs(1),
+            drain: Duration::from_secs(30),
             _event: PhantomData,
         }
     }
@@ -123,6 +125,15 @@ impl<E, Q, S> Worker<E, Q, S> {
         self.backoff = backoff;
         self
     }
+
+    /// How long [`run`](Self::run) waits, once shut down, for the deliveries in progress (30 s
+    /// unless set). Those still running then are stopped; they stay in the queue and are
+    /// delivered again after the visibility timeout.
+    #[must_use]
+    pub fn drain_timeout(mut self, drain: Duration) -> Self {
+        self.drain = drain;
+        self
+    }
 }
 
 impl<E, Q, S> Worker<E, Q, S>
@@ -135,8 +146,8 @@ where
     S::Error: fmt::Display + Send + 'static,
 {
     /// Runs until `shutdown` completes, then stops pulling and waits for the deliveries in
-    /// progress. What it had not settled is left in the queue, and delivered again after the
-    /// visibility timeout.
+    /// progress, up to the [`drain_timeout`](Self::drain_timeout). What it had not settled is
+    /// left in the queue, and delivered again after the visibility timeout.
     ///
     /// # Errors
     ///
@@ -179,7 +190,14 @@ where
                 tasks.spawn(async move { settings.process(service, message).await });
             }
         }
-        while tasks.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(self.drain, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            // Unsettled: delivered again after the visibility timeout.
+            tasks.abort_all();
+        }
         Ok(())
     }
 }
