@@ -21,10 +21,11 @@ const SHARDS: usize = 32;
 ///
 /// It is atomic (each key's shard is locked while it is claimed), split into 32 shards so that
 /// concurrent requests rarely wait for each other, and bounded: it keeps at most `max_entries`
-/// keys ([`DEFAULT_MAX_ENTRIES`] unless set). Expired entries are dropped as room is needed; when
-/// it is full of unexpired ones, the oldest *done* record is forgotten first (at worst a very late
-/// retry of that event runs again; nothing is lost). Only when every entry is an unexpired claim
-/// is a new claim refused with [`StoreError::Full`].
+/// keys ([`DEFAULT_MAX_ENTRIES`] unless set). When a shard is full, the oldest *done* record goes
+/// first (with one retention for all it is also the first to expire; if it has not, at worst a
+/// very late retry of that event runs again, and nothing is lost); without done records, expired
+/// claims go. Only when every entry is an unexpired claim is a new claim refused with
+/// [`StoreError::Full`].
 ///
 /// Cloning it gives another handle on the same records.
 ///
