@@ -107,16 +107,37 @@ mod bench {
         Redis {
             url: String,
             stream: String,
-            dedupe: bool,
+            dedupe: Dedupe,
         },
+    }
+
+    /// How a Redis target deduplicates.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Dedupe {
+        /// It does not.
+        Off,
+        /// `DedupeLayer<_, RedisStore>` in front of `Enqueue`: claim, store, complete.
+        Layer,
+        /// `Enqueue::deduplicate`: the queue records the key with the delivery.
+        InQueue,
     }
 
     impl Target {
         fn name(&self) -> &'static str {
             match self {
                 Self::Memory(_) => "MemoryQueue",
-                Self::Redis { dedupe: false, .. } => "RedisQueue",
-                Self::Redis { dedupe: true, .. } => "RedisStore dedupe + RedisQueue",
+                Self::Redis {
+                    dedupe: Dedupe::Off,
+                    ..
+                } => "RedisQueue",
+                Self::Redis {
+                    dedupe: Dedupe::Layer,
+                    ..
+                } => "DedupeLayer(RedisStore) + RedisQueue",
+                Self::Redis {
+                    dedupe: Dedupe::InQueue,
+                    ..
+                } => "RedisQueue, Enqueue::deduplicate",
             }
         }
 
@@ -140,9 +161,17 @@ mod bench {
                     stream,
                     dedupe,
                 } => {
-                    let queue = Self::redis_queue(url, stream).await;
+                    let queue = Self::redis_queue(url, stream)
+                        .await
+                        .key_prefix(format!("{stream}:dedupe:"));
                     let enqueue = Enqueue::<videonest::Event, _>::new(queue);
-                    if *dedupe {
+                    if *dedupe == Dedupe::InQueue {
+                        BoxCloneSyncService::new(
+                            ServiceBuilder::new()
+                                .layer(verify)
+                                .service(enqueue.deduplicate()),
+                        )
+                    } else if *dedupe == Dedupe::Layer {
                         let store = RedisStore::connect(url.as_str())
                             .await
                             .expect("Redis reachable")
@@ -437,10 +466,10 @@ mod bench {
 
         let mut targets = vec![Target::Memory(MemoryQueue::new(1_000_000))];
         if let Some(url) = &url {
-            for dedupe in [false, true] {
+            for dedupe in [Dedupe::Off, Dedupe::Layer, Dedupe::InQueue] {
                 targets.push(Target::Redis {
                     url: url.clone(),
-                    stream: format!("tower-webhook-bench:{run}:{dedupe}"),
+                    stream: format!("tower-webhook-bench:{run}:{dedupe:?}"),
                     dedupe,
                 });
             }
@@ -477,12 +506,18 @@ mod bench {
             runtime.block_on(send(&http, request));
             let first = monitor.commands();
             println!(
-                "  {:<32} first delivery: {} {:?}",
+                "  {:<36} first delivery: {} {:?}",
                 target.name(),
                 first.len(),
                 first
             );
-            if matches!(target, Target::Redis { dedupe: false, .. }) {
+            if matches!(
+                target,
+                Target::Redis {
+                    dedupe: Dedupe::Off,
+                    ..
+                }
+            ) {
                 // What a worker sends per delivery: WORKER_SAMPLE queued, then drained.
                 let mut target = target.clone();
                 runtime.block_on(target.reset());
@@ -499,7 +534,7 @@ mod bench {
                         *counts.entry(name.as_str()).or_default() += 1;
                     }
                     println!(
-                        "  {:<32} worker, concurrency {concurrency:>2}: {:.2} per delivery {counts:?} for {WORKER_SAMPLE}",
+                        "  {:<36} worker, concurrency {concurrency:>2}: {:.2} per delivery {counts:?} for {WORKER_SAMPLE}",
                         target.name(),
                         sent.len() as f64 / WORKER_SAMPLE as f64,
                     );
@@ -509,11 +544,17 @@ mod bench {
                 }
                 runtime.block_on(target.reset());
             }
-            if matches!(target, Target::Redis { dedupe: true, .. }) {
+            if !matches!(
+                target,
+                Target::Redis {
+                    dedupe: Dedupe::Off,
+                    ..
+                }
+            ) {
                 runtime.block_on(send(&http, repeat));
                 let again = monitor.commands();
                 println!(
-                    "  {:<32} repeat:         {} {:?}",
+                    "  {:<36} repeat:         {} {:?}",
                     target.name(),
                     again.len(),
                     again
@@ -561,7 +602,7 @@ mod bench {
             "\nIngest: {SEQUENTIAL} sequential deliveries (seq); {DELIVERIES} with 8 and with 64 in flight (2 runtime threads)"
         );
         println!(
-            "  {:<32} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
+            "  {:<36} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
             "", "seq p50", "seq p99", "8: p50", "p99", "/s", "64: p50", "p99", "/s"
         );
         for target in targets.iter_mut() {
@@ -569,7 +610,7 @@ mod bench {
             let http = runtime.block_on(target.http());
             let seq = runtime.block_on(sequential(&http, run));
             let mut row = format!(
-                "  {:<32} {:>8} {:>8}",
+                "  {:<36} {:>8} {:>8}",
                 target.name(),
                 micros(percentile(&seq, 0.50)),
                 micros(percentile(&seq, 0.99)),
@@ -592,7 +633,13 @@ mod bench {
             "\nWorker: {DELIVERIES} queued deliveries, a no-op service, timed until all are processed"
         );
         for target in targets.iter_mut() {
-            if matches!(target, Target::Redis { dedupe: true, .. }) {
+            if !matches!(
+                target,
+                Target::Redis {
+                    dedupe: Dedupe::Off,
+                    ..
+                }
+            ) {
                 continue; // the same queue as without dedupe
             }
             for concurrency in [4, 16] {
@@ -601,7 +648,7 @@ mod bench {
                 runtime.block_on(concurrent(&http, run, 64));
                 let elapsed = runtime.block_on(target.drain(DELIVERIES, concurrency));
                 println!(
-                    "  {:<32} concurrency {concurrency:>2}: {:>8.0} deliveries/s ({:.2} s)",
+                    "  {:<36} concurrency {concurrency:>2}: {:>8.0} deliveries/s ({:.2} s)",
                     target.name(),
                     DELIVERIES as f64 / elapsed.as_secs_f64(),
                     elapsed.as_secs_f64()

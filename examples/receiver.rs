@@ -26,7 +26,10 @@
 //!   which gains `"attempt"`, once the event is processed; `--handler-delay-ms` and
 //!   `--fail-rate` then apply to them. A failed attempt is retried with backoff, up to
 //!   `--max-attempts` (5) times; a delivery a worker holds longer than `--visibility-ms` (30000)
-//!   goes to another. On ctrl-c the workers finish what they are processing.
+//!   goes to another. On ctrl-c the workers finish what they are processing. With `--dedupe`
+//!   on the same backend as `--queue` (both `memory`, or the same Redis URL), a delivery is
+//!   deduplicated and stored in one step (one Redis round trip), and every repeat gets 200 with
+//!   `x-webhook-duplicate: true`.
 
 use std::{
     io::Write as _,
@@ -97,6 +100,18 @@ struct Args {
     visibility: Duration,
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     max_attempts: u32,
+}
+
+impl Args {
+    /// Whether `--dedupe` and `--queue` name one backend: then the queue keeps the records,
+    /// and deduplicates and stores each delivery in one step.
+    fn dedupe_in_queue(&self) -> bool {
+        match (&self.dedupe, &self.queue) {
+            (Some(Backend::Memory), Some(Backend::Memory)) => true,
+            (Some(Backend::Redis(dedupe)), Some(Backend::Redis(queue))) => dedupe == queue,
+            _ => false,
+        }
+    }
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -401,7 +416,11 @@ mod queued {
                 eprintln!("receiver: worker: {err}");
             }
         });
-        let enqueue = layers.layer(Enqueue::<E, _>::new(queue));
+        let mut enqueue = Enqueue::<E, _>::new(queue);
+        if args.dedupe_in_queue() {
+            enqueue = enqueue.deduplicate();
+        }
+        let enqueue = layers.layer(enqueue);
         Ok(App {
             router: Router::new().route("/webhook", post_service(enqueue)),
             workers: Some(workers),
@@ -412,6 +431,8 @@ mod queued {
 fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, String> {
     match &args.dedupe {
         None => app_with(args, None::<MemoryStore>, stop),
+        // The queue deduplicates.
+        Some(_) if args.dedupe_in_queue() => app_with(args, None::<MemoryStore>, stop),
         Some(Backend::Memory) => app_with(args, Some(MemoryStore::new()), stop),
         #[cfg(feature = "redis")]
         Some(Backend::Redis(url)) => {

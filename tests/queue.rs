@@ -19,10 +19,10 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneSyncService};
 use tower_webhook::{
-    Rejection,
-    dedupe::{DedupeLayer, store::MemoryStore},
+    Rejection, WebhookEvent,
+    dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore, store_key},
     provider::videonest,
-    queue::{Backoff, Delivery, Enqueue, MemoryQueue, Queue, Worker},
+    queue::{Backoff, Delivery, Enqueue, MemoryQueue, Pushed, Queue, QueueError, Worker},
 };
 
 type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
@@ -246,6 +246,89 @@ async fn concurrent_repeats_are_enqueued_once() {
     // A later repeat is a duplicate: nothing more is stored.
     assert_eq!(post(&http, &body).await.status(), StatusCode::OK);
     assert_eq!(queue.len(), 1);
+}
+
+/// `Enqueue::deduplicate`: of 8 concurrent repeats one is stored, and every one is answered 200
+/// (seven as duplicates); the worker sees the delivery's key.
+#[tokio::test]
+async fn deduplicated_enqueue_stores_concurrent_repeats_once() {
+    let queue = MemoryQueue::new(100);
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .service(Enqueue::<videonest::Event, _>::new(queue.clone()).deduplicate()),
+    );
+    let body = event("repeated");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, body) = (http.clone(), body.clone());
+        tasks.spawn(async move {
+            let response = post(&http, &body).await;
+            (
+                response.status(),
+                response.headers().contains_key(DUPLICATE_HEADER),
+            )
+        });
+    }
+    let answers = tasks.join_all().await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|(_, duplicate)| !duplicate).count(),
+        1,
+        "{answers:?}"
+    );
+    assert_eq!(queue.len(), 1, "one delivery stored");
+    assert_eq!(post(&http, &event("other")).await.status(), StatusCode::OK);
+    assert_eq!(queue.len(), 2);
+
+    let taken = queue
+        .pull("w", 10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    let delivery = Delivery::<videonest::Event>::from_message(&taken[0]).unwrap();
+    let expected = store_key(
+        "videonest",
+        &delivery.verified().event().idempotency_key().unwrap(),
+    );
+    assert_eq!(delivery.key(), Some(expected.as_str()));
+}
+
+/// `push_once` on a `MemoryQueue`: a key is forgotten after its retention, or when more keys
+/// than `max_keys` were recorded since (the oldest first); a refused push records nothing.
+#[tokio::test]
+async fn memory_push_once_keys_expire_are_bounded_and_only_recorded_when_stored() {
+    let day = Duration::from_secs(86_400);
+    let queue = MemoryQueue::new(3).max_keys(2);
+    let push = |key: &'static str, retention| queue.push_once(key, retention, Bytes::from(key));
+    assert!(matches!(push("a", day).await, Ok(Pushed::Stored(_))));
+    assert_eq!(push("a", day).await.unwrap(), Pushed::Duplicate);
+    // Expired at once.
+    assert!(matches!(
+        push("b", Duration::ZERO).await,
+        Ok(Pushed::Stored(_))
+    ));
+    assert!(matches!(push("b", day).await, Ok(Pushed::Stored(_))));
+    assert_eq!(queue.len(), 3);
+    // Full: refused, and "c" is not recorded.
+    assert!(matches!(
+        push("c", day).await,
+        Err(QueueError::Full { capacity: 3 })
+    ));
+    let taken = queue
+        .pull("w", 3, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    for message in &taken {
+        queue.ack(message).await.unwrap();
+    }
+    assert!(matches!(push("c", day).await, Ok(Pushed::Stored(_))));
+    // Two keys remembered at most: "a", the oldest, made room for "c".
+    assert_eq!(push("b", day).await.unwrap(), Pushed::Duplicate);
+    assert_eq!(push("c", day).await.unwrap(), Pushed::Duplicate);
+    assert!(matches!(push("a", day).await, Ok(Pushed::Stored(_))));
 }
 
 #[tokio::test]

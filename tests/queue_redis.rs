@@ -26,8 +26,8 @@ use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt, service_fn, util::BoxCloneSyncService};
 use tower_webhook::{
     dedupe::{
-        DedupeLayer,
-        store::{RedisStore, Token},
+        DUPLICATE_HEADER, DedupeLayer,
+        store::{Claim, RedisStore, Store, Token},
     },
     provider::videonest,
     queue::{Backoff, Delivery, Enqueue, Queue, QueueError, RedisQueue, Worker},
@@ -108,6 +108,19 @@ fn ingest(queue: &RedisQueue) -> Http {
         ServiceBuilder::new()
             .layer(videonest::layer([SECRET]).unwrap())
             .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+    )
+}
+
+/// Verify, then store each event once ([`Enqueue::deduplicate`]), its keys under the stream's
+/// name.
+fn ingest_once(queue: &RedisQueue) -> Http {
+    let queue = queue
+        .clone()
+        .key_prefix(format!("{}:dedupe:", queue.stream_key()));
+    BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .service(Enqueue::<videonest::Event, _>::new(queue).deduplicate()),
     )
 }
 
@@ -337,6 +350,7 @@ async fn redis_stopped_answers_503_and_redis_back_stores_and_processes() {
         .unwrap()
         .stream("outage");
     let http = ingest(&queue);
+    let once = ingest_once(&queue);
     assert_eq!(post(&http, &event("before")).await, StatusCode::OK);
     let seen = Seen::default();
     let worker = Running::start(Worker::new(queue.clone(), recorder(&seen)));
@@ -351,6 +365,14 @@ async fn redis_stopped_answers_503_and_redis_back_stores_and_processes() {
             .await
             .expect("answered while Redis is down");
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{id}");
+        let status = tokio::time::timeout(Duration::from_secs(10), post(&once, &event(id)))
+            .await
+            .expect("answered while Redis is down");
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{id}, deduplicated"
+        );
     }
     server.restart().await;
 
@@ -365,14 +387,20 @@ async fn redis_stopped_answers_503_and_redis_back_stores_and_processes() {
         assert!(Instant::now() < deadline, "still refused after 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Nothing was recorded for the refused deliveries: their retries are stored.
+    assert_eq!(post(&once, &event("during-1")).await, StatusCode::OK);
     until("processed after the outage", || {
-        seen.lock().unwrap().len() == 2
+        seen.lock().unwrap().len() == 3
     })
     .await;
     worker.stop().await;
     assert_eq!(
         sorted(&seen),
-        [("after".into(), 1), ("before".into(), 1)],
+        [
+            ("after".into(), 1),
+            ("before".into(), 1),
+            ("during-1".into(), 1)
+        ],
         "nothing refused was processed"
     );
 }
@@ -428,6 +456,129 @@ async fn concurrent_repeats_with_redis_dedupe_are_enqueued_once() {
             .await
             .unwrap();
     }
+    redis.clean_up().await;
+}
+
+/// With `Enqueue::deduplicate`, the first delivery of an event costs one round trip (claim and
+/// store in one script), every repeat is answered 200 as a duplicate (never 409: there is no
+/// in-flight state), and the event is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deduplicated_enqueue_stores_concurrent_repeats_once_in_one_round_trip() {
+    let Some(server) = Server::require("push-once").await else {
+        return;
+    };
+    let queue = RedisQueue::connect(server.url())
+        .await
+        .unwrap()
+        .stream("push-once");
+    let http = ingest_once(&queue);
+    // Load the script.
+    assert_eq!(post(&http, &event("warm")).await, StatusCode::OK);
+    let mut monitor = Monitor::start(server.port);
+    assert_eq!(post(&http, &event("first")).await, StatusCode::OK);
+    assert_eq!(monitor.commands(), ["evalsha"], "a first delivery");
+
+    let body = event("repeated");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, body) = (http.clone(), body.clone());
+        tasks.spawn(async move {
+            let request = videonest::signed_request(SECRET, body).unwrap();
+            let response = http.oneshot(request).await.unwrap();
+            (
+                response.status(),
+                response.headers().contains_key(DUPLICATE_HEADER),
+            )
+        });
+    }
+    let answers = tasks.join_all().await;
+    assert!(
+        answers.iter().all(|(s, _)| *s == StatusCode::OK),
+        "{answers:?}"
+    );
+    assert_eq!(
+        answers.iter().filter(|(_, duplicate)| !duplicate).count(),
+        1,
+        "one stored, seven duplicates: {answers:?}"
+    );
+    assert_eq!(monitor.commands(), ["evalsha"; 8], "one round trip each");
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 3);
+
+    // The stored delivery carries its key, as the records have it.
+    let taken = queue
+        .pull("w", 10, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    let keys: Vec<String> = taken
+        .iter()
+        .map(|message| {
+            let delivery = Delivery::<videonest::Event>::from_message(message).unwrap();
+            delivery.key().unwrap().to_owned()
+        })
+        .collect();
+    let mut connection = queue.connection().clone();
+    for key in &keys {
+        let record: Option<String> = redis::cmd("GET")
+            .arg(format!("push-once:dedupe:{key}"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert_eq!(record.as_deref(), Some("done"), "{key}");
+    }
+    assert_eq!(keys.len(), 3);
+}
+
+/// A key that a `DedupeLayer` with a `RedisStore` sharing the records has claimed is answered
+/// 409 (its delivery is being handled); once the store marks it done, a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_claimed_by_a_redis_store_sharing_the_records_is_in_flight() {
+    let Some(redis) = Redis::get("shared-records").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let store = RedisStore::connect(redis.url.as_str())
+        .await
+        .unwrap()
+        .prefix(format!("{}:dedupe:", redis.stream));
+    let http = ingest_once(&queue);
+    let body = event("shared");
+    let key = tower_webhook::dedupe::store_key(
+        "videonest",
+        &tower_webhook::WebhookEvent::idempotency_key(
+            &serde_json::from_str::<videonest::Event>(&body).unwrap(),
+        )
+        .unwrap(),
+    );
+    let Claim::Acquired(token) = store.claim(&key, Duration::from_secs(60)).await.unwrap() else {
+        panic!("a new key is free");
+    };
+    assert_eq!(post(&http, &body).await, StatusCode::CONFLICT);
+    store
+        .complete(&key, &token, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(post(&http, &body).await, StatusCode::OK);
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0, "never stored");
+    // And what the queue stored, the store sees as done.
+    assert_eq!(post(&http, &event("queued")).await, StatusCode::OK);
+    let queued = tower_webhook::dedupe::store_key(
+        "videonest",
+        &tower_webhook::WebhookEvent::idempotency_key(
+            &serde_json::from_str::<videonest::Event>(&event("queued")).unwrap(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        store.claim(&queued, Duration::from_secs(60)).await.unwrap(),
+        Claim::Done
+    );
+    let mut connection = queue.connection().clone();
+    redis::cmd("DEL")
+        .arg(format!("{}:dedupe:{key}", redis.stream))
+        .arg(format!("{}:dedupe:{queued}", redis.stream))
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
     redis.clean_up().await;
 }
 

@@ -39,7 +39,14 @@ impl<E: Serialize> StoredRef<'_, E> {
 }
 
 impl<E: DeserializeOwned> Delivery<E> {
-    pub(crate) fn from_message(message: &Message) -> Result<Self, serde_json::Error> {
+    /// The delivery a message pulled from a [`Queue`](super::Queue) holds, for a worker loop of
+    /// your own ([`Worker`](super::Worker) calls it for each message).
+    ///
+    /// # Errors
+    ///
+    /// When the payload is not a delivery of `E` (it was stored by another version of the
+    /// event type, or by something else than [`Enqueue`](super::Enqueue)).
+    pub fn from_message(message: &Message) -> Result<Self, serde_json::Error> {
         let stored: Stored<E> = serde_json::from_slice(&message.payload)?;
         Ok(Self {
             verified: stored.verified,

@@ -4,7 +4,9 @@ use std::{
     future::Future,
     marker::PhantomData,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll, ready},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -14,22 +16,59 @@ use pin_project::pin_project;
 use serde::Serialize;
 use tower::Service;
 
-use super::{MessageId, Queue, QueueError, QueueFuture, delivery::StoredRef};
+use super::{Pushed, Queue, QueueError, QueueFuture, delivery::StoredRef};
 use crate::{
-    DefaultRejectionResponse, Rejection, RejectionResponse, Verified, dedupe::DedupeKey,
+    DefaultRejectionResponse, Rejection, RejectionResponse, Verified, WebhookEvent,
+    dedupe::{DEFAULT_RETENTION, DUPLICATE_HEADER, DedupeKey, store_key},
     rejection::respond,
 };
+
+/// Builds the deduplication key of a verified event; `None` means it has none.
+type KeyFn<E> = Arc<dyn Fn(&Verified<E>) -> Option<String> + Send + Sync>;
+
+/// How [`Enqueue::deduplicate`] keys deliveries.
+struct Once<E> {
+    /// `None` until [`Enqueue::deduplicate`]: every delivery is stored.
+    key: Option<KeyFn<E>>,
+    namespace: Option<Arc<str>>,
+    retention: Duration,
+}
+
+impl<E> Clone for Once<E> {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            namespace: self.namespace.clone(),
+            retention: self.retention,
+        }
+    }
+}
 
 /// A service that stores each verified delivery in a [`Queue`] and answers as soon as the queue
 /// has it: 200 `queued` by default, 503 when the queue is unavailable or full (the provider
 /// retries), 500 when the request carries no `Verified<E>`.
 ///
-/// Use it in place of the handler, inside the verifying layer (and the deduplication layer,
-/// if any). See the [module docs](super) for an example.
+/// Use it in place of the handler, inside the verifying layer. See the [module docs](super)
+/// for an example.
+///
+/// # Deduplication
+///
+/// With [`deduplicate`](Self::deduplicate), each event is stored once: the event's key is
+/// recorded with the delivery in one atomic step of the queue ([`Queue::push_once`]; for
+/// `RedisQueue`, one Lua script, one round trip), and a repeat is answered 200 with
+/// `x-webhook-duplicate: true` without being stored. There is no "in flight" state to wait
+/// for: a repeat, however soon after the first, is a duplicate once the first is stored, and
+/// if the store failed (503), nothing was recorded and the provider's retry is stored.
+///
+/// A [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of a plain `Enqueue` gives the same
+/// answers with any [`Store`](crate::dedupe::store::Store), at the cost of two more store
+/// operations per delivery (claim, then store in the queue, then mark done); use it when the
+/// records live elsewhere than the queue.
 pub struct Enqueue<E, Q, R = DefaultRejectionResponse> {
     queue: Q,
     status: StatusCode,
     rejection: R,
+    once: Once<E>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -40,12 +79,84 @@ impl<E, Q> Enqueue<E, Q> {
             queue,
             status: StatusCode::OK,
             rejection: DefaultRejectionResponse,
+            once: Once {
+                key: None,
+                namespace: None,
+                retention: DEFAULT_RETENTION,
+            },
             _event: PhantomData,
         }
     }
 }
 
+impl<E: WebhookEvent + Send + Sync + 'static, Q, R> Enqueue<E, Q, R> {
+    /// Stores each event once, keyed by its
+    /// [`idempotency_key`](WebhookEvent::idempotency_key) (each preset documents its own), as a
+    /// [`DedupeLayer`](crate::dedupe::DedupeLayer) would: see [Deduplication](#deduplication).
+    /// Keys are remembered for [`DEFAULT_RETENTION`] unless set with
+    /// [`retention`](Self::retention). Events without a key are stored every time.
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, routing::post_service};
+    /// use http::StatusCode;
+    /// use tower::ServiceExt;
+    /// use tower_webhook::{
+    ///     dedupe::DUPLICATE_HEADER,
+    ///     provider::videonest,
+    ///     queue::{Enqueue, MemoryQueue},
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let queue = MemoryQueue::new(1_000);
+    /// let app = Router::new().route(
+    ///     "/webhooks/videonest",
+    ///     post_service(Enqueue::<videonest::Event, _>::new(queue.clone()).deduplicate())
+    ///         .route_layer(videonest::layer(["s3cret"])?),
+    /// );
+    /// let body = r#"{"event":"video.processed","timestamp":"2026-03-30T10:15:00Z","data":{"id":"vid_1"}}"#;
+    /// for _ in 0..2 {
+    ///     let mut request = videonest::signed_request("s3cret", body)?.map(Body::new);
+    ///     *request.uri_mut() = "/webhooks/videonest".parse()?;
+    ///     assert_eq!(app.clone().oneshot(request).await?.status(), StatusCode::OK);
+    /// }
+    /// // The provider's retry was answered 200 too, but stored once.
+    /// assert_eq!(queue.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn deduplicate(self) -> Self {
+        self.deduplicate_by(|verified: &Verified<E>| verified.event().idempotency_key())
+    }
+}
+
 impl<E, Q, R> Enqueue<E, Q, R> {
+    /// Stores each event once, keyed by `key`: any function of the verified event and its
+    /// signed bytes (it should only read signed data); deliveries for which it returns `None`
+    /// are stored every time. See [`deduplicate`](Self::deduplicate).
+    pub fn deduplicate_by<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&Verified<E>) -> Option<String> + Send + Sync + 'static,
+    {
+        self.once.key = Some(Arc::new(key));
+        self
+    }
+
+    /// With [`deduplicate`](Self::deduplicate): the namespace keys are recorded under,
+    /// `{namespace}:{SHA-256 of the key}` ([`store_key`]), instead of the verifying scheme's
+    /// name ([`Verified::provider`]).
+    pub fn namespace(mut self, namespace: impl Into<Arc<str>>) -> Self {
+        self.once.namespace = Some(namespace.into());
+        self
+    }
+
+    /// With [`deduplicate`](Self::deduplicate): how long a stored event's key is remembered,
+    /// instead of [`DEFAULT_RETENTION`]. Make it longer than the provider's retry horizon.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.once.retention = retention;
+        self
+    }
+
     /// The status of the answer once a delivery is stored (200 unless set; 202 is another
     /// common choice).
     #[must_use]
@@ -61,6 +172,7 @@ impl<E, Q, R> Enqueue<E, Q, R> {
             queue: self.queue,
             status: self.status,
             rejection,
+            once: self.once,
             _event: PhantomData,
         }
     }
@@ -91,10 +203,22 @@ where
                 },
             };
         };
-        let key = request
-            .extensions()
-            .get::<DedupeKey>()
-            .map(DedupeKey::as_str);
+        let once = self.once.key.as_ref().and_then(|key| {
+            let key = key(verified)?;
+            let namespace = self
+                .once
+                .namespace
+                .as_deref()
+                .unwrap_or(verified.provider());
+            Some((store_key(namespace, &key), self.once.retention))
+        });
+        let key = match &once {
+            Some((key, _)) => Some(key.as_str()),
+            None => request
+                .extensions()
+                .get::<DedupeKey>()
+                .map(DedupeKey::as_str),
+        };
         let payload = match (StoredRef { verified, key }).to_bytes() {
             Ok(payload) => payload,
             Err(err) => {
@@ -106,9 +230,16 @@ where
                 };
             }
         };
+        let push = match once {
+            Some((key, retention)) => self.queue.push_once(&key, retention, payload),
+            None => {
+                let push = self.queue.push(payload);
+                Box::pin(async move { push.await.map(Pushed::Stored) })
+            }
+        };
         ResponseFuture {
             state: State::Pushing {
-                push: self.queue.push(payload),
+                push,
                 status: self.status,
                 rejection: self.rejection.clone(),
             },
@@ -122,6 +253,7 @@ impl<E, Q: Clone, R: Clone> Clone for Enqueue<E, Q, R> {
             queue: self.queue.clone(),
             status: self.status,
             rejection: self.rejection.clone(),
+            once: self.once.clone(),
             _event: PhantomData,
         }
     }
@@ -133,6 +265,7 @@ impl<E, Q: fmt::Debug, R> fmt::Debug for Enqueue<E, Q, R> {
             .field("event", &std::any::type_name::<E>())
             .field("queue", &self.queue)
             .field("status", &self.status)
+            .field("deduplicate", &self.once.key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -148,7 +281,7 @@ pub struct ResponseFuture<R> {
 enum State<R> {
     Pushing {
         #[pin]
-        push: QueueFuture<MessageId>,
+        push: QueueFuture<Pushed>,
         status: StatusCode,
         rejection: R,
     },
@@ -167,7 +300,15 @@ impl<R: RejectionResponse<Full<Bytes>>> Future for ResponseFuture<R> {
                 status,
                 rejection,
             } => Poll::Ready(Ok(match ready!(push.poll(cx)) {
-                Ok(_) => {
+                Ok(Pushed::Duplicate) => {
+                    let mut response = respond(&*rejection, Rejection::Duplicate);
+                    response
+                        .headers_mut()
+                        .insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
+                    response
+                }
+                Ok(Pushed::Claimed) => respond(&*rejection, Rejection::InFlight),
+                Ok(Pushed::Stored(_)) => {
                     let mut response = Response::new(Full::new(Bytes::from_static(b"queued\n")));
                     *response.status_mut() = *status;
                     response.headers_mut().insert(

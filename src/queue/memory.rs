@@ -1,18 +1,30 @@
 use std::{
     collections::{HashMap, VecDeque},
     fmt,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{Message, MessageId, Queue, QueueError, QueueFuture};
+use super::{Message, MessageId, Pushed, Queue, QueueError, QueueFuture};
+
+/// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers unless set with
+/// [`MemoryQueue::max_keys`]: 100 000.
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// A bounded [`Queue`] in this process's memory. Not durable: what it holds is lost when the
 /// process stops, so it suits tests and single processes that can afford that. A full queue
 /// refuses new deliveries ([`QueueError::Full`], answered 503: the provider retries).
+///
+/// [`Queue::push_once`] keys are remembered in memory too, at most
+/// [`max_keys`](MemoryQueue::max_keys) of them: when that many are remembered, expired keys are
+/// forgotten first, then the oldest (a very late repeat of that event is stored again, and
+/// processed twice; nothing is lost).
 ///
 /// Cloning it gives another handle on the same queue.
 #[derive(Clone)]
@@ -22,6 +34,7 @@ pub struct MemoryQueue {
 
 struct Inner {
     capacity: usize,
+    max_keys: AtomicUsize,
     state: Mutex<State>,
     arrived: Notify,
 }
@@ -33,6 +46,10 @@ struct State {
     delayed: Vec<(Instant, Stored)>,
     in_flight: HashMap<u64, (Instant, Stored)>,
     dead: VecDeque<DeadLetter>,
+    /// The keys of [`Queue::push_once`], with when each is forgotten…
+    keys: HashMap<Arc<str>, Instant>,
+    /// …and in the order they were recorded, to forget them.
+    key_order: VecDeque<(Instant, Arc<str>)>,
 }
 
 #[derive(Clone)]
@@ -63,10 +80,21 @@ impl MemoryQueue {
         Self {
             inner: Arc::new(Inner {
                 capacity,
+                max_keys: AtomicUsize::new(DEFAULT_MAX_KEYS),
                 state: Mutex::default(),
                 arrived: Notify::new(),
             }),
         }
+    }
+
+    /// Remembers at most `max_keys` keys of [`Queue::push_once`] (at least 1) instead of
+    /// [`DEFAULT_MAX_KEYS`] (for every clone of the queue).
+    #[must_use]
+    pub fn max_keys(self, max_keys: usize) -> Self {
+        self.inner
+            .max_keys
+            .store(max_keys.max(1), Ordering::Relaxed);
+        self
     }
 
     /// How many messages it holds (dead letters aside).
@@ -96,6 +124,66 @@ impl MemoryQueue {
 
     fn push_now(&self, payload: Bytes) -> Result<MessageId, QueueError> {
         let mut state = self.state();
+        self.store(&mut state, payload)
+    }
+
+    fn push_once_now(
+        &self,
+        key: &str,
+        retention: Duration,
+        payload: Bytes,
+    ) -> Result<Pushed, QueueError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.keys.get(key).is_some_and(|until| *until > now) {
+            return Ok(Pushed::Duplicate);
+        }
+        let id = self.store(&mut state, payload)?;
+        // An expired record of the key gives way to the new one, without making room for it.
+        state.keys.remove(key);
+        self.record(&mut state, key, retention, now, id)
+    }
+
+    /// Records `key` for `retention`, forgetting others to make room.
+    fn record(
+        &self,
+        state: &mut State,
+        key: &str,
+        retention: Duration,
+        now: Instant,
+        id: MessageId,
+    ) -> Result<Pushed, QueueError> {
+        let State {
+            keys, key_order, ..
+        } = state;
+        // Forget expired keys, then the oldest, until there is room. (Entries of keys recorded
+        // again, or forgotten early, linger in `key_order` until they reach its front: it is
+        // held to twice the keys.)
+        let max_keys = self.inner.max_keys.load(Ordering::Relaxed);
+        while keys.len() >= max_keys
+            || key_order.len() >= 2 * max_keys
+            || key_order.front().is_some_and(|(until, _)| *until <= now)
+        {
+            let Some((until, old)) = key_order.pop_front() else {
+                break;
+            };
+            if keys.get(&old) == Some(&until) {
+                keys.remove(&old);
+            }
+        }
+        let key: Arc<str> = Arc::from(key);
+        let until = later(now, retention);
+        keys.insert(Arc::clone(&key), until);
+        key_order.push_back((until, key));
+        Ok(Pushed::Stored(id))
+    }
+
+    /// Stores `payload` as a new message, unless the queue is full.
+    fn store(
+        &self,
+        state: &mut MutexGuard<'_, State>,
+        payload: Bytes,
+    ) -> Result<MessageId, QueueError> {
         if state.ready.len() + state.delayed.len() + state.in_flight.len() >= self.inner.capacity {
             return Err(QueueError::Full {
                 capacity: self.inner.capacity,
@@ -108,7 +196,6 @@ impl MemoryQueue {
             payload,
             attempts: 0,
         });
-        drop(state);
         self.inner.arrived.notify_one();
         Ok(MessageId(id.to_string()))
     }
@@ -186,6 +273,11 @@ impl Queue for MemoryQueue {
         Box::pin(async move { pushed })
     }
 
+    fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed> {
+        let pushed = self.push_once_now(key, retention, payload);
+        Box::pin(async move { pushed })
+    }
+
     fn pull(
         &self,
         _consumer: &str,
@@ -238,6 +330,7 @@ impl fmt::Debug for MemoryQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryQueue")
             .field("capacity", &self.inner.capacity)
+            .field("max_keys", &self.inner.max_keys.load(Ordering::Relaxed))
             .field("len", &self.len())
             .finish()
     }

@@ -10,9 +10,12 @@
 //! retried (with backoff) until the service succeeds or it has used its attempts, when it goes
 //! to the dead letters with its last error.
 //!
-//! The request path reads collect → verify → decode → dedupe → **enqueue**; put the
-//! [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of [`Enqueue`] and a repeated delivery
-//! is never enqueued twice ("done" then means "stored in the queue").
+//! The request path reads collect → verify → decode → dedupe → **enqueue**. With
+//! [`Enqueue::deduplicate`], a repeated delivery is never enqueued twice: the queue records the
+//! event's key with the delivery in one atomic step ([`Queue::push_once`], one round trip on
+//! Redis). A [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of a plain [`Enqueue`] does
+//! the same with any [`Store`](crate::dedupe::store::Store) ("done" then means "stored in the
+//! queue"), in three store operations.
 //!
 //! | queue | shared by replicas | survives a restart |
 //! | --- | --- | --- |
@@ -89,7 +92,7 @@ pub use self::redis::{
 pub use self::{
     delivery::Delivery,
     enqueue::{Enqueue, ResponseFuture},
-    memory::{DeadLetter, MemoryQueue},
+    memory::{DEFAULT_MAX_KEYS, DeadLetter, MemoryQueue},
     worker::{Backoff, Worker},
 };
 
@@ -104,6 +107,13 @@ pub type QueueFuture<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + S
 pub trait Queue: Send + Sync + 'static {
     /// Stores a payload; resolves once it is stored.
     fn push(&self, payload: Bytes) -> QueueFuture<MessageId>;
+
+    /// Stores a payload unless one was stored under `key` in the last `retention`, and records
+    /// `key` for `retention` with it, in one atomic step (of any number of concurrent pushes
+    /// of one key, exactly one is stored); resolves once both are stored. This is what
+    /// [`Enqueue::deduplicate`] calls: deduplication and storage in one operation (for
+    /// `RedisQueue`, one round trip), where "done" means "stored in the queue".
+    fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed>;
 
     /// Takes up to `max` messages for `consumer`: messages whose retry is due, messages whose
     /// visibility timeout ran out, and new ones; waits up to `wait` when there are none.
@@ -128,6 +138,10 @@ pub trait Queue: Send + Sync + 'static {
 impl<Q: Queue + ?Sized> Queue for Arc<Q> {
     fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
         (**self).push(payload)
+    }
+
+    fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed> {
+        (**self).push_once(key, retention, payload)
     }
 
     fn pull(
@@ -161,6 +175,18 @@ impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// What [`Queue::push_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// The key was new: the payload is stored, under this id.
+    Stored(MessageId),
+    /// A payload was stored under the key within its retention: nothing was stored.
+    Duplicate,
+    /// A deduplication layer sharing the queue's records holds a claim on the key (a delivery
+    /// of the event is being handled): nothing was stored; the provider should retry later.
+    Claimed,
 }
 
 /// A message pulled from a queue.

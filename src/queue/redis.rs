@@ -11,7 +11,10 @@ use redis::{
 };
 use tokio::sync::Mutex;
 
-use super::{DeadLetter, Message, MessageId, Queue, QueueError, QueueFuture};
+use super::{DeadLetter, Message, MessageId, Pushed, Queue, QueueError, QueueFuture};
+
+/// The value of a recorded key, as `RedisStore` writes for a done record.
+const DONE: &str = "done";
 
 /// The stream a [`RedisQueue`] uses unless set with [`RedisQueue::stream`].
 pub const DEFAULT_STREAM: &str = "tower-webhook:queue";
@@ -59,6 +62,20 @@ end
 const PUSH: &str = r"
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return false end
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[2], 'attempts', '0')
+";
+
+/// Stores a payload unless its key is recorded, and records the key: the entry's id, or
+/// `0` (a deduplication layer's claim holds the key), `2` (the key is done), `3` (the stream is
+/// full). KEYS: the stream, the key; ARGV: the maximum length, the payload, the done value, the
+/// retention in milliseconds.
+const PUSH_ONCE: &str = r"
+local current = redis.call('GET', KEYS[2])
+if current == ARGV[3] then return 2 end
+if current then return 0 end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 3 end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[2], 'attempts', '0')
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+return id
 ";
 
 /// Creates the group if needed, moves due retries to the stream, claims entries idle longer
@@ -161,6 +178,11 @@ return 1
 ///   retries). Refusing rather than trimming means approximate trimming never drops a
 ///   delivery that was acknowledged but not processed. With
 ///   [`wait_for_replicas`](Self::wait_for_replicas), a `WAIT` follows (a second round trip).
+/// - *push once* ([`Enqueue::deduplicate`](super::Enqueue::deduplicate)): in the same script,
+///   the key's record is read first (`<key_prefix><key>`, the record a
+///   [`RedisStore`](crate::dedupe::store::RedisStore) with the same prefix keeps); a `done`
+///   record is a duplicate, a claim is [`Pushed::Claimed`]; otherwise the `XADD` above, then
+///   `SET <key> done PX <retention>`. One round trip, atomic.
 /// - *pull*: creates the consumer group from id `0` if it does not exist yet (so nothing
 ///   pushed before the first worker ran is skipped), moves the retries that are due back to
 ///   the stream, takes over entries idle longer than the visibility timeout with `XAUTOCLAIM`
@@ -230,6 +252,7 @@ pub struct RedisQueue {
     replicas: Option<(u32, Duration)>,
     max_block: Duration,
     scripts: Arc<Scripts>,
+    key_prefix: Arc<str>,
 }
 
 struct Keys {
@@ -252,6 +275,7 @@ impl Keys {
 
 struct Scripts {
     push: Script,
+    push_once: Script,
     pull: Script,
     ack: Script,
     retry: Script,
@@ -328,8 +352,10 @@ impl RedisQueue {
             max_len: DEFAULT_MAX_LEN,
             replicas: None,
             max_block: DEFAULT_MAX_BLOCK,
+            key_prefix: Arc::from(crate::dedupe::store::DEFAULT_PREFIX),
             scripts: Arc::new(Scripts {
                 push: Script::new(PUSH),
+                push_once: Script::new(PUSH_ONCE),
                 pull: Script::new(&format!("{HELD}{PULL}")),
                 ack: Script::new(&format!("{HELD}{ACK}")),
                 retry: Script::new(&format!("{HELD}{RETRY}")),
@@ -388,6 +414,20 @@ impl RedisQueue {
         self
     }
 
+    /// Records the keys of [`push_once`](Queue::push_once) (the deduplication keys of
+    /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate)) under `prefix` instead of
+    /// `tower-webhook:dedupe:`, the default prefix of
+    /// [`RedisStore`](crate::dedupe::store::RedisStore). With the same prefix on the same
+    /// server, the queue and a `RedisStore` share their records: a delivery stored by the one
+    /// is a duplicate to the other, which helps while a service moves from a
+    /// [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of [`Enqueue`](super::Enqueue) to
+    /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate).
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
     /// The stream's key.
     pub fn stream_key(&self) -> &str {
         &self.keys.stream
@@ -436,6 +476,35 @@ impl RedisQueue {
             .collect())
     }
 
+    fn full(&self) -> QueueError {
+        QueueError::Full {
+            capacity: usize::try_from(self.max_len).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// With [`wait_for_replicas`](Self::wait_for_replicas), waits for the replicas to
+    /// acknowledge what `connection` wrote.
+    async fn wait_for_replicas_of(
+        &self,
+        connection: &mut ConnectionManager,
+    ) -> Result<(), QueueError> {
+        let Some((replicas, timeout)) = self.replicas else {
+            return Ok(());
+        };
+        let acknowledged: u32 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(millis(timeout))
+            .query_async(connection)
+            .await
+            .map_err(unavailable)?;
+        if acknowledged < replicas {
+            return Err(QueueError::unavailable(format!(
+                "stored, but acknowledged by {acknowledged} of {replicas} replicas"
+            )));
+        }
+        Ok(())
+    }
+
     /// Settles `message` with `script`: KEYS the stream then `keys`, ARGV the group, the id,
     /// the attempt then `args`.
     fn settle(
@@ -471,39 +540,56 @@ impl RedisQueue {
 }
 
 impl Queue for RedisQueue {
+    fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed> {
+        let mut connection = self.connection.clone();
+        let queue = self.clone();
+        let key = format!("{}{key}", self.key_prefix);
+        Box::pin(async move {
+            let reply: redis::Value = queue
+                .scripts
+                .push_once
+                .key(&queue.keys.stream)
+                .key(key)
+                .arg(queue.max_len)
+                .arg(payload.as_ref())
+                .arg(DONE)
+                .arg(millis(retention).max(1))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let id = match reply {
+                redis::Value::Int(0) => return Ok(Pushed::Claimed),
+                redis::Value::Int(2) => return Ok(Pushed::Duplicate),
+                redis::Value::Int(3) => return Err(queue.full()),
+                redis::Value::BulkString(id) => String::from_utf8_lossy(&id).into_owned(),
+                other => {
+                    return Err(QueueError::unavailable(format!(
+                        "unexpected reply to the push script: {other:?}"
+                    )));
+                }
+            };
+            queue.wait_for_replicas_of(&mut connection).await?;
+            Ok(Pushed::Stored(MessageId(id)))
+        })
+    }
+
     fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
         let mut connection = self.connection.clone();
-        let scripts = Arc::clone(&self.scripts);
-        let stream = self.keys.stream.clone();
-        let max_len = self.max_len;
-        let replicas = self.replicas;
+        let queue = self.clone();
         Box::pin(async move {
-            let id: Option<String> = scripts
+            let id: Option<String> = queue
+                .scripts
                 .push
-                .key(stream)
-                .arg(max_len)
+                .key(&queue.keys.stream)
+                .arg(queue.max_len)
                 .arg(payload.as_ref())
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
             let Some(id) = id else {
-                return Err(QueueError::Full {
-                    capacity: usize::try_from(max_len).unwrap_or(usize::MAX),
-                });
+                return Err(queue.full());
             };
-            if let Some((replicas, timeout)) = replicas {
-                let acknowledged: u32 = redis::cmd("WAIT")
-                    .arg(replicas)
-                    .arg(millis(timeout))
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(unavailable)?;
-                if acknowledged < replicas {
-                    return Err(QueueError::unavailable(format!(
-                        "stored, but acknowledged by {acknowledged} of {replicas} replicas"
-                    )));
-                }
-            }
+            queue.wait_for_replicas_of(&mut connection).await?;
             Ok(MessageId(id))
         })
     }
