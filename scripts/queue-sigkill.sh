@@ -4,6 +4,10 @@
 #
 #   scripts/queue-sigkill.sh [EVENTS]        (default 40; needs redis-server, curl, openssl)
 #
+# The receiver deduplicates in the queue (`--dedupe` and `--queue` on the same Redis), so each
+# delivery is also re-sent once after the restart: each repeat must be answered 200 as a
+# duplicate (`x-webhook-duplicate: true`), never stored again.
+#
 # Everything runs on 127.0.0.1: a private redis-server on a free port, and the receiver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +29,7 @@ for _ in $(seq 50); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && b
 cargo build --quiet --release --example receiver
 start() {
     target/release/examples/receiver --provider videonest --secret "$secret" \
-        --listen 127.0.0.1:0 --queue "redis://127.0.0.1:$port" --workers 2 \
+        --listen 127.0.0.1:0 --queue "redis://127.0.0.1:$port" --dedupe "redis://127.0.0.1:$port" --workers 2 \
         --handler-delay-ms 300 --visibility-ms 2000 >"$work/$1.out" 2>"$work/$1.err" &
     receiver_pid=$!
     for _ in $(seq 100); do
@@ -38,13 +42,20 @@ start() {
 }
 
 start first
+# Sends delivery $1; prints the status, and "duplicate" for a repeat answered as one.
+send() {
+    local body signature
+    body="{\"event\":\"video.processed\",\"timestamp\":\"2026-03-30T10:15:00Z\",\"data\":{\"id\":\"vid_$1\"}}"
+    signature=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -hex | sed 's/^.* //')
+    curl -s -D - -o /dev/null -H "X-VideoNest-Signature: $signature" \
+        -H 'Content-Type: application/json' -d "$body" "$addr/webhook" |
+        tr -d '\r' | sed -n -e 's|^HTTP/[0-9.]* \([0-9]*\).*|\1|p' -e 's|^x-webhook-duplicate: true|duplicate|ip' |
+        tr '\n' ' '
+}
+
 acknowledged=0
 for i in $(seq "$events"); do
-    body="{\"event\":\"video.processed\",\"timestamp\":\"2026-03-30T10:15:00Z\",\"data\":{\"id\":\"vid_$i\"}}"
-    signature=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$secret" -hex | sed 's/^.* //')
-    status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-VideoNest-Signature: $signature" \
-        -H 'Content-Type: application/json' -d "$body" "$addr/webhook")
-    [ "$status" = 200 ] && acknowledged=$((acknowledged + 1))
+    case "$(send "$i")" in 200*) acknowledged=$((acknowledged + 1)) ;; esac
 done
 sleep 0.5
 kill -9 "$receiver_pid"
@@ -53,6 +64,11 @@ before=$(grep -c '"event"' "$work/first.out" || true)
 echo "acknowledged $acknowledged deliveries; $before processed before SIGKILL"
 
 start second
+duplicates=0
+for i in $(seq "$events"); do
+    case "$(send "$i")" in "200 duplicate"*) duplicates=$((duplicates + 1)) ;; esac
+done
+echo "re-sent $events deliveries after the restart: $duplicates answered 200 as duplicates"
 for _ in $(seq 600); do
     done_ids=$(cat "$work/first.out" "$work/second.out" | grep -o '"id":"vid_[0-9]*"' | sort -u | wc -l)
     [ "$done_ids" -ge "$acknowledged" ] && break
@@ -67,4 +83,8 @@ if [ "$done_ids" -ne "$acknowledged" ]; then
     echo "LOST: $((acknowledged - done_ids)) acknowledged deliveries were never processed" >&2
     exit 1
 fi
-echo "no acknowledged delivery was lost"
+if [ "$duplicates" -ne "$acknowledged" ]; then
+    echo "REPEATS: $((acknowledged - duplicates)) repeats of acknowledged deliveries were not duplicates" >&2
+    exit 1
+fi
+echo "no acknowledged delivery was lost, and none was stored twice"
