@@ -22,7 +22,10 @@ use tower_webhook::{
     Rejection, WebhookEvent,
     dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore, store_key},
     provider::videonest,
-    queue::{Backoff, Delivery, Enqueue, MemoryQueue, Pushed, Queue, QueueError, Worker},
+    queue::{
+        Backoff, Delivery, Enqueue, MemoryQueue, Message, MessageId, Pushed, Queue, QueueError,
+        QueueFuture, Worker,
+    },
 };
 
 type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
@@ -329,6 +332,85 @@ async fn memory_push_once_keys_expire_are_bounded_and_only_recorded_when_stored(
     assert_eq!(push("b", day).await.unwrap(), Pushed::Duplicate);
     assert_eq!(push("c", day).await.unwrap(), Pushed::Duplicate);
     assert!(matches!(push("a", day).await, Ok(Pushed::Stored(_))));
+}
+
+/// A `MemoryQueue` whose first `failures` acknowledgements fail, as a queue that is briefly
+/// unreachable.
+#[derive(Clone)]
+struct FlakyAck {
+    queue: MemoryQueue,
+    acks: Arc<AtomicUsize>,
+    failures: usize,
+}
+
+impl Queue for FlakyAck {
+    fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
+        self.queue.push(payload)
+    }
+
+    fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed> {
+        self.queue.push_once(key, retention, payload)
+    }
+
+    fn pull(
+        &self,
+        consumer: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> QueueFuture<Vec<Message>> {
+        self.queue.pull(consumer, max, visibility, wait)
+    }
+
+    fn ack(&self, message: &Message) -> QueueFuture<()> {
+        if self.acks.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Box::pin(async { Err(QueueError::unavailable("connection refused")) });
+        }
+        self.queue.ack(message)
+    }
+
+    fn retry(&self, message: &Message, error: &str, delay: Duration) -> QueueFuture<()> {
+        self.queue.retry(message, error, delay)
+    }
+
+    fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
+        self.queue.dead_letter(message, error)
+    }
+}
+
+/// An acknowledgement that fails while the queue is briefly unreachable is tried again: the
+/// processed delivery does not come back after its visibility timeout to be processed twice.
+#[tokio::test]
+async fn a_failed_acknowledgement_is_retried_and_the_delivery_not_processed_twice() {
+    let flaky = FlakyAck {
+        queue: MemoryQueue::new(10),
+        acks: Arc::new(AtomicUsize::new(0)),
+        failures: 3,
+    };
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .service(Enqueue::<videonest::Event, _>::new(flaky.clone())),
+    );
+    assert_eq!(post(&http, &event("once")).await.status(), StatusCode::OK);
+    let seen = Seen::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(flaky.clone(), recorder(&seen, 0))
+        // Long enough that a delivery coming back would take a minute: the wait below ends
+        // only if the acknowledgement was retried.
+        .visibility_timeout(Duration::from_secs(60));
+    let running = tokio::spawn(worker.run(async {
+        stopped.await.ok();
+    }));
+    until(|| flaky.queue.is_empty()).await;
+    assert_eq!(
+        flaky.acks.load(Ordering::SeqCst),
+        4,
+        "three failures, then acknowledged"
+    );
+    stop.send(()).ok();
+    running.await.unwrap().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [("once".into(), 1)]);
 }
 
 #[tokio::test]

@@ -104,6 +104,10 @@ pub type QueueFuture<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + S
 /// A message pulled by a worker stays invisible to other workers until it is acknowledged, sent
 /// back for a retry, dead-lettered, or its visibility timeout runs out (its worker died): then it
 /// is delivered again, with its attempt count raised.
+///
+/// [`Worker`] calls [`ack`](Queue::ack), [`retry`](Queue::retry) or
+/// [`dead_letter`](Queue::dead_letter) again when one fails (within the visibility timeout), so
+/// they must be idempotent: settling a message that is no longer held does nothing.
 pub trait Queue: Send + Sync + 'static {
     /// Stores a payload; resolves once it is stored.
     fn push(&self, payload: Bytes) -> QueueFuture<MessageId>;

@@ -6,7 +6,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use serde::de::DeserializeOwned;
@@ -156,6 +156,7 @@ where
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), QueueError> {
         let settings = Arc::new(Settings {
             queue: self.queue.clone(),
+            visibility: self.visibility,
             max_attempts: self.max_attempts,
             backoff: self.backoff,
         });
@@ -204,13 +205,16 @@ where
 
 struct Settings<Q> {
     queue: Q,
+    visibility: Duration,
     max_attempts: u32,
     backoff: Backoff,
 }
 
 impl<Q: Queue> Settings<Q> {
-    /// Processes one message and settles it. A queue error while settling leaves the message
-    /// to come back after its visibility timeout: at least once, never lost.
+    /// Processes one message and settles it. A queue error while settling is retried (every
+    /// 50 ms, then up to every second) while the message is still this worker's, within its
+    /// visibility timeout: a short outage of the queue does not make a processed delivery
+    /// come back. After that, the message comes back: at least once, never lost.
     async fn process<E, S>(&self, mut service: S, message: Message)
     where
         E: DeserializeOwned,
@@ -219,6 +223,7 @@ impl<Q: Queue> Settings<Q> {
         S::Response: Send + 'static,
         S::Error: fmt::Display + Send + 'static,
     {
+        let pulled = Instant::now();
         // Delivered more often than allowed: its earlier attempts never settled (the service
         // panicked, or took longer than the visibility timeout each time). Not tried again.
         if message.attempt > self.max_attempts {
@@ -250,16 +255,26 @@ impl<Q: Queue> Settings<Q> {
             },
             Err(err) => Some(err.to_string()),
         };
-        let _ = match outcome {
-            None => self.queue.ack(&message).await,
-            Some(error) if message.attempt >= self.max_attempts => {
-                self.queue.dead_letter(&message, &error).await
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let settled = match &outcome {
+                None => self.queue.ack(&message).await,
+                Some(error) if message.attempt >= self.max_attempts => {
+                    self.queue.dead_letter(&message, error).await
+                }
+                Some(error) => {
+                    let delay = self.backoff.delay(message.attempt);
+                    self.queue.retry(&message, error, delay).await
+                }
+            };
+            // Settling is idempotent: a settlement that reached the queue but whose answer was
+            // lost is a no-op the second time (the message is no longer held).
+            if settled.is_ok() || pulled.elapsed() + pause >= self.visibility {
+                return;
             }
-            Some(error) => {
-                let delay = self.backoff.delay(message.attempt);
-                self.queue.retry(&message, &error, delay).await
-            }
-        };
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 }
 
