@@ -63,7 +63,7 @@ const INDEX_FLAG: u32 = 1 << 31;
 
 /// The bytes `JSON.stringify(JSON.parse(body.toString("utf8")))` produces in JavaScript, or `None`
 /// where `JSON.parse` would throw or the nesting is deeper than [`MAX_DEPTH`].
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) fn stringify_parsed(body: &[u8]) -> Option<Vec<u8>> {
     Some(Stringified::parse(body)?.to_vec())
 }

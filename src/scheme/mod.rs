@@ -49,6 +49,14 @@ use http::request::Parts;
 pub use self::hmac_sha256::{Encoding, HmacSha256, HmacSha256Builder, Signature};
 pub use crate::rejection::SignatureError;
 
+/// For the fuzz targets only (built with `--cfg fuzzing`): what
+/// `JSON.stringify(JSON.parse(body))` gives, as the VideoAIditor fallback computes it.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub fn __fuzz_js_stringify(body: &[u8]) -> Option<Vec<u8>> {
+    js_json::stringify_parsed(body)
+}
+
 /// A webhook signature scheme.
 ///
 /// Implementations are built once, with their secrets already turned into keys; the layer shares
