@@ -20,11 +20,13 @@ fi
 cargo fuzz build -O -s none
 for target in $(cargo fuzz list); do
     mkdir -p "corpus/$target"
+    dict=()
+    if [ -f "dict/$target.dict" ]; then dict=(-dict="dict/$target.dict"); fi
     log="$(mktemp)"
     echo "== fuzz $target for ${seconds}s"
     if ! cargo fuzz run -O -s none "$target" "corpus/$target" -- \
         -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 >"$log" 2>&1; then
+        -print_final_stats=1 "${dict[@]}" >"$log" 2>&1; then
         grep -v '^#[0-9]' "$log" | tail -n 60
         rm -f "$log"
         echo "fuzz target $target failed" >&2
