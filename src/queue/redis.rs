@@ -106,14 +106,27 @@ local function take(id, entry, count)
   out[#out + 1] = {id, map['payload'] or '', before + count}
 end
 local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, visibility, '0-0', 'COUNT', max)
+local deleted = false
 for _, entry in ipairs(claimed[2]) do
-  -- An entry deleted while pending (by hand): Redis 7 drops it from the pending list itself,
-  -- Redis 6.2 answers it without fields (or as nil): nothing to deliver, so acknowledge it.
+  -- An entry deleted while pending (by hand): Redis 7 drops it from the pending list itself;
+  -- Redis 6.2 claims it for this consumer and answers nil (or an entry without fields) in its
+  -- place: nothing to deliver, so acknowledge it.
   if type(entry) == 'table' and type(entry[2]) ~= 'table' then
     redis.call('XACK', stream, group, entry[1])
   elseif type(entry) == 'table' then
     local pending = redis.call('XPENDING', stream, group, entry[1], entry[1], 1)
     take(entry[1], entry[2], tonumber(pending[1][4]))
+  else
+    deleted = true
+  end
+end
+if deleted then
+  -- Redis 6.2 does not say which ids it answered nil for: acknowledge this consumer's pending
+  -- entries that no longer exist.
+  for _, pending in ipairs(redis.call('XPENDING', stream, group, '-', '+', 100, consumer)) do
+    if #redis.call('XRANGE', stream, pending[1], pending[1]) == 0 then
+      redis.call('XACK', stream, group, pending[1])
+    end
   end
 end
 if #out < max then
