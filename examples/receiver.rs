@@ -33,13 +33,13 @@ use std::{
     net::SocketAddr,
     process::ExitCode,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use axum::{Extension, Router, http::StatusCode, routing::post};
+use axum::{Router, http::StatusCode, routing::post};
 use serde::Serialize;
 use tower::ServiceBuilder;
 use tower_webhook::{
@@ -206,11 +206,43 @@ struct Line<'a> {
     attempt: Option<u32>,
 }
 
+/// Lines printed by handlers and not yet written to stdout.
+static PENDING_LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// Wakes [`write_lines`] when `PENDING_LINES` stops being empty.
+static LINES_PENDING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Queues one line for stdout. The line is written by [`write_lines`] as soon as the runtime has
+/// run the other tasks that are ready, together with the lines they printed: under load, one
+/// `write` for many lines instead of one per request.
 fn print_line(line: &Line<'_>) {
-    let line = serde_json::to_string(line).expect("serialisable");
-    let mut stdout = std::io::stdout().lock();
-    // A closed stdout must not take the receiver down; the request is still answered.
-    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    let mut pending = PENDING_LINES.lock().unwrap_or_else(PoisonError::into_inner);
+    let was_empty = pending.is_empty();
+    serde_json::to_writer(&mut *pending, line).expect("serialisable");
+    pending.push(b'\n');
+    drop(pending);
+    if was_empty {
+        LINES_PENDING.notify_one();
+    }
+}
+
+/// Writes the queued lines to stdout, now.
+fn flush_lines() {
+    let lines = std::mem::take(&mut *PENDING_LINES.lock().unwrap_or_else(PoisonError::into_inner));
+    if !lines.is_empty() {
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout must not take the receiver down; the request is still answered.
+        let _ = stdout.write_all(&lines).and_then(|()| stdout.flush());
+    }
+}
+
+/// The task that writes the queued lines: it waits for a line, lets the other ready tasks run
+/// (and print theirs), then writes them all.
+async fn write_lines() {
+    loop {
+        LINES_PENDING.notified().await;
+        tokio::task::yield_now().await;
+        flush_lines();
+    }
 }
 
 /// What the handler does besides printing: fail sometimes, take its time.
@@ -296,12 +328,19 @@ where
     let layers = ServiceBuilder::new().layer(verify).option_layer(dedupe);
     match &args.queue {
         None => {
-            let handler = move |Extension(verified): Extension<Verified<E>>,
-                                key: Option<Extension<DedupeKey>>| {
+            // The extensions are read in place: `Extension<Verified<E>>` would clone the event.
+            let handler = move |request: axum::extract::Request| {
                 let behaviour = Arc::clone(&behaviour);
                 async move {
-                    let key = key.as_ref().map(|key| key.0.as_str());
-                    handle(&behaviour, &verified, key, None).await
+                    let extensions = request.extensions();
+                    let Some(verified) = extensions.get::<Verified<E>>() else {
+                        return (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the verifying layer did not run\n",
+                        );
+                    };
+                    let key = extensions.get::<DedupeKey>().map(DedupeKey::as_str);
+                    handle(&behaviour, verified, key, None).await
                 }
             };
             Ok(App {
@@ -514,6 +553,7 @@ async fn main() -> ExitCode {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     };
+    let printer = tokio::spawn(write_lines());
     let served = axum::serve(listener, app.router)
         .with_graceful_shutdown(shutdown)
         .await;
@@ -524,6 +564,8 @@ async fn main() -> ExitCode {
     {
         eprintln!("receiver: the workers stopped abnormally: {err}");
     }
+    printer.abort();
+    flush_lines();
     if let Err(err) = served {
         eprintln!("receiver: {err}");
         return ExitCode::FAILURE;
