@@ -31,6 +31,7 @@
 use std::{
     io::Write as _,
     net::SocketAddr,
+    pin::pin,
     process::ExitCode,
     sync::{
         Arc, Mutex, PoisonError,
@@ -41,6 +42,7 @@ use std::{
 
 use axum::{Router, http::StatusCode, routing::post};
 use serde::Serialize;
+use tokio::sync::Notify;
 use tower::ServiceBuilder;
 use tower_webhook::{
     DEFAULT_MAX_BODY_SIZE, Verified, WebhookEvent,
@@ -206,40 +208,71 @@ struct Line<'a> {
     attempt: Option<u32>,
 }
 
-/// Lines printed by handlers and not yet written to stdout.
-static PENDING_LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-/// Wakes [`write_lines`] when `PENDING_LINES` stops being empty.
-static LINES_PENDING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// The lines handlers have printed and not yet written to stdout, and how many were ever queued.
+struct Lines {
+    text: Vec<u8>,
+    queued: u64,
+}
 
-/// Queues one line for stdout. The line is written by [`write_lines`] as soon as the runtime has
-/// run the other tasks that are ready, together with the lines they printed: under load, one
-/// `write` for many lines instead of one per request.
-fn print_line(line: &Line<'_>) {
-    let mut pending = PENDING_LINES.lock().unwrap_or_else(PoisonError::into_inner);
-    let was_empty = pending.is_empty();
-    serde_json::to_writer(&mut *pending, line).expect("serialisable");
-    pending.push(b'\n');
-    drop(pending);
-    if was_empty {
-        LINES_PENDING.notify_one();
+static LINES: Mutex<Lines> = Mutex::new(Lines {
+    text: Vec::new(),
+    queued: 0,
+});
+/// Wakes [`write_lines`] when `LINES` stops being empty.
+static LINES_QUEUED: Notify = Notify::const_new();
+/// How many of the queued lines are on stdout (or were dropped by a closed stdout).
+static LINES_WRITTEN: AtomicU64 = AtomicU64::new(0);
+/// Wakes the handlers waiting in [`print_line`] after each write.
+static WRITTEN: Notify = Notify::const_new();
+
+/// Prints one line, and returns once it is on stdout: a request is answered (or a queued
+/// delivery acknowledged) only after its line is out. The lines of handlers running at the same
+/// time are written together by [`write_lines`]: under load, one `write` for many requests
+/// instead of one each.
+async fn print_line(line: &Line<'_>) {
+    let ticket = {
+        let mut lines = LINES.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.text.is_empty() {
+            LINES_QUEUED.notify_one();
+        }
+        serde_json::to_writer(&mut lines.text, line).expect("serialisable");
+        lines.text.push(b'\n');
+        lines.queued += 1;
+        lines.queued
+    };
+    let written = WRITTEN.notified();
+    let mut written = pin!(written);
+    loop {
+        // Registered before the check, so a write that lands in between still wakes us.
+        written.as_mut().enable();
+        if LINES_WRITTEN.load(Ordering::Acquire) >= ticket {
+            return;
+        }
+        written.as_mut().await;
+        written.set(WRITTEN.notified());
     }
 }
 
-/// Writes the queued lines to stdout, now.
+/// Writes the queued lines to stdout, now, and wakes the handlers waiting for them.
 fn flush_lines() {
-    let lines = std::mem::take(&mut *PENDING_LINES.lock().unwrap_or_else(PoisonError::into_inner));
-    if !lines.is_empty() {
+    let (text, queued) = {
+        let mut lines = LINES.lock().unwrap_or_else(PoisonError::into_inner);
+        (std::mem::take(&mut lines.text), lines.queued)
+    };
+    if !text.is_empty() {
         let mut stdout = std::io::stdout().lock();
         // A closed stdout must not take the receiver down; the request is still answered.
-        let _ = stdout.write_all(&lines).and_then(|()| stdout.flush());
+        let _ = stdout.write_all(&text).and_then(|()| stdout.flush());
     }
+    LINES_WRITTEN.store(queued, Ordering::Release);
+    WRITTEN.notify_waiters();
 }
 
 /// The task that writes the queued lines: it waits for a line, lets the other ready tasks run
-/// (and print theirs), then writes them all.
+/// (and queue theirs), then writes them all.
 async fn write_lines() {
     loop {
-        LINES_PENDING.notified().await;
+        LINES_QUEUED.notified().await;
         tokio::task::yield_now().await;
         flush_lines();
     }
@@ -296,7 +329,8 @@ async fn handle<E: WebhookEvent>(
         id: verified.id(),
         key: key.or(default_key.as_ref().and_then(Option::as_deref)),
         attempt,
-    });
+    })
+    .await;
     (StatusCode::OK, "ok\n")
 }
 
