@@ -9,7 +9,7 @@ use std::{
 
 use bytes::Bytes;
 use http::{
-    HeaderValue, Request, Response,
+    HeaderMap, HeaderValue, Request, Response,
     header::{CONTENT_LENGTH, TRANSFER_ENCODING},
     request::Parts,
 };
@@ -18,10 +18,9 @@ use http_body_util::Full;
 use pin_project::pin_project;
 use tower::Service;
 
-use super::body::Collector;
+use super::{body::Collector, service::Shared};
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
-    decode::Decode,
     rejection::{respond, respond_early},
     scheme::{Scheme, Signed},
 };
@@ -65,19 +64,17 @@ where
     Rejected { response: Option<S::Response> },
 }
 
-/// The request for the inner service, or the refusal and the responder that answers it.
-type Admitted<S, R> = Result<(S, Request<Full<Bytes>>), (R, Rejection)>;
+/// The request for the inner service, or the refusal and the configuration whose responder
+/// answers it.
+type Admitted<S, Sc, E, R> = Result<(S, Request<Full<Bytes>>), (Arc<Shared<Sc, E, R>>, Rejection)>;
 
 /// What a request needs once its body is in.
 pub(crate) struct Pending<S, Sc: Scheme, E, R> {
     pub(crate) head: Parts,
     pub(crate) signature: Sc::Signature,
     pub(crate) inner: S,
-    pub(crate) scheme: Arc<Sc>,
-    pub(crate) provider: Arc<str>,
+    pub(crate) shared: Arc<Shared<Sc, E, R>>,
     pub(crate) received_at: SystemTime,
-    pub(crate) decode: Arc<dyn Decode<E>>,
-    pub(crate) rejection: R,
 }
 
 impl<S, Sc, E, R> Pending<S, Sc, E, R>
@@ -86,32 +83,56 @@ where
     E: Clone + Send + Sync + 'static,
 {
     /// Verifies, then decodes, then builds the request for the inner service.
-    fn admit(mut self, body: Bytes) -> Admitted<S, R> {
-        let delivery = self.scheme.delivery(&self.signature);
-        let (body, reserialized) = match self.scheme.verify(self.signature, &body) {
+    fn admit(mut self, body: Bytes) -> Admitted<S, Sc, E, R> {
+        let shared = &*self.shared;
+        let delivery = shared.scheme.delivery(&self.signature);
+        let (body, reserialized) = match shared.scheme.verify(self.signature, &body) {
             Ok(Signed::RawBody) => (body, false),
             // The inner service sees the signed form, never the unsigned raw bytes.
             Ok(Signed::Reserialized(form)) => (form, true),
-            Err(err) => return Err((self.rejection, err.into())),
+            Err(err) => return Err((self.shared, err.into())),
         };
-        // Whichever form was signed, the inner service gets it whole, with its length.
+        // Whichever form was signed, the inner service gets it whole, with its length. A
+        // `Content-Length` that already says so (the usual case) is left as it is.
         let headers = &mut self.head.headers;
-        headers.remove(TRANSFER_ENCODING);
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let event = match self.decode.decode(&self.head, &body) {
+        if headers.remove(TRANSFER_ENCODING).is_some() || !has_content_length(headers, body.len()) {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        let event = match shared.decode.decode(&self.head, &body) {
             Ok(event) => event,
-            Err(err) => return Err((self.rejection, err.into())),
+            Err(err) => return Err((self.shared, err.into())),
         };
         self.head.extensions.insert(Verified::from_layer(
             event,
             body.clone(),
             reserialized,
-            self.provider,
+            Arc::clone(&shared.provider),
             delivery,
             self.received_at,
         ));
         Ok((self.inner, Request::from_parts(self.head, Full::new(body))))
     }
+}
+
+/// Whether `headers` hold exactly one `Content-Length`, written the way `len` is written (no
+/// sign, no leading zeros, no white space).
+fn has_content_length(headers: &HeaderMap, len: usize) -> bool {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = len;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    value.as_bytes() == &digits[start..]
 }
 
 impl<B, S, Sc, E, R> ResponseFuture<B, S, Sc, E, R>
@@ -167,7 +188,7 @@ where
                         Err(rejection) => {
                             // Refused part-way through the body (too large, or it failed).
                             let response = respond_early(
-                                &pending.rejection,
+                                &pending.shared.rejection,
                                 rejection,
                                 pending.head.version,
                                 &*body,
@@ -181,9 +202,9 @@ where
                             let future = inner.call(request);
                             this.state.set(State::Calling { future });
                         }
-                        Err((responder, rejection)) => {
+                        Err((shared, rejection)) => {
                             this.state.set(State::Rejected { response: None });
-                            return Poll::Ready(Ok(respond(&responder, rejection)));
+                            return Poll::Ready(Ok(respond(&shared.rejection, rejection)));
                         }
                     }
                 }
@@ -210,5 +231,91 @@ where
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        convert::Infallible,
+        pin::pin,
+        task::{Context, Waker},
+    };
+
+    use tower::{ServiceBuilder, ServiceExt};
+
+    use super::*;
+    use crate::{VerifyWebhookLayer, scheme::HmacSha256};
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(CONTENT_LENGTH, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn content_length_is_kept_only_when_written_as_the_length() {
+        assert!(has_content_length(&headers(&["1024"]), 1024));
+        assert!(has_content_length(&headers(&["0"]), 0));
+        assert!(!has_content_length(&headers(&["1023"]), 1024));
+        assert!(!has_content_length(&headers(&["01024"]), 1024));
+        assert!(!has_content_length(&headers(&[" 1024"]), 1024));
+        assert!(!has_content_length(&headers(&["+1024"]), 1024));
+        assert!(!has_content_length(&headers(&["1024", "1024"]), 1024));
+        assert!(!has_content_length(&headers(&[]), 0));
+        let max = usize::MAX.to_string();
+        let mut one = HeaderMap::new();
+        one.insert(CONTENT_LENGTH, HeaderValue::from_str(&max).unwrap());
+        assert!(has_content_length(&one, usize::MAX));
+    }
+
+    /// What `Content-Length` the inner service sees for a request that arrived with `sent`.
+    fn seen_content_length(sent: Option<&'static str>, chunked: bool) -> Vec<HeaderValue> {
+        let scheme = HmacSha256::builder("x-signature")
+            .secret("s3cret")
+            .build()
+            .unwrap();
+        let mut request = scheme.signed_request("hello");
+        request.headers_mut().remove(CONTENT_LENGTH);
+        if let Some(sent) = sent {
+            request
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static(sent));
+        }
+        if chunked {
+            request
+                .headers_mut()
+                .insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        }
+        let service = ServiceBuilder::new()
+            .layer(VerifyWebhookLayer::new(scheme))
+            .service_fn(|request: Request<Full<Bytes>>| async move {
+                let seen = request.headers().get_all(CONTENT_LENGTH);
+                let seen = seen.iter().cloned().collect::<Vec<_>>();
+                assert!(!request.headers().contains_key(TRANSFER_ENCODING));
+                let mut response = Response::new(Full::new(Bytes::new()));
+                response.extensions_mut().insert(seen);
+                Ok::<_, Infallible>(response)
+            });
+        let future = pin!(service.oneshot(request));
+        match future.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(response)) => response
+                .extensions()
+                .get::<Vec<HeaderValue>>()
+                .expect("the inner service ran")
+                .clone(),
+            _ => panic!("the service answers at once"),
+        }
+    }
+
+    #[test]
+    fn the_inner_service_sees_the_length_of_the_body_in_canonical_form() {
+        assert_eq!(seen_content_length(Some("5"), false), ["5"]);
+        assert_eq!(seen_content_length(Some("005"), false), ["5"]);
+        assert_eq!(seen_content_length(None, false), ["5"]);
+        assert_eq!(seen_content_length(Some("5"), true), ["5"]);
+        assert_eq!(seen_content_length(None, true), ["5"]);
     }
 }

@@ -3,6 +3,7 @@ use std::{fmt, sync::Arc};
 use serde::de::DeserializeOwned;
 use tower::Layer;
 
+use super::service::Shared;
 use crate::{
     DefaultRejectionResponse, VerifyWebhook, WebhookEvent,
     decode::{Decode, Json, Nothing, Strict},
@@ -139,11 +140,13 @@ impl<S, Sc, E, R: Clone> Layer<S> for VerifyWebhookLayer<Sc, E, R> {
     fn layer(&self, inner: S) -> Self::Service {
         VerifyWebhook {
             inner,
-            scheme: Arc::clone(&self.scheme),
-            provider: Arc::clone(&self.provider),
-            max_body_size: self.max_body_size,
-            decode: Arc::clone(&self.decode),
-            rejection: self.rejection.clone(),
+            shared: Arc::new(Shared {
+                scheme: Arc::clone(&self.scheme),
+                provider: Arc::clone(&self.provider),
+                max_body_size: self.max_body_size,
+                decode: Arc::clone(&self.decode),
+                rejection: self.rejection.clone(),
+            }),
         }
     }
 }

@@ -26,6 +26,13 @@ use crate::{
 /// See the [crate docs](crate) for an example.
 pub struct VerifyWebhook<S, Sc, E = (), R = DefaultRejectionResponse> {
     pub(crate) inner: S,
+    /// Everything but the inner service, behind one reference count: cloning the service (axum
+    /// does, per request) and handing a request its configuration each cost one increment.
+    pub(crate) shared: Arc<Shared<Sc, E, R>>,
+}
+
+/// The configuration a [`VerifyWebhook`] and its requests share.
+pub(crate) struct Shared<Sc, E, R> {
     pub(crate) scheme: Arc<Sc>,
     pub(crate) provider: Arc<str>,
     pub(crate) max_body_size: usize,
@@ -88,26 +95,27 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let received_at = SystemTime::now();
         let (head, body) = request.into_parts();
+        let shared = &*self.shared;
 
         // Refusals that need no body are answered at once (with `Connection: close` on HTTP/1.x
         // when body bytes are left unread), and leave the readied inner service in place for the
         // next request.
-        if announced_len(&head, &body) > self.max_body_size as u64 {
+        if announced_len(&head, &body) > shared.max_body_size as u64 {
             let rejection = Rejection::PayloadTooLarge {
-                limit: self.max_body_size,
+                limit: shared.max_body_size,
             };
             return ResponseFuture::rejected(respond_early(
-                &self.rejection,
+                &shared.rejection,
                 rejection,
                 head.version,
                 &body,
             ));
         }
-        let signature = match self.scheme.signature(&head) {
+        let signature = match shared.scheme.signature(&head) {
             Ok(signature) => signature,
             Err(err) => {
                 return ResponseFuture::rejected(respond_early(
-                    &self.rejection,
+                    &shared.rejection,
                     err.into(),
                     head.version,
                     &body,
@@ -121,16 +129,13 @@ where
         let inner = mem::replace(&mut self.inner, clone);
         ResponseFuture::collecting(
             body,
-            self.max_body_size,
+            shared.max_body_size,
             Pending {
                 head,
                 signature,
                 inner,
-                scheme: Arc::clone(&self.scheme),
-                provider: Arc::clone(&self.provider),
+                shared: Arc::clone(&self.shared),
                 received_at,
-                decode: Arc::clone(&self.decode),
-                rejection: self.rejection.clone(),
             },
         )
     }
@@ -140,11 +145,7 @@ impl<S: Clone, Sc, E, R: Clone> Clone for VerifyWebhook<S, Sc, E, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            scheme: Arc::clone(&self.scheme),
-            provider: Arc::clone(&self.provider),
-            max_body_size: self.max_body_size,
-            decode: Arc::clone(&self.decode),
-            rejection: self.rejection.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -153,8 +154,8 @@ impl<S: fmt::Debug, Sc: fmt::Debug, E, R> fmt::Debug for VerifyWebhook<S, Sc, E,
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyWebhook")
             .field("inner", &self.inner)
-            .field("scheme", &self.scheme)
-            .field("max_body_size", &self.max_body_size)
+            .field("scheme", &self.shared.scheme)
+            .field("max_body_size", &self.shared.max_body_size)
             .field("event", &std::any::type_name::<E>())
             .finish_non_exhaustive()
     }
