@@ -26,7 +26,14 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
+pub mod generic;
+pub mod github;
 pub(crate) mod raw;
+pub mod shopify;
+pub mod slack;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod svix;
 pub mod videoaiditor;
 pub mod videonest;
 

@@ -87,13 +87,14 @@ where
 {
     /// Verifies, then decodes, then builds the request for the inner service.
     fn admit(mut self, body: Bytes) -> Admitted<S, R> {
-        let delivery = self.scheme.delivery(&self.signature);
+        let mut delivery = self.scheme.delivery(&self.signature);
         let (body, reserialized) = match self.scheme.verify(self.signature, &body) {
             Ok(Signed::RawBody) => (body, false),
             // The inner service sees the signed form, never the unsigned raw bytes.
             Ok(Signed::Reserialized(form)) => (form, true),
             Err(err) => return Err((self.rejection, err.into())),
         };
+        self.scheme.complete_delivery(&mut delivery, &body);
         // Whichever form was signed, the inner service gets it whole, with its length.
         let headers = &mut self.head.headers;
         headers.remove(TRANSFER_ENCODING);
