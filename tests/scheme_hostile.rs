@@ -527,3 +527,40 @@ proptest! {
         scheme.complete_delivery(&mut delivery, &Bytes::from(body));
     }
 }
+
+#[test]
+fn videonest_opt_in_window_on_the_body_timestamp() {
+    use tower_webhook::provider::videonest;
+    // 2026-03-30T10:15:00Z, the documented example's event time.
+    let event_time = 1_774_865_700;
+    let body = br#"{"event":"video.processed","timestamp":"2026-03-30T10:15:00Z","data":{"id":"vid_abc123"}}"#;
+    let scheme = |now: u64| {
+        videonest::windowed_scheme(Duration::from_secs(3600))
+            .secret("vn_signing_secret")
+            .clock(move || UNIX_EPOCH + Duration::from_secs(now))
+            .build()
+            .unwrap()
+    };
+    let headers = scheme(event_time).sign(body, None, &HeaderMap::new());
+    // The last retry, 36 minutes later, is inside the window.
+    assert_eq!(
+        decide(&scheme(event_time + 36 * 60 + 10), &headers, body),
+        Ok(Signed::RawBody)
+    );
+    // A replay two hours later is not.
+    assert!(matches!(
+        decide(&scheme(event_time + 7200), &headers, body),
+        Err(SignatureError::OutOfTolerance { .. })
+    ));
+    // The metadata is the event's type and id.
+    let signature = scheme(event_time).signature(&head(&headers)).unwrap();
+    let s = scheme(event_time);
+    let mut delivery = s.delivery(&signature);
+    s.complete_delivery(&mut delivery, &Bytes::from_static(body));
+    assert_eq!(delivery.event_type.as_deref(), Some("video.processed"));
+    assert_eq!(delivery.id.as_deref(), Some("vid_abc123"));
+    assert!(
+        videonest::layer_with_window(["k"], videonest::RETRY_HORIZON).is_err(),
+        "a window no longer than the retry horizon is refused"
+    );
+}
