@@ -329,3 +329,93 @@ async fn square_vectors() {
 async fn intercom_vectors() {
     run_file("intercom.json", |_| intercom(), true).await;
 }
+
+/// The value of header `name` in a case, if any.
+fn header(case: &Value, name: &str) -> Option<String> {
+    case["headers"].as_array()?.iter().find_map(|pair| {
+        pair[0]
+            .as_str()?
+            .eq_ignore_ascii_case(name)
+            .then(|| pair[1].as_str().unwrap().to_owned())
+    })
+}
+
+/// The signing helpers make exactly the signature of each preset's `valid` and
+/// `valid_unicode_body` cases, which the providers' own signers made.
+#[test]
+fn signing_helpers_agree_with_the_vectors() {
+    let mut checked = 0;
+    for file in [
+        "github.json",
+        "stripe.json",
+        "standardwebhooks.json",
+        "svix.json",
+        "shopify.json",
+        "slack.json",
+    ] {
+        for case in load(file) {
+            let name = text(&case, "name").unwrap();
+            if !name.starts_with("valid") {
+                continue;
+            }
+            let secret = case["secrets"][0].as_str().unwrap().to_owned();
+            let body = body_of(&case);
+            let (signature_header, made) = match file {
+                "github.json" => (
+                    github::SIGNATURE_HEADER,
+                    github::headers(secret, &body).unwrap(),
+                ),
+                "shopify.json" => (
+                    shopify::SIGNATURE_HEADER,
+                    shopify::headers(secret, &body).unwrap(),
+                ),
+                "slack.json" => {
+                    let ts = header(&case, slack::TIMESTAMP_HEADER).unwrap();
+                    (
+                        slack::SIGNATURE_HEADER,
+                        slack::headers(secret, &body, ts.parse().unwrap()).unwrap(),
+                    )
+                }
+                "stripe.json" => {
+                    let value = header(&case, stripe::SIGNATURE_HEADER).unwrap();
+                    let ts = value
+                        .split(',')
+                        .find_map(|pair| pair.strip_prefix("t="))
+                        .unwrap();
+                    (
+                        stripe::SIGNATURE_HEADER,
+                        stripe::headers(secret, &body, ts.parse().unwrap()).unwrap(),
+                    )
+                }
+                "standardwebhooks.json" => {
+                    let id = header(&case, standard_webhooks::ID_HEADER).unwrap();
+                    let ts = header(&case, standard_webhooks::TIMESTAMP_HEADER).unwrap();
+                    (
+                        standard_webhooks::SIGNATURE_HEADER,
+                        standard_webhooks::headers(secret, &id, ts.parse().unwrap(), &body)
+                            .unwrap(),
+                    )
+                }
+                _ => {
+                    let id = header(&case, svix::ID_HEADER).unwrap();
+                    let ts = header(&case, svix::TIMESTAMP_HEADER).unwrap();
+                    (
+                        svix::SIGNATURE_HEADER,
+                        svix::headers(secret, &id, ts.parse().unwrap(), &body).unwrap(),
+                    )
+                }
+            };
+            let expected = header(&case, signature_header).unwrap();
+            for (name, value) in &made {
+                assert_eq!(
+                    Some(value.to_str().unwrap().to_owned()),
+                    header(&case, name.as_str()),
+                    "{file} {name}: header {name}"
+                );
+            }
+            assert_eq!(made[signature_header], expected.as_str(), "{file} {name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "two valid cases per preset");
+}
