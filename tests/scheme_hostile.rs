@@ -207,6 +207,16 @@ fn many_signatures_in_one_header_are_bounded() {
 }
 
 #[test]
+fn a_signed_id_may_not_contain_its_separator() {
+    let scheme = at(NOW, standard_webhooks::scheme());
+    let headers = standard_webhooks::headers(SECRET, "msg.1", NOW as i64, BODY).unwrap();
+    assert_eq!(
+        decide(&scheme, &headers, BODY).unwrap_err().to_string(),
+        "malformed webhook signature in header `webhook-id`: expected a value without `.`"
+    );
+}
+
+#[test]
 fn timestamps_that_are_not_plain_seconds_are_malformed() {
     for value in [
         "",

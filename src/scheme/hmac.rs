@@ -136,7 +136,9 @@ pub enum Part {
     /// Fixed bytes: a separator (`.`, `:`), a version (`v0:`), or the notification URL that
     /// Square signs before the body.
     Literal(Bytes),
-    /// The value of a request header, exactly as sent (`webhook-id`).
+    /// The value of a request header, exactly as sent (`webhook-id`). It must appear once, and
+    /// may not contain the literal that follows it in the template (an id with a `.` before
+    /// `.`): otherwise the request is refused as malformed.
     Header(HeaderName),
     /// The signed timestamp's text exactly as sent, from where
     /// [`HmacBuilder::timestamp`] says.
@@ -696,9 +698,29 @@ impl Scheme for Hmac {
             None => None,
         };
         let mut headers = Vec::new();
-        for part in self.parts.iter() {
+        for (index, part) in self.parts.iter().enumerate() {
             if let Part::Header(name) = part {
-                headers.push(Self::single(&head.headers, name)?.clone());
+                let value = Self::single(&head.headers, name)?;
+                // A signed header value may not contain the separator that follows it (Standard
+                // Webhooks: "the id must not contain `.`"), so that no two requests sign the same
+                // bytes with a different split between the parts.
+                if let Some(Part::Literal(separator)) = self.parts.get(index + 1)
+                    && !separator.is_empty()
+                    && value
+                        .as_bytes()
+                        .windows(separator.len())
+                        .any(|window| window == separator.as_ref())
+                {
+                    return Err(SignatureError::Malformed {
+                        header: name.clone(),
+                        expected: format!(
+                            "a value without `{}`",
+                            String::from_utf8_lossy(separator)
+                        )
+                        .into(),
+                    });
+                }
+                headers.push(value.clone());
             }
         }
         let delivery = Delivery {
