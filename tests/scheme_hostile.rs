@@ -376,6 +376,28 @@ fn configuration_mistakes_are_reported() {
             .build(),
         Err(ConfigError::InvalidScheme { .. })
     ));
+    for grammar in [
+        Grammar::pairs(',', "t\n", "v1"),
+        Grammar::pairs(',', "t", "v=1"),
+        Grammar::pairs('é', "t", "v1"),
+    ] {
+        assert!(matches!(
+            Hmac::sha256("x-sig")
+                .grammar(grammar)
+                .timestamp(TimestampSource::SignatureHeader)
+                .signs([Part::Timestamp, Part::Body])
+                .secret("k")
+                .build(),
+            Err(ConfigError::InvalidScheme { .. })
+        ));
+    }
+    assert!(matches!(
+        Hmac::sha256("x-sig")
+            .grammar(Grammar::list("v 1"))
+            .secret("k")
+            .build(),
+        Err(ConfigError::InvalidScheme { .. })
+    ));
     let debug = format!("{:?}", github::scheme().secret("hunter2-secret"));
     assert!(!debug.contains("hunter2"), "{debug}");
     let debug = format!(

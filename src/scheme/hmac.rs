@@ -962,14 +962,21 @@ impl HmacBuilder {
                 timestamp_key,
                 signature_key,
             } => {
+                let key_ok = |key: &str| {
+                    !key.is_empty()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'=' && b != *separator)
+                };
                 if !separator.is_ascii_punctuation()
                     || *separator == b'='
-                    || timestamp_key.is_empty()
-                    || signature_key.is_empty()
+                    || !key_ok(timestamp_key)
+                    || !key_ok(signature_key)
                     || timestamp_key == signature_key
                 {
                     return invalid(
-                        "a pairs grammar needs an ASCII punctuation separator and two distinct keys",
+                        "a pairs grammar needs an ASCII punctuation separator and two distinct \
+                         keys of visible ASCII without `=` or the separator",
                     );
                 }
                 if self.timestamp != TimestampSource::SignatureHeader {
@@ -979,8 +986,11 @@ impl HmacBuilder {
                 }
             }
             GrammarKind::List { version } => {
-                if version.is_empty() || version.contains([' ', ',']) {
-                    return invalid("a list grammar needs a version without spaces or commas");
+                if version.is_empty() || !version.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+                {
+                    return invalid(
+                        "a list grammar needs a version of visible ASCII without commas",
+                    );
                 }
             }
         }
