@@ -376,6 +376,13 @@ fn configuration_mistakes_are_reported() {
             .build(),
         Err(ConfigError::InvalidScheme { .. })
     ));
+    assert!(matches!(
+        Hmac::sha256("x-sig")
+            .timestamp(TimestampSource::Header("x-ts".parse().unwrap()))
+            .secret("k")
+            .build(),
+        Err(ConfigError::InvalidScheme { .. })
+    ));
     for grammar in [
         Grammar::pairs(',', "t\n", "v1"),
         Grammar::pairs(',', "t", "v=1"),

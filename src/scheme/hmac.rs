@@ -939,8 +939,9 @@ impl HmacBuilder {
     /// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`], [`ConfigError::InvalidSecret`]
     /// (a `whsec_` secret that is not base64), [`ConfigError::InvalidHeaderName`],
     /// [`ConfigError::InvalidPrefix`], or [`ConfigError::InvalidScheme`] (no body part, or one
-    /// that is not last; a timestamp part with no timestamp header; a pairs grammar without
-    /// its timestamp source).
+    /// that is not last; a timestamp part with no timestamp header, or a timestamp header that
+    /// is not signed; a pairs grammar without its timestamp source; grammar keys that cannot be
+    /// written in a header).
     pub fn build(self) -> Result<Hmac, ConfigError> {
         let header = HeaderName::from_bytes(self.header.as_bytes()).map_err(|_| {
             ConfigError::InvalidHeaderName {
@@ -1019,6 +1020,10 @@ impl HmacBuilder {
         );
         if signs_timestamp && !header_timestamp {
             return invalid("Part::Timestamp needs a timestamp header or a pairs grammar");
+        }
+        if header_timestamp && !signs_timestamp {
+            // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
+            return invalid("a timestamp header must be signed: add Part::Timestamp");
         }
         if self.secrets.is_empty() {
             return Err(ConfigError::NoSecret);
