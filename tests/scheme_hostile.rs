@@ -603,3 +603,45 @@ fn videonest_opt_in_window_on_the_body_timestamp() {
         "a window no longer than the retry horizon is refused"
     );
 }
+
+#[test]
+fn aliases_read_white_labelled_and_unprefixed_headers() {
+    // White-labelled Svix sends the Standard Webhooks names.
+    let svix_scheme = at(NOW, svix::scheme());
+    let headers = standard_webhooks::headers(SECRET, "msg_9", NOW as i64, BODY).unwrap();
+    let signature = svix_scheme.signature(&head(&headers)).unwrap();
+    assert_eq!(
+        svix_scheme.delivery(&signature).id.as_deref(),
+        Some("msg_9")
+    );
+    assert_eq!(
+        svix_scheme.verify(signature, &Bytes::from_static(BODY)),
+        Ok(Signed::RawBody)
+    );
+    // Shopify's Events webhooks drop the `X-`.
+    let shopify_scheme = at(NOW, shopify::scheme());
+    let mut headers = HeaderMap::new();
+    for (name, value) in shopify::headers(SECRET, BODY).unwrap() {
+        let name = name.unwrap().as_str().trim_start_matches("x-").to_owned();
+        headers.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), value);
+    }
+    headers.insert("shopify-topic", HeaderValue::from_static("orders/create"));
+    let signature = shopify_scheme.signature(&head(&headers)).unwrap();
+    assert_eq!(
+        shopify_scheme.delivery(&signature).event_type.as_deref(),
+        Some("orders/create")
+    );
+    assert_eq!(
+        shopify_scheme.verify(signature, &Bytes::from_static(BODY)),
+        Ok(Signed::RawBody)
+    );
+    // Neither name: the error names the primary one.
+    assert_eq!(
+        shopify_scheme
+            .signature(&head(&HeaderMap::new()))
+            .unwrap_err(),
+        SignatureError::Missing {
+            header: HeaderName::from_static("x-shopify-hmac-sha256")
+        }
+    );
+}

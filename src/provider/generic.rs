@@ -101,7 +101,10 @@ impl Decoder {
 impl Decode<Event> for Decoder {
     fn decode(&self, head: &Parts, body: &Bytes) -> Result<Event, DecodeError> {
         let payload = serde_json::from_slice::<Value>(body).ok();
-        let read = |fields| Metadata::read(fields, Some(&head.headers), payload.as_ref(), body);
+        let read = |fields| {
+            self.metadata
+                .read(fields, Some(&head.headers), payload.as_ref(), body)
+        };
         Ok(Event {
             event_type: read(&self.metadata.event_type).unwrap_or_default(),
             id: read(&self.metadata.id),

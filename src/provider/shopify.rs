@@ -4,7 +4,9 @@
 //! Shopify signs no timestamp (`X-Shopify-Triggered-At` is not covered by the MAC), so there is
 //! no replay window: deduplicate on `X-Shopify-Event-Id` (or `X-Shopify-Webhook-Id` when the
 //! former is absent), which is the delivery id here. The event type is `X-Shopify-Topic`. While
-//! rotating the client secret, configure the old and the new one.
+//! rotating the client secret, configure the old and the new one. Shopify's newer Events
+//! webhooks send the same headers without `X-` (`shopify-hmac-sha256`, `shopify-topic`, …):
+//! they are read too.
 //!
 //! # Example
 //!
@@ -49,6 +51,10 @@ pub fn scheme() -> HmacBuilder {
             Field::header(EVENT_ID_HEADER),
             Field::header(WEBHOOK_ID_HEADER),
         ])
+        .alias(SIGNATURE_HEADER, "shopify-hmac-sha256")
+        .alias(TOPIC_HEADER, "shopify-topic")
+        .alias(EVENT_ID_HEADER, "shopify-event-id")
+        .alias(WEBHOOK_ID_HEADER, "shopify-webhook-id")
 }
 
 /// A layer that verifies Shopify webhooks signed with any of `secrets` and decodes them into

@@ -6,7 +6,9 @@
 //! `v1a` (ed25519) and other versions are ignored. A timestamp more than 5 minutes from the
 //! receiver's clock, either way, is refused after the signature matched. The delivery id is
 //! `svix-id` (the same on every retry: deduplicate on it); the event type is the body's
-//! `type` (or `eventType`).
+//! `type` (or `eventType`). White-labelled Svix sends `webhook-id`, `webhook-timestamp` and
+//! `webhook-signature` instead: a request without `svix-signature` but with
+//! `webhook-signature` is read by those names.
 //!
 //! # Example
 //!
@@ -61,6 +63,9 @@ pub fn scheme() -> HmacBuilder {
         ])
         .event_type([Field::json("/type"), Field::json("/eventType")])
         .delivery_id([Field::header(ID_HEADER)])
+        .alias(ID_HEADER, "webhook-id")
+        .alias(TIMESTAMP_HEADER, "webhook-timestamp")
+        .alias(SIGNATURE_HEADER, "webhook-signature")
 }
 
 /// A layer that verifies Svix webhooks signed with any of `secrets` and decodes them

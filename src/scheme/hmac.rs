@@ -231,6 +231,8 @@ impl Field {
 pub(crate) struct Metadata {
     pub(crate) event_type: Vec<Field>,
     pub(crate) id: Vec<Field>,
+    /// Other names of headers: `(name, alias)`.
+    pub(crate) aliases: Vec<(HeaderName, HeaderName)>,
 }
 
 impl Metadata {
@@ -241,23 +243,36 @@ impl Metadata {
             .any(|field| !matches!(field, Field::Header(_)))
     }
 
+    /// The alias of header `name`, if it has one.
+    fn alias(&self, name: &HeaderName) -> Option<&HeaderName> {
+        self.aliases
+            .iter()
+            .find_map(|(primary, alias)| (primary == name).then_some(alias))
+    }
+
+    /// A header's text, under its name or else its alias.
+    fn header(&self, head: &HeaderMap, name: &HeaderName) -> Option<String> {
+        header_text(head, name).or_else(|| header_text(head, self.alias(name)?))
+    }
+
     /// The first of `fields` found in `head` (headers only).
-    fn from_head(fields: &[Field], head: &HeaderMap) -> Option<String> {
+    fn read_head(&self, fields: &[Field], head: &HeaderMap) -> Option<String> {
         fields.iter().find_map(|field| match field {
-            Field::Header(name) => header_text(head, name),
+            Field::Header(name) => self.header(head, name),
             _ => None,
         })
     }
 
     /// The first of `fields` found, in the head or in the body.
     pub(crate) fn read(
+        &self,
         fields: &[Field],
         head: Option<&HeaderMap>,
         json: Option<&Value>,
         body: &[u8],
     ) -> Option<String> {
         fields.iter().find_map(|field| match field {
-            Field::Header(name) => head.and_then(|head| header_text(head, name)),
+            Field::Header(name) => head.and_then(|head| self.header(head, name)),
             Field::Json(pointer) => match json?.pointer(pointer)? {
                 Value::String(text) => Some(text.clone()),
                 Value::Number(number) => Some(number.to_string()),
@@ -529,9 +544,9 @@ impl Hmac {
         request.map(|_| Full::new(body))
     }
 
-    fn malformed(&self) -> SignatureError {
+    fn malformed(&self, header: &HeaderName) -> SignatureError {
         SignatureError::Malformed {
-            header: self.header.clone(),
+            header: header.clone(),
             expected: self.expected.to_string().into(),
         }
     }
@@ -670,13 +685,26 @@ impl Scheme for Hmac {
     type Signature = HmacSignature;
 
     fn signature(&self, head: &Parts) -> Result<HmacSignature, SignatureError> {
-        let value = Self::single(&head.headers, &self.header)?;
+        // Without the signature header but with its alias, every header is read by its alias.
+        let aliased = !head.headers.contains_key(&self.header)
+            && self
+                .metadata
+                .alias(&self.header)
+                .is_some_and(|alias| head.headers.contains_key(alias));
+        let named = |name: &'_ HeaderName| -> HeaderName {
+            match self.metadata.alias(name) {
+                Some(alias) if aliased => alias.clone(),
+                _ => name.clone(),
+            }
+        };
+        let signature_header = named(&self.header);
+        let value = Self::single(&head.headers, &signature_header)?;
         let (tags, pair_timestamp) = self
             .parse(value.as_bytes())
-            .ok_or_else(|| self.malformed())?;
+            .ok_or_else(|| self.malformed(&signature_header))?;
         let timestamp_text = match &self.timestamp {
             TimestampSource::Header(name) => Some(Bytes::copy_from_slice(trim_ows(
-                Self::single(&head.headers, name)?.as_bytes(),
+                Self::single(&head.headers, &named(name))?.as_bytes(),
             ))),
             TimestampSource::SignatureHeader => pair_timestamp,
             TimestampSource::None | TimestampSource::BodyField { .. } => None,
@@ -685,8 +713,8 @@ impl Scheme for Hmac {
             Some(text) => {
                 let seconds = timestamp::parse_seconds(&text).ok_or_else(|| {
                     let header = match &self.timestamp {
-                        TimestampSource::Header(name) => name.clone(),
-                        _ => self.header.clone(),
+                        TimestampSource::Header(name) => named(name),
+                        _ => signature_header.clone(),
                     };
                     SignatureError::Malformed {
                         header,
@@ -700,6 +728,7 @@ impl Scheme for Hmac {
         let mut headers = Vec::new();
         for (index, part) in self.parts.iter().enumerate() {
             if let Part::Header(name) = part {
+                let name = &named(name);
                 let value = Self::single(&head.headers, name)?;
                 // A signed header value may not contain the separator that follows it (Standard
                 // Webhooks: "the id must not contain `.`"), so that no two requests sign the same
@@ -724,8 +753,10 @@ impl Scheme for Hmac {
             }
         }
         let delivery = Delivery {
-            id: Metadata::from_head(&self.metadata.id, &head.headers),
-            event_type: Metadata::from_head(&self.metadata.event_type, &head.headers),
+            id: self.metadata.read_head(&self.metadata.id, &head.headers),
+            event_type: self
+                .metadata
+                .read_head(&self.metadata.event_type, &head.headers),
             timestamp: timestamp.as_ref().map(|(_, seconds)| *seconds),
         };
         Ok(HmacSignature {
@@ -779,11 +810,14 @@ impl Scheme for Hmac {
         }
         let json = serde_json::from_slice::<Value>(signed).ok();
         if missing_id {
-            delivery.id = Metadata::read(&self.metadata.id, None, json.as_ref(), signed);
+            delivery.id = self
+                .metadata
+                .read(&self.metadata.id, None, json.as_ref(), signed);
         }
         if missing_type {
             delivery.event_type =
-                Metadata::read(&self.metadata.event_type, None, json.as_ref(), signed);
+                self.metadata
+                    .read(&self.metadata.event_type, None, json.as_ref(), signed);
         }
     }
 }
@@ -903,6 +937,21 @@ impl HmacBuilder {
     /// [`Verified::delivery_id`](crate::Verified::delivery_id).
     pub fn delivery_id(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
         self.metadata.id = fields.into_iter().collect();
+        self
+    }
+
+    /// Another name for `header` (the signature header, a timestamp header, a signed header or
+    /// one an event type or id is read from). When the signature header is absent and its alias
+    /// is present, every header is read by its alias: Svix's white-labelled `webhook-*` names,
+    /// Shopify's Events webhooks without `X-`.
+    ///
+    /// # Panics
+    ///
+    /// When either is not a valid header name (a programming error in a constant).
+    pub fn alias(mut self, header: &str, alias: &str) -> Self {
+        let parse =
+            |name: &str| HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+        self.metadata.aliases.push((parse(header), parse(alias)));
         self
     }
 
