@@ -121,7 +121,9 @@ impl Grammar {
     }
 
     /// A list of `version,signature` entries separated by single spaces (Standard Webhooks);
-    /// entries of other versions (`v1a` ed25519 signatures, later versions) are ignored.
+    /// entries of other versions (`v1a` ed25519 signatures, later versions) are ignored. (An
+    /// ed25519 scheme would read the same list for `v1a` and sign the same template of parts with
+    /// a public key instead of a MAC: another [`Scheme`] beside this one.)
     pub fn list(version: &str) -> Self {
         Self(GrammarKind::List {
             version: version.into(),
