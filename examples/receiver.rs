@@ -1,19 +1,27 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]
 //! ```
 //!
 //! Serves `POST /webhook` with the provider's preset. Its first line on stdout is
 //! `listening on http://ADDR`; then it prints one JSON line per event its handler processes,
 //! `{"provider":"videonest","event":"video.processed","id":"vid_abc123","key":"videonest:…"}`
-//! (`id` is `data.id` for VideoNest and `data._id` for VideoAIditor, `null` when absent; `key` is
-//! the deduplication key, `null` when the event has none), and answers 200 once the handler has
-//! run. Refused requests get the layer's 401/400/413 with a short reason and print nothing;
+//! (`event` and `id` are the provider's event type and delivery id wherever it puts them: `id` is
+//! `data.id` for VideoNest, `data._id` for VideoAIditor, `X-GitHub-Delivery`, Stripe's event
+//! `id`, `webhook-id`/`svix-id`, `X-Shopify-Event-Id`, Slack's `event_id`; `null` when absent;
+//! `key` is the deduplication key, `null` when the event has none), and answers 200 once the
+//! handler has run. Refused requests get the layer's 401/400/413 with a short reason and print nothing;
 //! other methods on `/webhook` get 405. Every verified JSON body is printed, including events
 //! kept raw (an unknown type, or fields of an undocumented shape), with their `event` and `id`.
 //! `--secret` may be repeated (key rotation: any one matching is enough). `--listen` defaults to
 //! 127.0.0.1:3000; port 0 picks a free port.
+//!
+//! - `--tolerance SECS` sets the replay window of the providers that sign a timestamp (Stripe,
+//!   Standard Webhooks, Svix, Slack: 300 unless set; a signed timestamp further than that from
+//!   the clock, either way, gets 401). For VideoNest it opts into a window on the body's
+//!   `timestamp`, which must exceed VideoNest's 36-minute retry horizon (2160 s). GitHub,
+//!   Shopify and VideoAIditor sign no timestamp and refuse the flag.
 //!
 //! - `--dedupe memory` deduplicates deliveries in this process, `--dedupe redis://HOST:PORT` in
 //!   Redis (shared by every receiver pointed at it): a repeat of a
@@ -54,15 +62,23 @@ use tower_webhook::{
         store::{MemoryStore, Store},
         store_key,
     },
-    provider::{videoaiditor, videonest},
+    provider::{
+        generic, github, shopify, slack, standard_webhooks, stripe, svix, videoaiditor, videonest,
+    },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor> --secret S [--secret S2 ...] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]";
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]";
 
 #[derive(Debug, Clone, Copy)]
 enum Provider {
     VideoNest,
     VideoAIditor,
+    GitHub,
+    Stripe,
+    StandardWebhooks,
+    Svix,
+    Shopify,
+    Slack,
 }
 
 /// Where `--dedupe` keeps its records, or `--queue` its deliveries.
@@ -90,6 +106,7 @@ impl Backend {
 struct Args {
     provider: Provider,
     secrets: Vec<String>,
+    tolerance: Option<Duration>,
     listen: SocketAddr,
     max_body: usize,
     dedupe: Option<Backend>,
@@ -119,6 +136,7 @@ impl Args {
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut provider = None;
     let mut secrets = Vec::new();
+    let mut tolerance = None;
     let mut listen: SocketAddr = "127.0.0.1:3000".parse().expect("valid default address");
     let mut max_body = DEFAULT_MAX_BODY_SIZE;
     let mut dedupe = None;
@@ -135,10 +153,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 provider = Some(match value("--provider")?.as_str() {
                     "videonest" => Provider::VideoNest,
                     "videoaiditor" => Provider::VideoAIditor,
+                    "github" => Provider::GitHub,
+                    "stripe" => Provider::Stripe,
+                    "standardwebhooks" => Provider::StandardWebhooks,
+                    "svix" => Provider::Svix,
+                    "shopify" => Provider::Shopify,
+                    "slack" => Provider::Slack,
                     other => return Err(format!("unknown provider {other:?}")),
                 });
             }
             "--secret" => secrets.push(value("--secret")?),
+            "--tolerance" => {
+                let secs = value("--tolerance")?;
+                tolerance = Some(Duration::from_secs(secs.parse().map_err(|_| {
+                    format!("--tolerance: {secs:?} is not a number of seconds")
+                })?));
+            }
             "--listen" => {
                 let addr = value("--listen")?;
                 listen = addr.parse().map_err(|_| {
@@ -199,6 +229,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args {
         provider,
         secrets,
+        tolerance,
         listen,
         max_body,
         dedupe,
@@ -341,7 +372,7 @@ async fn handle<E: WebhookEvent>(
     print_line(&Line {
         provider: behaviour.provider,
         event: verified.event_type(),
-        id: verified.id(),
+        id: verified.delivery_id().or_else(|| verified.id()),
         key: key.or(default_key.as_ref().and_then(Option::as_deref)),
         attempt,
     })
@@ -357,9 +388,9 @@ struct App {
 
 /// The route for one provider: verify, then (optionally) deduplicate, then handle, or with
 /// `--queue` store the delivery for the workers.
-fn route<E, St>(
+fn route<Sc, E, St>(
     args: &Args,
-    verify: tower_webhook::VerifyWebhookLayer<tower_webhook::scheme::HmacSha256, E>,
+    verify: tower_webhook::VerifyWebhookLayer<Sc, E>,
     dedupe: Option<DedupeLayer<E, St>>,
     behaviour: Arc<Behaviour>,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -372,6 +403,7 @@ where
         + serde::Serialize
         + serde::de::DeserializeOwned
         + 'static,
+    Sc: tower_webhook::scheme::Scheme,
     St: Store,
 {
     let layers = ServiceBuilder::new().layer(verify).option_layer(dedupe);
@@ -540,25 +572,114 @@ fn app_with<St: Store + Clone>(
         })
     };
     let config = |err: tower_webhook::ConfigError| err.to_string();
+    // The presets with a signed timestamp take `--tolerance`; the others refuse it.
+    let timed = |scheme: tower_webhook::scheme::HmacBuilder| match args.tolerance {
+        Some(tolerance) => scheme.tolerance(tolerance),
+        None => scheme,
+    };
+    let untimed = |name: &str| match args.tolerance {
+        Some(_) => Err(format!("--tolerance: {name} signs no timestamp")),
+        None => Ok(()),
+    };
+    let preset = |scheme: tower_webhook::scheme::HmacBuilder| {
+        generic::layer(scheme.secrets(&args.secrets))
+            .map(|layer| layer.max_body_size(args.max_body))
+            .map_err(config)
+    };
     match args.provider {
-        Provider::VideoNest => route(
-            args,
-            videonest::layer(&args.secrets)
-                .map_err(config)?
-                .max_body_size(args.max_body),
-            store.map(DedupeLayer::new),
-            behaviour("videonest"),
-            stop,
-        ),
-        Provider::VideoAIditor => route(
-            args,
-            videoaiditor::layer(&args.secrets)
-                .map_err(config)?
-                .max_body_size(args.max_body),
-            store.map(DedupeLayer::new),
-            behaviour("videoaiditor"),
-            stop,
-        ),
+        Provider::VideoNest => match args.tolerance {
+            None => route(
+                args,
+                videonest::layer(&args.secrets)
+                    .map_err(config)?
+                    .max_body_size(args.max_body),
+                store.map(DedupeLayer::new),
+                behaviour("videonest"),
+                stop,
+            ),
+            Some(tolerance) => route(
+                args,
+                videonest::layer_with_window(&args.secrets, tolerance)
+                    .map_err(config)?
+                    .max_body_size(args.max_body),
+                store.map(DedupeLayer::new),
+                behaviour("videonest"),
+                stop,
+            ),
+        },
+        Provider::GitHub => {
+            untimed("github")?;
+            let layer = preset(github::scheme())?;
+            route(
+                args,
+                layer,
+                store.map(DedupeLayer::new),
+                behaviour("github"),
+                stop,
+            )
+        }
+        Provider::Shopify => {
+            untimed("shopify")?;
+            let layer = preset(shopify::scheme())?;
+            route(
+                args,
+                layer,
+                store.map(DedupeLayer::new),
+                behaviour("shopify"),
+                stop,
+            )
+        }
+        Provider::Stripe => {
+            let layer = preset(timed(stripe::scheme()))?;
+            route(
+                args,
+                layer,
+                store.map(DedupeLayer::new),
+                behaviour("stripe"),
+                stop,
+            )
+        }
+        Provider::StandardWebhooks => {
+            let layer = preset(timed(standard_webhooks::scheme()))?;
+            route(
+                args,
+                layer,
+                store.map(DedupeLayer::new),
+                behaviour("standardwebhooks"),
+                stop,
+            )
+        }
+        Provider::Svix => {
+            let layer = preset(timed(svix::scheme()))?;
+            route(
+                args,
+                layer,
+                store.map(DedupeLayer::new),
+                behaviour("svix"),
+                stop,
+            )
+        }
+        Provider::Slack => {
+            let layer = preset(timed(slack::scheme()))?;
+            route(
+                args,
+                layer,
+                store.map(DedupeLayer::new),
+                behaviour("slack"),
+                stop,
+            )
+        }
+        Provider::VideoAIditor => untimed("videoaiditor").and_then(|()| {
+            route(
+                args,
+                videoaiditor::layer(&args.secrets)
+                    .map_err(config)?
+                    .max_body_size(args.max_body),
+                store.map(DedupeLayer::new),
+                behaviour("videoaiditor"),
+                stop,
+            )
+        }),
     }
 }
 

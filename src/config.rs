@@ -31,6 +31,17 @@ pub enum ConfigError {
         /// The prefix as given.
         prefix: String,
     },
+    /// The secret at this position is not in the scheme's key format (a Standard Webhooks
+    /// `whsec_` secret that is not base64).
+    InvalidSecret {
+        /// Zero-based position of the secret.
+        index: usize,
+    },
+    /// The scheme's parts do not fit together (see [`HmacBuilder::build`](crate::scheme::HmacBuilder::build)).
+    InvalidScheme {
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -49,6 +60,12 @@ impl fmt::Display for ConfigError {
                     "signature prefix {prefix:?} cannot appear in a header value"
                 )
             }
+            Self::InvalidSecret { index } => write!(
+                f,
+                "webhook secret #{} is not in the scheme's key format (`whsec_` + base64)",
+                index + 1
+            ),
+            Self::InvalidScheme { reason } => write!(f, "invalid signature scheme: {reason}"),
         }
     }
 }

@@ -8,7 +8,7 @@
 //!
 //! | rejection | status |
 //! | --- | --- |
-//! | signature header missing, malformed, repeated, or not matching | 401 Unauthorized |
+//! | signature header missing, malformed, repeated, or not matching; signed timestamp outside the tolerance | 401 Unauthorized |
 //! | body larger than the limit (by `Content-Length` or while reading) | 413 Payload Too Large |
 //! | body failed while being read | 400 Bad Request |
 //! | verified body is not a valid event | 400 Bad Request |
@@ -194,6 +194,16 @@ pub enum SignatureError {
     },
     /// The signature is well formed but no configured secret produced it.
     Mismatch,
+    /// A signature matched, but its signed timestamp is further from the receiver's clock than
+    /// the scheme's tolerance: a replayed (or badly delayed, or future-dated) delivery. Only
+    /// reported after the signature was verified.
+    OutOfTolerance {
+        /// The signed timestamp minus the receiver's clock, in whole seconds (negative: in the
+        /// past).
+        offset_seconds: i64,
+        /// The tolerance.
+        tolerance: std::time::Duration,
+    },
     /// A reason of the scheme's own: a timestamp outside the tolerance, a version it does not
     /// support, … Its `Display` text becomes the response's reason, so it must not echo secrets.
     Other(Arc<dyn StdError + Send + Sync>),
@@ -232,6 +242,16 @@ impl PartialEq for SignatureError {
                 },
             ) => a == b && x == y,
             (Self::Mismatch, Self::Mismatch) => true,
+            (
+                Self::OutOfTolerance {
+                    offset_seconds: a,
+                    tolerance: x,
+                },
+                Self::OutOfTolerance {
+                    offset_seconds: b,
+                    tolerance: y,
+                },
+            ) => a == b && x == y,
             (Self::Other(a), Self::Other(b)) => a.to_string() == b.to_string(),
             _ => false,
         }
@@ -257,6 +277,20 @@ impl fmt::Display for SignatureError {
                 )
             }
             Self::Mismatch => f.write_str("webhook signature does not match"),
+            Self::OutOfTolerance {
+                offset_seconds,
+                tolerance,
+            } => write!(
+                f,
+                "webhook timestamp is {} s in the {}; the tolerance is {} s",
+                offset_seconds.unsigned_abs(),
+                if *offset_seconds < 0 {
+                    "past"
+                } else {
+                    "future"
+                },
+                tolerance.as_secs()
+            ),
             Self::Other(reason) => write!(f, "webhook signature refused: {reason}"),
         }
     }

@@ -6,7 +6,7 @@ use std::{ops::Deref, sync::Arc, time::SystemTime};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::scheme::Delivery;
+use crate::{WebhookEvent, scheme::Delivery};
 
 /// A verified webhook, inserted by [`VerifyWebhook`](crate::VerifyWebhook) as a request
 /// extension before the inner service runs.
@@ -56,6 +56,8 @@ pub struct Verified<E = ()> {
     reserialized: bool,
     provider: Arc<str>,
     delivery_id: Option<String>,
+    #[serde(default)]
+    event_type: Option<String>,
     timestamp: Option<i64>,
     received_at: SystemTime,
 }
@@ -73,6 +75,7 @@ impl<E> Verified<E> {
             reserialized: false,
             provider: Arc::from(""),
             delivery_id: None,
+            event_type: None,
             timestamp: None,
             received_at: SystemTime::now(),
         }
@@ -92,6 +95,7 @@ impl<E> Verified<E> {
             reserialized,
             provider,
             delivery_id: delivery.id,
+            event_type: delivery.event_type,
             timestamp: delivery.timestamp,
             received_at,
         }
@@ -108,6 +112,13 @@ impl<E> Verified<E> {
     #[must_use]
     pub fn with_delivery_id(mut self, id: impl Into<String>) -> Self {
         self.delivery_id = Some(id.into());
+        self
+    }
+
+    /// Sets the event type.
+    #[must_use]
+    pub fn with_event_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_type = Some(event_type.into());
         self
     }
 
@@ -160,13 +171,22 @@ impl<E> Verified<E> {
         &self.provider
     }
 
-    /// The delivery id, for schemes that send one (none of the current presets does).
+    /// The delivery id, where the scheme reads one: a header (`X-GitHub-Delivery`,
+    /// `webhook-id`, `X-Shopify-Event-Id`) or a field of the signed body (Stripe's `id`). The
+    /// VideoNest and VideoAIditor presets read none (their ids are in the typed event).
     pub fn delivery_id(&self) -> Option<&str> {
         self.delivery_id.as_deref()
     }
 
-    /// The signed timestamp in Unix seconds, for schemes that sign one (none of the current
-    /// presets does).
+    /// The provider's event type as the scheme read it, where it reads one: a header
+    /// (`X-GitHub-Event`, `X-Shopify-Topic`) or a field of the signed body (Stripe's `type`).
+    /// [`event_type`](Self::event_type) falls back to the event's own when this is `None`.
+    pub fn delivery_event_type(&self) -> Option<&str> {
+        self.event_type.as_deref()
+    }
+
+    /// The signed timestamp in Unix seconds, for schemes that sign one (Stripe, Standard
+    /// Webhooks, Svix, Slack).
     pub fn timestamp(&self) -> Option<i64> {
         self.timestamp
     }
@@ -179,6 +199,24 @@ impl<E> Verified<E> {
     /// The event and the signed bytes.
     pub fn into_parts(self) -> (E, Bytes) {
         (self.event, self.body)
+    }
+}
+
+impl<E: WebhookEvent> Verified<E> {
+    /// The event type, the same for every preset: the one the scheme read
+    /// ([`delivery_event_type`](Self::delivery_event_type)), else the event's own
+    /// ([`WebhookEvent::event_type`]).
+    ///
+    /// ```
+    /// use tower_webhook::{Verified, provider::generic::Event};
+    ///
+    /// let verified = Verified::new(Event::new("push", None, None), "{}").with_event_type("ping");
+    /// assert_eq!(verified.event_type(), "ping");
+    /// ```
+    pub fn event_type(&self) -> &str {
+        self.event_type
+            .as_deref()
+            .unwrap_or_else(|| self.event.event_type())
     }
 }
 
@@ -226,6 +264,7 @@ mod tests {
         let verified = Verified::new(event, body)
             .with_provider("videoaiditor")
             .with_delivery_id("msg_1")
+            .with_event_type("render.completed")
             .with_timestamp(1_767_225_600)
             .with_reserialized(true);
         let json = serde_json::to_string(&verified).unwrap();

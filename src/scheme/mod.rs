@@ -10,8 +10,13 @@
 //!    time. It says which bytes the signature covered ([`Signed`]); the event is parsed from those
 //!    bytes and nothing else.
 //!
-//! [`HmacSha256`] covers every "HMAC-SHA256 of the body, hex or base64, in header X, with an
-//! optional prefix" provider, and is what the [`provider`](crate::provider) presets build.
+//! [`Hmac`] is the general model: any header [`Grammar`] (`sha256=<hex>`, `t=…,v1=…`,
+//! `ts=…;h1=…`, space-separated `v1,<base64>` lists), signed content as a template of [`Part`]s
+//! (literals, header values, the timestamp, the body or its `JSON.stringify` form), SHA-256 or
+//! SHA-1, hex or base64, raw or `whsec_` keys, and a replay window read from an injectable
+//! [`Clock`]. The GitHub, Stripe, Standard Webhooks, Svix, Shopify and Slack presets build it.
+//! [`HmacSha256`] is the simpler "HMAC-SHA256 of the body in header X" scheme the VideoNest and
+//! VideoAIditor presets build.
 //!
 //! # Example
 //!
@@ -40,13 +45,25 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
+mod hmac;
+pub(crate) mod hmac_metadata {
+    pub(crate) use super::hmac::Metadata;
+}
 mod hmac_sha256;
 mod js_json;
+mod timestamp;
 
 use bytes::Bytes;
 use http::request::Parts;
 
-pub use self::hmac_sha256::{Encoding, HmacSha256, HmacSha256Builder, Signature};
+pub use self::{
+    hmac::{
+        Digest, Field, Grammar, Hmac, HmacBuilder, HmacSignature, KeyFormat, MAX_ELEMENTS,
+        MAX_SIGNATURES, Part, TimestampSource,
+    },
+    hmac_sha256::{Encoding, HmacSha256, HmacSha256Builder, Signature},
+    timestamp::{Clock, SystemClock, TimestampUnit},
+};
 pub use crate::rejection::SignatureError;
 
 /// For the fuzz targets only (built with `--cfg fuzzing`): what
@@ -96,6 +113,13 @@ pub trait Scheme: Send + Sync + 'static {
         let _ = signature;
         Delivery::default()
     }
+
+    /// Fills in what the scheme reads about the delivery from the signed bytes (an event type
+    /// or id in the JSON body, such as Stripe's `type` and `id`). Called only after
+    /// [`verify`](Scheme::verify) succeeded, with the bytes it covered. Nothing by default.
+    fn complete_delivery(&self, delivery: &mut Delivery, signed: &Bytes) {
+        let _ = (delivery, signed);
+    }
 }
 
 /// What a scheme knows about a delivery besides its signed bytes; see [`Scheme::delivery`].
@@ -113,6 +137,9 @@ pub struct Delivery {
     pub id: Option<String>,
     /// The signed timestamp, in Unix seconds, when the scheme signs one.
     pub timestamp: Option<i64>,
+    /// The provider's event type, when the scheme reads one (`X-GitHub-Event`, Stripe's
+    /// `type`).
+    pub event_type: Option<String>,
 }
 
 impl Delivery {
@@ -127,6 +154,13 @@ impl Delivery {
     #[must_use]
     pub fn timestamp(mut self, unix_seconds: i64) -> Self {
         self.timestamp = Some(unix_seconds);
+        self
+    }
+
+    /// Sets the event type.
+    #[must_use]
+    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_type = Some(event_type.into());
         self
     }
 }

@@ -85,13 +85,14 @@ where
     /// Verifies, then decodes, then builds the request for the inner service.
     fn admit(mut self, body: Bytes) -> Admitted<S, Sc, E, R> {
         let shared = &*self.shared;
-        let delivery = shared.scheme.delivery(&self.signature);
+        let mut delivery = shared.scheme.delivery(&self.signature);
         let (body, reserialized) = match shared.scheme.verify(self.signature, &body) {
             Ok(Signed::RawBody) => (body, false),
             // The inner service sees the signed form, never the unsigned raw bytes.
             Ok(Signed::Reserialized(form)) => (form, true),
             Err(err) => return Err((self.shared, err.into())),
         };
+        shared.scheme.complete_delivery(&mut delivery, &body);
         // Whichever form was signed, the inner service gets it whole, with its length. A
         // `Content-Length` that already says so (the usual case) is left as it is.
         let headers = &mut self.head.headers;

@@ -51,10 +51,15 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
+use std::time::Duration;
+
 use crate::{
     ConfigError, Secret, VerifyWebhookLayer,
     decode::Lossless,
-    scheme::{Encoding, HmacSha256, HmacSha256Builder},
+    scheme::{
+        Encoding, Field, Hmac, HmacBuilder, HmacSha256, HmacSha256Builder, TimestampSource,
+        TimestampUnit,
+    },
 };
 
 /// The header VideoNest sends its signature in.
@@ -66,6 +71,68 @@ pub fn scheme() -> HmacSha256Builder {
     HmacSha256::builder(SIGNATURE_HEADER)
         .name("videonest")
         .encoding(Encoding::Hex)
+}
+
+/// How long after an event VideoNest may still deliver it: retries 1, 5 and 30 minutes after
+/// the first attempt, 36 minutes in all (plus each attempt's 10-second deadline). A replay
+/// window on the body's `timestamp` must be longer than this, or retries are refused.
+pub const RETRY_HORIZON: Duration = Duration::from_secs(36 * 60);
+
+/// The VideoNest scheme with an opt-in replay window on the `timestamp` field of the signed
+/// body (RFC 3339), the only timestamp VideoNest sends; add secrets and build it.
+///
+/// VideoNest signs no delivery time: `timestamp` is when the event happened, so the window
+/// must exceed [`RETRY_HORIZON`] (36 minutes) with room for VideoNest's own delays, and it
+/// bounds replays only to that long. Pair it with deduplication on the event `id`
+/// ([`DedupeLayer`](crate::dedupe::DedupeLayer)) to refuse replays inside the window. A signed
+/// body without a valid `timestamp` (such as a test ping) is refused with 401. Event type and
+/// delivery id are the body's `event` and `data.id`.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_webhook::provider::videonest;
+///
+/// let layer = videonest::layer_with_window(["vn_signing_secret"], Duration::from_secs(3600))?;
+/// # let _ = layer;
+/// // Shorter than the retry horizon: refused when configured.
+/// assert!(videonest::layer_with_window(["vn_signing_secret"], Duration::from_secs(600)).is_err());
+/// # Ok::<_, tower_webhook::ConfigError>(())
+/// ```
+pub fn windowed_scheme(tolerance: Duration) -> HmacBuilder {
+    Hmac::sha256(SIGNATURE_HEADER)
+        .name("videonest")
+        .encoding(Encoding::Hex)
+        .timestamp(TimestampSource::BodyField {
+            field: "timestamp".into(),
+            unit: TimestampUnit::Rfc3339,
+        })
+        .tolerance(tolerance)
+        .event_type([Field::json("/event")])
+        .delivery_id([Field::json("/data/id")])
+}
+
+/// A layer like [`layer`] with a replay window of `tolerance` on the body's `timestamp`; see
+/// [`windowed_scheme`].
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidScheme`] when `tolerance` does not exceed [`RETRY_HORIZON`];
+/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
+pub fn layer_with_window<I>(
+    secrets: I,
+    tolerance: Duration,
+) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<Secret>,
+{
+    if tolerance <= RETRY_HORIZON {
+        return Err(ConfigError::InvalidScheme {
+            reason: "a VideoNest replay window must exceed its 36-minute retry horizon",
+        });
+    }
+    let scheme = windowed_scheme(tolerance).secrets(secrets).build()?;
+    Ok(VerifyWebhookLayer::new(scheme).decode_with(Lossless::new()))
 }
 
 /// A layer that verifies VideoNest webhooks signed with any of `secrets` and decodes them into

@@ -1,0 +1,100 @@
+//! Shopify: `X-Shopify-Hmac-Sha256: <standard base64 HMAC-SHA256 of the raw body>`.
+//!
+//! The key is the app's client secret (or the secret shown on the admin's notifications page).
+//! Shopify signs no timestamp (`X-Shopify-Triggered-At` is not covered by the MAC), so there is
+//! no replay window: deduplicate on `X-Shopify-Event-Id` (or `X-Shopify-Webhook-Id` when the
+//! former is absent), which is the delivery id here. The event type is `X-Shopify-Topic`. While
+//! rotating the client secret, configure the old and the new one. Shopify's newer Events
+//! webhooks send the same headers without `X-` (`shopify-hmac-sha256`, `shopify-topic`, …):
+//! they are read too.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_webhook::{provider::shopify, scheme::Scheme};
+//!
+//! let request = shopify::signed_request("shpss_secret", r#"{"id":820982911946154508}"#)?;
+//! let layer = shopify::layer(["shpss_secret", "shpss_previous"])?;
+//! let (head, _) = request.into_parts();
+//! assert!(layer.scheme().signature(&head).is_ok());
+//! # Ok::<_, tower_webhook::ConfigError>(())
+//! ```
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body_util::Full;
+
+use super::generic::{self, Event};
+use crate::{
+    ConfigError, Secret, VerifyWebhookLayer,
+    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder},
+};
+
+/// The header Shopify sends its signature in.
+pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
+/// The header naming the topic (`orders/create`, …).
+pub const TOPIC_HEADER: &str = "X-Shopify-Topic";
+/// The header identifying the event, the same on every delivery of it.
+pub const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";
+/// The header identifying the webhook delivery.
+pub const WEBHOOK_ID_HEADER: &str = "X-Shopify-Webhook-Id";
+
+/// A builder for the Shopify scheme; add secrets and build it, or pass it to
+/// [`generic::layer`].
+pub fn scheme() -> HmacBuilder {
+    Hmac::sha256(SIGNATURE_HEADER)
+        .name("shopify")
+        .grammar(Grammar::value())
+        .encoding(Encoding::Base64)
+        .event_type([Field::header(TOPIC_HEADER)])
+        .delivery_id([
+            Field::header(EVENT_ID_HEADER),
+            Field::header(WEBHOOK_ID_HEADER),
+        ])
+        .alias(SIGNATURE_HEADER, "shopify-hmac-sha256")
+        .alias(TOPIC_HEADER, "shopify-topic")
+        .alias(EVENT_ID_HEADER, "shopify-event-id")
+        .alias(WEBHOOK_ID_HEADER, "shopify-webhook-id")
+}
+
+/// A layer that verifies Shopify webhooks signed with any of `secrets` and decodes them into
+/// [`Event`].
+///
+/// # Errors
+///
+/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
+pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<Secret>,
+{
+    generic::layer(scheme().secrets(secrets))
+}
+
+/// The signature header Shopify would send with `body`, for tests.
+///
+/// # Errors
+///
+/// [`ConfigError::EmptySecret`] when `secret` is empty.
+pub fn headers(secret: impl Into<Secret>, body: &[u8]) -> Result<HeaderMap, ConfigError> {
+    Ok(scheme()
+        .secret(secret)
+        .build()?
+        .sign(body, None, &HeaderMap::new()))
+}
+
+/// A request signed the way Shopify signs it, for tests: `POST /` with `body`,
+/// `Content-Type: application/json` and the signature header.
+///
+/// # Errors
+///
+/// [`ConfigError::EmptySecret`] when `secret` is empty.
+pub fn signed_request(
+    secret: impl Into<Secret>,
+    body: impl Into<Bytes>,
+) -> Result<Request<Full<Bytes>>, ConfigError> {
+    Ok(scheme()
+        .secret(secret)
+        .build()?
+        .signed_request(body, None, &HeaderMap::new()))
+}

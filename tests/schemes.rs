@@ -1,0 +1,421 @@
+//! Every case of the signed vectors for the presets built on `Hmac` (GitHub, Stripe, Standard
+//! Webhooks, Svix, Shopify, Slack) and for providers expressed with the generic model (Paddle,
+//! Linear, Zoom, Square, Intercom), sent through the layer with the clock fixed at the case's
+//! `now`. Every failure is collected, so one run reports them all.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, UNIX_EPOCH},
+};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header::CONTENT_LENGTH};
+use http_body_util::Full;
+use serde_json::Value;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_webhook::{
+    Rejection, SignatureError, Verified, WebhookEvent,
+    provider::{generic, github, shopify, slack, standard_webhooks, stripe, svix},
+    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder, Part, TimestampSource, TimestampUnit},
+};
+
+fn vectors_dir() -> PathBuf {
+    match std::env::var_os("TOWER_WEBHOOK_VECTORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"),
+    }
+}
+
+fn load(file: &str) -> Vec<Value> {
+    let path = vectors_dir().join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("cannot read test vectors {}: {err}", path.display()));
+    let json: Value = serde_json::from_str(&text).expect("vector file is JSON");
+    let cases = json["cases"].as_array().expect("a `cases` array").clone();
+    assert!(!cases.is_empty(), "{} holds no cases", path.display());
+    cases
+}
+
+fn text(case: &Value, key: &str) -> Option<String> {
+    case[key].as_str().map(str::to_owned)
+}
+
+fn body_of(case: &Value) -> Bytes {
+    match (text(case, "body"), text(case, "body_base64")) {
+        (Some(body), _) => Bytes::from(body),
+        (None, Some(encoded)) => Bytes::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .expect("body_base64 decodes"),
+        ),
+        (None, None) => panic!("case without a body"),
+    }
+}
+
+fn request_for(case: &Value, body: &Bytes) -> Request<Full<Bytes>> {
+    let mut request = Request::post("/webhook")
+        .body(Full::new(body.clone()))
+        .unwrap();
+    for pair in case["headers"].as_array().expect("headers") {
+        let name = HeaderName::from_bytes(pair[0].as_str().unwrap().as_bytes()).unwrap();
+        let value = HeaderValue::from_bytes(pair[1].as_str().unwrap().as_bytes()).unwrap();
+        request.headers_mut().append(name, value);
+    }
+    request
+        .headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    request
+}
+
+fn matches_failure(failure: &str, rejection: &Rejection) -> bool {
+    match failure {
+        "signature_mismatch" => {
+            matches!(rejection, Rejection::Signature(SignatureError::Mismatch))
+        }
+        "missing_header" => matches!(
+            rejection,
+            Rejection::Signature(SignatureError::Missing { .. })
+        ),
+        "malformed_header" => matches!(
+            rejection,
+            Rejection::Signature(
+                SignatureError::Malformed { .. } | SignatureError::Repeated { .. }
+            )
+        ),
+        "timestamp_out_of_tolerance" => matches!(
+            rejection,
+            Rejection::Signature(SignatureError::OutOfTolerance { .. })
+        ),
+        "unparseable_body" => matches!(rejection, Rejection::Decode(_)),
+        _ => false,
+    }
+}
+
+/// What a valid case's handler saw.
+type Seen = Arc<Mutex<Option<Verified<generic::Event>>>>;
+
+/// Sends one case through a layer built from `scheme` (with the case's secrets and clock).
+async fn run_case(case: &Value, scheme: HmacBuilder, typed: &Mutex<usize>) -> Result<(), String> {
+    let now = case["now"].as_u64().ok_or("no `now`")?;
+    let secrets: Vec<String> = case["secrets"]
+        .as_array()
+        .ok_or("no secrets")?
+        .iter()
+        .map(|secret| secret.as_str().unwrap().to_owned())
+        .collect();
+    let scheme = scheme
+        .secrets(secrets)
+        .clock(move || UNIX_EPOCH + Duration::from_secs(now));
+    let layer = generic::layer(scheme).map_err(|err| err.to_string())?;
+    let seen: Seen = Arc::default();
+    let handler_seen = seen.clone();
+    let service = ServiceBuilder::new().layer(layer).service(service_fn(
+        move |request: Request<Full<Bytes>>| {
+            let seen = handler_seen.clone();
+            async move {
+                let verified = request
+                    .extensions()
+                    .get::<Verified<generic::Event>>()
+                    .cloned();
+                *seen.lock().unwrap() = verified;
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+            }
+        },
+    ));
+    let body = body_of(case);
+    let response = service
+        .oneshot(request_for(case, &body))
+        .await
+        .unwrap_or_else(|never| match never {});
+    let rejection = response.extensions().get::<Rejection>().cloned();
+    match case["expected"].as_str() {
+        Some("valid") => {
+            if response.status() != StatusCode::OK {
+                return Err(format!(
+                    "expected 200, got {} ({rejection:?})",
+                    response.status()
+                ));
+            }
+            let verified = seen
+                .lock()
+                .unwrap()
+                .take()
+                .ok_or("handler saw no Verified")?;
+            if verified.body() != &body {
+                return Err("the handler's signed bytes are not the body".into());
+            }
+            // What the scheme read is what the event says, for every preset.
+            if verified.delivery_event_type().unwrap_or_default() != verified.event().event_type() {
+                return Err("the scheme's event type differs from the event's".into());
+            }
+            if verified.delivery_id() != verified.event().id() {
+                return Err("the delivery id differs from the event's id".into());
+            }
+            if verified.delivery_event_type().is_some() {
+                *typed.lock().unwrap() += 1;
+            }
+            Ok(())
+        }
+        Some("invalid") => {
+            let failure = case["failure"]
+                .as_str()
+                .ok_or("invalid case without failure")?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Err(format!(
+                    "expected 401 ({failure}), got {}",
+                    response.status()
+                ));
+            }
+            let rejection = rejection.ok_or("no Rejection in the response")?;
+            if !matches_failure(failure, &rejection) {
+                return Err(format!("expected {failure}, got {rejection:?}"));
+            }
+            if seen.lock().unwrap().is_some() {
+                return Err("the handler ran for a refused request".into());
+            }
+            Ok(())
+        }
+        other => Err(format!("unknown expectation {other:?}")),
+    }
+}
+
+/// Runs every case of `file`, with the scheme `scheme` makes for the case.
+async fn run_file(file: &str, scheme: impl Fn(&Value) -> HmacBuilder, require_event_type: bool) {
+    let mut failures = Vec::new();
+    let typed = Mutex::new(0);
+    let cases = load(file);
+    for case in &cases {
+        let name = text(case, "name").unwrap_or_default();
+        if let Err(err) = run_case(case, scheme(case), &typed).await {
+            failures.push(format!("{file} {name}: {err}"));
+        }
+    }
+    if require_event_type && *typed.lock().unwrap() == 0 {
+        failures.push(format!("{file}: no valid case had an event type"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn github_vectors() {
+    run_file("github.json", |_| github::scheme(), true).await;
+}
+
+#[tokio::test]
+async fn stripe_vectors() {
+    run_file("stripe.json", |_| stripe::scheme(), true).await;
+}
+
+#[tokio::test]
+async fn standard_webhooks_vectors() {
+    run_file(
+        "standardwebhooks.json",
+        |_| standard_webhooks::scheme(),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn svix_vectors() {
+    run_file("svix.json", |_| svix::scheme(), true).await;
+}
+
+#[tokio::test]
+async fn shopify_vectors() {
+    run_file("shopify.json", |_| shopify::scheme(), true).await;
+}
+
+#[tokio::test]
+async fn slack_vectors() {
+    run_file("slack.json", |_| slack::scheme(), true).await;
+}
+
+/// Paddle: `Paddle-Signature: ts=…;h1=…[;h1=…]`, signed `{ts}:{body}`, 5 s either way.
+fn paddle() -> HmacBuilder {
+    Hmac::sha256("Paddle-Signature")
+        .name("paddle")
+        .grammar(Grammar::pairs(';', "ts", "h1"))
+        .timestamp(TimestampSource::SignatureHeader)
+        .signs([Part::Timestamp, Part::literal(":"), Part::Body])
+        .tolerance(Duration::from_secs(5))
+        .event_type([Field::json("/event_type")])
+        .delivery_id([Field::json("/event_id")])
+}
+
+/// Linear: hex of the raw body; `webhookTimestamp` (ms) in the signed body, 60 s either way.
+fn linear() -> HmacBuilder {
+    Hmac::sha256("Linear-Signature")
+        .name("linear")
+        .timestamp(TimestampSource::BodyField {
+            field: "webhookTimestamp".into(),
+            unit: TimestampUnit::Millis,
+        })
+        .tolerance(Duration::from_secs(60))
+        .event_type([Field::header("Linear-Event")])
+        .delivery_id([Field::header("Linear-Delivery")])
+}
+
+/// Zoom: `x-zm-signature: v0=<hex of "v0:{ts}:{body}">`.
+fn zoom() -> HmacBuilder {
+    Hmac::sha256("x-zm-signature")
+        .name("zoom")
+        .grammar(Grammar::prefixed("v0="))
+        .timestamp(TimestampSource::Header(
+            "x-zm-request-timestamp".parse().unwrap(),
+        ))
+        .signs([
+            Part::literal("v0:"),
+            Part::Timestamp,
+            Part::literal(":"),
+            Part::Body,
+        ])
+        .event_type([Field::json("/event")])
+}
+
+/// Square: base64 of the notification URL followed by the body.
+fn square(url: &str) -> HmacBuilder {
+    Hmac::sha256("x-square-hmacsha256-signature")
+        .name("square")
+        .encoding(Encoding::Base64)
+        .signs([Part::literal(url.to_owned()), Part::Body])
+        .event_type([Field::json("/type")])
+        .delivery_id([Field::json("/event_id")])
+}
+
+/// Intercom: `X-Hub-Signature: sha1=<hex HMAC-SHA1 of the body>`.
+fn intercom() -> HmacBuilder {
+    Hmac::sha1("X-Hub-Signature")
+        .name("intercom")
+        .grammar(Grammar::prefixed("sha1="))
+        .event_type([Field::json("/topic")])
+        .delivery_id([Field::json("/id")])
+}
+
+#[tokio::test]
+async fn paddle_vectors() {
+    run_file("paddle.json", |_| paddle(), true).await;
+}
+
+#[tokio::test]
+async fn linear_vectors() {
+    run_file("linear.json", |_| linear(), true).await;
+}
+
+#[tokio::test]
+async fn zoom_vectors() {
+    run_file("zoom.json", |_| zoom(), true).await;
+}
+
+#[tokio::test]
+async fn square_vectors() {
+    run_file(
+        "square.json",
+        |case| square(case["url"].as_str().expect("square cases have a url")),
+        true,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn intercom_vectors() {
+    run_file("intercom.json", |_| intercom(), true).await;
+}
+
+/// The value of header `name` in a case, if any.
+fn header(case: &Value, name: &str) -> Option<String> {
+    case["headers"].as_array()?.iter().find_map(|pair| {
+        pair[0]
+            .as_str()?
+            .eq_ignore_ascii_case(name)
+            .then(|| pair[1].as_str().unwrap().to_owned())
+    })
+}
+
+/// The signing helpers make exactly the signature of each preset's `valid` and
+/// `valid_unicode_body` cases, which the providers' own signers made.
+#[test]
+fn signing_helpers_agree_with_the_vectors() {
+    let mut checked = 0;
+    for file in [
+        "github.json",
+        "stripe.json",
+        "standardwebhooks.json",
+        "svix.json",
+        "shopify.json",
+        "slack.json",
+    ] {
+        for case in load(file) {
+            let name = text(&case, "name").unwrap();
+            if !name.starts_with("valid") {
+                continue;
+            }
+            let secret = case["secrets"][0].as_str().unwrap().to_owned();
+            let body = body_of(&case);
+            let (signature_header, made) = match file {
+                "github.json" => (
+                    github::SIGNATURE_HEADER,
+                    github::headers(secret, &body).unwrap(),
+                ),
+                "shopify.json" => (
+                    shopify::SIGNATURE_HEADER,
+                    shopify::headers(secret, &body).unwrap(),
+                ),
+                "slack.json" => {
+                    let ts = header(&case, slack::TIMESTAMP_HEADER).unwrap();
+                    (
+                        slack::SIGNATURE_HEADER,
+                        slack::headers(secret, &body, ts.parse().unwrap()).unwrap(),
+                    )
+                }
+                "stripe.json" => {
+                    let value = header(&case, stripe::SIGNATURE_HEADER).unwrap();
+                    let ts = value
+                        .split(',')
+                        .find_map(|pair| pair.strip_prefix("t="))
+                        .unwrap();
+                    (
+                        stripe::SIGNATURE_HEADER,
+                        stripe::headers(secret, &body, ts.parse().unwrap()).unwrap(),
+                    )
+                }
+                "standardwebhooks.json" => {
+                    let id = header(&case, standard_webhooks::ID_HEADER).unwrap();
+                    let ts = header(&case, standard_webhooks::TIMESTAMP_HEADER).unwrap();
+                    (
+                        standard_webhooks::SIGNATURE_HEADER,
+                        standard_webhooks::headers(secret, &id, ts.parse().unwrap(), &body)
+                            .unwrap(),
+                    )
+                }
+                _ => {
+                    let id = header(&case, svix::ID_HEADER).unwrap();
+                    let ts = header(&case, svix::TIMESTAMP_HEADER).unwrap();
+                    (
+                        svix::SIGNATURE_HEADER,
+                        svix::headers(secret, &id, ts.parse().unwrap(), &body).unwrap(),
+                    )
+                }
+            };
+            let expected = header(&case, signature_header).unwrap();
+            for (name, value) in &made {
+                assert_eq!(
+                    Some(value.to_str().unwrap().to_owned()),
+                    header(&case, name.as_str()),
+                    "{file} {name}: header {name}"
+                );
+            }
+            assert_eq!(made[signature_header], expected.as_str(), "{file} {name}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "two valid cases per preset");
+}
