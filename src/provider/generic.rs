@@ -120,5 +120,7 @@ impl Decode<Event> for Decoder {
 /// Whatever [`HmacBuilder::build`] reports.
 pub fn layer(builder: HmacBuilder) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError> {
     let decoder = Decoder::new(&builder);
-    Ok(VerifyWebhookLayer::new(builder.build()?).decode_with(decoder))
+    Ok(VerifyWebhookLayer::new(builder.build()?)
+        .decode_with(decoder)
+        .trace_event_types())
 }

@@ -18,7 +18,11 @@ use http_body_util::Full;
 use pin_project::pin_project;
 use tower::Service;
 
-use super::{body::Collector, service::Shared};
+use super::{
+    body::Collector,
+    service::Shared,
+    trace::{self, Trace},
+};
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
     rejection::{respond, respond_early},
@@ -59,6 +63,7 @@ where
     Calling {
         #[pin]
         future: S::Future,
+        trace: Trace,
     },
     /// Refused; the response is ready.
     Rejected { response: Option<S::Response> },
@@ -66,7 +71,8 @@ where
 
 /// The request for the inner service, or the refusal and the configuration whose responder
 /// answers it.
-type Admitted<S, Sc, E, R> = Result<(S, Request<Full<Bytes>>), (Arc<Shared<Sc, E, R>>, Rejection)>;
+type Admitted<S, Sc, E, R> =
+    Result<(S, Request<Full<Bytes>>, Trace), (Arc<Shared<Sc, E, R>>, Rejection)>;
 
 /// What a request needs once its body is in.
 pub(crate) struct Pending<S, Sc: Scheme, E, R> {
@@ -90,7 +96,11 @@ where
             Ok(Signed::RawBody) => (body, false),
             // The inner service sees the signed form, never the unsigned raw bytes.
             Ok(Signed::Reserialized(form)) => (form, true),
-            Err(err) => return Err((self.shared, err.into())),
+            Err(err) => {
+                let rejection = err.into();
+                trace::refused(&shared.provider, &rejection);
+                return Err((self.shared, rejection));
+            }
         };
         shared.scheme.complete_delivery(&mut delivery, &body);
         // Whichever form was signed, the inner service gets it whole, with its length. A
@@ -101,8 +111,25 @@ where
         }
         let event = match shared.decode.decode(&self.head, &body) {
             Ok(event) => event,
-            Err(err) => return Err((self.shared, err.into())),
+            Err(err) => {
+                let rejection = err.into();
+                Trace::verified(
+                    &shared.provider,
+                    delivery.event_type.as_deref(),
+                    delivery.id.as_deref(),
+                )
+                .refused(&rejection);
+                return Err((self.shared, rejection));
+            }
         };
+        let trace = Trace::verified(
+            &shared.provider,
+            delivery
+                .event_type
+                .as_deref()
+                .or_else(|| shared.event_type.map(|read| read(&event))),
+            delivery.id.as_deref(),
+        );
         self.head.extensions.insert(Verified::from_layer(
             event,
             body.clone(),
@@ -111,7 +138,11 @@ where
             delivery,
             self.received_at,
         ));
-        Ok((self.inner, Request::from_parts(self.head, Full::new(body))))
+        Ok((
+            self.inner,
+            Request::from_parts(self.head, Full::new(body)),
+            trace,
+        ))
     }
 }
 
@@ -188,6 +219,7 @@ where
                         Ok(bytes) => pending.admit(bytes),
                         Err(rejection) => {
                             // Refused part-way through the body (too large, or it failed).
+                            trace::refused(&pending.shared.provider, &rejection);
                             let response = respond_early(
                                 &pending.shared.rejection,
                                 rejection,
@@ -199,9 +231,9 @@ where
                         }
                     };
                     match admitted {
-                        Ok((mut inner, request)) => {
-                            let future = inner.call(request);
-                            this.state.set(State::Calling { future });
+                        Ok((mut inner, request, trace)) => {
+                            let future = trace.in_scope(|| inner.call(request));
+                            this.state.set(State::Calling { future, trace });
                         }
                         Err((shared, rejection)) => {
                             this.state.set(State::Rejected { response: None });
@@ -209,7 +241,14 @@ where
                         }
                     }
                 }
-                StateProj::Calling { future } => return future.poll(cx),
+                StateProj::Calling { future, trace } => {
+                    let output = ready!(trace.in_scope(|| future.poll(cx)));
+                    match &output {
+                        Ok(response) => trace.handled(response.status()),
+                        Err(_) => trace.failed(),
+                    }
+                    return Poll::Ready(output);
+                }
                 StateProj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect(POLLED_AFTER_COMPLETION)));
                 }

@@ -28,8 +28,14 @@ pub struct VerifyWebhookLayer<Sc, E = (), R = DefaultRejectionResponse> {
     pub(crate) provider: Arc<str>,
     pub(crate) max_body_size: usize,
     pub(crate) decode: Arc<dyn Decode<E>>,
+    /// Reads the event type of a decoded event, for the `tracing` span, when the event type
+    /// is known to be a [`WebhookEvent`].
+    pub(crate) event_type: Option<EventTypeFn<E>>,
     pub(crate) rejection: R,
 }
+
+/// [`WebhookEvent::event_type`] of a decoded event.
+pub(crate) type EventTypeFn<E> = fn(&E) -> &str;
 
 impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
     /// A layer that verifies with `scheme`, keeps bodies up to [`DEFAULT_MAX_BODY_SIZE`], and
@@ -40,6 +46,7 @@ impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
             scheme: Arc::new(scheme),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             decode: Arc::new(Nothing),
+            event_type: None,
             rejection: DefaultRejectionResponse,
         }
     }
@@ -86,6 +93,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
             provider: self.provider,
             max_body_size: self.max_body_size,
             decode: Arc::new(decoder),
+            event_type: None,
             rejection: self.rejection,
         }
     }
@@ -112,6 +120,19 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     {
         Self {
             decode: Arc::new(Strict(self.decode)),
+            event_type: Some(E::event_type),
+            ..self
+        }
+    }
+
+    /// Records the event type of each decoded event in the `tracing` span (feature
+    /// `tracing`), when the scheme does not report one itself. The presets' layers do.
+    pub(crate) fn trace_event_types(self) -> Self
+    where
+        E: WebhookEvent + 'static,
+    {
+        Self {
+            event_type: Some(E::event_type),
             ..self
         }
     }
@@ -124,6 +145,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
             provider: self.provider,
             max_body_size: self.max_body_size,
             decode: self.decode,
+            event_type: self.event_type,
             rejection,
         }
     }
@@ -145,6 +167,7 @@ impl<S, Sc, E, R: Clone> Layer<S> for VerifyWebhookLayer<Sc, E, R> {
                 provider: Arc::clone(&self.provider),
                 max_body_size: self.max_body_size,
                 decode: Arc::clone(&self.decode),
+                event_type: self.event_type,
                 rejection: self.rejection.clone(),
             }),
         }
@@ -158,6 +181,7 @@ impl<Sc, E, R: Clone> Clone for VerifyWebhookLayer<Sc, E, R> {
             provider: Arc::clone(&self.provider),
             max_body_size: self.max_body_size,
             decode: Arc::clone(&self.decode),
+            event_type: self.event_type,
             rejection: self.rejection.clone(),
         }
     }

@@ -42,6 +42,7 @@ mod body;
 mod future;
 mod layer;
 mod service;
+mod trace;
 
 pub use self::{
     future::ResponseFuture,

@@ -11,7 +11,10 @@ use http_body::Body;
 use http_body_util::Full;
 use tower::Service;
 
-use super::future::{Pending, ResponseFuture};
+use super::{
+    future::{Pending, ResponseFuture},
+    trace,
+};
 use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
     decode::Decode, rejection::respond_early, scheme::Scheme,
@@ -37,6 +40,7 @@ pub(crate) struct Shared<Sc, E, R> {
     pub(crate) provider: Arc<str>,
     pub(crate) max_body_size: usize,
     pub(crate) decode: Arc<dyn Decode<E>>,
+    pub(crate) event_type: Option<super::layer::EventTypeFn<E>>,
     pub(crate) rejection: R,
 }
 
@@ -104,6 +108,7 @@ where
             let rejection = Rejection::PayloadTooLarge {
                 limit: shared.max_body_size,
             };
+            trace::refused(&shared.provider, &rejection);
             return ResponseFuture::rejected(respond_early(
                 &shared.rejection,
                 rejection,
@@ -114,9 +119,11 @@ where
         let signature = match shared.scheme.signature(&head) {
             Ok(signature) => signature,
             Err(err) => {
+                let rejection = err.into();
+                trace::refused(&shared.provider, &rejection);
                 return ResponseFuture::rejected(respond_early(
                     &shared.rejection,
-                    err.into(),
+                    rejection,
                     head.version,
                     &body,
                 ));

@@ -63,7 +63,9 @@ where
     I: IntoIterator,
     I::Item: Into<Secret>,
 {
-    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?).decode_with(Lossless::new()))
+    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?)
+        .decode_with(Lossless::new())
+        .trace_event_types())
 }
 
 /// A request signed the way the provider signs it, for tests: `POST /` with `body`,

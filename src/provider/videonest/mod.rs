@@ -132,7 +132,9 @@ where
         });
     }
     let scheme = windowed_scheme(tolerance).secrets(secrets).build()?;
-    Ok(VerifyWebhookLayer::new(scheme).decode_with(Lossless::new()))
+    Ok(VerifyWebhookLayer::new(scheme)
+        .decode_with(Lossless::new())
+        .trace_event_types())
 }
 
 /// A layer that verifies VideoNest webhooks signed with any of `secrets` and decodes them into
@@ -148,7 +150,9 @@ where
     I: IntoIterator,
     I::Item: Into<Secret>,
 {
-    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?).decode_with(Lossless::new()))
+    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?)
+        .decode_with(Lossless::new())
+        .trace_event_types())
 }
 
 /// A request signed the way the provider signs it, for tests: `POST /` with `body`,

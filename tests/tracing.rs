@@ -1,0 +1,272 @@
+//! Feature `tracing`: a `webhook` span per verified request with the provider, event type,
+//! delivery id, status and outcome; a debug event per refusal with its reason; and never a
+//! secret, a signature value or any of the payload in a field or message.
+#![cfg(feature = "tracing")]
+
+mod common;
+
+use std::{
+    fmt::Debug,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use common::SECRET;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+use tower_webhook::provider::{github, videonest};
+use tracing::{
+    Event, Metadata, Subscriber,
+    field::{Field, Visit},
+    span::{Attributes, Id, Record},
+};
+
+/// What the subscriber saw: spans (name and fields, as recorded over time) and events.
+#[derive(Default, Debug)]
+struct Seen {
+    spans: Vec<(String, Vec<(String, String)>)>,
+    events: Vec<Vec<(String, String)>>,
+}
+
+impl Seen {
+    /// Everything that was written, as one text: what a log would contain.
+    fn text(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<Seen>>,
+    next: Arc<AtomicU64>,
+}
+
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = Vec::new();
+        span.record(&mut Fields(&mut fields));
+        let mut seen = self.seen.lock().unwrap();
+        seen.spans.push((span.metadata().name().to_owned(), fields));
+        self.next.fetch_add(1, Ordering::SeqCst);
+        Id::from_u64(seen.spans.len() as u64)
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut seen = self.seen.lock().unwrap();
+        let index = usize::try_from(span.into_u64()).unwrap() - 1;
+        values.record(&mut Fields(&mut seen.spans[index].1));
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = vec![("level".to_owned(), event.metadata().level().to_string())];
+        event.record(&mut Fields(&mut fields));
+        self.seen.lock().unwrap().events.push(fields);
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// The handler: 200 `ok`.
+type Handler = fn(
+    Request<Full<Bytes>>,
+) -> std::future::Ready<Result<Response<Full<Bytes>>, std::convert::Infallible>>;
+
+/// Sends each request through `layer` over a handler answering 200, with the recorder as the
+/// default subscriber; what it saw.
+fn traced<L>(layer: L, requests: Vec<Request<Full<Bytes>>>) -> Seen
+where
+    L: tower::Layer<tower::util::ServiceFn<Handler>>,
+    L::Service: tower::Service<
+            Request<Full<Bytes>>,
+            Response = Response<Full<Bytes>>,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    let recorder = Recorder::default();
+    let seen = Arc::clone(&recorder.seen);
+    let handler: Handler =
+        |_| std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"ok")))));
+    let service = ServiceBuilder::new()
+        .layer(layer)
+        .service(service_fn(handler));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(recorder, || {
+        for request in requests {
+            runtime.block_on(service.clone().oneshot(request)).unwrap();
+        }
+    });
+    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_verified_request_has_a_span_with_its_metadata_and_outcome() {
+    let body = r#"{"action":"opened","number":7}"#;
+    let mut request = github::signed_request(SECRET, body).unwrap();
+    let headers = request.headers_mut();
+    headers.insert("x-github-event", "pull_request".parse().unwrap());
+    headers.insert(
+        "x-github-delivery",
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958".parse().unwrap(),
+    );
+    let seen = traced(github::layer([SECRET]).unwrap(), vec![request]);
+    assert_eq!(seen.spans.len(), 1, "{seen:?}");
+    let (name, fields) = &seen.spans[0];
+    assert_eq!(name, "webhook");
+    assert_eq!(field(fields, "provider"), Some("github"));
+    assert_eq!(field(fields, "event_type"), Some("pull_request"));
+    assert_eq!(
+        field(fields, "delivery_id"),
+        Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    );
+    assert_eq!(field(fields, "status"), Some("200"));
+    assert_eq!(field(fields, "outcome"), Some("handled"));
+}
+
+#[test]
+fn the_event_type_comes_from_the_event_when_the_scheme_has_none() {
+    let body =
+        r#"{"event":"video.processed","timestamp":"2026-03-30T10:15:00Z","data":{"id":"vid_1"}}"#;
+    let request = videonest::signed_request(SECRET, body).unwrap();
+    let seen = traced(videonest::layer([SECRET]).unwrap(), vec![request]);
+    let (_, fields) = &seen.spans[0];
+    assert_eq!(field(fields, "provider"), Some("videonest"));
+    assert_eq!(field(fields, "event_type"), Some("video.processed"));
+    assert_eq!(field(fields, "delivery_id"), None, "VideoNest sends none");
+    assert_eq!(field(fields, "outcome"), Some("handled"));
+}
+
+#[test]
+fn refusals_are_debug_events_with_a_reason_and_no_span() {
+    let body = r#"{"event":"video.processed","data":{}}"#;
+    let mut forged = videonest::signed_request("another secret", body).unwrap();
+    *forged.uri_mut() = "/webhook".parse().unwrap();
+    let missing = Request::post("/webhook")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let seen = traced(videonest::layer([SECRET]).unwrap(), vec![forged, missing]);
+    assert!(
+        seen.spans.is_empty(),
+        "no span for unverified requests: {seen:?}"
+    );
+    assert_eq!(seen.events.len(), 2, "{seen:?}");
+    for event in &seen.events {
+        assert_eq!(field(event, "level"), Some("DEBUG"));
+        assert_eq!(field(event, "provider"), Some("videonest"));
+        assert_eq!(field(event, "status"), Some("401"));
+        assert_eq!(field(event, "message"), Some("webhook refused"));
+    }
+    assert!(
+        field(&seen.events[0], "reason")
+            .unwrap()
+            .contains("signature")
+    );
+    assert!(
+        field(&seen.events[1], "reason")
+            .unwrap()
+            .contains("missing webhook signature header")
+    );
+}
+
+/// Every kind of request, with secret-looking and payload-looking values everywhere an attacker
+/// or the provider can put them: none of them reaches a field or message.
+#[test]
+fn no_secret_signature_or_payload_reaches_the_logs() {
+    const MARKER: &str = "PAYLOAD-MARKER-5f1c";
+    let event = format!(
+        r#"{{"event":"video.processed","timestamp":"t","data":{{"id":"vid_1","title":"{MARKER}"}}}}"#
+    );
+    let valid = videonest::signed_request(SECRET, event.clone()).unwrap();
+    let signature = valid.headers()[videonest::SIGNATURE_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut tampered = videonest::signed_request(SECRET, event.clone()).unwrap();
+    *tampered.body_mut() = Full::new(Bytes::from(event.replace("vid_1", "vid_2")));
+    // Verified, but not JSON: the decoder's message quotes the body.
+    let not_json = videonest::signed_request(SECRET, format!("{MARKER} not json")).unwrap();
+    let mut malformed = videonest::signed_request(SECRET, event).unwrap();
+    malformed.headers_mut().insert(
+        videonest::SIGNATURE_HEADER,
+        http::HeaderValue::from_str(&format!("{MARKER}{SECRET}")).unwrap(),
+    );
+    let seen = traced(
+        videonest::layer([SECRET]).unwrap().max_body_size(4096),
+        vec![valid, tampered, not_json, malformed],
+    );
+    assert_eq!(
+        seen.spans.len(),
+        2,
+        "the valid request and the one that does not decode"
+    );
+    assert_eq!(field(&seen.spans[1].1, "outcome"), Some("refused"));
+    assert_eq!(field(&seen.spans[1].1, "status"), Some("400"));
+    let text = seen.text();
+    for secret in [
+        SECRET,
+        signature.as_str(),
+        MARKER,
+        "vid_1",
+        "vid_2",
+        "not json",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} reached the logs: {text}"
+        );
+    }
+    assert!(!seen.events.is_empty());
+
+    // A typed decoder whose error quotes the body (serde quotes the strings it refuses).
+    #[derive(Clone, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Count {
+        n: u32,
+    }
+    let quoted = format!(r#"{{"n":"{MARKER}"}}"#);
+    let request = videonest::signed_request(SECRET, quoted).unwrap();
+    let seen = traced(
+        videonest::layer([SECRET]).unwrap().event::<Count>(),
+        vec![request],
+    );
+    assert_eq!(field(&seen.spans[0].1, "status"), Some("400"));
+    let text = seen.text();
+    assert!(text.contains("not a valid event"), "{text}");
+    assert!(
+        !text.contains(MARKER),
+        "the payload reached the logs: {text}"
+    );
+}
