@@ -1,7 +1,7 @@
 //! Property tests (proptest) through the whole layer:
 //!
 //! - any signed request verifies, whatever its body bytes and secret;
-//! - any single-bit change to the body or the signature is refused with 401;
+//! - any single-bit change to the body, the signature or a signed header is refused with 401;
 //! - the VideoAIditor `JSON.stringify` fallback agrees with JavaScript: a body that `serde_json`
 //!   printed (pretty, so never in JavaScript's form) verifies against the MAC of what Node's
 //!   `JSON.stringify(JSON.parse(body))` gives, and the handler gets exactly those bytes. The
@@ -25,7 +25,7 @@ use serde_json::{Map, Number, Value};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_webhook::{
     Verified, VerifyWebhookLayer,
-    provider::{videoaiditor, videonest},
+    provider::{standard_webhooks, videoaiditor, videonest},
 };
 
 /// Sends `request` through `layer` over a handler that answers the signed bytes it was given.
@@ -111,6 +111,42 @@ proptest! {
         };
         request.headers_mut().insert(videonest::SIGNATURE_HEADER, value);
         let (status, _) = run(videonest_layer(&secret), request);
+        prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Standard Webhooks signs two headers with the body: a flipped bit in the message id or
+    /// the timestamp is refused like one in the body.
+    #[test]
+    fn a_flipped_bit_in_a_signed_header_is_refused(
+        id in "msg_[A-Za-z0-9]{1,27}",
+        body in proptest::collection::vec(any::<u8>(), 0..1024),
+        which in prop::bool::ANY,
+        bit in any::<prop::sample::Index>(),
+    ) {
+        const KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let request = standard_webhooks::signed_request(KEY, &id, now, body.clone()).unwrap();
+        let layer = || VerifyWebhookLayer::new(standard_webhooks::scheme().secret(KEY).build().unwrap());
+        // The control: untouched, it verifies.
+        let (status, _) = run(layer(), request.clone());
+        prop_assert_eq!(status, StatusCode::OK);
+        let mut request = request;
+        let name = if which { "webhook-id" } else { "webhook-timestamp" };
+        let mut value = request.headers()[name].as_bytes().to_vec();
+        let bit = bit.index(value.len() * 8);
+        value[bit / 8] ^= 1 << (bit % 8);
+        let Ok(value) = http::HeaderValue::from_bytes(&value) else {
+            return Ok(());
+        };
+        request.headers_mut().insert(name, value);
+        let (status, _) = run(layer(), request);
         prop_assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 }
