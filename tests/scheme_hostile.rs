@@ -645,3 +645,68 @@ fn aliases_read_white_labelled_and_unprefixed_headers() {
         }
     );
 }
+
+/// The event id and type come from the header set the signature was read from: a white-labelled
+/// Svix request signs `webhook-id`, and an added `svix-id` (which nothing signed) is not read,
+/// by the scheme or by the decoder, so it cannot change the deduplication key; the other way
+/// round too.
+#[tokio::test]
+async fn metadata_comes_only_from_the_signed_header_set() {
+    let cases = [
+        (
+            standard_webhooks::headers(SECRET, "msg_signed", NOW as i64, BODY).unwrap(),
+            "svix-id",
+        ),
+        (
+            svix::headers(SECRET, "msg_signed", NOW as i64, BODY).unwrap(),
+            "webhook-id",
+        ),
+    ];
+    for (signed, added) in cases {
+        let mut headers = signed;
+        headers.insert(added, HeaderValue::from_static("attacker-chosen"));
+        let scheme = at(NOW, svix::scheme());
+        let signature = scheme.signature(&head(&headers)).unwrap();
+        assert_eq!(
+            scheme.delivery(&signature).id.as_deref(),
+            Some("msg_signed"),
+            "{added}"
+        );
+
+        let layer = generic::layer(
+            svix::scheme()
+                .secret(SECRET)
+                .clock(|| UNIX_EPOCH + Duration::from_secs(NOW)),
+        )
+        .unwrap();
+        let service = ServiceBuilder::new().layer(layer).service(service_fn(
+            |request: Request<Full<Bytes>>| async move {
+                let verified = request
+                    .extensions()
+                    .get::<tower_webhook::Verified<generic::Event>>()
+                    .unwrap();
+                let seen = format!(
+                    "{:?} {:?}",
+                    verified.delivery_id(),
+                    tower_webhook::WebhookEvent::id(verified.event())
+                );
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen))))
+            },
+        ));
+        let mut request = Request::post("/webhook")
+            .body(Full::new(Bytes::from_static(BODY)))
+            .unwrap();
+        *request.headers_mut() = headers;
+        let response = service.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{added}");
+        let seen = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(
+            &seen[..],
+            br#"Some("msg_signed") Some("msg_signed")"#,
+            "{added}"
+        );
+    }
+}

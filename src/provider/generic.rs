@@ -93,7 +93,7 @@ impl Decoder {
     /// The decoder for what `builder` reads.
     pub fn new(builder: &HmacBuilder) -> Self {
         Self {
-            metadata: builder.metadata().clone(),
+            metadata: builder.metadata(),
         }
     }
 }

@@ -235,6 +235,9 @@ pub(crate) struct Metadata {
     pub(crate) id: Vec<Field>,
     /// Other names of headers: `(name, alias)`.
     pub(crate) aliases: Vec<(HeaderName, HeaderName)>,
+    /// The signature header: a request without it but with its alias is read by the aliases,
+    /// every header of it (the signed ones and the metadata alike).
+    pub(crate) signature_header: Option<HeaderName>,
 }
 
 impl Metadata {
@@ -252,9 +255,29 @@ impl Metadata {
             .find_map(|(primary, alias)| (primary == name).then_some(alias))
     }
 
-    /// A header's text, under its name or else its alias.
+    /// Whether `head` is read by the aliases: it lacks the signature header and has its alias.
+    fn aliased(&self, head: &HeaderMap) -> bool {
+        self.signature_header.as_ref().is_some_and(|signature| {
+            !head.contains_key(signature)
+                && self
+                    .alias(signature)
+                    .is_some_and(|alias| head.contains_key(alias))
+        })
+    }
+
+    /// The name header `name` goes by in a request read by the aliases (`aliased`) or not.
+    fn named<'a>(&'a self, name: &'a HeaderName, aliased: bool) -> &'a HeaderName {
+        match self.alias(name) {
+            Some(alias) if aliased => alias,
+            _ => name,
+        }
+    }
+
+    /// A header's text, under the one name the request's header set gives it: never the other
+    /// set's, which the signature did not cover (a white-labelled Svix request signs
+    /// `webhook-id`; an added `svix-id` must not replace it).
     fn header(&self, head: &HeaderMap, name: &HeaderName) -> Option<String> {
-        header_text(head, name).or_else(|| header_text(head, self.alias(name)?))
+        header_text(head, self.named(name, self.aliased(head)))
     }
 
     /// The first of `fields` found in `head` (headers only).
@@ -688,17 +711,9 @@ impl Scheme for Hmac {
 
     fn signature(&self, head: &Parts) -> Result<HmacSignature, SignatureError> {
         // Without the signature header but with its alias, every header is read by its alias.
-        let aliased = !head.headers.contains_key(&self.header)
-            && self
-                .metadata
-                .alias(&self.header)
-                .is_some_and(|alias| head.headers.contains_key(alias));
-        let named = |name: &'_ HeaderName| -> HeaderName {
-            match self.metadata.alias(name) {
-                Some(alias) if aliased => alias.clone(),
-                _ => name.clone(),
-            }
-        };
+        let aliased = self.metadata.aliased(&head.headers);
+        let named =
+            |name: &'_ HeaderName| -> HeaderName { self.metadata.named(name, aliased).clone() };
         let signature_header = named(&self.header);
         let value = Self::single(&head.headers, &signature_header)?;
         let (tags, pair_timestamp) = self
@@ -979,8 +994,13 @@ impl HmacBuilder {
         self
     }
 
-    pub(crate) fn metadata(&self) -> &Metadata {
-        &self.metadata
+    /// What the scheme reads besides the signature, with the signature header it will have
+    /// (`None` when the name is invalid: `build` refuses it).
+    pub(crate) fn metadata(&self) -> Metadata {
+        Metadata {
+            signature_header: HeaderName::from_bytes(self.header.as_bytes()).ok(),
+            ..self.metadata.clone()
+        }
     }
 
     /// Checks the configuration and prepares one keyed HMAC state per secret.
@@ -1123,7 +1143,6 @@ impl HmacBuilder {
         };
         Ok(Hmac {
             name: self.name.into_boxed_str(),
-            header,
             expected: expected.into_boxed_str(),
             digest: self.digest,
             encoding: self.encoding,
@@ -1132,7 +1151,11 @@ impl HmacBuilder {
             timestamp: self.timestamp,
             tolerance,
             clock: self.clock,
-            metadata: self.metadata,
+            metadata: Metadata {
+                signature_header: Some(header.clone()),
+                ..self.metadata
+            },
+            header,
             keys,
         })
     }
