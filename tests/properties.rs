@@ -132,7 +132,7 @@ proptest! {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        let request = standard_webhooks::signed_request(KEY, &id, now, body.clone()).unwrap();
+        let request = standard_webhooks::signed_request(KEY, &id, now, body).unwrap();
         let layer = || VerifyWebhookLayer::new(standard_webhooks::scheme().secret(KEY).build().unwrap());
         // The control: untouched, it verifies.
         let (status, _) = run(layer(), request.clone());
