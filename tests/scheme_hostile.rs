@@ -710,3 +710,53 @@ async fn metadata_comes_only_from_the_signed_header_set() {
         );
     }
 }
+
+/// GitHub signs neither `X-GitHub-Delivery` nor `X-GitHub-Event`: a captured delivery replayed
+/// under another id or event type is still a duplicate, because the key of an event whose id is
+/// not signed is the digest of the signed body. Stripe's id is in the signed body: its key stays
+/// `["type","id"]`.
+#[tokio::test]
+async fn a_replay_under_another_unsigned_id_is_still_a_duplicate() {
+    use tower_webhook::{
+        WebhookEvent,
+        dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore},
+    };
+    let service = ServiceBuilder::new()
+        .layer(github::layer([SECRET]).unwrap())
+        .layer(DedupeLayer::<generic::Event, _>::new(MemoryStore::new()))
+        .service(service_fn(|_: Request<Full<Bytes>>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+        }));
+    let send = |event: &'static str, delivery: &'static str| {
+        let mut request = github::signed_request(SECRET, BODY).unwrap();
+        let headers = request.headers_mut();
+        headers.insert("x-github-event", HeaderValue::from_static(event));
+        headers.insert("x-github-delivery", HeaderValue::from_static(delivery));
+        service.clone().oneshot(request)
+    };
+    let first = send("issues", "d-1").await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key(DUPLICATE_HEADER));
+    for (event, delivery) in [("issues", "d-1"), ("issues", "d-2"), ("release", "d-3")] {
+        let replay = send(event, delivery).await.unwrap();
+        assert_eq!(replay.status(), StatusCode::OK);
+        assert_eq!(
+            replay.headers()[DUPLICATE_HEADER],
+            "true",
+            "{event} {delivery}"
+        );
+    }
+
+    let stripe_body = br#"{"id":"evt_1","type":"invoice.paid"}"#;
+    let (parts, ()) = Request::post("/webhook").body(()).unwrap().into_parts();
+    let decoded = tower_webhook::decode::Decode::decode(
+        &generic::Decoder::new(&stripe::scheme().secret(SECRET)),
+        &parts,
+        &Bytes::from_static(stripe_body),
+    )
+    .unwrap();
+    assert_eq!(
+        decoded.idempotency_key().as_deref(),
+        Some(r#"["invoice.paid","evt_1"]"#)
+    );
+}

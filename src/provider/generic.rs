@@ -5,8 +5,10 @@
 //! any scheme built with [`Hmac`] through [`layer`]: the event type and id are read from the
 //! same headers or body fields the scheme records in
 //! [`Verified::event_type`](crate::Verified::event_type) and
-//! [`Verified::delivery_id`](crate::Verified::delivery_id), so deduplication keys default to
-//! `["type","id"]` for every preset.
+//! [`Verified::delivery_id`](crate::Verified::delivery_id). Deduplication keys default to
+//! `["type","id"]` when the id is signed (read from the signed body, or from a header the MAC
+//! covers), and to the SHA-256 of the signed body otherwise ([`Event::body_sha256`]), since an
+//! unsigned id can be changed by whoever replays a captured request.
 //!
 //! # Example
 //!
@@ -40,6 +42,7 @@ use serde_json::Value;
 use crate::{
     ConfigError, DecodeError, VerifyWebhookLayer, WebhookEvent,
     decode::Decode,
+    event::KeyParts,
     scheme::{Hmac, HmacBuilder, hmac_metadata::Metadata},
 };
 
@@ -58,6 +61,12 @@ pub struct Event {
     pub id: Option<String>,
     /// The body as JSON, when it is JSON.
     pub payload: Option<Value>,
+    /// The SHA-256 of the signed body, in hex, when the provider's id is not signed (GitHub's
+    /// `X-GitHub-Delivery` and Shopify's `X-Shopify-Webhook-Id` are plain headers) or absent:
+    /// the deduplication key is built from it, so that a replay of a captured delivery under
+    /// another id header is still a duplicate. A provider's retries send the same body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha256: Option<String>,
 }
 
 impl Event {
@@ -67,6 +76,7 @@ impl Event {
             event_type: event_type.into(),
             id,
             payload,
+            body_sha256: None,
         }
     }
 }
@@ -78,6 +88,25 @@ impl WebhookEvent for Event {
 
     fn id(&self) -> Option<&str> {
         self.id.as_deref()
+    }
+
+    /// `["type","id"]` when the id is signed; else `["sha256","<hex of the signed body>"]`,
+    /// since an unsigned id (and event type) can be changed by whoever replays the request.
+    fn idempotency_key(&self) -> Option<String> {
+        match &self.body_sha256 {
+            Some(digest) => Some(
+                KeyParts::new()
+                    .text(Some("sha256"))
+                    .text(Some(digest))
+                    .finish(),
+            ),
+            None => Some(
+                KeyParts::new()
+                    .text(Some(&self.event_type))
+                    .text(Some(self.id.as_deref()?))
+                    .finish(),
+            ),
+        }
     }
 }
 
@@ -105,10 +134,25 @@ impl Decode<Event> for Decoder {
             self.metadata
                 .read(fields, Some(&head.headers), payload.as_ref(), body)
         };
+        let (id, signed) = match self.metadata.read_id(&head.headers, payload.as_ref(), body) {
+            Some((id, signed)) => (Some(id), signed),
+            None => (None, false),
+        };
+        let body_sha256 = (!signed).then(|| {
+            use sha2::{Digest, Sha256};
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let mut hex = String::with_capacity(64);
+            for byte in Sha256::digest(body) {
+                hex.push(char::from(HEX[usize::from(byte >> 4)]));
+                hex.push(char::from(HEX[usize::from(byte & 0xf)]));
+            }
+            hex
+        });
         Ok(Event {
             event_type: read(&self.metadata.event_type).unwrap_or_default(),
-            id: read(&self.metadata.id),
+            id,
             payload,
+            body_sha256,
         })
     }
 }

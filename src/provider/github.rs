@@ -1,8 +1,10 @@
 //! GitHub: `X-Hub-Signature-256: sha256=<lower-case hex HMAC-SHA256 of the raw body>`.
 //!
 //! The key is the webhook secret's UTF-8 bytes. GitHub signs no timestamp, so there is no replay
-//! window: deduplicate on the delivery id (`X-GitHub-Delivery`). The event type is
-//! `X-GitHub-Event`. A repeated signature header is refused rather than guessed at. The legacy
+//! window, and neither the delivery id (`X-GitHub-Delivery`) nor the event type
+//! (`X-GitHub-Event`) is signed: they are recorded, but whoever replays a captured delivery can
+//! change them, so the deduplication key is the SHA-256 of the signed body (GitHub's
+//! redeliveries send the same body). A repeated signature header is refused rather than guessed at. The legacy
 //! SHA-1 `X-Hub-Signature` header is ignored.
 //!
 //! # Example

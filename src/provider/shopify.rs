@@ -2,8 +2,10 @@
 //!
 //! The key is the app's client secret (or the secret shown on the admin's notifications page).
 //! Shopify signs no timestamp (`X-Shopify-Triggered-At` is not covered by the MAC), so there is
-//! no replay window: deduplicate on `X-Shopify-Event-Id` (or `X-Shopify-Webhook-Id` when the
-//! former is absent), which is the delivery id here. The event type is `X-Shopify-Topic`. While
+//! no replay window. The delivery id (`X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id`) and the
+//! event type (`X-Shopify-Topic`) are not signed either: they are recorded, but whoever replays
+//! a captured delivery can change them, so the deduplication key is the SHA-256 of the signed
+//! body (Shopify's retries send the same body). While
 //! rotating the client secret, configure the old and the new one. Shopify's newer Events
 //! webhooks send the same headers without `X-` (`shopify-hmac-sha256`, `shopify-topic`, …):
 //! they are read too.

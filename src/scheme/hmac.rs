@@ -238,6 +238,8 @@ pub(crate) struct Metadata {
     /// The signature header: a request without it but with its alias is read by the aliases,
     /// every header of it (the signed ones and the metadata alike).
     pub(crate) signature_header: Option<HeaderName>,
+    /// The headers the MAC covers (`Part::Header`): an id read from one of them is signed.
+    pub(crate) signed_headers: Vec<HeaderName>,
 }
 
 impl Metadata {
@@ -288,6 +290,24 @@ impl Metadata {
         })
     }
 
+    /// The delivery id, and whether the signature covers it: read from the signed body, or
+    /// from a header the MAC covers. GitHub's and Shopify's id headers are not signed.
+    pub(crate) fn read_id(
+        &self,
+        head: &HeaderMap,
+        json: Option<&Value>,
+        body: &[u8],
+    ) -> Option<(String, bool)> {
+        self.id.iter().find_map(|field| {
+            let id = self.read(std::slice::from_ref(field), Some(head), json, body)?;
+            let signed = match field {
+                Field::Header(name) => self.signed_headers.contains(name),
+                Field::Json(_) | Field::Form(_) => true,
+            };
+            Some((id, signed))
+        })
+    }
+
     /// The first of `fields` found, in the head or in the body.
     pub(crate) fn read(
         &self,
@@ -306,6 +326,17 @@ impl Metadata {
             Field::Form(name) => form_field(body, name),
         })
     }
+}
+
+/// The headers a signed-content template covers.
+fn signed_headers(parts: &[Part]) -> Vec<HeaderName> {
+    parts
+        .iter()
+        .filter_map(|part| match part {
+            Part::Header(name) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn header_text(head: &HeaderMap, name: &HeaderName) -> Option<String> {
@@ -999,6 +1030,7 @@ impl HmacBuilder {
     pub(crate) fn metadata(&self) -> Metadata {
         Metadata {
             signature_header: HeaderName::from_bytes(self.header.as_bytes()).ok(),
+            signed_headers: signed_headers(&self.parts),
             ..self.metadata.clone()
         }
     }
@@ -1141,6 +1173,7 @@ impl HmacBuilder {
                 format!("space-separated `{version},<MAC>` entries, each MAC {digits}")
             }
         };
+        let covered = signed_headers(&self.parts);
         Ok(Hmac {
             name: self.name.into_boxed_str(),
             expected: expected.into_boxed_str(),
@@ -1153,6 +1186,7 @@ impl HmacBuilder {
             clock: self.clock,
             metadata: Metadata {
                 signature_header: Some(header.clone()),
+                signed_headers: covered,
                 ..self.metadata
             },
             header,
