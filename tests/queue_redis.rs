@@ -582,6 +582,45 @@ async fn a_key_claimed_by_a_redis_store_sharing_the_records_is_in_flight() {
     redis.clean_up().await;
 }
 
+/// A `DedupeLayer` with a `RedisStore` in front of `Enqueue::deduplicate` on the same records:
+/// the layer deduplicates, and `Enqueue` stores what it lets through (it does not find the
+/// layer's own claim and refuse every delivery).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dedupe_layer_in_front_of_a_deduplicating_enqueue_still_stores() {
+    let Some(redis) = Redis::get("layered-once").await else {
+        return;
+    };
+    let prefix = format!("{}:dedupe:", redis.stream);
+    let queue = redis.queue().await.key_prefix(prefix.clone());
+    let store = RedisStore::connect(redis.url.as_str())
+        .await
+        .unwrap()
+        .prefix(prefix.clone());
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .layer(DedupeLayer::<videonest::Event, _>::new(store.clone()))
+            .service(Enqueue::<videonest::Event, _>::new(queue.clone()).deduplicate()),
+    );
+    assert_eq!(post(&http, &event("layered")).await, StatusCode::OK);
+    assert_eq!(post(&http, &event("layered")).await, StatusCode::OK);
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 1, "stored once");
+    let mut connection = store.connection().clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        redis::cmd("DEL")
+            .arg(&keys)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+    redis.clean_up().await;
+}
+
 #[tokio::test]
 async fn an_unreachable_redis_is_a_quick_error() {
     let port = free_port();

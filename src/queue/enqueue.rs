@@ -63,7 +63,8 @@ impl<E> Clone for Once<E> {
 /// A [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of a plain `Enqueue` gives the same
 /// answers with any [`Store`](crate::dedupe::store::Store), at the cost of two more store
 /// operations per delivery (claim, then store in the queue, then mark done); use it when the
-/// records live elsewhere than the queue.
+/// records live elsewhere than the queue. With both, the layer deduplicates and `Enqueue`
+/// stores what it lets through.
 pub struct Enqueue<E, Q, R = DefaultRejectionResponse> {
     queue: Q,
     status: StatusCode,
@@ -203,21 +204,25 @@ where
                 },
             };
         };
-        let once = self.once.key.as_ref().and_then(|key| {
-            let key = key(verified)?;
-            let namespace = self
-                .once
-                .namespace
-                .as_deref()
-                .unwrap_or(verified.provider());
-            Some((store_key(namespace, &key), self.once.retention))
-        });
+        // A `DedupeLayer` in front has claimed the key already (its `DedupeKey` is on the
+        // request): the delivery is stored plainly, as that layer expects. Recording the key
+        // here too would find that layer's own claim and refuse every delivery.
+        let claimed = request.extensions().get::<DedupeKey>();
+        let once = match claimed {
+            Some(_) => None,
+            None => self.once.key.as_ref().and_then(|key| {
+                let key = key(verified)?;
+                let namespace = self
+                    .once
+                    .namespace
+                    .as_deref()
+                    .unwrap_or(verified.provider());
+                Some((store_key(namespace, &key), self.once.retention))
+            }),
+        };
         let key = match &once {
             Some((key, _)) => Some(key.as_str()),
-            None => request
-                .extensions()
-                .get::<DedupeKey>()
-                .map(DedupeKey::as_str),
+            None => claimed.map(DedupeKey::as_str),
         };
         let payload = match (StoredRef { verified, key }).to_bytes() {
             Ok(payload) => payload,
