@@ -53,9 +53,10 @@ fn bench_size(c: &mut Criterion, len: usize, label: &str) {
             .as_secs(),
     )
     .expect("in range");
-    let (head, _): (Parts, _) = standard_webhooks::signed_request(SECRET, ID, timestamp, body.clone())
-        .expect("a valid secret")
-        .into_parts();
+    let (head, _): (Parts, _) =
+        standard_webhooks::signed_request(SECRET, ID, timestamp, body.clone())
+            .expect("a valid secret")
+            .into_parts();
 
     // The floor: a pre-keyed HMAC of `id.timestamp.body`.
     let key = base64::engine::general_purpose::STANDARD
@@ -81,7 +82,10 @@ fn bench_size(c: &mut Criterion, len: usize, label: &str) {
         .build()
         .expect("a valid secret");
     let signature = scheme.signature(&head).expect("a well-formed signature");
-    assert!(matches!(scheme.verify(signature, &body), Ok(Signed::RawBody)));
+    assert!(matches!(
+        scheme.verify(signature, &body),
+        Ok(Signed::RawBody)
+    ));
     group.bench_function("standard_webhooks", |b| {
         b.iter(|| {
             let signature = scheme.signature(black_box(&head)).expect("well-formed");
