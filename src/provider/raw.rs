@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
@@ -198,12 +198,13 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
         let mut envelope = Envelope::default();
         // Keys are read as bytes: a key holding a lone surrogate is just another key.
-        while let Some(KeyBytes(key)) = map.next_key()? {
-            let (slot, name) = match &key[..] {
-                b"event" => (&mut envelope.event, "event"),
-                b"timestamp" => (&mut envelope.timestamp, "timestamp"),
-                b"data" => (&mut envelope.data, "data"),
-                _ => {
+        const KEYS: &[&str] = &["event", "timestamp", "data"];
+        while let Some(key) = map.next_key_seed(KeyIn(KEYS))? {
+            let (slot, name) = match key {
+                Some(0) => (&mut envelope.event, "event"),
+                Some(1) => (&mut envelope.timestamp, "timestamp"),
+                Some(_) => (&mut envelope.data, "data"),
+                None => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
@@ -357,25 +358,32 @@ fn lossy_string(raw: &RawValue) -> Option<Lossy> {
         .map(Lossy::Replaced)
 }
 
-/// A JSON object key as its decoded bytes (WTF-8: a lone surrogate is kept, not refused).
-struct KeyBytes(Vec<u8>);
+/// Reads a JSON object key and tells which of the names it is (`Some(index)`), comparing its
+/// decoded bytes (WTF-8: a key holding a lone surrogate is kept, not refused, and matches no
+/// name). Nothing is allocated.
+struct KeyIn<'n>(&'n [&'n str]);
 
-impl<'de> Deserialize<'de> for KeyBytes {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Key;
-        impl Visitor<'_> for Key {
-            type Value = KeyBytes;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<KeyBytes, E> {
-                Ok(KeyBytes(v.to_vec()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyBytes, E> {
-                Ok(KeyBytes(v.as_bytes().to_vec()))
-            }
-        }
-        deserializer.deserialize_bytes(Key)
+impl<'de> DeserializeSeed<'de> for KeyIn<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl Visitor<'_> for KeyIn<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|name| name.as_bytes() == v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.visit_bytes(v.as_bytes())
     }
 }
 
@@ -389,8 +397,8 @@ pub(crate) fn member(object: &RawValue, key: &str) -> Option<Box<RawValue>> {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut found = None;
-            while let Some(KeyBytes(key)) = map.next_key()? {
-                if key == self.0.as_bytes() {
+            while let Some(key) = map.next_key_seed(KeyIn(&[self.0]))? {
+                if key.is_some() {
                     found = Some(map.next_value()?);
                 } else {
                     map.next_value::<IgnoredAny>()?;

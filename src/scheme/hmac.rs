@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    Clock, Delivery, Encoding, Scheme, SignatureError, Signed, SystemClock, js_json,
+    Clock, Delivery, Encoding, Scheme, SignatureError, Signed, SystemClock, hex, js_json,
     timestamp::{self, TimestampUnit},
 };
 use crate::{ConfigError, Secret};
@@ -259,11 +259,10 @@ impl Metadata {
 
     /// Whether `head` is read by the aliases: it lacks the signature header and has its alias.
     fn aliased(&self, head: &HeaderMap) -> bool {
+        // A scheme without aliases (every preset but two) looks nothing up.
         self.signature_header.as_ref().is_some_and(|signature| {
-            !head.contains_key(signature)
-                && self
-                    .alias(signature)
-                    .is_some_and(|alias| head.contains_key(alias))
+            self.alias(signature)
+                .is_some_and(|alias| !head.contains_key(signature) && head.contains_key(alias))
         })
     }
 
@@ -607,6 +606,11 @@ impl Hmac {
         }
     }
 
+    /// The name `name` is read under: its alias when the request uses the aliases.
+    fn named<'a>(&'a self, name: &'a HeaderName, aliased: bool) -> &'a HeaderName {
+        self.metadata.named(name, aliased)
+    }
+
     /// The one value of `name`, or why not.
     fn single<'a>(
         head: &'a HeaderMap,
@@ -633,7 +637,12 @@ impl Hmac {
         let value = trim_ows(value);
         match &self.grammar {
             GrammarKind::Value { prefix } => {
-                let tag = self.decode(value.strip_prefix(prefix.as_bytes())?)?;
+                let encoded = if prefix.is_empty() {
+                    value
+                } else {
+                    value.strip_prefix(prefix.as_bytes())?
+                };
+                let tag = self.decode(encoded)?;
                 Some((vec![tag], None))
             }
             GrammarKind::Pairs {
@@ -695,9 +704,9 @@ impl Hmac {
         })
     }
 
-    /// The keyed states with every part before the body fed in.
-    fn prefixed_keys(&self, signature: &HmacSignature) -> Vec<Key> {
-        let mut keys = self.keys.to_vec();
+    /// A copy of the keyed state `key` with every part before the body fed in.
+    fn prefixed(&self, key: &Key, signature: &HmacSignature) -> Key {
+        let mut key = key.clone();
         let mut headers = signature.headers.iter();
         for part in self.parts.iter() {
             let bytes: &[u8] = match part {
@@ -706,9 +715,9 @@ impl Hmac {
                 Part::Timestamp => signature.timestamp.as_ref().map_or(&[][..], |(t, _)| t),
                 Part::Body | Part::BodyOrJsonStringify { .. } => break,
             };
-            keys.iter_mut().for_each(|key| key.update(bytes));
+            key.update(bytes);
         }
-        keys
+        key
     }
 
     /// Checks the replay window on a matched signature.
@@ -741,18 +750,17 @@ impl Scheme for Hmac {
     type Signature = HmacSignature;
 
     fn signature(&self, head: &Parts) -> Result<HmacSignature, SignatureError> {
-        // Without the signature header but with its alias, every header is read by its alias.
+        // Without the signature header but with its alias, every header is read by its alias
+        // (the metadata too: see `Metadata::header`).
         let aliased = self.metadata.aliased(&head.headers);
-        let named =
-            |name: &'_ HeaderName| -> HeaderName { self.metadata.named(name, aliased).clone() };
-        let signature_header = named(&self.header);
-        let value = Self::single(&head.headers, &signature_header)?;
+        let signature_header = self.named(&self.header, aliased);
+        let value = Self::single(&head.headers, signature_header)?;
         let (tags, pair_timestamp) = self
             .parse(value.as_bytes())
-            .ok_or_else(|| self.malformed(&signature_header))?;
+            .ok_or_else(|| self.malformed(signature_header))?;
         let timestamp_text = match &self.timestamp {
             TimestampSource::Header(name) => Some(Bytes::copy_from_slice(trim_ows(
-                Self::single(&head.headers, &named(name))?.as_bytes(),
+                Self::single(&head.headers, self.named(name, aliased))?.as_bytes(),
             ))),
             TimestampSource::SignatureHeader => pair_timestamp,
             TimestampSource::None | TimestampSource::BodyField { .. } => None,
@@ -761,7 +769,7 @@ impl Scheme for Hmac {
             Some(text) => {
                 let seconds = timestamp::parse_seconds(&text).ok_or_else(|| {
                     let header = match &self.timestamp {
-                        TimestampSource::Header(name) => named(name),
+                        TimestampSource::Header(name) => self.named(name, aliased).clone(),
                         _ => signature_header.clone(),
                     };
                     SignatureError::Malformed {
@@ -776,7 +784,7 @@ impl Scheme for Hmac {
         let mut headers = Vec::new();
         for (index, part) in self.parts.iter().enumerate() {
             if let Part::Header(name) = part {
-                let name = &named(name);
+                let name = self.named(name, aliased);
                 let value = Self::single(&head.headers, name)?;
                 // A signed header value may not contain the separator that follows it (Standard
                 // Webhooks: "the id must not contain `.`"), so that no two requests sign the same
@@ -816,8 +824,9 @@ impl Scheme for Hmac {
     }
 
     fn verify(&self, signature: HmacSignature, body: &Bytes) -> Result<Signed, SignatureError> {
-        let keys = self.prefixed_keys(&signature);
-        let raw = keys.iter().cloned().fold(false, |found, mut key| {
+        // One keyed state at a time, copied once and never kept: no allocation.
+        let raw = self.keys.iter().fold(false, |found, key| {
+            let mut key = self.prefixed(key, &signature);
             key.update(body);
             found | Self::any_matches(&key.finalize(), &signature.tags)
         });
@@ -829,7 +838,11 @@ impl Scheme for Hmac {
             && body.len() <= *max
             && let Some(form) = js_json::Stringified::parse(body)
         {
-            let mut keys = keys;
+            let mut keys: Vec<Key> = self
+                .keys
+                .iter()
+                .map(|key| self.prefixed(key, &signature))
+                .collect();
             form.write(|chunk| keys.iter_mut().for_each(|key| key.update(chunk)));
             if keys.into_iter().fold(false, |found, key| {
                 found | Self::any_matches(&key.finalize(), &signature.tags)
@@ -1248,11 +1261,8 @@ fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<Tag> {
     };
     match encoding {
         Encoding::Hex => {
-            if encoded.len() != len * 2 {
+            if !hex::decode_lower(encoded, tag.bytes.get_mut(..len)?) {
                 return None;
-            }
-            for (out, pair) in tag.bytes.iter_mut().zip(encoded.chunks_exact(2)) {
-                *out = (lower_hex_digit(pair[0])? << 4) | lower_hex_digit(pair[1])?;
             }
         }
         Encoding::Base64 => {
@@ -1270,14 +1280,6 @@ fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<Tag> {
         }
     }
     Some(tag)
-}
-
-fn lower_hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
 }
 
 /// Strips the optional white space (space, tab) that HTTP allows around a field value.

@@ -49,6 +49,7 @@ mod hmac;
 pub(crate) mod hmac_metadata {
     pub(crate) use super::hmac::Metadata;
 }
+mod hex;
 mod hmac_sha256;
 mod js_json;
 mod timestamp;
