@@ -581,10 +581,28 @@ fn app_with<St: Store + Clone>(
         Some(_) => Err(format!("--tolerance: {name} signs no timestamp")),
         None => Ok(()),
     };
-    let preset = |scheme: tower_webhook::scheme::HmacBuilder| {
-        generic::layer(scheme.secrets(&args.secrets))
-            .map(|layer| layer.max_body_size(args.max_body))
-            .map_err(config)
+    // A preset on `scheme::Hmac`: `signs_time` when it signs a timestamp (and so takes
+    // `--tolerance`). Called once, for the chosen provider.
+    let hmac = |name: &'static str,
+                scheme: tower_webhook::scheme::HmacBuilder,
+                signs_time: bool|
+     -> Result<App, String> {
+        let scheme = if signs_time {
+            timed(scheme)
+        } else {
+            untimed(name)?;
+            scheme
+        };
+        let layer = generic::layer(scheme.secrets(&args.secrets))
+            .map_err(config)?
+            .max_body_size(args.max_body);
+        route(
+            args,
+            layer,
+            store.clone().map(DedupeLayer::new),
+            behaviour(name),
+            stop,
+        )
     };
     match args.provider {
         Provider::VideoNest => match args.tolerance {
@@ -607,68 +625,12 @@ fn app_with<St: Store + Clone>(
                 stop,
             ),
         },
-        Provider::GitHub => {
-            untimed("github")?;
-            let layer = preset(github::scheme())?;
-            route(
-                args,
-                layer,
-                store.map(DedupeLayer::new),
-                behaviour("github"),
-                stop,
-            )
-        }
-        Provider::Shopify => {
-            untimed("shopify")?;
-            let layer = preset(shopify::scheme())?;
-            route(
-                args,
-                layer,
-                store.map(DedupeLayer::new),
-                behaviour("shopify"),
-                stop,
-            )
-        }
-        Provider::Stripe => {
-            let layer = preset(timed(stripe::scheme()))?;
-            route(
-                args,
-                layer,
-                store.map(DedupeLayer::new),
-                behaviour("stripe"),
-                stop,
-            )
-        }
-        Provider::StandardWebhooks => {
-            let layer = preset(timed(standard_webhooks::scheme()))?;
-            route(
-                args,
-                layer,
-                store.map(DedupeLayer::new),
-                behaviour("standardwebhooks"),
-                stop,
-            )
-        }
-        Provider::Svix => {
-            let layer = preset(timed(svix::scheme()))?;
-            route(
-                args,
-                layer,
-                store.map(DedupeLayer::new),
-                behaviour("svix"),
-                stop,
-            )
-        }
-        Provider::Slack => {
-            let layer = preset(timed(slack::scheme()))?;
-            route(
-                args,
-                layer,
-                store.map(DedupeLayer::new),
-                behaviour("slack"),
-                stop,
-            )
-        }
+        Provider::GitHub => hmac("github", github::scheme(), false),
+        Provider::Shopify => hmac("shopify", shopify::scheme(), false),
+        Provider::Stripe => hmac("stripe", stripe::scheme(), true),
+        Provider::StandardWebhooks => hmac("standardwebhooks", standard_webhooks::scheme(), true),
+        Provider::Svix => hmac("svix", svix::scheme(), true),
+        Provider::Slack => hmac("slack", slack::scheme(), true),
         Provider::VideoAIditor => untimed("videoaiditor").and_then(|()| {
             route(
                 args,
