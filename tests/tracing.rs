@@ -106,6 +106,12 @@ where
             Error = std::convert::Infallible,
         > + Clone,
 {
+    // One recorder at a time: `tracing` caches, per call site, whether any subscriber wants it,
+    // and scoped subscribers made and dropped on parallel test threads can race that cache.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let recorder = Recorder::default();
     let seen = Arc::clone(&recorder.seen);
     let handler: Handler =
@@ -117,11 +123,14 @@ where
         .build()
         .unwrap();
     tracing::subscriber::with_default(recorder, || {
+        tracing::callsite::rebuild_interest_cache();
         for request in requests {
             runtime.block_on(service.clone().oneshot(request)).unwrap();
         }
     });
-    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+    // Taken out rather than unwrapped: `tracing` may still hold a clone of the recorder for a
+    // moment (its call-site registry upgrades its references while it rebuilds its cache).
+    std::mem::take(&mut *seen.lock().unwrap())
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
