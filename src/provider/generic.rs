@@ -157,6 +157,17 @@ impl Decode<Event> for Decoder {
     }
 }
 
+/// The header map `{name: id}` that the signing helpers of the schemes signing a message id
+/// (Standard Webhooks, Svix) pass on.
+pub(crate) fn message_id(name: &'static str, id: &str) -> Result<http::HeaderMap, ConfigError> {
+    let value = http::HeaderValue::from_str(id).map_err(|_| ConfigError::InvalidScheme {
+        reason: "a message id must be a valid header value",
+    })?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(name, value);
+    Ok(headers)
+}
+
 /// A layer that verifies with the scheme `builder` builds and decodes into [`Event`].
 ///
 /// # Errors

@@ -25,7 +25,7 @@
 //! ```
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request};
+use http::{HeaderMap, Request};
 use http_body_util::Full;
 
 use super::generic::{self, Event};
@@ -92,7 +92,7 @@ pub fn headers(
     body: &[u8],
 ) -> Result<HeaderMap, ConfigError> {
     let scheme = scheme().secret(secret).build()?;
-    Ok(scheme.sign(body, Some(timestamp), &id_header(id)?))
+    Ok(scheme.sign(body, Some(timestamp), &generic::message_id(ID_HEADER, id)?))
 }
 
 /// A request a Standard Webhooks sender would send for message `id` at `timestamp` (Unix seconds),
@@ -108,14 +108,5 @@ pub fn signed_request(
     body: impl Into<Bytes>,
 ) -> Result<Request<Full<Bytes>>, ConfigError> {
     let scheme = scheme().secret(secret).build()?;
-    Ok(scheme.signed_request(body, Some(timestamp), &id_header(id)?))
-}
-
-fn id_header(id: &str) -> Result<HeaderMap, ConfigError> {
-    let mut headers = HeaderMap::new();
-    let value = HeaderValue::from_str(id).map_err(|_| ConfigError::InvalidScheme {
-        reason: "a message id must be a valid header value",
-    })?;
-    headers.insert(ID_HEADER, value);
-    Ok(headers)
+    Ok(scheme.signed_request(body, Some(timestamp), &generic::message_id(ID_HEADER, id)?))
 }
