@@ -175,15 +175,31 @@ fn many_signatures_in_one_header_are_bounded() {
         .unwrap()
         .to_owned();
     let other = "v1,AcAHu72OfHuaODBDHnpel8wpgZJX/qjncXQC88pzcak=";
-    // Up to the bound: any valid one suffices, wherever it is.
-    let mut within = vec![other; MAX_SIGNATURES - 1];
-    within.push(&good);
-    let mut headers_within = headers.clone();
-    headers_within.insert(
-        standard_webhooks::SIGNATURE_HEADER,
-        HeaderValue::from_str(&within.join(" ")).unwrap(),
-    );
-    assert_eq!(decide(&scheme, &headers_within, BODY), Ok(Signed::RawBody));
+    // Up to the bound: any valid one suffices, wherever it is (the first ones are kept inline,
+    // the rest on the heap).
+    for at in [0, 1, 2, MAX_SIGNATURES - 1] {
+        let mut within = vec![other; MAX_SIGNATURES - 1];
+        within.insert(at, &good);
+        let mut headers_within = headers.clone();
+        headers_within.insert(
+            standard_webhooks::SIGNATURE_HEADER,
+            HeaderValue::from_str(&within.join(" ")).unwrap(),
+        );
+        assert_eq!(
+            decide(&scheme, &headers_within, BODY),
+            Ok(Signed::RawBody),
+            "the valid signature at {at}"
+        );
+        within.remove(at);
+        headers_within.insert(
+            standard_webhooks::SIGNATURE_HEADER,
+            HeaderValue::from_str(&within.join(" ")).unwrap(),
+        );
+        assert_eq!(
+            decide(&scheme, &headers_within, BODY),
+            Err(SignatureError::Mismatch)
+        );
+    }
     // Unknown versions are ignored.
     let mixed = format!("v1a,bm90IGFuIGVkMjU1MTkgc2lnbmF0dXJl v2,xyz {good}");
     let mut headers_mixed = headers.clone();

@@ -281,14 +281,6 @@ impl Metadata {
         header_text(head, self.named(name, self.aliased(head)))
     }
 
-    /// The first of `fields` found in `head` (headers only).
-    fn read_head(&self, fields: &[Field], head: &HeaderMap) -> Option<String> {
-        fields.iter().find_map(|field| match field {
-            Field::Header(name) => self.header(head, name),
-            _ => None,
-        })
-    }
-
     /// The delivery id, and whether the signature covers it: read from the signed body, or
     /// from a header the MAC covers. GitHub's and Shopify's id headers are not signed.
     pub(crate) fn read_id(
@@ -339,7 +331,11 @@ fn signed_headers(parts: &[Part]) -> Vec<HeaderName> {
 }
 
 fn header_text(head: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let value = head.get(name)?;
+    value_text(head.get(name)?)
+}
+
+/// A metadata header's text: UTF-8 and at most [`MAX_METADATA_LEN`] bytes, or nothing.
+fn value_text(value: &HeaderValue) -> Option<String> {
     if value.len() > MAX_METADATA_LEN {
         return None;
     }
@@ -439,19 +435,89 @@ impl Tag {
 /// the signed header values. Its `Debug` output shows how many signatures it holds, not them.
 #[derive(Clone)]
 pub struct HmacSignature {
-    tags: Vec<Tag>,
-    timestamp: Option<(Bytes, i64)>,
-    headers: Vec<HeaderValue>,
-    delivery: Delivery,
+    tags: Few<Tag, 2>,
+    timestamp: Option<Timestamp>,
+    headers: Few<HeaderValue, 2>,
+    /// The delivery id and event type headers, turned into text only by
+    /// [`Scheme::delivery`].
+    id: Option<HeaderValue>,
+    event_type: Option<HeaderValue>,
 }
 
 impl fmt::Debug for HmacSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacSignature")
             .field("signatures", &self.tags.len())
-            .field("timestamp", &self.timestamp.as_ref().map(|(_, t)| t))
-            .field("delivery", &self.delivery)
+            .field("timestamp", &self.timestamp.as_ref().map(|t| t.seconds))
+            .field("id", &self.id)
+            .field("event_type", &self.event_type)
             .finish_non_exhaustive()
+    }
+}
+
+/// Up to `N` values inline and any more on the heap: the usual one or two signatures and signed
+/// headers of a request cost no allocation.
+#[derive(Clone)]
+struct Few<T, const N: usize> {
+    inline: [Option<T>; N],
+    spilled: Vec<T>,
+}
+
+impl<T, const N: usize> Few<T, N> {
+    fn new() -> Self {
+        Self {
+            inline: std::array::from_fn(|_| None),
+            spilled: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, value: T) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(value),
+            None => self.spilled.push(value),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.inline.iter().flatten().count() + self.spilled.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.inline.iter().flatten().chain(&self.spilled)
+    }
+
+    fn get(&self, index: usize) -> Option<&T> {
+        self.iter().nth(index)
+    }
+}
+
+/// A signed timestamp: its exact text (at most 18 digits, or it does not parse) and its value.
+#[derive(Clone, Copy)]
+struct Timestamp {
+    text: [u8; timestamp::MAX_DIGITS],
+    len: u8,
+    seconds: i64,
+}
+
+impl Timestamp {
+    /// Parses `text` as Unix seconds.
+    fn parse(text: &[u8]) -> Option<Self> {
+        let seconds = timestamp::parse_seconds(text)?;
+        let mut stamp = Self {
+            text: [0; timestamp::MAX_DIGITS],
+            len: u8::try_from(text.len()).ok()?,
+            seconds,
+        };
+        stamp.text.get_mut(..text.len())?.copy_from_slice(text);
+        Some(stamp)
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
     }
 }
 
@@ -628,12 +694,65 @@ impl Hmac {
         Ok(value)
     }
 
+    /// The signature header's one value, the name it was read under, and whether the request
+    /// is read by the aliases (it lacks the signature header and has its alias).
+    fn signature_value<'a>(
+        &'a self,
+        head: &'a HeaderMap,
+    ) -> Result<(bool, &'a HeaderName, &'a HeaderValue), SignatureError> {
+        if let Some(value) = Self::at_most_one(head, &self.header)? {
+            return Ok((false, &self.header, value));
+        }
+        if let Some(alias) = self.metadata.alias(&self.header)
+            && let Some(value) = Self::at_most_one(head, alias)?
+        {
+            return Ok((true, alias, value));
+        }
+        Err(SignatureError::Missing {
+            header: self.header.clone(),
+        })
+    }
+
+    /// The one value of `name`, nothing when it is absent, or an error when it is repeated.
+    fn at_most_one<'a>(
+        head: &'a HeaderMap,
+        name: &HeaderName,
+    ) -> Result<Option<&'a HeaderValue>, SignatureError> {
+        let mut values = head.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(_), Some(_)) => Err(SignatureError::Repeated {
+                header: name.clone(),
+            }),
+            (value, _) => Ok(value),
+        }
+    }
+
+    /// The first of the header `fields` the request has: taken from the signed header values
+    /// when the MAC covers it, looked up otherwise.
+    fn metadata_value(
+        &self,
+        head: &HeaderMap,
+        fields: &[Field],
+        aliased: bool,
+        signed: &Few<HeaderValue, 2>,
+    ) -> Option<HeaderValue> {
+        fields.iter().find_map(|field| match field {
+            Field::Header(name) => {
+                match self.metadata.signed_headers.iter().position(|n| n == name) {
+                    Some(index) => signed.get(index).cloned(),
+                    None => head.get(self.named(name, aliased)).cloned(),
+                }
+            }
+            Field::Json(_) | Field::Form(_) => None,
+        })
+    }
+
     fn decode(&self, encoded: &[u8]) -> Option<Tag> {
         decode(self.encoding, self.digest.tag_len(), encoded)
     }
 
     /// Parses the signature header's value into tags and, for pairs, the timestamp text.
-    fn parse(&self, value: &[u8]) -> Option<(Vec<Tag>, Option<Bytes>)> {
+    fn parse<'v>(&self, value: &'v [u8]) -> Option<(Few<Tag, 2>, Option<&'v [u8]>)> {
         let value = trim_ows(value);
         match &self.grammar {
             GrammarKind::Value { prefix } => {
@@ -642,15 +761,16 @@ impl Hmac {
                 } else {
                     value.strip_prefix(prefix.as_bytes())?
                 };
-                let tag = self.decode(encoded)?;
-                Some((vec![tag], None))
+                let mut tags = Few::new();
+                tags.push(self.decode(encoded)?);
+                Some((tags, None))
             }
             GrammarKind::Pairs {
                 separator,
                 timestamp_key,
                 signature_key,
             } => {
-                let mut tags = Vec::new();
+                let mut tags = Few::new();
                 let mut timestamp = None;
                 for (index, element) in value.split(|b| b == separator).enumerate() {
                     if index >= MAX_ELEMENTS {
@@ -662,7 +782,7 @@ impl Hmac {
                         return None;
                     }
                     if key == timestamp_key.as_bytes() {
-                        if timestamp.replace(Bytes::copy_from_slice(value)).is_some() {
+                        if timestamp.replace(value).is_some() {
                             return None;
                         }
                     } else if key == signature_key.as_bytes() {
@@ -675,7 +795,7 @@ impl Hmac {
                 (!tags.is_empty() && timestamp.is_some()).then_some((tags, timestamp))
             }
             GrammarKind::List { version } => {
-                let mut tags = Vec::new();
+                let mut tags = Few::new();
                 for (index, entry) in value.split(|b| *b == b' ').enumerate() {
                     if index >= MAX_ELEMENTS {
                         return None;
@@ -697,10 +817,14 @@ impl Hmac {
         }
     }
 
-    /// Whether `tag` is one of `tags`, in constant time for each.
-    fn any_matches(tag: &Tag, tags: &[Tag]) -> bool {
+    /// Whether `tag` is one of `tags`, in constant time for each: every tag is compared whole
+    /// (the differences of all its bytes or-ed together, then one constant-time test), whether or
+    /// not an earlier one matched.
+    fn any_matches(tag: &Tag, tags: &Few<Tag, 2>) -> bool {
         tags.iter().fold(false, |found, candidate| {
-            found | bool::from(candidate.as_slice().ct_eq(tag.as_slice()))
+            let (a, b) = (candidate.as_slice(), tag.as_slice());
+            let diff = a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y));
+            found | (a.len() == b.len() && bool::from(diff.ct_eq(&0)))
         })
     }
 
@@ -712,7 +836,10 @@ impl Hmac {
             let bytes: &[u8] = match part {
                 Part::Literal(bytes) => bytes,
                 Part::Header(_) => headers.next().map_or(&[][..], HeaderValue::as_bytes),
-                Part::Timestamp => signature.timestamp.as_ref().map_or(&[][..], |(t, _)| t),
+                Part::Timestamp => signature
+                    .timestamp
+                    .as_ref()
+                    .map_or(&[][..], Timestamp::text),
                 Part::Body | Part::BodyOrJsonStringify { .. } => break,
             };
             key.update(bytes);
@@ -729,7 +856,7 @@ impl Hmac {
             TimestampSource::None => return Ok(()),
             TimestampSource::Header(_) | TimestampSource::SignatureHeader => {
                 match &signature.timestamp {
-                    Some((_, seconds)) => i128::from(*seconds) * 1000,
+                    Some(timestamp) => i128::from(timestamp.seconds) * 1000,
                     None => return Ok(()),
                 }
             }
@@ -750,38 +877,31 @@ impl Scheme for Hmac {
     type Signature = HmacSignature;
 
     fn signature(&self, head: &Parts) -> Result<HmacSignature, SignatureError> {
-        // Without the signature header but with its alias, every header is read by its alias
-        // (the metadata too: see `Metadata::header`).
-        let aliased = self.metadata.aliased(&head.headers);
-        let signature_header = self.named(&self.header, aliased);
-        let value = Self::single(&head.headers, signature_header)?;
+        let (aliased, signature_header, value) = self.signature_value(&head.headers)?;
         let (tags, pair_timestamp) = self
             .parse(value.as_bytes())
             .ok_or_else(|| self.malformed(signature_header))?;
-        let timestamp_text = match &self.timestamp {
-            TimestampSource::Header(name) => Some(Bytes::copy_from_slice(trim_ows(
-                Self::single(&head.headers, self.named(name, aliased))?.as_bytes(),
-            ))),
-            TimestampSource::SignatureHeader => pair_timestamp,
-            TimestampSource::None | TimestampSource::BodyField { .. } => None,
+        let (timestamp_text, timestamp_header) = match &self.timestamp {
+            TimestampSource::Header(name) => {
+                let name = self.named(name, aliased);
+                let value = Self::single(&head.headers, name)?;
+                (Some(trim_ows(value.as_bytes())), name)
+            }
+            TimestampSource::SignatureHeader => (pair_timestamp, signature_header),
+            TimestampSource::None | TimestampSource::BodyField { .. } => (None, signature_header),
         };
         let timestamp = match timestamp_text {
             Some(text) => {
-                let seconds = timestamp::parse_seconds(&text).ok_or_else(|| {
-                    let header = match &self.timestamp {
-                        TimestampSource::Header(name) => self.named(name, aliased).clone(),
-                        _ => signature_header.clone(),
-                    };
-                    SignatureError::Malformed {
-                        header,
+                Some(
+                    Timestamp::parse(text).ok_or_else(|| SignatureError::Malformed {
+                        header: timestamp_header.clone(),
                         expected: "a timestamp in Unix seconds (1 to 18 ASCII digits)".into(),
-                    }
-                })?;
-                Some((text, seconds))
+                    })?,
+                )
             }
             None => None,
         };
-        let mut headers = Vec::new();
+        let mut headers = Few::new();
         for (index, part) in self.parts.iter().enumerate() {
             if let Part::Header(name) = part {
                 let name = self.named(name, aliased);
@@ -790,11 +910,7 @@ impl Scheme for Hmac {
                 // Webhooks: "the id must not contain `.`"), so that no two requests sign the same
                 // bytes with a different split between the parts.
                 if let Some(Part::Literal(separator)) = self.parts.get(index + 1)
-                    && !separator.is_empty()
-                    && value
-                        .as_bytes()
-                        .windows(separator.len())
-                        .any(|window| window == separator.as_ref())
+                    && contains(value.as_bytes(), separator)
                 {
                     return Err(SignatureError::Malformed {
                         header: name.clone(),
@@ -808,18 +924,17 @@ impl Scheme for Hmac {
                 headers.push(value.clone());
             }
         }
-        let delivery = Delivery {
-            id: self.metadata.read_head(&self.metadata.id, &head.headers),
-            event_type: self
-                .metadata
-                .read_head(&self.metadata.event_type, &head.headers),
-            timestamp: timestamp.as_ref().map(|(_, seconds)| *seconds),
-        };
+        // The metadata headers are kept as they are (a reference count each) and read as text
+        // only by `delivery`; one the MAC covers is not looked up twice.
+        let id = self.metadata_value(&head.headers, &self.metadata.id, aliased, &headers);
+        let event_type =
+            self.metadata_value(&head.headers, &self.metadata.event_type, aliased, &headers);
         Ok(HmacSignature {
             tags,
             timestamp,
             headers,
-            delivery,
+            id,
+            event_type,
         })
     }
 
@@ -860,7 +975,14 @@ impl Scheme for Hmac {
     }
 
     fn delivery(&self, signature: &HmacSignature) -> Delivery {
-        signature.delivery.clone()
+        Delivery {
+            id: signature.id.as_ref().and_then(value_text),
+            event_type: signature.event_type.as_ref().and_then(value_text),
+            timestamp: signature
+                .timestamp
+                .as_ref()
+                .map(|timestamp| timestamp.seconds),
+        }
     }
 
     fn complete_delivery(&self, delivery: &mut Delivery, signed: &Bytes) {
@@ -1280,6 +1402,17 @@ fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<Tag> {
         }
     }
     Some(tag)
+}
+
+/// Whether `needle` occurs in `haystack` (never, when it is empty).
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    match needle {
+        [] => false,
+        [byte] => haystack.contains(byte),
+        _ => haystack
+            .windows(needle.len())
+            .any(|window| window == needle),
+    }
 }
 
 /// Strips the optional white space (space, tab) that HTTP allows around a field value.

@@ -78,10 +78,13 @@ pub(crate) fn unix_seconds(time: SystemTime) -> i64 {
     i64::try_from(unix_millis(time).div_euclid(1000)).unwrap_or(i64::MAX)
 }
 
+/// The most digits a header timestamp may have: any such number fits an `i64`.
+pub(crate) const MAX_DIGITS: usize = 18;
+
 /// A header timestamp: 1 to 18 ASCII digits, nothing else (no sign, no space, no fraction), so
 /// that it always fits an `i64` and its text is what was signed.
 pub(crate) fn parse_seconds(text: &[u8]) -> Option<i64> {
-    if text.is_empty() || text.len() > 18 || !text.iter().all(u8::is_ascii_digit) {
+    if text.is_empty() || text.len() > MAX_DIGITS || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
     text.iter().try_fold(0i64, |n, d| {
