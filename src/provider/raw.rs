@@ -3,9 +3,13 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+use http::request::Parts;
 use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
+
+use crate::{DecodeError, decode::Decode};
 
 /// A verified event delivered without a typed form, with its type, id and raw data.
 ///
@@ -168,35 +172,90 @@ impl Serialize for RawEvent {
     }
 }
 
+/// How an [`Envelope`] holds a member: a copy (`Box<RawValue>`, from any deserializer) or a
+/// slice of the body (`&RawValue`, when it is read from the body's text).
+pub(crate) trait Raw: std::ops::Deref<Target = RawValue> {
+    /// The member as an owned value, for [`RawEvent`].
+    fn into_box(self) -> Box<RawValue>;
+}
+
+impl Raw for Box<RawValue> {
+    fn into_box(self) -> Box<RawValue> {
+        self
+    }
+}
+
+impl Raw for &RawValue {
+    fn into_box(self) -> Box<RawValue> {
+        self.to_owned()
+    }
+}
+
+/// An event type read from an [`Envelope`]: the presets' events.
+pub(crate) trait FromEnvelope: From<RawEvent> + Sized {
+    /// The typed form of the event in `envelope`, or its raw form.
+    fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self;
+}
+
+/// The presets' decoder: the same events as [`Lossless`](crate::decode::Lossless) gives, from an
+/// envelope whose members are slices of the body instead of copies.
+pub(crate) struct Preset<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> Preset<E> {
+    pub(crate) fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<E: FromEnvelope + 'static> Decode<E> for Preset<E> {
+    fn decode(&self, _head: &Parts, body: &Bytes) -> Result<E, DecodeError> {
+        // JSON is UTF-8 (RFC 8259): checked once here, so no string is checked again.
+        let text = std::str::from_utf8(body)
+            .map_err(|err| DecodeError::new(format!("the body is not UTF-8: {err}")))?;
+        match serde_json::from_str::<Envelope<&RawValue>>(text) {
+            Ok(envelope) => Ok(E::from_envelope(envelope)),
+            // JSON, but not an object the event type reads: delivered raw, never lost.
+            Err(err) if serde_json::from_str::<IgnoredAny>(text).is_ok() => {
+                Ok(E::from(RawEvent::not_an_event(err)))
+            }
+            Err(err) => Err(DecodeError::new(err)),
+        }
+    }
+}
+
 /// The envelope of a webhook body, its members kept as raw JSON.
 ///
 /// Reading it never fails on a JSON object: a repeated `event`, `timestamp` or `data` keeps the
 /// last value (as `JSON.parse` does) and is noted in `repeated`. Other keys are skipped.
-#[derive(Default)]
-pub(crate) struct Envelope {
-    pub(crate) event: Option<Box<RawValue>>,
-    pub(crate) timestamp: Option<Box<RawValue>>,
-    pub(crate) data: Option<Box<RawValue>>,
+pub(crate) struct Envelope<V = Box<RawValue>> {
+    pub(crate) event: Option<V>,
+    pub(crate) timestamp: Option<V>,
+    pub(crate) data: Option<V>,
     pub(crate) repeated: Option<&'static str>,
 }
 
-impl<'de> Deserialize<'de> for Envelope {
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Envelope<V> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(EnvelopeVisitor)
+        deserializer.deserialize_map(EnvelopeVisitor(std::marker::PhantomData))
     }
 }
 
-struct EnvelopeVisitor;
+struct EnvelopeVisitor<V>(std::marker::PhantomData<V>);
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
-    type Value = Envelope;
+impl<'de, V: Deserialize<'de>> Visitor<'de> for EnvelopeVisitor<V> {
+    type Value = Envelope<V>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a webhook body: a JSON object with a string `event`")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
-        let mut envelope = Envelope::default();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<V>, A::Error> {
+        let mut envelope = Envelope {
+            event: None,
+            timestamp: None,
+            data: None,
+            repeated: None,
+        };
         // Keys are read as bytes: a key holding a lone surrogate is just another key.
         const KEYS: &[&str] = &["event", "timestamp", "data"];
         while let Some(key) = map.next_key_seed(KeyIn(KEYS))? {
@@ -217,7 +276,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 }
 
-impl Envelope {
+impl<V: Raw> Envelope<V> {
     /// Parses the envelope's `event` string; any problem is the first shape error.
     fn event(&self) -> Result<String, String> {
         match self.event.as_deref() {
@@ -239,7 +298,7 @@ impl Envelope {
         self,
         id_field: &str,
         is_known: impl Fn(&str) -> bool,
-        typed: impl FnOnce(&str, &Envelope) -> Result<T, String>,
+        typed: impl FnOnce(&str, &Self) -> Result<T, String>,
         raw: impl FnOnce(RawEvent) -> T,
     ) -> T {
         let (event, mut shape_error) = match self.event() {
@@ -274,11 +333,11 @@ impl Envelope {
             .map(Lossy::into_string);
         raw(RawEvent {
             event,
-            raw_event: self.event,
+            raw_event: self.event.map(Raw::into_box),
             id,
             timestamp,
-            raw_timestamp: self.timestamp,
-            data: self.data,
+            raw_timestamp: self.timestamp.map(Raw::into_box),
+            data: self.data.map(Raw::into_box),
             shape_error,
         })
     }
@@ -482,6 +541,65 @@ mod tests {
         assert_eq!(envelope.event.unwrap().get(), r#""b""#);
         assert_eq!(envelope.repeated, Some("event"));
         assert!(serde_json::from_str::<Envelope>("[1]").is_err());
+    }
+
+    /// What `Preset` and `Lossless` make of `body`: equal events, or both refusals.
+    fn same_as_lossless<E>(body: &[u8])
+    where
+        E: FromEnvelope + serde::de::DeserializeOwned + PartialEq + fmt::Debug + 'static,
+    {
+        let (head, ()) = http::Request::new(()).into_parts();
+        let body = Bytes::copy_from_slice(body);
+        let preset = Preset::<E>::new().decode(&head, &body);
+        let lossless = crate::decode::Lossless::<E>::new().decode(&head, &body);
+        match (preset, lossless) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{:?}", String::from_utf8_lossy(&body)),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("{body:?}: preset {a:?}, lossless {b:?}"),
+        }
+    }
+
+    /// Bodies of every shape the envelope tells apart.
+    const BODIES: &[&str] = &[
+        r#"{"event":"video.processed","timestamp":"2026-01-01T00:00:00Z","data":{"id":"v","title":"t"}}"#,
+        r#"{"data":{"id":"v"},"event":"video.published","timestamp":null}"#,
+        r#"{"event":"video.failed","timestamp":1767225600,"data":{"id":"v"}}"#,
+        r#"{"event":"video.processed","data":{"id":"v","title":"Clip \ud83d"}}"#,
+        r#"{"event":"video.processed","event":"video.failed","data":{}}"#,
+        r#"{"event":"video.processed","data":[1,2]}"#,
+        r#"{"event":"video.processed"}"#,
+        r#"{"event":"render.completed","data":{"_id":"r","videoData":{"title":"\ud83d"}}}"#,
+        r#"{"event":"render.failed","data":{"_id":"r","error":{"code":7}}}"#,
+        r#"{"event":"test.ping","data":{"id":"p","_id":"q"}}"#,
+        r#"{"event":7,"data":{}}"#,
+        r#"{"event":"\ud800","data":{}}"#,
+        r#"  {"event":"video.processed","data":{"id":"v"}}  "#,
+        r#"{"event":"video.processed","data":{"id":"v"}} x"#,
+        r#"[1,2,3]"#,
+        r#""just a string""#,
+        r#"{"event":"video.processed","data":{"id":"v""#,
+        "",
+    ];
+
+    #[test]
+    fn the_presets_decoder_gives_what_lossless_gives() {
+        for body in BODIES {
+            same_as_lossless::<crate::provider::videonest::Event>(body.as_bytes());
+            same_as_lossless::<crate::provider::videoaiditor::Event>(body.as_bytes());
+        }
+        same_as_lossless::<crate::provider::videonest::Event>(b"{\"event\":\"a\xff\"}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_presets_decoder_agrees_with_lossless_on_any_bytes(
+            body in proptest::string::bytes_regex(
+                r#"(\{|\}|\[|\]|"|,|:|event|data|timestamp|id|_id|video\.processed|render\.completed|null|1|\\ud83d|\\u00e9|x| )*"#
+            ).unwrap()
+        ) {
+            same_as_lossless::<crate::provider::videonest::Event>(&body);
+            same_as_lossless::<crate::provider::videoaiditor::Event>(&body);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::WebhookEvent;
 use crate::provider::RawEvent;
-use crate::provider::raw::Envelope;
+use crate::provider::raw::{Envelope, FromEnvelope, Raw};
 
 /// A VideoAIditor webhook event.
 ///
@@ -124,8 +124,15 @@ impl From<RawEvent> for Event {
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let envelope = Envelope::deserialize(deserializer)?;
-        Ok(envelope.decode(
+        Ok(Self::from_envelope(Envelope::<Box<RawValue>>::deserialize(
+            deserializer,
+        )?))
+    }
+}
+
+impl FromEnvelope for Event {
+    fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self {
+        envelope.decode(
             "_id",
             |event| matches!(event, Self::RENDER_COMPLETED | Self::RENDER_FAILED),
             |event, envelope| {
@@ -137,7 +144,7 @@ impl<'de> Deserialize<'de> for Event {
                 })
             },
             Event::Raw,
-        ))
+        )
     }
 }
 

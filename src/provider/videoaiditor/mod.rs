@@ -34,7 +34,7 @@ use http_body_util::Full;
 
 use crate::{
     ConfigError, Secret, VerifyWebhookLayer,
-    decode::Lossless,
+    provider::raw::Preset,
     scheme::{Encoding, HmacSha256, HmacSha256Builder},
 };
 
@@ -52,7 +52,7 @@ pub fn scheme() -> HmacSha256Builder {
 
 /// A layer that verifies VideoAIditor webhooks signed with any of `secrets` and decodes them into
 /// [`Event`]. Every verified JSON body is delivered, as [`Event::Raw`] when it does not fit a
-/// typed variant ([`Lossless`]); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
+/// typed variant (decoded as [`Lossless`](crate::decode::Lossless) decodes); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
 /// 400 instead.
 ///
 /// # Errors
@@ -64,7 +64,7 @@ where
     I::Item: Into<Secret>,
 {
     Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?)
-        .decode_with(Lossless::new())
+        .decode_with(Preset::new())
         .trace_event_types())
 }
 

@@ -1,7 +1,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::provider::RawEvent;
-use crate::provider::raw::Envelope;
+use crate::provider::raw::{Envelope, FromEnvelope, Raw};
 use crate::{WebhookEvent, event::KeyParts};
 
 /// A VideoNest webhook event.
@@ -202,8 +203,15 @@ impl From<RawEvent> for Event {
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let envelope = Envelope::deserialize(deserializer)?;
-        Ok(envelope.decode(
+        Ok(Self::from_envelope(Envelope::<Box<RawValue>>::deserialize(
+            deserializer,
+        )?))
+    }
+}
+
+impl FromEnvelope for Event {
+    fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self {
+        envelope.decode(
             "id",
             Self::is_known,
             |event, envelope| {
@@ -232,7 +240,7 @@ impl<'de> Deserialize<'de> for Event {
                 })
             },
             Event::Raw,
-        ))
+        )
     }
 }
 

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use crate::{
     ConfigError, Secret, VerifyWebhookLayer,
-    decode::Lossless,
+    provider::raw::Preset,
     scheme::{
         Encoding, Field, Hmac, HmacBuilder, HmacSha256, HmacSha256Builder, TimestampSource,
         TimestampUnit,
@@ -133,13 +133,13 @@ where
     }
     let scheme = windowed_scheme(tolerance).secrets(secrets).build()?;
     Ok(VerifyWebhookLayer::new(scheme)
-        .decode_with(Lossless::new())
+        .decode_with(Preset::new())
         .trace_event_types())
 }
 
 /// A layer that verifies VideoNest webhooks signed with any of `secrets` and decodes them into
 /// [`Event`]. Every verified JSON body is delivered, as [`Event::Raw`] when it does not fit a
-/// typed variant ([`Lossless`]); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
+/// typed variant (decoded as [`Lossless`](crate::decode::Lossless) decodes); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
 /// 400 instead.
 ///
 /// # Errors
@@ -151,7 +151,7 @@ where
     I::Item: Into<Secret>,
 {
     Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?)
-        .decode_with(Lossless::new())
+        .decode_with(Preset::new())
         .trace_event_types())
 }
 
