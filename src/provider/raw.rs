@@ -193,8 +193,112 @@ impl Raw for &RawValue {
 
 /// An event type read from an [`Envelope`]: the presets' events.
 pub(crate) trait FromEnvelope: From<RawEvent> + Sized {
+    /// Whether the typed form reads `timestamp` (a string or `null`); otherwise any value is
+    /// skipped.
+    const TYPED_TIMESTAMP: bool;
+
     /// The typed form of the event in `envelope`, or its raw form.
     fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self;
+
+    /// The typed form of a known `event` whose `data` is the next value of `map` (read with
+    /// [`Object`]), with the `timestamp` read before it; `None` for a type the crate does not
+    /// know. An error leaves the body to [`from_envelope`](Self::from_envelope).
+    fn typed<'de, A: MapAccess<'de>>(
+        event: &str,
+        timestamp: Option<String>,
+        map: &mut A,
+    ) -> Result<Option<Self>, A::Error>;
+}
+
+/// Reads a JSON object, and only an object, into `T` (a derived struct alone would also take
+/// an array, by position).
+pub(crate) struct Object<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Object<T> {
+    pub(crate) fn new() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Object<T> {
+    type Value = T;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+/// The one-pass reading of the usual body: `event` (a known type, a string without escapes)
+/// before `data`, `timestamp` (when the type reads it) before `data` too, no key repeated, each
+/// member of its documented shape. `None`, or an error, for anything else: such a body is read
+/// again through the [`Envelope`], which gives every other outcome.
+struct OnePass<E>(Option<E>);
+
+impl<'de, E: FromEnvelope> Deserialize<'de> for OnePass<E> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(OnePassVisitor(std::marker::PhantomData))
+    }
+}
+
+struct OnePassVisitor<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<'de, E: FromEnvelope> Visitor<'de> for OnePassVisitor<E> {
+    type Value = OnePass<E>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a webhook body: a JSON object with a string `event`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OnePass<E>, A::Error> {
+        const KEYS: &[&str] = &["event", "timestamp", "data"];
+        let mut event: Option<&'de str> = None;
+        let mut timestamp: Option<Option<String>> = None;
+        let mut typed: Option<E> = None;
+        // Returning early leaves the map unread: serde_json then fails the whole reading.
+        while let Some(key) = map.next_key_seed(KeyIn(KEYS))? {
+            match key {
+                Some(0) if event.is_none() => event = Some(map.next_value()?),
+                Some(1) if timestamp.is_none() && typed.is_none() => {
+                    timestamp = Some(if E::TYPED_TIMESTAMP {
+                        map.next_value()?
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                        None
+                    });
+                }
+                Some(1) if timestamp.is_none() && !E::TYPED_TIMESTAMP => {
+                    map.next_value::<IgnoredAny>()?;
+                    timestamp = Some(None);
+                }
+                Some(2) if typed.is_none() => {
+                    let Some(event) = event else {
+                        return Ok(OnePass(None));
+                    };
+                    match E::typed(event, timestamp.clone().flatten(), &mut map)? {
+                        Some(event) => typed = Some(event),
+                        None => return Ok(OnePass(None)),
+                    }
+                }
+                Some(_) => return Ok(OnePass(None)),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(OnePass(typed))
+    }
 }
 
 /// The presets' decoder: the same events as [`Lossless`](crate::decode::Lossless) gives, from an
@@ -212,6 +316,9 @@ impl<E: FromEnvelope + 'static> Decode<E> for Preset<E> {
         // JSON is UTF-8 (RFC 8259): checked once here, so no string is checked again.
         let text = std::str::from_utf8(body)
             .map_err(|err| DecodeError::new(format!("the body is not UTF-8: {err}")))?;
+        if let Ok(OnePass(Some(event))) = serde_json::from_str::<OnePass<E>>(text) {
+            return Ok(event);
+        }
         match serde_json::from_str::<Envelope<&RawValue>>(text) {
             Ok(envelope) => Ok(E::from_envelope(envelope)),
             // JSON, but not an object the event type reads: delivered raw, never lost.
@@ -600,6 +707,119 @@ mod tests {
             same_as_lossless::<crate::provider::videonest::Event>(&body);
             same_as_lossless::<crate::provider::videoaiditor::Event>(&body);
         }
+    }
+
+    /// JSON values of the shapes the envelope's members take, right and wrong.
+    fn member_value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            Just("142".to_owned()),
+            Just("-1.5e3".to_owned()),
+            Just("true".to_owned()),
+            Just(r#""video.processed""#.to_owned()),
+            Just(r#""distribution.failed""#.to_owned()),
+            Just(r#""render.completed""#.to_owned()),
+            Just(r#""video\u002eprocessed""#.to_owned()),
+            Just(r#""test.ping""#.to_owned()),
+            Just(r#""2026-01-01T00:00:00Z""#.to_owned()),
+            Just(r#""Clip \ud83d""#.to_owned()),
+            Just(r#""caf\u00e9""#.to_owned()),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            let key = prop_oneof![
+                Just("id"),
+                Just("_id"),
+                Just("title"),
+                Just("duration"),
+                Just("status"),
+                Just("videoData"),
+                Just("error"),
+                Just("platform"),
+                Just("x"),
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3)
+                    .prop_map(|items| format!("[{}]", items.join(","))),
+                proptest::collection::vec((key, inner), 0..5).prop_map(|members| {
+                    let members: Vec<String> = members
+                        .into_iter()
+                        .map(|(k, v)| format!("\"{k}\":{v}"))
+                        .collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
+    }
+
+    /// Webhook-like bodies: the envelope's keys in any order, some repeated or missing.
+    fn envelope_body() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("event"),
+            Just("timestamp"),
+            Just("data"),
+            Just("ev\\u0065nt"),
+            Just("other"),
+        ];
+        let event = prop_oneof![
+            Just(r#""video.processed""#.to_owned()),
+            Just(r#""video.published""#.to_owned()),
+            Just(r#""video.failed""#.to_owned()),
+            Just(r#""distribution.completed""#.to_owned()),
+            Just(r#""distribution.failed""#.to_owned()),
+            Just(r#""render.completed""#.to_owned()),
+            Just(r#""render.failed""#.to_owned()),
+        ];
+        let value = prop_oneof![3 => event, 5 => member_value()];
+        (proptest::collection::vec((key, value), 0..5), any::<bool>()).prop_map(
+            |(members, trailing)| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v)| format!("\"{k}\":{v}"))
+                    .collect();
+                format!(
+                    "{{{}}}{}",
+                    members.join(","),
+                    if trailing { " " } else { "" }
+                )
+            },
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_presets_decoder_agrees_with_lossless_on_envelopes(body in envelope_body()) {
+            same_as_lossless::<crate::provider::videonest::Event>(body.as_bytes());
+            same_as_lossless::<crate::provider::videoaiditor::Event>(body.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_one_pass_reading_takes_the_usual_body_and_leaves_the_rest() {
+        type Nest = crate::provider::videonest::Event;
+        let read = |body: &str| {
+            matches!(
+                serde_json::from_str::<OnePass<Nest>>(body),
+                Ok(OnePass(Some(_)))
+            )
+        };
+        assert!(read(
+            r#"{"event":"video.processed","timestamp":"t","data":{"id":"v"}}"#
+        ));
+        assert!(read(
+            r#"{"x":[1],"event":"video.failed","data":{"id":"v"}}"#
+        ));
+        // Left to the envelope: data before event, timestamp after data, a repeated key, an
+        // escaped event, an unknown type, data that is not an object.
+        assert!(!read(r#"{"data":{"id":"v"},"event":"video.processed"}"#));
+        assert!(!read(
+            r#"{"event":"video.processed","data":{"id":"v"},"timestamp":"t"}"#
+        ));
+        assert!(!read(r#"{"event":"video.processed","data":{},"data":{}}"#));
+        assert!(!read(r#"{"event":"video\u002eprocessed","data":{}}"#));
+        assert!(!read(r#"{"event":"test.ping","data":{}}"#));
+        assert!(!read(r#"{"event":"video.processed","data":["v"]}"#));
     }
 
     #[test]

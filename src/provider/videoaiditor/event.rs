@@ -1,12 +1,12 @@
 use std::fmt;
 
-use serde::de::{self, Visitor};
+use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::WebhookEvent;
 use crate::provider::RawEvent;
-use crate::provider::raw::{Envelope, FromEnvelope, Raw};
+use crate::provider::raw::{Envelope, FromEnvelope, Object, Raw};
 
 /// A VideoAIditor webhook event.
 ///
@@ -131,6 +131,20 @@ impl<'de> Deserialize<'de> for Event {
 }
 
 impl FromEnvelope for Event {
+    const TYPED_TIMESTAMP: bool = false;
+
+    fn typed<'de, A: MapAccess<'de>>(
+        event: &str,
+        _timestamp: Option<String>,
+        map: &mut A,
+    ) -> Result<Option<Self>, A::Error> {
+        Ok(Some(match event {
+            Self::RENDER_COMPLETED => Event::RenderCompleted(map.next_value_seed(Object::new())?),
+            Self::RENDER_FAILED => Event::RenderFailed(map.next_value_seed(Object::new())?),
+            _ => return Ok(None),
+        }))
+    }
+
     fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self {
         envelope.decode(
             "_id",

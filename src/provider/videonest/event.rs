@@ -1,8 +1,9 @@
+use serde::de::MapAccess;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::provider::RawEvent;
-use crate::provider::raw::{Envelope, FromEnvelope, Raw};
+use crate::provider::raw::{Envelope, FromEnvelope, Object, Raw};
 use crate::{WebhookEvent, event::KeyParts};
 
 /// A VideoNest webhook event.
@@ -210,6 +211,38 @@ impl<'de> Deserialize<'de> for Event {
 }
 
 impl FromEnvelope for Event {
+    const TYPED_TIMESTAMP: bool = true;
+
+    fn typed<'de, A: MapAccess<'de>>(
+        event: &str,
+        timestamp: Option<String>,
+        map: &mut A,
+    ) -> Result<Option<Self>, A::Error> {
+        Ok(Some(match event {
+            Self::VIDEO_PROCESSED => Event::VideoProcessed(Payload {
+                timestamp,
+                data: map.next_value_seed(Object::new())?,
+            }),
+            Self::VIDEO_PUBLISHED => Event::VideoPublished(Payload {
+                timestamp,
+                data: map.next_value_seed(Object::new())?,
+            }),
+            Self::VIDEO_FAILED => Event::VideoFailed(Payload {
+                timestamp,
+                data: map.next_value_seed(Object::new())?,
+            }),
+            Self::DISTRIBUTION_COMPLETED => Event::DistributionCompleted(Payload {
+                timestamp,
+                data: map.next_value_seed(Object::new())?,
+            }),
+            Self::DISTRIBUTION_FAILED => Event::DistributionFailed(Payload {
+                timestamp,
+                data: map.next_value_seed(Object::new())?,
+            }),
+            _ => return Ok(None),
+        }))
+    }
+
     fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self {
         envelope.decode(
             "id",
