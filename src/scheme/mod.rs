@@ -45,6 +45,7 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
+mod b64;
 mod hmac;
 pub(crate) mod hmac_metadata {
     pub(crate) use super::hmac::Metadata;
