@@ -5,7 +5,7 @@ use std::{
     task::{Context, Poll, ready},
 };
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http_body::Body;
 
 use crate::{BodyError, BoxError, Rejection};
@@ -22,7 +22,7 @@ const FRAMES_PER_POLL: usize = 64;
 pub(crate) struct Collector {
     limit: usize,
     first: Option<Bytes>,
-    rest: BytesMut,
+    rest: Vec<u8>,
 }
 
 impl Collector {
@@ -30,7 +30,7 @@ impl Collector {
         Self {
             limit,
             first: None,
-            rest: BytesMut::new(),
+            rest: Vec::new(),
         }
     }
 
@@ -57,11 +57,12 @@ impl Collector {
                     return Ok(());
                 }
                 Some(first) => {
-                    self.rest.reserve(first.len() + n);
+                    self.grow(first.len() + n);
                     self.rest.extend_from_slice(&first);
                 }
             }
         }
+        self.grow(n);
         while data.has_remaining() {
             let chunk = data.chunk();
             let len = chunk.len();
@@ -71,11 +72,22 @@ impl Collector {
         Ok(())
     }
 
+    /// Makes room for `additional` more bytes (within the limit, which `push` checked): the
+    /// capacity doubles as the body grows, but never past the limit, so a body that stops just
+    /// short of it holds at most the limit.
+    fn grow(&mut self, additional: usize) {
+        let needed = self.rest.len() + additional;
+        if needed > self.rest.capacity() {
+            let target = needed.max(self.rest.capacity() * 2).min(self.limit);
+            self.rest.reserve_exact(target - self.rest.len());
+        }
+    }
+
     fn finish(&mut self) -> Bytes {
         if self.rest.is_empty() {
             self.first.take().unwrap_or_default()
         } else {
-            std::mem::take(&mut self.rest).freeze()
+            Bytes::from(std::mem::take(&mut self.rest))
         }
     }
 
@@ -161,6 +173,26 @@ mod tests {
     fn several_frames_are_joined_in_order() {
         let out = collect(frames(&[b"ab", b"", b"cd", b"e"]), 5).unwrap();
         assert_eq!(out, "abcde");
+    }
+
+    #[test]
+    fn the_buffer_never_grows_past_the_limit() {
+        for limit in [1, 7, 64, 1000, 65_536] {
+            for step in [1, 3, limit / 5 + 1, limit / 2 + 1] {
+                let mut collector = Collector::new(limit);
+                let chunk = vec![b'x'; step];
+                let mut pushed = 0;
+                while collector.push(&chunk[..]).is_ok() {
+                    pushed += step;
+                    assert!(
+                        collector.rest.capacity() <= limit,
+                        "limit {limit}, step {step}: capacity {}",
+                        collector.rest.capacity()
+                    );
+                }
+                assert_eq!(collector.finish().len(), pushed);
+            }
+        }
     }
 
     #[test]
