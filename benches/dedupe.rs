@@ -34,7 +34,7 @@ use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use tower_webhook::{
     dedupe::{
         DedupeLayer,
-        store::{Claim, MemoryStore, Store},
+        store::{Claim, MemoryStore, Store, Token},
     },
     provider::videonest,
 };
@@ -82,7 +82,8 @@ fn memory_store(c: &mut Criterion) {
         b.iter_batched(
             fresh_key,
             |key| {
-                let Ok(Claim::Acquired(token)) = now(store.claim(&key, LEASE)) else {
+                let token = Token::random();
+                let Ok(Claim::Acquired) = now(store.claim(&key, &token, LEASE)) else {
                     unreachable!("a new key is free");
                 };
                 now(store.complete(&key, &token, RETENTION)).expect("completed");
@@ -92,13 +93,14 @@ fn memory_store(c: &mut Criterion) {
     });
 
     let key = fresh_key();
-    let Ok(Claim::Acquired(token)) = now(store.claim(&key, LEASE)) else {
+    let token = Token::random();
+    let Ok(Claim::Acquired) = now(store.claim(&key, &token, LEASE)) else {
         unreachable!("a new key is free");
     };
     now(store.complete(&key, &token, RETENTION)).expect("completed");
     group.bench_function("claim (duplicate)", |b| {
         b.iter(|| {
-            let claim = now(store.claim(black_box(&key), LEASE));
+            let claim = now(store.claim(black_box(&key), &token, LEASE));
             assert!(matches!(claim, Ok(Claim::Done)));
         });
     });
@@ -179,7 +181,7 @@ fn layer(c: &mut Criterion) {
 
 #[cfg(feature = "redis")]
 fn redis_store(c: &mut Criterion) {
-    use tower_webhook::dedupe::store::{RedisStore, Token};
+    use tower_webhook::dedupe::store::RedisStore;
 
     let Ok(url) = std::env::var("TOWER_WEBHOOK_REDIS_URL") else {
         eprintln!("redis_store: skipped, TOWER_WEBHOOK_REDIS_URL is not set");
@@ -203,7 +205,8 @@ fn redis_store(c: &mut Criterion) {
             fresh_key,
             |key| {
                 runtime.block_on(async {
-                    let Ok(Claim::Acquired(token)) = store.claim(&key, LEASE).await else {
+                    let token = Token::random();
+                    let Ok(Claim::Acquired) = store.claim(&key, &token, LEASE).await else {
                         unreachable!("a new key is free");
                     };
                     store
@@ -216,8 +219,9 @@ fn redis_store(c: &mut Criterion) {
         );
     });
     let key = fresh_key();
+    let token = Token::random();
     runtime.block_on(async {
-        let Ok(Claim::Acquired(token)) = store.claim(&key, LEASE).await else {
+        let Ok(Claim::Acquired) = store.claim(&key, &token, LEASE).await else {
             unreachable!("a new key is free");
         };
         store
@@ -227,7 +231,7 @@ fn redis_store(c: &mut Criterion) {
     });
     group.bench_function("claim (duplicate)", |b| {
         b.iter(|| {
-            let claim = runtime.block_on(store.claim(&key, LEASE));
+            let claim = runtime.block_on(store.claim(&key, &token, LEASE));
             assert!(matches!(claim, Ok(Claim::Done)));
         });
     });

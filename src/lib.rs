@@ -94,10 +94,15 @@
 //! No feature is on by default.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod log;
+
 mod config;
 mod event;
 #[cfg(feature = "redis")]
 mod redis_connection;
+#[cfg(feature = "redis")]
+mod redis_record;
 mod rejection;
 mod secret;
 mod verified;

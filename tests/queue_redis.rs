@@ -523,7 +523,7 @@ async fn deduplicated_enqueue_stores_concurrent_repeats_once_in_one_round_trip()
             .query_async(&mut connection)
             .await
             .unwrap();
-        assert_eq!(record.as_deref(), Some("done"), "{key}");
+        assert_eq!(record.as_deref(), Some("v1:done"), "{key}");
     }
     assert_eq!(keys.len(), 3);
 }
@@ -549,9 +549,9 @@ async fn a_key_claimed_by_a_redis_store_sharing_the_records_is_in_flight() {
         )
         .unwrap(),
     );
-    let Claim::Acquired(token) = store.claim(&key, Duration::from_secs(60)).await.unwrap() else {
-        panic!("a new key is free");
-    };
+    let token = Token::random();
+    let claim = store.claim(&key, &token, Duration::from_secs(60)).await;
+    assert_eq!(claim.unwrap(), Claim::Acquired, "a new key is free");
     assert_eq!(post(&http, &body).await, StatusCode::CONFLICT);
     store
         .complete(&key, &token, Duration::from_secs(60))
@@ -569,7 +569,10 @@ async fn a_key_claimed_by_a_redis_store_sharing_the_records_is_in_flight() {
         .unwrap(),
     );
     assert_eq!(
-        store.claim(&queued, Duration::from_secs(60)).await.unwrap(),
+        store
+            .claim(&queued, &Token::random(), Duration::from_secs(60))
+            .await
+            .unwrap(),
         Claim::Done
     );
     let mut connection = queue.connection().clone();

@@ -7,13 +7,13 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use pin_project::pin_project;
 use tower::Service;
 
 use super::{
     DedupeLayer,
-    store::{Claim, Store, Token},
+    store::{Claim, Store, StoreError, Token},
 };
 use crate::{Rejection, RejectionResponse, rejection::respond};
 
@@ -44,13 +44,17 @@ where
     /// Not polled yet: the claim is asked for on the first poll, so that a future dropped
     /// before it is polled leaves no claim behind.
     Start {
-        pending: Option<Pending<S, B, St, R>>,
+        pending: Option<Pending<S, B, R>>,
+        guard: Option<Guard<St>>,
     },
-    /// Waiting for the store's answer; the request and the readied service wait here.
+    /// Waiting for the store's answer; the request and the readied service wait here. The
+    /// guard is armed: if this future is dropped now, the claim (which may still land) is
+    /// handed back.
     Claiming {
         #[pin]
         claim: St::ClaimFuture,
-        pending: Option<Pending<S, B, St, R>>,
+        pending: Option<Pending<S, B, R>>,
+        guard: Option<Guard<St>>,
     },
     /// The inner service runs; `guard` holds the claim (none without deduplication).
     Calling {
@@ -63,25 +67,27 @@ where
         #[pin]
         settle: St::SettleFuture,
         output: Option<Result<S::Response, S::Error>>,
+        /// The settled claim, disarmed, and whether the handler succeeded: a release that
+        /// fails is handed to [`Store::abandon`].
+        settled: Option<(Guard<St>, bool)>,
     },
     /// Answered by the layer itself.
     Answered { response: Option<S::Response> },
 }
 
 /// What a claimed request needs once the store has answered.
-struct Pending<S, B, St, R> {
+struct Pending<S, B, R> {
     inner: S,
     request: Request<B>,
-    key: Arc<str>,
-    store: Arc<St>,
     lease: Duration,
-    retention: Duration,
     fail_open: bool,
+    in_flight: Option<StatusCode>,
     rejection: R,
 }
 
-/// Holds a claim while the inner service runs; if the future is dropped before it settles, the
-/// claim is handed back with [`Store::abandon`].
+/// A claim of the layer's: its key and token. While armed, dropping it hands the claim back
+/// with [`Store::abandon`] (the request's future was dropped, or the claim's answer never
+/// came).
 struct Guard<St: Store> {
     store: Arc<St>,
     key: Arc<str>,
@@ -92,13 +98,19 @@ struct Guard<St: Store> {
 
 impl<St: Store> Guard<St> {
     /// Completes (after a 2xx) or releases (otherwise) the claim; the guard is disarmed.
-    fn settle(mut self, success: bool) -> St::SettleFuture {
+    fn settle(&mut self, success: bool) -> St::SettleFuture {
         self.armed = false;
         if success {
             self.store.complete(&self.key, &self.token, self.retention)
         } else {
             self.store.release(&self.key, &self.token)
         }
+    }
+
+    /// Hands the claim back now, whether or not it landed.
+    fn abandon(mut self) {
+        self.armed = false;
+        self.store.abandon(&self.key, &self.token);
     }
 }
 
@@ -146,12 +158,17 @@ where
                 pending: Some(Pending {
                     inner,
                     request,
-                    key,
-                    store: Arc::clone(&layer.store),
                     lease: layer.lease,
-                    retention: layer.retention,
                     fail_open: layer.fail_open,
+                    in_flight: layer.in_flight_status,
                     rejection: layer.rejection.clone(),
+                }),
+                guard: Some(Guard {
+                    store: Arc::clone(&layer.store),
+                    key,
+                    token: Token::random(),
+                    retention: layer.retention,
+                    armed: false,
                 }),
             },
         }
@@ -170,6 +187,21 @@ fn answer<B, R: RejectionResponse<B>>(responder: &R, rejection: Rejection) -> Re
     response
 }
 
+/// Logs a store that could not answer a claim.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+fn claim_failed(key: &str, err: &StoreError, fail_open: bool) {
+    let outcome = if fail_open {
+        "handled without deduplication (fail open)"
+    } else {
+        "answered 503"
+    };
+    if matches!(err, StoreError::UnknownFormat) {
+        log_error!(key, error = %crate::log::ErrorChain(err), outcome, "deduplication record of an unknown format");
+    } else {
+        log_warn!(key, error = %crate::log::ErrorChain(err), outcome, "deduplication store unavailable");
+    }
+}
+
 const POLLED_AFTER_COMPLETION: &str = "ResponseFuture polled after completion";
 
 impl<S, B, St, R, ResBody> Future for ResponseFuture<S, B, St, R>
@@ -184,43 +216,58 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Start { pending } => {
+                StateProj::Start { pending, guard } => {
                     let pending = pending.take().expect(POLLED_AFTER_COMPLETION);
-                    let claim = pending.store.claim(&pending.key, pending.lease);
+                    let mut guard = guard.take().expect(POLLED_AFTER_COMPLETION);
+                    let claim = guard.store.claim(&guard.key, &guard.token, pending.lease);
+                    // From here on the claim may land, whatever becomes of this future.
+                    guard.armed = true;
                     this.state.set(State::Claiming {
                         claim,
                         pending: Some(pending),
+                        guard: Some(guard),
                     });
                 }
-                StateProj::Claiming { claim, pending } => {
+                StateProj::Claiming {
+                    claim,
+                    pending,
+                    guard,
+                } => {
                     let claim = ready!(claim.poll(cx));
                     let Pending {
                         mut inner,
                         request,
-                        key,
-                        store,
                         lease: _,
-                        retention,
                         fail_open,
+                        in_flight,
                         rejection,
                     } = pending.take().expect(POLLED_AFTER_COMPLETION);
+                    let mut guard = guard.take().expect(POLLED_AFTER_COMPLETION);
                     let guard = match claim {
-                        Ok(Claim::Acquired(token)) => Some(Guard {
-                            store,
-                            key,
-                            token,
-                            retention,
-                            armed: true,
-                        }),
-                        Err(_) if fail_open => None,
-                        answered => {
-                            let rejection_kind = match answered {
-                                Ok(Claim::Done) => Rejection::Duplicate,
-                                Ok(_) => Rejection::InFlight,
-                                Err(err) => Rejection::Store(err),
+                        Ok(Claim::Acquired) => Some(guard),
+                        Err(err) => {
+                            // The claim may still land (a stalled store runs it later): hand
+                            // it back, so that the provider's next retry finds the key free.
+                            claim_failed(&guard.key, &err, fail_open);
+                            guard.abandon();
+                            if !fail_open {
+                                this.state.set(State::Answered { response: None });
+                                return Poll::Ready(Ok(answer(&rejection, Rejection::Store(err))));
+                            }
+                            None
+                        }
+                        Ok(answered) => {
+                            // Nothing of this delivery's is held.
+                            guard.armed = false;
+                            let mut response = match answered {
+                                Claim::Done => answer(&rejection, Rejection::Duplicate),
+                                _ => answer(&rejection, Rejection::InFlight),
                             };
+                            if let (Claim::InFlight, Some(status)) = (answered, in_flight) {
+                                *response.status_mut() = status;
+                            }
                             this.state.set(State::Answered { response: None });
-                            return Poll::Ready(Ok(answer(&rejection, rejection_kind)));
+                            return Poll::Ready(Ok(response));
                         }
                     };
                     let future = inner.call(request);
@@ -228,7 +275,7 @@ where
                 }
                 StateProj::Calling { future, guard } => {
                     let output = ready!(future.poll(cx));
-                    let Some(guard) = guard.take() else {
+                    let Some(mut guard) = guard.take() else {
                         return Poll::Ready(output);
                     };
                     let success = matches!(&output, Ok(response) if response.status().is_success());
@@ -236,17 +283,43 @@ where
                     this.state.set(State::Settling {
                         settle,
                         output: Some(output),
+                        settled: Some((guard, success)),
                     });
                 }
-                StateProj::Settling { settle, output } => {
-                    // A store that fails here cannot change the answer: after a 2xx the event
-                    // was processed (the claim runs out with its lease), otherwise the failure
-                    // is answered as it is and the claim runs out the same way. The error goes
-                    // into the response's extensions for outer layers to log.
-                    let settled = ready!(settle.poll(cx));
+                StateProj::Settling {
+                    settle,
+                    output,
+                    settled,
+                } => {
+                    // A store that fails here cannot change the answer. After a 2xx the event
+                    // was processed: the claim runs out with its lease (a later repeat is
+                    // processed again). After a failure the release is handed to
+                    // `Store::abandon`, which keeps trying, so that the provider's retry is not
+                    // refused for the lease. The error goes into the response's extensions for
+                    // outer layers to log.
+                    let result = ready!(settle.poll(cx));
                     let mut output = output.take().expect(POLLED_AFTER_COMPLETION);
-                    if let (Err(err), Ok(response)) = (settled, &mut output) {
-                        response.extensions_mut().insert(err);
+                    let (guard, success) = settled.take().expect(POLLED_AFTER_COMPLETION);
+                    if let Err(err) = result {
+                        if success {
+                            log_warn!(
+                                key = &*guard.key,
+                                error = %crate::log::ErrorChain(&err),
+                                "deduplication store could not mark a processed event done; a \
+                                 repeat after the lease runs out is processed again"
+                            );
+                        } else {
+                            log_warn!(
+                                key = &*guard.key,
+                                error = %crate::log::ErrorChain(&err),
+                                "deduplication store could not release a failed delivery's \
+                                 claim; releasing it in the background"
+                            );
+                            guard.abandon();
+                        }
+                        if let Ok(response) = &mut output {
+                            response.extensions_mut().insert(err);
+                        }
                     }
                     return Poll::Ready(output);
                 }

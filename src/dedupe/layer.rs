@@ -1,5 +1,6 @@
 use std::{fmt, sync::Arc, time::Duration};
 
+use http::StatusCode;
 use tower::Layer;
 
 use super::{Dedupe, store::MemoryStore};
@@ -29,6 +30,7 @@ pub struct DedupeLayer<E, St = MemoryStore, R = DefaultRejectionResponse> {
     pub(crate) lease: Duration,
     pub(crate) retention: Duration,
     pub(crate) fail_open: bool,
+    pub(crate) in_flight_status: Option<StatusCode>,
     pub(crate) rejection: R,
 }
 
@@ -60,6 +62,7 @@ impl<E, St> DedupeLayer<E, St> {
             lease: DEFAULT_LEASE,
             retention: DEFAULT_RETENTION,
             fail_open: false,
+            in_flight_status: None,
             rejection: DefaultRejectionResponse,
         }
     }
@@ -76,7 +79,13 @@ impl<E, St, R> DedupeLayer<E, St, R> {
 
     /// How long a claim holds: while the handler runs, repeats are answered 409; a claim whose
     /// holder died (the process crashed mid-handler) is taken over by the first delivery after
-    /// it runs out. [`DEFAULT_LEASE`] unless set; make it longer than the slowest handler.
+    /// it runs out. [`DEFAULT_LEASE`] unless set.
+    ///
+    /// Make it longer than the slowest handler: the lease is not renewed while the handler
+    /// runs, so a repeat that arrives after it ran out claims the key again and runs the
+    /// handler *concurrently* with the first (whose completion then no longer counts: the
+    /// repeat's does). Bound the handler with a timeout shorter than the lease (tower's
+    /// `TimeoutLayer` inside this layer), or hand slow work to a queue.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
         self
@@ -86,6 +95,19 @@ impl<E, St, R> DedupeLayer<E, St, R> {
     /// longer than the provider's retry horizon.
     pub fn retention(mut self, retention: Duration) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// The status answered to a repeat that arrives while another delivery of the event is
+    /// being processed: 409 unless set, so that the provider retries later.
+    ///
+    /// For a provider that counts non-2xx answers against the endpoint (and may disable it) or
+    /// that never retries, a 2xx such as 202 keeps it satisfied, but then trusts the first
+    /// delivery: if that one fails and the provider does not retry it, the event is lost. The
+    /// safer path for such providers is a queue (`queue::Enqueue::deduplicate`, feature
+    /// `queue`), which acknowledges only stored deliveries and never answers "in flight".
+    pub fn in_flight_status(mut self, status: StatusCode) -> Self {
+        self.in_flight_status = Some(status);
         self
     }
 
@@ -106,6 +128,7 @@ impl<E, St, R> DedupeLayer<E, St, R> {
             lease: self.lease,
             retention: self.retention,
             fail_open: self.fail_open,
+            in_flight_status: self.in_flight_status,
             rejection,
         }
     }
@@ -136,6 +159,7 @@ impl<E, St, R: Clone> Clone for DedupeLayer<E, St, R> {
             lease: self.lease,
             retention: self.retention,
             fail_open: self.fail_open,
+            in_flight_status: self.in_flight_status,
             rejection: self.rejection.clone(),
         }
     }
@@ -150,6 +174,7 @@ impl<E, St: fmt::Debug, R> fmt::Debug for DedupeLayer<E, St, R> {
             .field("lease", &self.lease)
             .field("retention", &self.retention)
             .field("fail_open", &self.fail_open)
+            .field("in_flight_status", &self.in_flight_status)
             .finish_non_exhaustive()
     }
 }

@@ -216,6 +216,9 @@ pub enum QueueError {
         /// Its capacity.
         capacity: usize,
     },
+    /// The delivery's deduplication record is in a format this version does not read: a later
+    /// version of the crate wrote it (a rolling upgrade, or a rollback).
+    UnknownFormat,
 }
 
 impl QueueError {
@@ -230,6 +233,10 @@ impl fmt::Display for QueueError {
         match self {
             Self::Unavailable(_) => f.write_str("the webhook queue is unavailable"),
             Self::Full { capacity } => write!(f, "the webhook queue is full ({capacity} messages)"),
+            Self::UnknownFormat => f.write_str(
+                "the delivery's deduplication record is in a format this version does not read \
+                 (a later version wrote it)",
+            ),
         }
     }
 }
@@ -238,7 +245,7 @@ impl StdError for QueueError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(err) => Some(&**err),
-            Self::Full { .. } => None,
+            Self::Full { .. } | Self::UnknownFormat => None,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The Redis Streams queue: one stream and one consumer group in a Redis (6.2 or later) or
 //! Valkey server, shared by every replica of a service and every worker.
 
-use crate::redis_connection::{self, LazyError};
+use crate::{
+    redis_connection::{self, LazyError},
+    redis_record::{self, UNKNOWN},
+};
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
@@ -12,9 +15,6 @@ use redis::{
 use tokio::sync::Mutex;
 
 use super::{DeadLetter, Message, MessageId, Pushed, Queue, QueueError, QueueFuture};
-
-/// The value of a recorded key, as `RedisStore` writes for a done record.
-const DONE: &str = "done";
 
 /// The stream a [`RedisQueue`] uses unless set with [`RedisQueue::stream`].
 pub const DEFAULT_STREAM: &str = "tower-webhook:queue";
@@ -66,12 +66,20 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[
 
 /// Stores a payload unless its key is recorded, and records the key: the entry's id, or
 /// `0` (a deduplication layer's claim holds the key), `2` (the key is done), `3` (the stream is
-/// full). KEYS: the stream, the key; ARGV: the maximum length, the payload, the done value, the
-/// retention in milliseconds.
+/// full), `-1` (a record of an unknown format). When the key is done and ARGV[5] is `1` (the
+/// answer waits for replicas), the record is written again as it is (`KEEPTTL`): a write of this
+/// connection's that comes after the first delivery's, so that `WAIT` covers that one too.
+/// KEYS: the stream, the key; ARGV: the maximum length, the payload, the done value, the
+/// retention in milliseconds, whether a `WAIT` follows.
 const PUSH_ONCE: &str = r"
 local current = redis.call('GET', KEYS[2])
-if current == ARGV[3] then return 2 end
-if current then return 0 end
+local state = record_state(current)
+if state == 'done' then
+  if ARGV[5] == '1' then redis.call('SET', KEYS[2], current, 'KEEPTTL') end
+  return 2
+end
+if state == 'claim' then return 0 end
+if state == 'unknown' then return -1 end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 3 end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[2], 'attempts', '0')
 redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
@@ -118,6 +126,17 @@ for _, entry in ipairs(claimed[2]) do
     take(entry[1], entry[2], tonumber(pending[1][4]))
   else
     deleted = true
+  end
+end
+-- Consumers of workers that are gone: nothing pending (a dead worker's entries were just taken
+-- over above) and idle longer than the visibility timeout. A live worker removed this way is
+-- added again by its next read.
+for _, info in ipairs(redis.call('XINFO', 'CONSUMERS', stream, group)) do
+  local consumer_fields = fields(info)
+  local name = consumer_fields['name']
+  if name ~= consumer and tonumber(consumer_fields['pending']) == 0
+      and tonumber(consumer_fields['idle']) > tonumber(visibility) then
+    redis.call('XGROUP', 'DELCONSUMER', stream, group, name)
   end
 end
 if deleted then
@@ -193,14 +212,18 @@ return 1
 ///   [`wait_for_replicas`](Self::wait_for_replicas), a `WAIT` follows (a second round trip).
 /// - *push once* ([`Enqueue::deduplicate`](super::Enqueue::deduplicate)): in the same script,
 ///   the key's record is read first (`<key_prefix><key>`, the record a
-///   [`RedisStore`](crate::dedupe::store::RedisStore) with the same prefix keeps); a `done`
-///   record is a duplicate, a claim is [`Pushed::Claimed`]; otherwise the `XADD` above, then
-///   `SET <key> done PX <retention>`. One round trip, atomic.
+///   [`RedisStore`](crate::dedupe::store::RedisStore) with the same prefix keeps); a done
+///   record is a duplicate, a claim is [`Pushed::Claimed`], a record of a format this version
+///   does not know is [`QueueError::UnknownFormat`]; otherwise the `XADD` above, then
+///   `SET <key> v1:done PX <retention>`. One round trip, atomic. With
+///   [`wait_for_replicas`](Self::wait_for_replicas), a duplicate waits for the replicas too
+///   (the first copy's own `WAIT` may have failed or its answer been lost).
 /// - *pull*: creates the consumer group from id `0` if it does not exist yet (so nothing
 ///   pushed before the first worker ran is skipped), moves the retries that are due back to
 ///   the stream, takes over entries idle longer than the visibility timeout with `XAUTOCLAIM`
-///   (a dead worker's), and reads new entries with `XREADGROUP … >`. When that finds nothing,
-///   it waits for new entries with a blocking `XREADGROUP … BLOCK` (at most
+///   (a dead worker's), removes the consumers of workers that are gone (nothing pending, idle
+///   longer than the visibility timeout: restarts do not pile them up in the group), and reads
+///   new entries with `XREADGROUP … >`. When that finds nothing, it waits for new entries with a blocking `XREADGROUP … BLOCK` (at most
 ///   [`max_block`](Self::max_block)) on a connection of its own, so that blocking reads never
 ///   hold up the other commands; blocking reads of one queue (and its clones) take turns.
 ///   A pull dropped while it blocks (a worker shutting down) may still take entries on the
@@ -368,7 +391,7 @@ impl RedisQueue {
             key_prefix: Arc::from(crate::dedupe::store::DEFAULT_PREFIX),
             scripts: Arc::new(Scripts {
                 push: Script::new(PUSH),
-                push_once: Script::new(PUSH_ONCE),
+                push_once: Script::new(&format!("{}{PUSH_ONCE}", redis_record::LUA)),
                 pull: Script::new(&format!("{HELD}{PULL}")),
                 ack: Script::new(&format!("{HELD}{ACK}")),
                 retry: Script::new(&format!("{HELD}{RETRY}")),
@@ -565,15 +588,22 @@ impl Queue for RedisQueue {
                 .key(key)
                 .arg(queue.max_len)
                 .arg(payload.as_ref())
-                .arg(DONE)
-                .arg(millis(retention).max(1))
+                .arg(redis_record::DONE)
+                .arg(redis_record::expiry_millis(retention))
+                .arg(if queue.replicas.is_some() { "1" } else { "0" })
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
             let id = match reply {
                 redis::Value::Int(0) => return Ok(Pushed::Claimed),
-                redis::Value::Int(2) => return Ok(Pushed::Duplicate),
+                redis::Value::Int(2) => {
+                    // The first copy may not have reached the replicas yet (its answer was a
+                    // 503, or was lost): a duplicate is acknowledged on the same terms.
+                    queue.wait_for_replicas_of(&mut connection).await?;
+                    return Ok(Pushed::Duplicate);
+                }
                 redis::Value::Int(3) => return Err(queue.full()),
+                redis::Value::Int(UNKNOWN) => return Err(QueueError::UnknownFormat),
                 redis::Value::BulkString(id) => String::from_utf8_lossy(&id).into_owned(),
                 other => {
                     return Err(QueueError::unavailable(format!(

@@ -182,6 +182,26 @@ impl Server {
         assert!(self.child.is_none(), "the server is stopped");
         self.launch().await.expect("redis-server restarts");
     }
+
+    /// Freezes the server with SIGSTOP: a stall, not an outage (its connections stay open, what
+    /// clients send waits in the socket and runs once it is thawed).
+    pub(crate) fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a frozen server with SIGCONT.
+    pub(crate) fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("the server runs").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}: {status}");
+    }
 }
 
 impl Drop for Server {

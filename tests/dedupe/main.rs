@@ -69,7 +69,7 @@ impl Store for Down {
     type ClaimFuture = Ready<Result<Claim, StoreError>>;
     type SettleFuture = Ready<Result<(), StoreError>>;
 
-    fn claim(&self, _key: &str, _lease: Duration) -> Self::ClaimFuture {
+    fn claim(&self, _key: &str, _token: &Token, _lease: Duration) -> Self::ClaimFuture {
         ready(Err(StoreError::unavailable("connection refused")))
     }
 
@@ -110,8 +110,8 @@ impl Store for CompleteFails {
     type ClaimFuture = <MemoryStore as Store>::ClaimFuture;
     type SettleFuture = Ready<Result<(), StoreError>>;
 
-    fn claim(&self, key: &str, lease: Duration) -> Self::ClaimFuture {
-        self.0.claim(key, lease)
+    fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
+        self.0.claim(key, token, lease)
     }
 
     fn complete(&self, _key: &str, _token: &Token, _retention: Duration) -> Self::SettleFuture {

@@ -213,11 +213,16 @@ async fn redis_records_are_prefixed_and_expire_by_themselves() {
         }
     };
 
-    let Claim::Acquired(token) = store.claim(key, Duration::from_secs(300)).await.unwrap() else {
-        panic!("a new key is free");
-    };
+    let token = Token::random();
+    assert_eq!(
+        store
+            .claim(key, &token, Duration::from_secs(300))
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
     let (claimed, lease) = value(&mut connection).await;
-    assert_eq!(claimed, Some(format!("claim:{}", token.as_str())));
+    assert_eq!(claimed, Some(format!("v1:claim:{}", token.as_str())));
     assert!(0 < lease && lease <= 300_000, "{lease}");
 
     // Only the claim's own token settles it.
@@ -233,29 +238,32 @@ async fn redis_records_are_prefixed_and_expire_by_themselves() {
         .await
         .unwrap();
     let (done, retention) = value(&mut connection).await;
-    assert_eq!(done.as_deref(), Some("done"));
+    assert_eq!(done.as_deref(), Some("v1:done"));
     assert!(
         300_000 < retention && retention <= 86_400_000,
         "{retention}"
     );
     assert_eq!(
-        store.claim(key, Duration::from_secs(300)).await.unwrap(),
+        store
+            .claim(key, &Token::random(), Duration::from_secs(300))
+            .await
+            .unwrap(),
         Claim::Done
     );
     // A done record is not released, even by the token that completed it.
     store.release(key, &token).await.unwrap();
-    assert_eq!(value(&mut connection).await.0.as_deref(), Some("done"));
+    assert_eq!(value(&mut connection).await.0.as_deref(), Some("v1:done"));
 
     // A zero lease or retention is the shortest Redis accepts (1 ms), not an error.
-    let Claim::Acquired(token) = store.claim("route:zero", Duration::ZERO).await.unwrap() else {
-        panic!("a new key is free");
-    };
+    let token = Token::random();
+    let claim = store.claim("route:zero", &token, Duration::ZERO).await;
+    assert_eq!(claim.unwrap(), Claim::Acquired, "a new key is free");
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let Claim::Acquired(token_again) = store.claim("route:zero", Duration::ZERO).await.unwrap()
-    else {
-        panic!("the zero lease ran out");
-    };
-    assert_ne!(token, token_again);
+    let token_again = Token::random();
+    let claim = store
+        .claim("route:zero", &token_again, Duration::ZERO)
+        .await;
+    assert_eq!(claim.unwrap(), Claim::Acquired, "the zero lease ran out");
     store
         .complete("route:zero", &token_again, Duration::ZERO)
         .await
@@ -437,4 +445,74 @@ async fn redis_round_trips_two_per_first_delivery_one_per_duplicate() {
     assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(monitor.commands(), ["evalsha", "evalsha"], "claim, release");
     assert_eq!(harness.calls(), 4);
+}
+
+/// Sends `body` until it is processed (a 2xx that is not a duplicate), accepting only 503 and
+/// 409 before that; fails after `patience`. Returns the refusals seen on the way.
+async fn until_processed(harness: &Harness, body: &str, patience: Duration) -> Vec<StatusCode> {
+    let deadline = Instant::now() + patience;
+    let mut refusals = Vec::new();
+    loop {
+        let answer = harness.send(body).await;
+        if answer.status.is_success() {
+            assert!(!answer.duplicate, "{answer:?} after {refusals:?}");
+            return refusals;
+        }
+        assert!(
+            matches!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT
+            ),
+            "{answer:?}"
+        );
+        refusals.push(answer.status);
+        if Instant::now() > deadline {
+            let conflicts = refusals
+                .iter()
+                .filter(|s| **s == StatusCode::CONFLICT)
+                .count();
+            panic!(
+                "still refused after {patience:?}: {} times, {conflicts} of them 409",
+                refusals.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A stall is not an outage: Redis frozen (SIGSTOP) while a delivery arrives answers 503 after
+/// the response timeout, but the claim stays in the connection and Redis runs it when it is
+/// thawed. The layer releases a claim whose call failed, so that claim is freed right after it
+/// runs, and the provider's next retry is processed (not refused 409 for the whole lease), once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stall_leaves_no_claim_behind() {
+    let Some(server) = Server::require("stall").await else {
+        return;
+    };
+    let store = RedisStore::connect(server.url()).await.unwrap();
+    let harness = Harness::new(DedupeLayer::<videonest::Event, _>::new(store));
+    // The scripts are loaded before the stall.
+    assert_eq!(
+        harness.send(&vn_event("vid_warm_up")).await.status,
+        StatusCode::OK
+    );
+
+    let body = vn_event("vid_stalled");
+    server.freeze();
+    let stalled = harness.send(&body).await;
+    assert_eq!(
+        stalled.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{stalled:?}"
+    );
+    assert!(matches!(stalled.rejection, Some(Rejection::Store(_))));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.thaw();
+
+    // The lease is 5 minutes: a claim left behind would refuse every retry long past this.
+    let refusals = until_processed(&harness, &body, Duration::from_secs(20)).await;
+    assert_eq!(harness.calls(), 2, "warm-up, then the retry: {refusals:?}");
+    let repeat = harness.send(&body).await;
+    assert_eq!((repeat.status, repeat.duplicate), (StatusCode::OK, true));
+    assert_eq!(harness.calls(), 2);
 }

@@ -18,7 +18,7 @@ use tower_webhook::{
     Rejection,
     dedupe::{
         DUPLICATE_HEADER, DedupeLayer,
-        store::{Claim, Store},
+        store::{Claim, Store, Token},
         store_key,
     },
     provider::videonest,
@@ -256,8 +256,11 @@ pub(crate) async fn expired_lease_is_reclaimable<St: Store + Clone>(store: St) {
         "videonest",
         r#"["video.processed","vid_dead",null,"2026-03-30T10:15:00Z"]"#,
     );
-    let claim = store.claim(&key, Duration::from_millis(50)).await.unwrap();
-    assert!(matches!(claim, Claim::Acquired(_)), "{claim:?}");
+    let claim = store
+        .claim(&key, &Token::random(), Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(claim, Claim::Acquired);
 
     let harness = Harness::new(DedupeLayer::new(store));
     let body = vn_event("vid_dead");

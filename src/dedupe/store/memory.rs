@@ -99,7 +99,7 @@ impl MemoryStore {
         lock(&self.inner.shards[index])
     }
 
-    fn claim_now(&self, key: &str, lease: Duration) -> Result<Claim, StoreError> {
+    fn claim_now(&self, key: &str, token: &Token, lease: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
         let mut shard = self.shard(key);
         match shard.entries.get(key) {
@@ -118,7 +118,6 @@ impl MemoryStore {
                 }
             }
         }
-        let token = Token::random();
         shard.entries.insert(
             key.into(),
             Entry {
@@ -126,7 +125,7 @@ impl MemoryStore {
                 expires: deadline(now, lease),
             },
         );
-        Ok(Claim::Acquired(token))
+        Ok(Claim::Acquired)
     }
 
     fn complete_now(&self, key: &str, token: &Token, retention: Duration) {
@@ -224,8 +223,8 @@ impl Store for MemoryStore {
     type ClaimFuture = Ready<Result<Claim, StoreError>>;
     type SettleFuture = Ready<Result<(), StoreError>>;
 
-    fn claim(&self, key: &str, lease: Duration) -> Self::ClaimFuture {
-        ready(self.claim_now(key, lease))
+    fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
+        ready(self.claim_now(key, token, lease))
     }
 
     fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture {
@@ -251,8 +250,9 @@ mod tests {
     const DAY: Duration = Duration::from_secs(86_400);
 
     fn acquire(store: &MemoryStore, key: &str) -> Token {
-        match store.claim_now(key, LEASE).unwrap() {
-            Claim::Acquired(token) => token,
+        let token = Token::random();
+        match store.claim_now(key, &token, LEASE).unwrap() {
+            Claim::Acquired => token,
             other => panic!("{key}: {other:?}"),
         }
     }
@@ -261,32 +261,52 @@ mod tests {
     fn claim_complete_release() {
         let store = MemoryStore::new();
         let token = acquire(&store, "a");
-        assert_eq!(store.claim_now("a", LEASE).unwrap(), Claim::InFlight);
+        assert_eq!(
+            store.claim_now("a", &Token::random(), LEASE).unwrap(),
+            Claim::InFlight
+        );
         // Another token cannot settle the claim.
         store.release_now("a", &Token::random());
         store.complete_now("a", &Token::random(), DAY);
-        assert_eq!(store.claim_now("a", LEASE).unwrap(), Claim::InFlight);
+        assert_eq!(
+            store.claim_now("a", &Token::random(), LEASE).unwrap(),
+            Claim::InFlight
+        );
         store.release_now("a", &token);
         let token = acquire(&store, "a");
         store.complete_now("a", &token, DAY);
-        assert_eq!(store.claim_now("a", LEASE).unwrap(), Claim::Done);
+        assert_eq!(
+            store.claim_now("a", &Token::random(), LEASE).unwrap(),
+            Claim::Done
+        );
         // A done key is not released by its old token.
         store.release_now("a", &token);
-        assert_eq!(store.claim_now("a", LEASE).unwrap(), Claim::Done);
+        assert_eq!(
+            store.claim_now("a", &Token::random(), LEASE).unwrap(),
+            Claim::Done
+        );
     }
 
     #[test]
     fn an_expired_lease_is_reclaimable_and_the_old_holder_cannot_settle() {
         let store = MemoryStore::new();
-        let Claim::Acquired(old) = store.claim_now("k", Duration::ZERO).unwrap() else {
-            panic!()
-        };
+        let old = Token::random();
+        assert_eq!(
+            store.claim_now("k", &old, Duration::ZERO).unwrap(),
+            Claim::Acquired
+        );
         let new = acquire(&store, "k");
         assert_ne!(old, new);
         store.complete_now("k", &old, DAY);
-        assert_eq!(store.claim_now("k", LEASE).unwrap(), Claim::InFlight);
+        assert_eq!(
+            store.claim_now("k", &Token::random(), LEASE).unwrap(),
+            Claim::InFlight
+        );
         store.complete_now("k", &new, DAY);
-        assert_eq!(store.claim_now("k", LEASE).unwrap(), Claim::Done);
+        assert_eq!(
+            store.claim_now("k", &Token::random(), LEASE).unwrap(),
+            Claim::Done
+        );
     }
 
     #[test]
@@ -295,8 +315,8 @@ mod tests {
         let token = acquire(&store, "k");
         store.complete_now("k", &token, Duration::ZERO);
         assert!(matches!(
-            store.claim_now("k", LEASE).unwrap(),
-            Claim::Acquired(_)
+            store.claim_now("k", &Token::random(), LEASE).unwrap(),
+            Claim::Acquired
         ));
     }
 
@@ -313,10 +333,15 @@ mod tests {
             assert!(lock(shard).done.len() <= 2 * 4 + 1);
         }
         // The newest records are still there, the oldest ones were forgotten.
-        assert_eq!(store.claim_now("done-9999", LEASE).unwrap(), Claim::Done);
+        assert_eq!(
+            store
+                .claim_now("done-9999", &Token::random(), LEASE)
+                .unwrap(),
+            Claim::Done
+        );
         assert!(matches!(
-            store.claim_now("done-0", LEASE).unwrap(),
-            Claim::Acquired(_)
+            store.claim_now("done-0", &Token::random(), LEASE).unwrap(),
+            Claim::Acquired
         ));
     }
 
@@ -325,8 +350,8 @@ mod tests {
         let store = MemoryStore::with_max_entries(SHARDS);
         let mut refused = 0;
         for i in 0..SHARDS * 8 {
-            match store.claim_now(&format!("claim-{i}"), LEASE) {
-                Ok(Claim::Acquired(_)) => {}
+            match store.claim_now(&format!("claim-{i}"), &Token::random(), LEASE) {
+                Ok(Claim::Acquired) => {}
                 Err(StoreError::Full { max_entries }) => {
                     assert_eq!(max_entries, SHARDS);
                     refused += 1;
@@ -340,8 +365,8 @@ mod tests {
         let store = MemoryStore::with_max_entries(SHARDS);
         for i in 0..SHARDS * 8 {
             assert!(matches!(
-                store.claim_now(&format!("claim-{i}"), Duration::ZERO),
-                Ok(Claim::Acquired(_))
+                store.claim_now(&format!("claim-{i}"), &Token::random(), Duration::ZERO),
+                Ok(Claim::Acquired)
             ));
         }
     }

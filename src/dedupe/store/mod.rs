@@ -5,6 +5,12 @@
 //! (kept for the retention). [`Store::claim`] must be atomic: of any number of concurrent claims
 //! of a free key, exactly one gets [`Claim::Acquired`].
 //!
+//! The caller makes the claim's [`Token`] before it asks, so that a claim whose answer never
+//! arrives (a timeout, a lost reply, a dropped future) can still be released:
+//! [`DedupeLayer`](super::DedupeLayer) hands such a claim back with [`Store::abandon`]. A store
+//! that stalls and then runs the claim anyway does not leave the event refused for a whole
+//! lease.
+//!
 //! - [`MemoryStore`]: in this process, bounded, sharded. The default.
 //! - `RedisStore` (with the `redis` feature): in Redis 6+ or Valkey, shared by every replica of
 //!   a service; one round trip per claim, completion or release.
@@ -13,19 +19,19 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_webhook::dedupe::store::{Claim, MemoryStore, Store};
+//! use tower_webhook::dedupe::store::{Claim, MemoryStore, Store, Token};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = MemoryStore::new();
 //! let lease = Duration::from_secs(300);
-//! let Claim::Acquired(token) = store.claim("videonest:video.processed:vid_1", lease).await? else {
-//!     unreachable!("a new key is free");
-//! };
+//! let key = "videonest:video.processed:vid_1";
+//! let token = Token::random();
+//! assert_eq!(store.claim(key, &token, lease).await?, Claim::Acquired);
 //! // A second delivery while the first is processed:
-//! assert_eq!(store.claim("videonest:video.processed:vid_1", lease).await?, Claim::InFlight);
-//! store.complete("videonest:video.processed:vid_1", &token, Duration::from_secs(86_400)).await?;
-//! assert_eq!(store.claim("videonest:video.processed:vid_1", lease).await?, Claim::Done);
+//! assert_eq!(store.claim(key, &Token::random(), lease).await?, Claim::InFlight);
+//! store.complete(key, &token, Duration::from_secs(86_400)).await?;
+//! assert_eq!(store.claim(key, &Token::random(), lease).await?, Claim::Done);
 //! # Ok(())
 //! # }
 //! ```
@@ -64,9 +70,14 @@ pub trait Store: Send + Sync + 'static {
     /// The future of [`complete`](Self::complete) and [`release`](Self::release).
     type SettleFuture: Future<Output = Result<(), StoreError>> + Send + 'static;
 
-    /// Atomically claims `key` for `lease`, unless it is claimed (and the lease has not run out)
-    /// or done.
-    fn claim(&self, key: &str, lease: Duration) -> Self::ClaimFuture;
+    /// Atomically claims `key` for `lease` with `token`, unless it is claimed (and the lease
+    /// has not run out) or done.
+    ///
+    /// The claim may take effect even when the future fails or is dropped (a remote store that
+    /// stalls runs the command later; a reply can be lost): the caller then hands it back with
+    /// [`abandon`](Self::abandon), which must free the key if `token` holds it, whenever the
+    /// claim lands.
+    fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture;
 
     /// Marks `key` done for `retention`, if `token` still holds its claim.
     fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture;
@@ -74,19 +85,25 @@ pub trait Store: Send + Sync + 'static {
     /// Frees `key`, if `token` still holds its claim, so that the next delivery is processed.
     fn release(&self, key: &str, token: &Token) -> Self::SettleFuture;
 
-    /// Called when a request's future is dropped while its handler runs (the client went away,
-    /// the server shut down): frees the claim without being awaited. It must not block. By
-    /// default it does nothing, and the claim frees itself when its lease runs out.
+    /// Frees `key` if `token` holds it, without being awaited: called when a claim's answer
+    /// never arrived (the call failed, timed out or was dropped: the claim may still land), when
+    /// a release failed, and when a request's future is dropped while its handler runs (the
+    /// client went away, the server shut down). It must not block.
+    ///
+    /// A remote store should keep trying in the background until the release has run *after*
+    /// the claim (on the same connection, commands run in order) or the lease would have run out.
+    /// By default it does nothing, and the claim frees itself when its lease runs out: every
+    /// repeat meanwhile is refused as in flight.
     fn abandon(&self, key: &str, token: &Token) {
         let _ = (key, token);
     }
 }
 
 /// The answer to [`Store::claim`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// The key was free: this delivery is processed, and holds the claim with this token.
-    Acquired(Token),
+    /// The key was free: this delivery is processed, and holds the claim with its token.
+    Acquired,
     /// Another delivery holds the claim and its lease has not run out.
     InFlight,
     /// The key is done: a delivery of this event was processed.
@@ -149,6 +166,9 @@ pub enum StoreError {
         /// The configured maximum number of entries.
         max_entries: usize,
     },
+    /// The key's record is in a format this version does not read: a later version of the
+    /// crate wrote it (a rolling upgrade, or a rollback). Neither taken for free nor for done.
+    UnknownFormat,
 }
 
 impl StoreError {
@@ -166,6 +186,10 @@ impl fmt::Display for StoreError {
                 f,
                 "the deduplication store is full ({max_entries} entries that have not expired)"
             ),
+            Self::UnknownFormat => f.write_str(
+                "the deduplication record is in a format this version does not read (a later \
+                 version wrote it)",
+            ),
         }
     }
 }
@@ -174,7 +198,7 @@ impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(err) => Some(&**err),
-            Self::Full { .. } => None,
+            Self::Full { .. } | Self::UnknownFormat => None,
         }
     }
 }

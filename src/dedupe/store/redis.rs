@@ -1,8 +1,20 @@
 //! The Redis store: one record per key in a Redis (6.0 or later) or Valkey server, shared by
 //! every replica of a service.
 
-use crate::redis_connection::{self, LazyError};
-use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use crate::{
+    redis_connection::{self, LazyError},
+    redis_record::{self, UNKNOWN, claim_value, expiry_millis},
+};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use redis::{
     Client, IntoConnectionInfo, RedisError, Script,
@@ -21,21 +33,27 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long [`RedisStore::config`] waits for a reply: 1 second.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The value of a done record. Claims are stored as `claim:` followed by their token, so no
-/// token can ever be mistaken for it.
-const DONE: &str = "done";
-const CLAIM_PREFIX: &str = "claim:";
+/// How long an abandoned claim's release is tried again, at most: 10 minutes (twice the default
+/// lease). A claim whose release could not run by then frees itself when its lease runs out.
+const RELEASE_HORIZON: Duration = Duration::from_secs(600);
 
-/// Takes the key if it is free: 1 (acquired), else 2 (done) or 0 (claimed by someone else).
-/// KEYS[1]: the key; ARGV: the claim value, the lease in milliseconds, the done value.
+/// At most this many abandoned claims of one store are being released in the background at
+/// once; past it, a claim frees itself when its lease runs out.
+const MAX_PENDING_RELEASES: usize = 10_000;
+
+/// Takes the key if it has no record: 1 (acquired), else 2 (done), 0 (claimed by someone
+/// else) or -1 (a record of an unknown format). KEYS[1]: the key; ARGV: the claim value, the
+/// lease in milliseconds.
 const CLAIM: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+local current = redis.call('GET', KEYS[1])
+local state = record_state(current)
+if state == 'free' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
-if redis.call('GET', KEYS[1]) == ARGV[3] then
-  return 2
-end
-return 0
+if state == 'done' then return 2 end
+if state == 'claim' then return 0 end
+return -1
 ";
 
 /// Marks the key done for the retention if this claim still holds it.
@@ -56,9 +74,6 @@ end
 return 0
 ";
 
-/// The longest expiry sent to Redis (about 100 years): longer ones are shortened to it.
-const MAX_EXPIRY_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
-
 /// A [`Store`] in Redis, shared by every replica of a service: what one replica claims or
 /// completes, the others see. Works with Redis 6.0 or later and with Valkey, on one server or
 /// primary (not Redis Cluster).
@@ -68,15 +83,28 @@ const MAX_EXPIRY_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 /// trip, one Lua script run with `EVALSHA` (the script is loaded by itself the first time a
 /// server lacks it):
 ///
-/// - *claim*: `SET key claim:TOKEN NX PX lease`, or when the key exists, whether it is done;
-/// - *complete*: the key becomes `done` with the retention as its expiry, if its value is still
-///   this claim's;
+/// - *claim*: when the key has no record, `SET key v1:claim:TOKEN PX lease`; otherwise whether
+///   the record is done or a claim;
+/// - *complete*: the key becomes `v1:done` with the retention as its expiry, if its value is
+///   still this claim's;
 /// - *release*: the key is deleted, if its value is still this claim's.
 ///
 /// So the lease and the retention are Redis expiries: Redis forgets records by itself, and a
 /// claim whose process died frees itself when its lease runs out. Redis keeps the records only as
 /// durably as it is configured to: a server restarted without persistence forgets which events
 /// were processed, and their late repeats are processed again.
+///
+/// Records carry their format (`v1:`); records written by version 0.1 (`done`, `claim:TOKEN`)
+/// are still read, and a record of a format this version does not know is refused with
+/// [`StoreError::UnknownFormat`] (503), never taken for free.
+///
+/// **A stall is not an outage.** When the server stops answering but keeps its connections (it
+/// is frozen, or swapping, or a long command runs), a claim times out here (503) but stays in
+/// the connection and runs when the server resumes. The layer then hands the claim back
+/// ([`Store::abandon`]): a release is sent on the same connection, behind the claim, and tried
+/// again in the background (every 100 ms, doubling up to 30 s, for up to 10 minutes) until the
+/// server has run it. So once the server answers again, the provider's next retry is processed
+/// rather than refused as in flight for a whole lease.
 ///
 /// An error (the server is down, a timeout, an error reply) is [`StoreError::Unavailable`], which
 /// the layer answers 503 unless it fails open. The connection and response timeouts of
@@ -119,6 +147,8 @@ pub struct RedisStore {
     connection: ConnectionManager,
     prefix: Arc<str>,
     scripts: Arc<Scripts>,
+    /// Abandoned claims being released in the background.
+    releasing: Arc<AtomicUsize>,
 }
 
 struct Scripts {
@@ -190,10 +220,11 @@ impl RedisStore {
             connection,
             prefix: Arc::from(DEFAULT_PREFIX),
             scripts: Arc::new(Scripts {
-                claim: Script::new(CLAIM),
+                claim: Script::new(&format!("{}{CLAIM}", redis_record::LUA)),
                 complete: Script::new(COMPLETE),
                 release: Script::new(RELEASE),
             }),
+            releasing: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -225,7 +256,7 @@ impl RedisStore {
         let mut connection = self.connection.clone();
         let scripts = Arc::clone(&self.scripts);
         let key = self.redis_key(key);
-        let value = claim_value(token);
+        let value = claim_value(token.as_str());
         Box::pin(async move {
             let _: i64 = scripts
                 .release
@@ -243,28 +274,27 @@ impl Store for RedisStore {
     type ClaimFuture = BoxFuture<Result<Claim, StoreError>>;
     type SettleFuture = BoxFuture<Result<(), StoreError>>;
 
-    fn claim(&self, key: &str, lease: Duration) -> Self::ClaimFuture {
+    fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
         let mut connection = self.connection.clone();
         let scripts = Arc::clone(&self.scripts);
         let key = self.redis_key(key);
-        let token = Token::random();
-        let value = claim_value(&token);
-        let lease = millis(lease);
+        let value = claim_value(token.as_str());
+        let lease = expiry_millis(lease);
         Box::pin(async move {
             let answer: i64 = scripts
                 .claim
                 .key(key)
                 .arg(value)
                 .arg(lease)
-                .arg(DONE)
                 .invoke_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
-            Ok(match answer {
-                1 => Claim::Acquired(token),
-                2 => Claim::Done,
-                _ => Claim::InFlight,
-            })
+            match answer {
+                1 => Ok(Claim::Acquired),
+                2 => Ok(Claim::Done),
+                UNKNOWN => Err(StoreError::UnknownFormat),
+                _ => Ok(Claim::InFlight),
+            }
         })
     }
 
@@ -272,14 +302,14 @@ impl Store for RedisStore {
         let mut connection = self.connection.clone();
         let scripts = Arc::clone(&self.scripts);
         let key = self.redis_key(key);
-        let value = claim_value(token);
-        let retention = millis(retention);
+        let value = claim_value(token.as_str());
+        let retention = expiry_millis(retention);
         Box::pin(async move {
             let _: i64 = scripts
                 .complete
                 .key(key)
                 .arg(value)
-                .arg(DONE)
+                .arg(redis_record::DONE)
                 .arg(retention)
                 .invoke_async(&mut connection)
                 .await
@@ -292,13 +322,69 @@ impl Store for RedisStore {
         self.release_future(key, token)
     }
 
-    /// Sends the release from a task on the current Tokio runtime; outside of one, does nothing
-    /// (the claim frees itself when its lease runs out).
+    /// Sends the release from a task on the current Tokio runtime, on the connection the claim
+    /// went out on (so it runs after the claim, whenever the server runs that), and sends it
+    /// again until the server has answered it: every 100 ms, doubling up to 30 s, for up to 10
+    /// minutes. Outside a Tokio runtime, or with 10,000 releases already under way, it does
+    /// nothing: the claim frees itself when its lease runs out.
     fn abandon(&self, key: &str, token: &Token) {
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let release = self.release_future(key, token);
-            drop(runtime.spawn(release));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            log_warn!(
+                key,
+                "a claim could not be released outside a Tokio runtime; it frees itself when \
+                 its lease runs out"
+            );
+            return;
+        };
+        if self.releasing.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_RELEASES {
+            self.releasing.fetch_sub(1, Ordering::Relaxed);
+            log_warn!(
+                key,
+                "too many claims are being released; this one frees itself when its lease runs \
+                 out"
+            );
+            return;
         }
+        let store = self.clone();
+        let key = key.to_owned();
+        let token = token.clone();
+        drop(runtime.spawn(async move {
+            let _releasing = Releasing(Arc::clone(&store.releasing));
+            let started = tokio::time::Instant::now();
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match store.release_future(&key, &token).await {
+                    Ok(()) => break,
+                    Err(_err) if started.elapsed() + pause >= RELEASE_HORIZON => {
+                        log_error!(
+                            key = %store.redis_key(&key),
+                            error = %crate::log::ErrorChain(&_err),
+                            "gave up releasing an abandoned claim; it frees itself when its \
+                             lease runs out"
+                        );
+                        break;
+                    }
+                    Err(_err) => {
+                        log_debug!(
+                            key = %store.redis_key(&key),
+                            error = %crate::log::ErrorChain(&_err),
+                            "releasing an abandoned claim failed; trying again"
+                        );
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        }));
+    }
+}
+
+/// Counts a release under way; dropped when the task ends (or the runtime drops it).
+struct Releasing(Arc<AtomicUsize>);
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -311,43 +397,6 @@ impl fmt::Debug for RedisStore {
     }
 }
 
-fn claim_value(token: &Token) -> String {
-    let mut value = String::with_capacity(CLAIM_PREFIX.len() + token.as_str().len());
-    value.push_str(CLAIM_PREFIX);
-    value.push_str(token.as_str());
-    value
-}
-
-/// A duration in whole milliseconds for `PX`: at least 1 (Redis refuses 0), at most
-/// [`MAX_EXPIRY_MS`], rounded up.
-fn millis(duration: Duration) -> u64 {
-    let nanos = duration.as_nanos();
-    let ms = nanos.div_ceil(1_000_000).clamp(1, MAX_EXPIRY_MS);
-    u64::try_from(ms).unwrap_or(u64::MAX)
-}
-
 fn unavailable(err: RedisError) -> StoreError {
     StoreError::unavailable(err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expiries_are_whole_positive_milliseconds() {
-        assert_eq!(millis(Duration::ZERO), 1);
-        assert_eq!(millis(Duration::from_nanos(1)), 1);
-        assert_eq!(millis(Duration::from_micros(1500)), 2);
-        assert_eq!(millis(Duration::from_secs(300)), 300_000);
-        assert_eq!(millis(Duration::MAX), 100 * 365 * 24 * 3600 * 1000);
-    }
-
-    #[test]
-    fn a_claim_is_never_the_done_marker() {
-        let token = Token::random();
-        assert_eq!(claim_value(&token), format!("claim:{}", token.as_str()));
-        assert_ne!(claim_value(&Token::from_string(DONE)), DONE);
-        assert_ne!(claim_value(&Token::from_string("")), DONE);
-    }
 }
