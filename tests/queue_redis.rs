@@ -846,3 +846,143 @@ async fn two_workers_share_a_backlog() {
     assert_eq!(xlen(&queue, queue.stream_key()).await, 0);
     redis.clean_up().await;
 }
+
+/// A push whose reply is lost: Redis paused for writes (`CLIENT PAUSE … WRITE`) while a delivery
+/// passes a `DedupeLayer` (its records in this process) in front of a plain `Enqueue`. The push
+/// waits in the connection, the client times out (503), the layer releases its claim, and the
+/// push runs once the pause ends: the delivery is stored. The provider's retry is claimed again
+/// and must not be stored a second time: it is answered as a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_push_reply_behind_a_dedupe_layer_stores_the_delivery_once() {
+    let Some(server) = Server::require("lost-push-reply").await else {
+        return;
+    };
+    let queue = RedisQueue::connect(server.url())
+        .await
+        .unwrap()
+        .stream("lost-reply");
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .layer(DedupeLayer::<videonest::Event, _>::new(
+                tower_webhook::dedupe::store::MemoryStore::new(),
+            ))
+            .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+    );
+    // The scripts are loaded before the pause.
+    assert_eq!(post(&http, &event("warm")).await, StatusCode::OK);
+
+    let body = event("lost");
+    let paused = common::redis::command(server.port, "CLIENT PAUSE 2500 WRITE").unwrap();
+    assert_eq!(paused, "+OK");
+    assert_eq!(
+        post(&http, &body).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the push's reply did not come in time"
+    );
+    // The pause ends and the push runs: the delivery is stored. (Asked on a connection of
+    // its own: the queue's waits behind the paused push.)
+    let stored = || common::redis::command(server.port, "XLEN lost-reply").unwrap();
+    until("the paused push is stored", || stored() == ":2").await;
+
+    // The provider retries: a duplicate, not a second copy.
+    let request = videonest::signed_request(SECRET, body.clone()).unwrap();
+    let retry = http.clone().oneshot(request).await.unwrap();
+    assert_eq!(retry.status(), StatusCode::OK);
+    assert!(retry.headers().contains_key(DUPLICATE_HEADER), "{retry:?}");
+    assert_eq!(stored(), ":2", "stored once");
+    // And later repeats are duplicates of the layer's own record.
+    assert_eq!(post(&http, &body).await, StatusCode::OK);
+    assert_eq!(stored(), ":2");
+}
+
+/// With `wait_for_replicas`, a duplicate is acknowledged on the same terms as a first copy. The
+/// first copy is stored but its replica is frozen (SIGSTOP): `WAIT` fails, 503. The provider's
+/// retry finds the record done; answering it 200 without waiting would acknowledge a delivery
+/// that a failover could lose. It waits, and is 503 too, until the replica acknowledges: then
+/// it is a duplicate (the first copy is on the replica).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_waits_for_replicas_like_a_first_copy() {
+    let Some(primary) = Server::require("replicated-duplicate").await else {
+        return;
+    };
+    let Some(replica) = Server::require_replica_of("replicated-duplicate", &primary).await else {
+        return;
+    };
+    let queue = RedisQueue::connect(primary.url())
+        .await
+        .unwrap()
+        .stream("replicated")
+        .wait_for_replicas(1, Duration::from_millis(200));
+    let http = ingest_once(&queue);
+    // The provider's retries reach another replica of the service: its own connection, which
+    // wrote nothing of the first copy.
+    let other = RedisQueue::connect(primary.url())
+        .await
+        .unwrap()
+        .stream("replicated")
+        .wait_for_replicas(1, Duration::from_millis(200));
+    let http = [http, ingest_once(&other)];
+    for http in &http {
+        assert_eq!(post(http, &event("warm")).await, StatusCode::OK);
+    }
+
+    // The replica has acknowledged everything so far (the warm-up's writes on both
+    // connections): only what comes next can be missing from it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = common::redis::info(primary.port, "replication");
+        let offset = |prefix: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(prefix))
+                .map(|rest| rest.trim().to_owned())
+        };
+        let primary_offset = offset("master_repl_offset:");
+        let acknowledged = info
+            .lines()
+            .find_map(|line| line.strip_prefix("slave0:"))
+            .and_then(|fields| {
+                fields
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("offset="))
+                    .map(str::to_owned)
+            });
+        if primary_offset.is_some() && primary_offset == acknowledged {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica does not catch up: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let body = event("replicated");
+    replica.freeze();
+    assert_eq!(
+        post(&http[0], &body).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "stored, but on no replica"
+    );
+    let [_, http] = http;
+    assert_eq!(
+        post(&http, &body).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the retry is not acknowledged before a replica has the first copy"
+    );
+    replica.thaw();
+    let request = videonest::signed_request(SECRET, body.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let retry = loop {
+        let retry = http.clone().oneshot(request.clone()).await.unwrap();
+        if retry.status() == StatusCode::OK || Instant::now() > deadline {
+            break retry;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(retry.status(), StatusCode::OK);
+    assert!(retry.headers().contains_key(DUPLICATE_HEADER), "{retry:?}");
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 2, "stored once");
+    let on_replica = common::redis::command(replica.port, "XLEN replicated").unwrap();
+    assert_eq!(on_replica, ":2", "the first copy reached the replica");
+}

@@ -85,12 +85,26 @@ pub mod store;
 /// # let _ = handler;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DedupeKey(pub(crate) std::sync::Arc<str>);
+pub struct DedupeKey {
+    key: std::sync::Arc<str>,
+    /// The layer's retention, for what is stored under the key further in (`Enqueue`).
+    retention: std::time::Duration,
+}
 
 impl DedupeKey {
+    pub(crate) fn new(key: std::sync::Arc<str>, retention: std::time::Duration) -> Self {
+        Self { key, retention }
+    }
+
     /// The key as stored: `{namespace}:{SHA-256 of the event's key, in hex}`.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.key
+    }
+
+    /// How long the layer remembers a processed event.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    pub(crate) fn retention(&self) -> std::time::Duration {
+        self.retention
     }
 }
 

@@ -71,7 +71,9 @@ where
         });
         let mut request = request;
         if let Some(key) = &key {
-            request.extensions_mut().insert(DedupeKey(Arc::clone(key)));
+            request
+                .extensions_mut()
+                .insert(DedupeKey::new(Arc::clone(key), layer.retention));
         }
         // The instance that was driven to readiness goes with the request.
         let clone = self.inner.clone();

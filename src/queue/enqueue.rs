@@ -1,4 +1,5 @@
 use std::{
+    borrow::Cow,
     convert::Infallible,
     fmt,
     future::Future,
@@ -22,6 +23,10 @@ use crate::{
     dedupe::{DEFAULT_RETENTION, DUPLICATE_HEADER, DedupeKey, store_key},
     rejection::respond,
 };
+
+/// What a delivery let through by a `DedupeLayer` is stored once under: the layer's key and
+/// this suffix (the key's tail is 64 hex digits, so no layer's key can end so).
+const QUEUED_SUFFIX: &str = ":queued";
 
 /// Builds the deduplication key of a verified event; `None` means it has none.
 type KeyFn<E> = Arc<dyn Fn(&Verified<E>) -> Option<String> + Send + Sync>;
@@ -64,7 +69,10 @@ impl<E> Clone for Once<E> {
 /// answers with any [`Store`](crate::dedupe::store::Store), at the cost of two more store
 /// operations per delivery (claim, then store in the queue, then mark done); use it when the
 /// records live elsewhere than the queue. With both, the layer deduplicates and `Enqueue`
-/// stores what it lets through.
+/// stores what it lets through, once: it pushes with [`Queue::push_once`] under the layer's
+/// key and `:queued`, kept for the layer's retention, so that a push whose reply was lost
+/// (stored, but answered 503 and the claim released) makes the provider's retry a duplicate
+/// rather than a second copy.
 pub struct Enqueue<E, Q, R = DefaultRejectionResponse> {
     queue: Q,
     status: StatusCode,
@@ -204,27 +212,42 @@ where
                 },
             };
         };
-        // A `DedupeLayer` in front has claimed the key already (its `DedupeKey` is on the
-        // request): the delivery is stored plainly, as that layer expects. Recording the key
-        // here too would find that layer's own claim and refuse every delivery.
-        let claimed = request.extensions().get::<DedupeKey>();
-        let once = match claimed {
-            Some(_) => None,
-            None => self.once.key.as_ref().and_then(|key| {
-                let key = key(verified)?;
-                let namespace = self
-                    .once
-                    .namespace
-                    .as_deref()
-                    .unwrap_or(verified.provider());
-                Some((store_key(namespace, &key), self.once.retention))
-            }),
+        // What the delivery is stored once under, if anything, and the key it carries.
+        let (once, key) = match request.extensions().get::<DedupeKey>() {
+            // A `DedupeLayer` in front has claimed the key (its `DedupeKey` is on the request).
+            // The delivery is stored once under a marker of its own, next to that layer's
+            // record: a push whose reply was lost (stored, answered 503, the claim released)
+            // makes the provider's retry a duplicate instead of a second copy. (Recording the
+            // layer's key itself would find the layer's own claim and refuse every delivery.)
+            Some(claimed) => (
+                Some((
+                    format!("{}{QUEUED_SUFFIX}", claimed.as_str()),
+                    claimed.retention(),
+                )),
+                Some(Cow::Borrowed(claimed.as_str())),
+            ),
+            None => match self.once.key.as_ref().and_then(|key| key(verified)) {
+                Some(key) => {
+                    let namespace = self
+                        .once
+                        .namespace
+                        .as_deref()
+                        .unwrap_or(verified.provider());
+                    let key = store_key(namespace, &key);
+                    (
+                        Some((key.clone(), self.once.retention)),
+                        Some(Cow::Owned(key)),
+                    )
+                }
+                None => (None, None),
+            },
         };
-        let key = match &once {
-            Some((key, _)) => Some(key.as_str()),
-            None => claimed.map(DedupeKey::as_str),
-        };
-        let payload = match (StoredRef { verified, key }).to_bytes() {
+        let payload = match (StoredRef {
+            verified,
+            key: key.as_deref(),
+        })
+        .to_bytes()
+        {
             Ok(payload) => payload,
             Err(err) => {
                 let rejection = Rejection::Queue(QueueError::unavailable(err));

@@ -68,7 +68,9 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'payload', ARGV[
 /// `0` (a deduplication layer's claim holds the key), `2` (the key is done), `3` (the stream is
 /// full), `-1` (a record of an unknown format). When the key is done and ARGV[5] is `1` (the
 /// answer waits for replicas), the record is written again as it is (`KEEPTTL`): a write of this
-/// connection's that comes after the first delivery's, so that `WAIT` covers that one too.
+/// connection's that comes after the first delivery's, so that `WAIT` covers that one too (the
+/// first copy may have come through another connection, and recent Redis versions move a
+/// connection's replication offset only on its writes: without one, `WAIT` would answer at once).
 /// KEYS: the stream, the key; ARGV: the maximum length, the payload, the done value, the
 /// retention in milliseconds, whether a `WAIT` follows.
 const PUSH_ONCE: &str = r"

@@ -59,12 +59,33 @@ pub(crate) fn command(port: u16, command: &str) -> std::io::Result<String> {
     Ok(line.trim_end().to_owned())
 }
 
+/// The text of `INFO <section>`.
+pub(crate) fn info(port: u16, section: &str) -> String {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(format!("INFO {section}\r\n").as_bytes())
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut header = String::new();
+    reader.read_line(&mut header).unwrap();
+    let len: usize = header.trim_end().trim_start_matches('$').parse().unwrap();
+    let mut body = vec![0; len + 2];
+    reader.read_exact(&mut body).unwrap();
+    String::from_utf8_lossy(&body[..len]).into_owned()
+}
+
 /// A `redis-server` child process on 127.0.0.1, for one test, killed when dropped.
 pub(crate) struct Server {
     pub(crate) binary: PathBuf,
     pub(crate) port: u16,
     pub(crate) dir: PathBuf,
     pub(crate) child: Option<Child>,
+    /// More arguments for `redis-server` (such as `--replicaof`).
+    pub(crate) args: Vec<String>,
 }
 
 impl Server {
@@ -95,6 +116,31 @@ impl Server {
         Some(Self::start_with(binary).await)
     }
 
+    /// A private replica of `primary`, which this test needs; `None` as for
+    /// [`require`](Self::require). Returns once the replica is in sync.
+    pub(crate) async fn require_replica_of(test: &str, primary: &Self) -> Option<Self> {
+        let replica = Self::require(test).await?;
+        let reply = command(
+            replica.port,
+            &format!("REPLICAOF 127.0.0.1 {}", primary.port),
+        )
+        .expect("REPLICAOF");
+        assert_eq!(reply, "+OK");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // `INFO replication` is a bulk reply: read it whole.
+            let info = info(replica.port, "replication");
+            if info.contains("master_link_status:up") {
+                return Some(replica);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not sync: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub(crate) async fn start_with(binary: PathBuf) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "tower-webhook-redis-{}-{}",
@@ -107,6 +153,7 @@ impl Server {
             port: 0,
             dir,
             child: None,
+            args: Vec::new(),
         };
         let mut failures = Vec::new();
         // Another process may take the free port before the server binds it: try another.
@@ -130,6 +177,7 @@ impl Server {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
