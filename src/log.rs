@@ -25,6 +25,17 @@ macro_rules! log_error {
     };
 }
 
+/// A `tracing::info!` event with the `tracing` feature; nothing without it.
+#[allow(unused_macros)]
+macro_rules! log_info {
+    ($($arg:tt)+) => {
+        #[cfg(feature = "tracing")]
+        {
+            ::tracing::info!($($arg)+);
+        }
+    };
+}
+
 /// A `tracing::debug!` event with the `tracing` feature; nothing without it.
 #[allow(unused_macros)]
 macro_rules! log_debug {

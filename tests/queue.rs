@@ -93,10 +93,10 @@ fn recorder(
 fn fast<S>(
     worker: Worker<videonest::Event, MemoryQueue, S>,
 ) -> Worker<videonest::Event, MemoryQueue, S> {
-    worker.backoff(Backoff {
-        base: Duration::from_millis(10),
-        max: Duration::from_millis(40),
-    })
+    worker.backoff(Backoff::exponential(
+        Duration::from_millis(10),
+        Duration::from_millis(40),
+    ))
 }
 
 /// Waits until `check` holds (bounded).
@@ -540,4 +540,182 @@ async fn memory_dead_letters_are_bounded() {
         (&dead[0].payload[..], &dead[1].payload[..]),
         (&b"m3"[..], &b"m4"[..])
     );
+}
+
+/// Counts the calls of a service that are running: up when a call starts, down when its future
+/// is dropped (finished or stopped).
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// `Worker::run`'s drain timeout stops what it says it stops: a handler still running when the
+/// timeout ends is stopped before `run` returns, so it cannot overlap its own redelivery.
+#[tokio::test]
+async fn the_drain_timeout_stops_the_handlers_it_gives_up_on() {
+    let queue = MemoryQueue::new(100);
+    post(&ingest(&queue, false), &event("endless")).await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let (running, started) = (Arc::clone(&running), Arc::clone(&started));
+        service_fn(move |_delivery: Delivery<videonest::Event>| {
+            running.fetch_add(1, Ordering::SeqCst);
+            started.fetch_add(1, Ordering::SeqCst);
+            let guard = Running(Arc::clone(&running));
+            async move {
+                let _guard = guard;
+                // Never finishes by itself.
+                std::future::pending::<()>().await;
+                Ok::<_, String>(())
+            }
+        })
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(queue.clone(), service)
+            .drain_timeout(Duration::from_millis(100))
+            .visibility_timeout(Duration::from_millis(300))
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    until(|| started.load(Ordering::SeqCst) == 1).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("run returns after the drain timeout")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        0,
+        "the handler was stopped before run returned"
+    );
+    // Left in the queue: delivered again after the visibility timeout.
+    assert_eq!(queue.len(), 1);
+}
+
+/// The payloads version 0.1 stored (without a format field), one per kind of event, as
+/// `tests/fixtures/queue-payloads-0.1.json` keeps them: what a queue may still hold when a
+/// service is upgraded.
+fn payloads_of_0_1() -> serde_json::Map<String, serde_json::Value> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/queue-payloads-0.1.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn message(payload: &str) -> Message {
+    Message {
+        id: MessageId("1".into()),
+        payload: Bytes::from(payload.to_owned()),
+        attempt: 1,
+    }
+}
+
+/// An upgrade with deliveries in flight: what version 0.1 stored is still read, field by field.
+#[test]
+fn payloads_stored_by_0_1_are_still_read() {
+    use tower_webhook::provider::{generic, videoaiditor};
+    let payloads = payloads_of_0_1();
+    let text = |name: &str| payloads[name].as_str().unwrap().to_owned();
+
+    let videonest = Delivery::<videonest::Event>::from_message(&message(&text("videonest")))
+        .expect("a 0.1 VideoNest payload");
+    assert_eq!(videonest.provider(), "videonest");
+    assert_eq!(videonest.event_type(), "video.processed");
+    assert_eq!(videonest.id(), &MessageId("1".into()));
+    assert_eq!(videonest.event().id(), Some("vid_fixture"));
+    assert!(videonest.key().unwrap().starts_with("videonest:"));
+    assert!(
+        videonest
+            .body()
+            .starts_with(br#"{"event":"video.processed""#)
+    );
+
+    let videoaiditor =
+        Delivery::<videoaiditor::Event>::from_message(&message(&text("videoaiditor")))
+            .expect("a 0.1 VideoAIditor payload");
+    assert_eq!(videoaiditor.event_type(), "render.completed");
+    assert_eq!(videoaiditor.event().id(), Some("render_fixture"));
+    assert_eq!(videoaiditor.key(), None);
+
+    let github = Delivery::<generic::Event>::from_message(&message(&text("github")))
+        .expect("a 0.1 GitHub payload");
+    assert_eq!(github.provider(), "github");
+    assert_eq!(github.event_type(), "ping");
+    assert_eq!(
+        github.delivery_id(),
+        Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+    );
+    assert!(github.key().unwrap().starts_with("github:"));
+}
+
+/// What this version stores says its format, and reads back.
+#[tokio::test]
+async fn stored_payloads_carry_their_format() {
+    let queue = MemoryQueue::new(10);
+    post(&ingest(&queue, false), &event("versioned")).await;
+    let taken = queue
+        .pull("w", 1, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&taken[0].payload).unwrap();
+    assert_eq!(stored["v"], tower_webhook::queue::PAYLOAD_FORMAT);
+    let delivery = Delivery::<videonest::Event>::from_message(&taken[0]).unwrap();
+    assert_eq!(delivery.event().id(), Some("versioned"));
+}
+
+/// A payload a later version stored, in a format this one does not read, is dead-lettered with
+/// an error that says so: never a panic, never dropped in silence, never processed half-read.
+/// Payloads of 0.1 beside it are processed.
+#[tokio::test]
+async fn a_payload_of_a_later_format_is_dead_lettered_with_a_clear_error() {
+    let queue = MemoryQueue::new(10);
+    let later = r#"{"v":2,"delivery":{"whatever":"a later version stores"}}"#;
+    let later_same_shape = text_with_format(&payloads_of_0_1(), 7);
+    for payload in [later.to_owned(), later_same_shape] {
+        queue.push(Bytes::from(payload)).await.unwrap();
+    }
+    queue
+        .push(Bytes::from(
+            payloads_of_0_1()["videonest"].as_str().unwrap().to_owned(),
+        ))
+        .await
+        .unwrap();
+    let seen = Seen::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        fast(Worker::new(queue.clone(), recorder(&seen, 0))).run(async {
+            stopped.await.ok();
+        }),
+    );
+    until(|| queue.is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [("vid_fixture".into(), 1)]);
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    for (letter, format) in dead.iter().zip([2, 7]) {
+        assert!(
+            letter.error.contains(&format!("format {format}"))
+                && letter.error.contains("later version"),
+            "{}",
+            letter.error
+        );
+    }
+}
+
+/// The 0.1 VideoNest payload with a `v` field of `format`: the shape this version reads, from a
+/// later format.
+fn text_with_format(payloads: &serde_json::Map<String, serde_json::Value>, format: u64) -> String {
+    let mut stored: serde_json::Value =
+        serde_json::from_str(payloads["videonest"].as_str().unwrap()).unwrap();
+    stored["v"] = format.into();
+    stored.to_string()
 }

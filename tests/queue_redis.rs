@@ -30,7 +30,7 @@ use tower_webhook::{
         store::{Claim, RedisStore, Store, Token},
     },
     provider::videonest,
-    queue::{Backoff, Delivery, Enqueue, Queue, QueueError, RedisQueue, Worker},
+    queue::{Backoff, Delivery, Enqueue, Pushed, Queue, QueueError, RedisQueue, Worker},
 };
 
 type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
@@ -176,10 +176,10 @@ impl Running {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(
             worker
-                .backoff(Backoff {
-                    base: Duration::from_millis(10),
-                    max: Duration::from_millis(40),
-                })
+                .backoff(Backoff::exponential(
+                    Duration::from_millis(10),
+                    Duration::from_millis(40),
+                ))
                 .run(async {
                     stopped.await.ok();
                 }),
@@ -985,4 +985,158 @@ async fn a_duplicate_waits_for_replicas_like_a_first_copy() {
     assert_eq!(xlen(&queue, queue.stream_key()).await, 2, "stored once");
     let on_replica = common::redis::command(replica.port, "XLEN replicated").unwrap();
     assert_eq!(on_replica, ":2", "the first copy reached the replica");
+}
+
+/// What version 0.1 kept in Redis (`tests/fixtures/redis-0.1.json`) is still read after an
+/// upgrade: a stream entry is processed, a dead letter listed, a done record is a duplicate to
+/// `push_once`, a claim in flight; a record of a later format is refused (503), not overwritten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_0_1_kept_in_redis_is_still_read() {
+    let Some(redis) = Redis::get("formats").await else {
+        return;
+    };
+    let fixture = common::fixture("redis-0.1.json");
+    let text = |value: &serde_json::Value| value.as_str().unwrap().to_owned();
+    let queue = redis.queue().await;
+    let mut connection = queue.connection().clone();
+    let entry = &fixture["stream_entry"];
+    let _: String = redis::cmd("XADD")
+        .arg(queue.stream_key())
+        .arg("*")
+        .arg("payload")
+        .arg(text(&entry["payload"]))
+        .arg("attempts")
+        .arg(text(&entry["attempts"]))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let dead = &fixture["dead_letter"];
+    let _: String = redis::cmd("XADD")
+        .arg(queue.dead_letter_key())
+        .arg("*")
+        .arg("payload")
+        .arg(text(&dead["payload"]))
+        .arg("error")
+        .arg(text(&dead["error"]))
+        .arg("attempts")
+        .arg(text(&dead["attempts"]))
+        .arg("id")
+        .arg(text(&dead["id"]))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let letters = queue.dead_letters(10).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].error, text(&dead["error"]));
+    assert_eq!(letters[0].attempts, 5);
+    assert_eq!(letters[0].id.0, text(&dead["id"]));
+
+    let seen = Seen::default();
+    let worker = Running::start(Worker::new(queue.clone(), recorder(&seen)));
+    until("the 0.1 entry is processed", || {
+        !seen.lock().unwrap().is_empty()
+    })
+    .await;
+    worker.stop().await;
+    assert_eq!(sorted(&seen), [("vid_fixture".to_owned(), 1)]);
+
+    // Records, under the prefix `push_once` reads.
+    let prefix = format!("{}:dedupe:", queue.stream_key());
+    let once = queue.clone().key_prefix(prefix.as_str());
+    for (key, value) in [
+        ("old-done", text(&fixture["records"]["done"])),
+        ("old-claim", text(&fixture["records"]["claim"])),
+        ("later", "v9:whatever a later version keeps".to_owned()),
+    ] {
+        redis::cmd("SET")
+            .arg(format!("{prefix}{key}"))
+            .arg(value)
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    }
+    let push = |key: &'static str| {
+        let once = once.clone();
+        async move {
+            once.push_once(key, Duration::from_secs(60), Bytes::from_static(b"{}"))
+                .await
+        }
+    };
+    assert_eq!(push("old-done").await.unwrap(), Pushed::Duplicate);
+    assert_eq!(push("old-claim").await.unwrap(), Pushed::Claimed);
+    let later = push("later").await;
+    assert!(matches!(later, Err(QueueError::UnknownFormat)), "{later:?}");
+    assert_eq!(xlen(&queue, queue.stream_key()).await, 0, "nothing stored");
+    redis::cmd("DEL")
+        .arg(format!("{prefix}old-done"))
+        .arg(format!("{prefix}old-claim"))
+        .arg(format!("{prefix}later"))
+        .query_async::<()>(&mut connection)
+        .await
+        .unwrap();
+    redis.clean_up().await;
+}
+
+/// The consumers of workers that are gone do not pile up in the group: once a dead worker's
+/// entries are taken over, its consumer is removed. A live worker's consumer is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_consumers_are_removed_once_their_entries_are_claimed() {
+    let Some(redis) = Redis::get("consumers").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    let http = ingest(&queue);
+    for id in ["orphan", "held"] {
+        assert_eq!(post(&http, &event(id)).await, StatusCode::OK);
+    }
+    let visibility = Duration::from_millis(200);
+    // A worker takes an entry and dies.
+    let dead = queue
+        .pull("dead", 1, visibility, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    tokio::time::sleep(visibility * 2).await;
+    // A live worker takes the other entry (a long call; it takes nothing over).
+    let alive = queue
+        .pull("alive", 1, Duration::from_secs(60), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(alive.len(), 1);
+    let consumers = |queue: RedisQueue| async move {
+        let infos: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(queue.stream_key())
+            .arg(queue.group_name())
+            .query_async(&mut queue.connection().clone())
+            .await
+            .unwrap();
+        let mut names: Vec<String> = infos
+            .iter()
+            .map(|info| match &info[1] {
+                redis::Value::BulkString(name) => String::from_utf8_lossy(name).into_owned(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(consumers(queue.clone()).await, ["alive", "dead"]);
+
+    // A third worker takes over the dead one's entry; the dead consumer goes, the live one
+    // stays.
+    let taken = queue
+        .pull("successor", 10, visibility, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempt, 2);
+    assert_eq!(consumers(queue.clone()).await, ["alive", "successor"]);
+    for message in taken.iter().chain(&alive) {
+        queue.ack(message).await.unwrap();
+    }
+    redis.clean_up().await;
 }

@@ -1,4 +1,4 @@
-use std::ops::Deref;
+use std::{fmt, ops::Deref};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -17,9 +17,15 @@ pub struct Delivery<E> {
     attempt: u32,
 }
 
-/// What the queue stores for a delivery.
+/// The format of the payloads this version stores, in their `v` field. Version 0.1 stored
+/// payloads without one (format 0, still read: the same fields).
+pub const PAYLOAD_FORMAT: u32 = 1;
+
+/// What the queue stores for a delivery: JSON, `{"v":1,"verified":…,"key":…}`.
 #[derive(Deserialize)]
 struct Stored<E> {
+    #[serde(default)]
+    v: u64,
     verified: Verified<E>,
     key: Option<String>,
 }
@@ -27,14 +33,63 @@ struct Stored<E> {
 /// [`Stored`], borrowed, for writing.
 #[derive(Serialize)]
 pub(crate) struct StoredRef<'a, E> {
-    pub(crate) verified: &'a Verified<E>,
-    pub(crate) key: Option<&'a str>,
+    v: u32,
+    verified: &'a Verified<E>,
+    key: Option<&'a str>,
 }
 
-impl<E: Serialize> StoredRef<'_, E> {
-    /// The payload; `None` when the event does not serialise (a custom `Serialize` that fails).
+impl<'a, E: Serialize> StoredRef<'a, E> {
+    pub(crate) fn new(verified: &'a Verified<E>, key: Option<&'a str>) -> Self {
+        Self {
+            v: PAYLOAD_FORMAT,
+            verified,
+            key,
+        }
+    }
+
+    /// The payload; an error when the event does not serialise (a custom `Serialize` that
+    /// fails).
     pub(crate) fn to_bytes(&self) -> Result<Bytes, serde_json::Error> {
         serde_json::to_vec(self).map(Bytes::from)
+    }
+}
+
+/// A stored payload that is not a delivery this version can read.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// A later version of the crate stored it, in a format this one does not read. Replay it
+    /// once every worker runs that version.
+    UnknownFormat {
+        /// The payload's format.
+        found: u64,
+        /// The latest format this version reads, [`PAYLOAD_FORMAT`].
+        supported: u32,
+    },
+    /// It is not a delivery of this event type: something else stored it, or the event type
+    /// changed in a way its stored form does not follow.
+    Decode(serde_json::Error),
+}
+
+impl fmt::Display for PayloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownFormat { found, supported } => write!(
+                f,
+                "the stored delivery is in format {found}, which this version does not read \
+                 (it reads formats up to {supported}): a later version stored it"
+            ),
+            Self::Decode(err) => write!(f, "the stored delivery does not decode: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for PayloadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::UnknownFormat { .. } => None,
+            Self::Decode(err) => Some(err),
+        }
     }
 }
 
@@ -44,10 +99,31 @@ impl<E: DeserializeOwned> Delivery<E> {
     ///
     /// # Errors
     ///
-    /// When the payload is not a delivery of `E` (it was stored by another version of the
-    /// event type, or by something else than [`Enqueue`](super::Enqueue)).
-    pub fn from_message(message: &Message) -> Result<Self, serde_json::Error> {
-        let stored: Stored<E> = serde_json::from_slice(&message.payload)?;
+    /// [`PayloadError::UnknownFormat`] when a later version of the crate stored it, and
+    /// [`PayloadError::Decode`] when the payload is not a delivery of `E` (it was stored by
+    /// something else than [`Enqueue`](super::Enqueue), or for another event type).
+    pub fn from_message(message: &Message) -> Result<Self, PayloadError> {
+        let stored: Stored<E> = match serde_json::from_slice(&message.payload) {
+            Ok(stored) => stored,
+            // A later format may not have the fields this one reads: say which it is.
+            Err(err) => {
+                return Err(match format_of(&message.payload) {
+                    Some(found) if found > u64::from(PAYLOAD_FORMAT) => {
+                        PayloadError::UnknownFormat {
+                            found,
+                            supported: PAYLOAD_FORMAT,
+                        }
+                    }
+                    _ => PayloadError::Decode(err),
+                });
+            }
+        };
+        if stored.v > u64::from(PAYLOAD_FORMAT) {
+            return Err(PayloadError::UnknownFormat {
+                found: stored.v,
+                supported: PAYLOAD_FORMAT,
+            });
+        }
         Ok(Self {
             verified: stored.verified,
             key: stored.key,
@@ -55,6 +131,17 @@ impl<E: DeserializeOwned> Delivery<E> {
             attempt: message.attempt,
         })
     }
+}
+
+/// The `v` field of a JSON object, if it has a numeric one.
+fn format_of(payload: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Format {
+        v: u64,
+    }
+    serde_json::from_slice::<Format>(payload)
+        .ok()
+        .map(|format| format.v)
 }
 
 impl<E> Delivery<E> {

@@ -242,12 +242,7 @@ where
                 None => (None, None),
             },
         };
-        let payload = match (StoredRef {
-            verified,
-            key: key.as_deref(),
-        })
-        .to_bytes()
-        {
+        let payload = match StoredRef::new(verified, key.as_deref()).to_bytes() {
             Ok(payload) => payload,
             Err(err) => {
                 let rejection = Rejection::Queue(QueueError::unavailable(err));

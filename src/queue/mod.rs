@@ -90,7 +90,7 @@ pub use self::redis::{
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM, RedisQueue,
 };
 pub use self::{
-    delivery::Delivery,
+    delivery::{Delivery, PAYLOAD_FORMAT, PayloadError},
     enqueue::{Enqueue, ResponseFuture},
     memory::{DEFAULT_MAX_KEYS, DeadLetter, MemoryQueue},
     worker::{Backoff, Worker},

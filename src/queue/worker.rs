@@ -2,47 +2,115 @@ use std::{
     fmt,
     future::Future,
     marker::PhantomData,
+    panic::{self, AssertUnwindSafe},
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
+use pin_project::pin_project;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tower::Service;
 
 use super::{Delivery, Message, Queue, QueueError};
+use crate::WebhookEvent;
 
 /// How long to wait before a failed delivery is tried again: `base · 2^(attempt − 1)`, at most
-/// `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `max`, less a random part of up to `jitter` of it, so that deliveries that failed together
+/// (an outage of what the service calls) are not all tried again at the same instant.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_webhook::queue::Backoff;
+///
+/// let backoff = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(60));
+/// // The third attempt failed: wait between 2 and 4 seconds (half of it is random by default).
+/// let delay = backoff.delay(3);
+/// assert!(Duration::from_secs(2) <= delay && delay <= Duration::from_secs(4));
+/// assert_eq!(backoff.max_delay(3), Duration::from_secs(4));
+/// // Without jitter, exactly the exponential wait.
+/// assert_eq!(backoff.jitter(0.0).delay(3), Duration::from_secs(4));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backoff {
-    /// The wait after the first failure.
-    pub base: Duration,
-    /// The longest wait.
-    pub max: Duration,
+    base: Duration,
+    max: Duration,
+    jitter: f64,
 }
 
 impl Backoff {
-    /// The wait after the `attempt`-th attempt failed.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    /// The default share of each wait that is random: half ([`Backoff::jitter`]).
+    pub const DEFAULT_JITTER: f64 = 0.5;
+
+    /// `base` after the first failure, doubling after each one up to `max`, with
+    /// [`DEFAULT_JITTER`](Self::DEFAULT_JITTER).
+    pub fn exponential(base: Duration, max: Duration) -> Self {
+        Self {
+            base,
+            max,
+            jitter: Self::DEFAULT_JITTER,
+        }
+    }
+
+    /// How much of each wait is random, from 0 (none: every wait is exactly the exponential
+    /// one) to 1 (anything from zero to it); clamped to that range. A wait is drawn uniformly
+    /// between `(1 − jitter) · d` and `d`, `d` being [`max_delay`](Self::max_delay).
+    #[must_use]
+    pub fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = if jitter.is_nan() {
+            0.0
+        } else {
+            jitter.clamp(0.0, 1.0)
+        };
+        self
+    }
+
+    /// The longest wait after the `attempt`-th attempt failed: `base · 2^(attempt − 1)`, at
+    /// most `max`.
+    pub fn max_delay(&self, attempt: u32) -> Duration {
         let factor = 1u32
             .checked_shl(attempt.saturating_sub(1))
             .unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.max)
     }
+
+    /// The wait after the `attempt`-th attempt failed: [`max_delay`](Self::max_delay) less a
+    /// random part of up to [`jitter`](Self::jitter) of it.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let delay = self.max_delay(attempt);
+        if self.jitter == 0.0 {
+            return delay;
+        }
+        delay.mul_f64(1.0 - self.jitter * unit_random())
+    }
 }
 
 impl Default for Backoff {
-    /// 1 s, doubling up to 5 minutes.
+    /// 1 s, doubling up to 5 minutes, half of each wait random.
     fn default() -> Self {
-        Self {
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(300),
-        }
+        Self::exponential(Duration::from_secs(1), Duration::from_secs(300))
     }
+}
+
+/// A number in `[0, 1)`, from the process's random hasher keys, the time and a counter: good
+/// enough to spread retries, not for anything secret.
+fn unit_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    // The top 53 bits, as a fraction.
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Takes deliveries from a [`Queue`] and drives a `tower::Service<Delivery<E>>` with them, at
@@ -127,8 +195,8 @@ impl<E, Q, S> Worker<E, Q, S> {
     }
 
     /// How long [`run`](Self::run) waits, once shut down, for the deliveries in progress (30 s
-    /// unless set). Those still running then are stopped; they stay in the queue and are
-    /// delivered again after the visibility timeout.
+    /// unless set). Those still running then are stopped (their futures dropped) before `run`
+    /// returns; they stay in the queue and are delivered again after the visibility timeout.
     #[must_use]
     pub fn drain_timeout(mut self, drain: Duration) -> Self {
         self.drain = drain;
@@ -138,7 +206,7 @@ impl<E, Q, S> Worker<E, Q, S> {
 
 impl<E, Q, S> Worker<E, Q, S>
 where
-    E: DeserializeOwned + Send + 'static,
+    E: WebhookEvent + DeserializeOwned + Send + 'static,
     Q: Queue + Clone,
     S: Service<Delivery<E>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -146,8 +214,16 @@ where
     S::Error: fmt::Display + Send + 'static,
 {
     /// Runs until `shutdown` completes, then stops pulling and waits for the deliveries in
-    /// progress, up to the [`drain_timeout`](Self::drain_timeout). What it had not settled is
-    /// left in the queue, and delivered again after the visibility timeout.
+    /// progress, up to the [`drain_timeout`](Self::drain_timeout); those still running then
+    /// are stopped, and `run` returns once they are. What it had not settled is left in the
+    /// queue, and delivered again after the visibility timeout.
+    ///
+    /// With the `tracing` feature, each delivery is processed inside a `webhook_delivery` span
+    /// (`provider`, `event_type`, `delivery_id`, `key`, `message`, `attempt`), so the service's
+    /// own events carry them; failures are events in it: a failed attempt and a dead letter at
+    /// `warn`, a delivery that does not decode and a settlement that could not be stored at
+    /// `error`. A queue that cannot be read is a `warn` event when it starts failing and an
+    /// `info` one when it answers again.
     ///
     /// # Errors
     ///
@@ -162,6 +238,8 @@ where
         });
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
+        // Whether the last pull failed: said once when it starts failing, once when it stops.
+        let mut unreachable = false;
         loop {
             while tasks.try_join_next().is_some() {}
             let free = self.concurrency.saturating_sub(tasks.len());
@@ -178,11 +256,28 @@ where
                 pulled = pull => pulled,
                 () = &mut shutdown => break,
             };
-            let Ok(messages) = pulled else {
-                // The queue is unreachable: try again in a second.
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    () = &mut shutdown => break,
+            let messages = match pulled {
+                Ok(messages) => {
+                    if unreachable {
+                        unreachable = false;
+                        log_info!(consumer = %self.consumer, "the webhook queue answers again");
+                    }
+                    messages
+                }
+                Err(_err) => {
+                    if !unreachable {
+                        unreachable = true;
+                        log_warn!(
+                            consumer = %self.consumer,
+                            error = %crate::log::ErrorChain(&_err),
+                            "cannot read the webhook queue; trying again every second"
+                        );
+                    }
+                    // Try again in a second.
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut shutdown => break,
+                    }
                 }
             };
             for message in messages {
@@ -196,8 +291,15 @@ where
         })
         .await;
         if drained.is_err() {
-            // Unsettled: delivered again after the visibility timeout.
+            // Unsettled: delivered again after the visibility timeout. Stopped before `run`
+            // returns, so that none runs beside its own redelivery.
+            log_warn!(
+                consumer = %self.consumer,
+                stopped = tasks.len(),
+                "the drain timeout ran out: stopping the deliveries still in progress"
+            );
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
         }
         Ok(())
     }
@@ -211,13 +313,10 @@ struct Settings<Q> {
 }
 
 impl<Q: Queue> Settings<Q> {
-    /// Processes one message and settles it. A queue error while settling is retried (every
-    /// 50 ms, then up to every second) while the message is still this worker's, within its
-    /// visibility timeout: a short outage of the queue does not make a processed delivery
-    /// come back. After that, the message comes back: at least once, never lost.
+    /// Processes one message and settles it ([`settle`](Self::settle)).
     async fn process<E, S>(&self, mut service: S, message: Message)
     where
-        E: DeserializeOwned,
+        E: WebhookEvent + DeserializeOwned,
         S: Service<Delivery<E>>,
         S::Future: Send + 'static,
         S::Response: Send + 'static,
@@ -232,48 +331,185 @@ impl<Q: Queue> Settings<Q> {
                  timeout)",
                 self.max_attempts
             );
-            let _ = self.queue.dead_letter(&message, &error).await;
+            self.settle(&message, pulled, &Outcome::DeadLetter(error))
+                .await;
             return;
         }
         let delivery = match Delivery::<E>::from_message(&message) {
             Ok(delivery) => delivery,
             Err(err) => {
-                let error = format!("the stored delivery does not decode: {err}");
-                let _ = self.queue.dead_letter(&message, &error).await;
+                let error = format!("the stored delivery cannot be read: {err}");
+                log_error!(
+                    message = %message.id,
+                    attempt = message.attempt,
+                    error = %error,
+                    "a stored webhook delivery cannot be read; dead-lettering it"
+                );
+                self.settle(&message, pulled, &Outcome::DeadLetter(error))
+                    .await;
                 return;
             }
         };
-        let outcome: Option<String> = match std::future::poll_fn(|cx| service.poll_ready(cx)).await
-        {
-            // The call runs in a task of its own, so that a panic in the service is an error
-            // of this attempt (retried, then dead-lettered), not a lost settlement.
-            Ok(()) => match tokio::spawn(service.call(delivery)).await {
-                Ok(Ok(_)) => None,
-                Ok(Err(err)) => Some(err.to_string()),
-                Err(err) if err.is_panic() => Some("the service panicked".to_owned()),
-                Err(err) => Some(err.to_string()),
-            },
-            Err(err) => Some(err.to_string()),
-        };
+        let span = DeliverySpan::new(&delivery);
+        let outcome = span
+            .instrument(async {
+                let failure: Option<String> =
+                    match std::future::poll_fn(|cx| service.poll_ready(cx)).await {
+                        // A panic in the service is an error of this attempt (retried, then
+                        // dead-lettered), not a lost settlement. The call stays in this task:
+                        // when the drain timeout stops the task, the call stops with it.
+                        Ok(()) => match CatchUnwind(service.call(delivery)).await {
+                            Ok(Ok(_)) => None,
+                            Ok(Err(err)) => Some(err.to_string()),
+                            Err(Panicked) => Some("the service panicked".to_owned()),
+                        },
+                        Err(err) => Some(err.to_string()),
+                    };
+                match failure {
+                    None => Outcome::Ack,
+                    Some(error) if message.attempt >= self.max_attempts => {
+                        Outcome::DeadLetter(error)
+                    }
+                    Some(error) => {
+                        let delay = self.backoff.delay(message.attempt);
+                        log_warn!(
+                            error = %error,
+                            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                            "webhook delivery failed; it will be tried again"
+                        );
+                        Outcome::Retry(error, delay)
+                    }
+                }
+            })
+            .await;
+        span.instrument(self.settle(&message, pulled, &outcome))
+            .await;
+    }
+
+    /// Settles `message` as `outcome` says. A queue error is retried (every 50 ms, then up to
+    /// every second) while the message is still this worker's, within its visibility timeout:
+    /// a short outage of the queue does not make a processed delivery come back. After that,
+    /// the message comes back: at least once, never lost.
+    async fn settle(&self, message: &Message, pulled: Instant, outcome: &Outcome) {
+        if let Outcome::DeadLetter(_error) = outcome {
+            log_warn!(
+                message = %message.id,
+                attempts = message.attempt,
+                error = %_error,
+                "webhook delivery dead-lettered"
+            );
+        }
         let mut pause = Duration::from_millis(50);
+        let mut failures = 0u32;
         loop {
-            let settled = match &outcome {
-                None => self.queue.ack(&message).await,
-                Some(error) if message.attempt >= self.max_attempts => {
-                    self.queue.dead_letter(&message, error).await
-                }
-                Some(error) => {
-                    let delay = self.backoff.delay(message.attempt);
-                    self.queue.retry(&message, error, delay).await
-                }
+            let settled = match outcome {
+                Outcome::Ack => self.queue.ack(message).await,
+                Outcome::Retry(error, delay) => self.queue.retry(message, error, *delay).await,
+                Outcome::DeadLetter(error) => self.queue.dead_letter(message, error).await,
             };
             // Settling is idempotent: a settlement that reached the queue but whose answer was
             // lost is a no-op the second time (the message is no longer held).
-            if settled.is_ok() || pulled.elapsed() + pause >= self.visibility {
+            let Err(_err) = settled else {
                 return;
+            };
+            failures += 1;
+            if pulled.elapsed() + pause >= self.visibility {
+                log_error!(
+                    message = %message.id,
+                    settlement = outcome.name(),
+                    tries = failures,
+                    error = %crate::log::ErrorChain(&_err),
+                    "could not settle a webhook delivery within its visibility timeout; it will \
+                     be delivered again"
+                );
+                return;
+            }
+            if failures == 1 {
+                log_warn!(
+                    message = %message.id,
+                    settlement = outcome.name(),
+                    error = %crate::log::ErrorChain(&_err),
+                    "could not settle a webhook delivery; trying again"
+                );
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// How an attempt ends for the queue.
+enum Outcome {
+    Ack,
+    /// The error, and the wait before the next attempt.
+    Retry(String, Duration),
+    /// The last error.
+    DeadLetter(String),
+}
+
+impl Outcome {
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Ack => "ack",
+            Self::Retry(..) => "retry",
+            Self::DeadLetter(_) => "dead letter",
+        }
+    }
+}
+
+/// The service's future panicked.
+struct Panicked;
+
+/// Runs a future, turning a panic into [`Panicked`]; it is not polled again after one.
+#[pin_project]
+struct CatchUnwind<F>(#[pin] F);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut future = self.project().0;
+        match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_payload) => Poll::Ready(Err(Panicked)),
+        }
+    }
+}
+
+/// The `webhook_delivery` span of one delivery (feature `tracing`); nothing without it.
+struct DeliverySpan {
+    #[cfg(feature = "tracing")]
+    span: tracing::Span,
+}
+
+impl DeliverySpan {
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    fn new<E: WebhookEvent>(delivery: &Delivery<E>) -> Self {
+        Self {
+            #[cfg(feature = "tracing")]
+            span: tracing::info_span!(
+                "webhook_delivery",
+                provider = delivery.provider(),
+                event_type = delivery.event_type(),
+                delivery_id = delivery.delivery_id().or_else(|| delivery.event().id()),
+                key = delivery.key(),
+                message = %delivery.id(),
+                attempt = delivery.attempt(),
+            ),
+        }
+    }
+
+    /// `future`, run inside the span.
+    fn instrument<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        #[cfg(feature = "tracing")]
+        {
+            tracing::Instrument::instrument(future, self.span.clone())
+        }
+        #[cfg(not(feature = "tracing"))]
+        {
+            future
         }
     }
 }
@@ -288,5 +524,54 @@ impl<E, Q: fmt::Debug, S> fmt::Debug for Worker<E, Q, S> {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_jitter_the_wait_doubles_up_to_the_maximum() {
+        let backoff =
+            Backoff::exponential(Duration::from_millis(100), Duration::from_secs(1)).jitter(0.0);
+        let waits: Vec<u128> = (1..=6).map(|n| backoff.delay(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_spreads_waits_below_the_exponential_one() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.max_delay(3), Duration::from_secs(4));
+        let waits: std::collections::HashSet<Duration> =
+            (0..200).map(|_| backoff.delay(3)).collect();
+        assert!(
+            waits
+                .iter()
+                .all(|wait| Duration::from_secs(2) <= *wait && *wait <= Duration::from_secs(4)),
+            "{waits:?}"
+        );
+        // Deliveries that failed together are not all tried again at one instant.
+        assert!(waits.len() > 150, "{} distinct waits of 200", waits.len());
+        let (low, high) = waits.iter().fold((0, 0), |(low, high), wait| {
+            if *wait < Duration::from_secs(3) {
+                (low + 1, high)
+            } else {
+                (low, high + 1)
+            }
+        });
+        assert!(low > 40 && high > 40, "{low} below 3 s, {high} above");
+    }
+
+    #[test]
+    fn jitter_is_clamped() {
+        let base = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(1));
+        for jitter in [f64::NAN, -1.0, 0.0] {
+            assert_eq!(base.jitter(jitter).delay(1), Duration::from_secs(1));
+        }
+        for _ in 0..100 {
+            assert!(base.jitter(7.0).delay(1) <= Duration::from_secs(1));
+        }
     }
 }

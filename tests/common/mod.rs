@@ -313,3 +313,10 @@ impl<B: Body> Body for Counted<B> {
         self.inner.is_end_stream()
     }
 }
+
+/// `tests/fixtures/<name>`, parsed as JSON: data the tests need, committed with them.
+pub(crate) fn fixture(name: &str) -> serde_json::Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
+}

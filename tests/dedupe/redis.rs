@@ -516,3 +516,56 @@ async fn redis_stall_leaves_no_claim_behind() {
     assert_eq!((repeat.status, repeat.duplicate), (StatusCode::OK, true));
     assert_eq!(harness.calls(), 2);
 }
+
+/// Records written by version 0.1 (`tests/fixtures/redis-0.1.json`) are still read: a done
+/// record is a duplicate, a claim is in flight; a record of a format this version does not know
+/// is refused (503), never taken for free.
+#[tokio::test]
+async fn redis_records_of_0_1_are_read_and_unknown_formats_refused() {
+    let Some(redis) = Redis::get("formats").await else {
+        return;
+    };
+    let store = redis.store().await;
+    let fixture = crate::common::fixture("redis-0.1.json");
+    let mut connection = store.connection().clone();
+    let mut write = async |key: &str, value: &str| {
+        redis::cmd("SET")
+            .arg(format!("{}{key}", store.key_prefix()))
+            .arg(value)
+            .arg("PX")
+            .arg(60_000)
+            .query_async::<()>(&mut connection)
+            .await
+            .unwrap();
+    };
+    write("old:done", fixture["records"]["done"].as_str().unwrap()).await;
+    write("old:claim", fixture["records"]["claim"].as_str().unwrap()).await;
+    write("later:record", "v9:whatever a later version keeps").await;
+
+    let claim = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim(key, &Token::random(), Duration::from_secs(60))
+                .await
+        }
+    };
+    assert_eq!(claim("old:done").await.unwrap(), Claim::Done);
+    assert_eq!(claim("old:claim").await.unwrap(), Claim::InFlight);
+    let later = claim("later:record").await;
+    assert!(matches!(later, Err(StoreError::UnknownFormat)), "{later:?}");
+    assert!(later.unwrap_err().to_string().contains("later version"));
+
+    // Through the layer: a 503 that says why, and the handler does not run.
+    let harness = Harness::new(
+        DedupeLayer::<videonest::Event, _>::with_key(store.clone(), |_| Some("x".into()))
+            .namespace("later:record-ns"),
+    );
+    let key = tower_webhook::dedupe::store_key("later:record-ns", "x");
+    write(&key, "v2:done").await;
+    let answer = harness.send(&vn_event("vid_later")).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    assert!(answer.text.contains("format"), "{}", answer.text);
+    assert_eq!(harness.calls(), 0);
+    redis.clean_up().await;
+}
