@@ -7,44 +7,44 @@
 
 /// A `tracing::warn!` event with the `tracing` feature; nothing without it.
 macro_rules! log_warn {
-    ($($arg:tt)+) => {
+    ($($arg:tt)+) => {{
         #[cfg(feature = "tracing")]
         {
             ::tracing::warn!($($arg)+);
         }
-    };
+    }};
 }
 
 /// A `tracing::error!` event with the `tracing` feature; nothing without it.
 macro_rules! log_error {
-    ($($arg:tt)+) => {
+    ($($arg:tt)+) => {{
         #[cfg(feature = "tracing")]
         {
             ::tracing::error!($($arg)+);
         }
-    };
+    }};
 }
 
 /// A `tracing::info!` event with the `tracing` feature; nothing without it.
 #[allow(unused_macros)]
 macro_rules! log_info {
-    ($($arg:tt)+) => {
+    ($($arg:tt)+) => {{
         #[cfg(feature = "tracing")]
         {
             ::tracing::info!($($arg)+);
         }
-    };
+    }};
 }
 
 /// A `tracing::debug!` event with the `tracing` feature; nothing without it.
 #[allow(unused_macros)]
 macro_rules! log_debug {
-    ($($arg:tt)+) => {
+    ($($arg:tt)+) => {{
         #[cfg(feature = "tracing")]
         {
             ::tracing::debug!($($arg)+);
         }
-    };
+    }};
 }
 
 /// An error and its sources, on one line (`a: b: c`), for an event's `error` field.

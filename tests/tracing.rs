@@ -81,14 +81,35 @@ impl Subscriber for Recorder {
 
     fn event(&self, event: &Event<'_>) {
         let mut fields = vec![("level".to_owned(), event.metadata().level().to_string())];
+        // The span the event happened in, if any: `span` is its index in `Seen::spans`.
+        if let Some(span) = ENTERED.with_borrow(|entered| entered.last().copied()) {
+            fields.push(("span".to_owned(), (span - 1).to_string()));
+        }
         event.record(&mut Fields(&mut fields));
         self.seen.lock().unwrap().events.push(fields);
     }
 
-    fn enter(&self, _: &Id) {}
+    fn enter(&self, span: &Id) {
+        ENTERED.with_borrow_mut(|entered| entered.push(span.into_u64()));
+    }
 
-    fn exit(&self, _: &Id) {}
+    fn exit(&self, span: &Id) {
+        ENTERED.with_borrow_mut(|entered| {
+            if let Some(at) = entered.iter().rposition(|id| *id == span.into_u64()) {
+                entered.remove(at);
+            }
+        });
+    }
 }
+
+thread_local! {
+    /// The spans entered on this thread, innermost last.
+    static ENTERED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One recorder at a time: `tracing` caches, per call site, whether any subscriber wants it,
+/// and scoped subscribers made and dropped on parallel test threads can race that cache.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// The handler: 200 `ok`.
 type Handler = fn(
@@ -106,9 +127,6 @@ where
             Error = std::convert::Infallible,
         > + Clone,
 {
-    // One recorder at a time: `tracing` caches, per call site, whether any subscriber wants it,
-    // and scoped subscribers made and dropped on parallel test threads can race that cache.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -278,4 +296,186 @@ fn no_secret_signature_or_payload_reaches_the_logs() {
         !text.contains(MARKER),
         "the payload reached the logs: {text}"
     );
+}
+
+/// The fields of the span `event` happened in.
+fn span_of<'a>(seen: &'a Seen, event: &[(String, String)]) -> Option<&'a [(String, String)]> {
+    let index: usize = field(event, "span")?.parse().ok()?;
+    Some(&seen.spans[index].1)
+}
+
+/// The events whose message is `message`.
+fn events_saying<'a>(seen: &'a Seen, message: &str) -> Vec<&'a Vec<(String, String)>> {
+    seen.events
+        .iter()
+        .filter(|event| field(event, "message") == Some(message))
+        .collect()
+}
+
+/// The events of an outage (Redis stopped, then started again) with a deduplication layer on
+/// Redis in front of a Redis queue, and a worker: the store's and the queue's failures at `warn`
+/// inside the request's span (provider, event type), the worker's failed reads once at `warn` and
+/// its recovery at `info`; no secret or payload anywhere.
+#[cfg(all(feature = "redis", feature = "queue"))]
+#[test]
+fn an_outage_is_logged() {
+    use tower_webhook::{
+        dedupe::{DedupeLayer, store::RedisStore},
+        queue::{Delivery, Enqueue, RedisQueue, Worker},
+    };
+
+    const MARKER: &str = "PAYLOAD-MARKER-0a7e";
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recorder = Recorder::default();
+    let seen = Arc::clone(&recorder.seen);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let event = |id: &str| {
+        format!(
+            r#"{{"event":"video.processed","timestamp":"t","data":{{"id":"{id}","title":"{MARKER}"}}}}"#
+        )
+    };
+    let ran = tracing::subscriber::with_default(recorder, || {
+        tracing::callsite::rebuild_interest_cache();
+        runtime.block_on(async {
+            let Some(mut server) = common::redis::Server::require("an-outage-is-logged").await
+            else {
+                return false;
+            };
+            let store = RedisStore::connect(server.url()).await.unwrap();
+            let queue = RedisQueue::connect(server.url())
+                .await
+                .unwrap()
+                .stream("logged");
+            type Http = tower::util::BoxCloneSyncService<
+                Request<Full<Bytes>>,
+                Response<Full<Bytes>>,
+                std::convert::Infallible,
+            >;
+            let deduplicated = Http::new(
+                ServiceBuilder::new()
+                    .layer(videonest::layer([SECRET]).unwrap())
+                    .layer(DedupeLayer::<videonest::Event, _>::new(store))
+                    .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+            );
+            let enqueued = Http::new(
+                ServiceBuilder::new()
+                    .layer(videonest::layer([SECRET]).unwrap())
+                    .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+            );
+            let processed = Arc::new(AtomicU64::new(0));
+            let handler = {
+                let processed = Arc::clone(&processed);
+                service_fn(move |_: Delivery<videonest::Event>| {
+                    processed.fetch_add(1, Ordering::SeqCst);
+                    std::future::ready(Ok::<_, String>(()))
+                })
+            };
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let worker = tokio::spawn(Worker::new(queue.clone(), handler).run(async {
+                stopped.await.ok();
+            }));
+            let post = |service: &Http, body: String| {
+                let request = videonest::signed_request(SECRET, body).unwrap();
+                service.clone().oneshot(request)
+            };
+
+            assert_eq!(
+                post(&deduplicated, event("vid_before"))
+                    .await
+                    .unwrap()
+                    .status(),
+                200
+            );
+            until(|| processed.load(Ordering::SeqCst) == 1).await;
+
+            server.stop().await;
+            for body in [event("vid_during"), event("vid_before")] {
+                let answer = post(&deduplicated, body).await.unwrap();
+                assert_eq!(answer.status(), 503);
+            }
+            let answer = post(&enqueued, event("vid_queued")).await.unwrap();
+            assert_eq!(answer.status(), 503);
+            let failed_reads = || {
+                events_saying(
+                    &seen.lock().unwrap(),
+                    "cannot read the webhook queue; trying again every second",
+                )
+                .len()
+            };
+            until(|| failed_reads() == 1).await;
+
+            server.restart().await;
+            let recovered = || {
+                !events_saying(&seen.lock().unwrap(), "the webhook queue answers again").is_empty()
+            };
+            until(recovered).await;
+            assert_eq!(
+                post(&deduplicated, event("vid_during"))
+                    .await
+                    .unwrap()
+                    .status(),
+                200
+            );
+            until(|| processed.load(Ordering::SeqCst) == 2).await;
+            stop.send(()).unwrap();
+            worker.await.unwrap().unwrap();
+            true
+        })
+    });
+    if !ran {
+        return;
+    }
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+
+    let store_down = events_saying(&seen, "deduplication store unavailable");
+    assert_eq!(store_down.len(), 2, "one per refused delivery: {seen:?}");
+    for event in &store_down {
+        assert_eq!(field(event, "level"), Some("WARN"));
+        assert_eq!(field(event, "outcome"), Some("answered 503"));
+        assert!(field(event, "key").unwrap().starts_with("videonest:"));
+        assert!(!field(event, "error").unwrap().is_empty());
+        let span = span_of(&seen, event).expect("inside the request's span");
+        assert_eq!(field(span, "provider"), Some("videonest"));
+        assert_eq!(field(span, "event_type"), Some("video.processed"));
+    }
+    let queue_down = events_saying(
+        &seen,
+        "the webhook queue could not store a delivery; answered 503",
+    );
+    assert_eq!(queue_down.len(), 1, "{seen:?}");
+    assert_eq!(field(queue_down[0], "level"), Some("WARN"));
+    let span = span_of(&seen, queue_down[0]).expect("inside the request's span");
+    assert_eq!(field(span, "provider"), Some("videonest"));
+
+    let reads = events_saying(
+        &seen,
+        "cannot read the webhook queue; trying again every second",
+    );
+    assert_eq!(reads.len(), 1, "said once, not every second");
+    assert_eq!(field(reads[0], "level"), Some("WARN"));
+    let back = events_saying(&seen, "the webhook queue answers again");
+    assert_eq!(field(back[0], "level"), Some("INFO"));
+
+    let text = seen.text();
+    for secret in [SECRET, MARKER] {
+        assert!(
+            !text.contains(secret),
+            "{secret:?} reached the logs: {text}"
+        );
+    }
+}
+
+/// Waits until `check` holds (bounded: 30 s).
+#[cfg(all(feature = "redis", feature = "queue"))]
+async fn until(mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "not reached in 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -245,6 +245,10 @@ where
         let payload = match StoredRef::new(verified, key.as_deref()).to_bytes() {
             Ok(payload) => payload,
             Err(err) => {
+                log_error!(
+                    error = %err,
+                    "a verified delivery does not serialise; answered 503"
+                );
                 let rejection = Rejection::Queue(QueueError::unavailable(err));
                 return ResponseFuture {
                     state: State::Answered {
@@ -340,12 +344,31 @@ impl<R: RejectionResponse<Full<Bytes>>> Future for ResponseFuture<R> {
                     );
                     response
                 }
-                Err(err) => respond(&*rejection, Rejection::Queue(err)),
+                Err(err) => {
+                    queue_failed(&err);
+                    respond(&*rejection, Rejection::Queue(err))
+                }
             })),
             StateProj::Answered { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("ResponseFuture polled after completion"))),
         }
+    }
+}
+
+/// Logs a queue that could not store a delivery (inside the verifying layer's span, which
+/// names the provider, the event type and the delivery id).
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+fn queue_failed(err: &QueueError) {
+    match err {
+        QueueError::UnknownFormat => log_error!(
+            error = %crate::log::ErrorChain(err),
+            "deduplication record of an unknown format; answered 503"
+        ),
+        _ => log_warn!(
+            error = %crate::log::ErrorChain(err),
+            "the webhook queue could not store a delivery; answered 503"
+        ),
     }
 }
 
