@@ -151,6 +151,13 @@ pub enum Part {
     /// JavaScript semantics, for bodies of up to `max` bytes (VideoAIditor). The raw bytes are
     /// always tried first; when the re-serialised form matches, it is what the event is parsed
     /// from. Must be the last part.
+    ///
+    /// A body whose raw bytes do not match is parsed and re-serialised *before* anything is
+    /// authenticated: whoever can reach the endpoint can make the scheme do that work, up to
+    /// `max` bytes a request (in time linear in the body, nesting refused past 128 levels). There
+    /// is no default: choose a `max` near the provider's largest payload
+    /// ([`HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX`](super::HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX),
+    /// 256 KiB, is what the VideoAIditor preset uses); the layer's body limit bounds it anyway.
     BodyOrJsonStringify {
         /// The largest body re-serialised.
         max: usize,
