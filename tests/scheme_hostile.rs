@@ -852,5 +852,10 @@ async fn a_replay_under_another_unsigned_event_type_is_still_a_duplicate() {
         Some(&b"true"[..]),
         "a replay under another unsigned event type was handled again"
     );
+    let said = http_body_util::BodyExt::collect(replay.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&said[..], b"duplicate webhook delivery: already received");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
