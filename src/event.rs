@@ -70,6 +70,11 @@ pub trait WebhookEvent {
     ///
     /// By default the event type and [`id`](Self::id), as a JSON array (`["type","id"]`): an
     /// encoding that no choice of parts can make ambiguous.
+    ///
+    /// Build it from signed data only: whoever replays a captured delivery can change anything
+    /// the signature does not cover, and so get a new key for the same event. The default suits
+    /// events parsed from the signed body; [`generic::Event`](crate::provider::generic::Event)
+    /// overrides it to leave out an unsigned event type or id.
     fn idempotency_key(&self) -> Option<String> {
         let id = self.id()?;
         Some(

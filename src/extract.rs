@@ -16,6 +16,7 @@ use crate::Verified;
 /// is a bug in the application, not in the request.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub struct MissingVerified;
 
 impl fmt::Display for MissingVerified {
@@ -51,6 +52,7 @@ impl IntoResponse for MissingVerified {
 /// let app: Router = Router::new().route("/webhook", post(handler).route_layer(layer));
 /// # Ok::<_, tower_webhook::ConfigError>(())
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl<S, E> FromRequestParts<S> for Verified<E>
 where
     S: Send + Sync,

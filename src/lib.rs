@@ -89,9 +89,20 @@
 //!
 //! # Feature flags
 //!
-//! - `axum`: [`Verified<E>`] implements axum's `FromRequestParts` (depends on `axum-core` only).
-//!
 //! No feature is on by default.
+//!
+//! - `axum`: [`Verified<E>`] implements axum's `FromRequestParts` (depends on `axum-core` only);
+//!   a route without the layer answers 500 with `MissingVerified`, which says so.
+//! - `redis`: `dedupe::store::RedisStore`, a deduplication store shared by every replica of a
+//!   service (redis-rs with its `ConnectionManager`, tokio); with `queue`, `queue::RedisQueue`
+//!   too.
+//! - `queue`: the `queue` module, to acknowledge at once and process in workers: the `Enqueue`
+//!   service, `Worker` and the in-memory `MemoryQueue` (tokio); Redis Streams with `redis`.
+//! - `tracing`: a `webhook` span per verified request (provider, event type, delivery id,
+//!   status, outcome) and a debug event per refusal with its reason, with no secret, signature,
+//!   header value or payload in any field.
+//!
+//! The items each feature adds are marked with it in these docs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[macro_use]
@@ -132,6 +143,7 @@ pub use self::{
 };
 
 #[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::extract::MissingVerified;
 
 // The README's examples are compiled as doc tests too.

@@ -67,8 +67,11 @@ pub enum Rejection {
     Body(BodyError),
     /// The signature matched but the body is not a valid event.
     Decode(DecodeError),
-    /// A repeat of an event that was already processed, answered by the deduplication layer
-    /// without running the handler: 200, so that the provider stops retrying.
+    /// A repeat of an event that was already received, answered without running the handler:
+    /// 200, so that the provider stops retrying. Behind a
+    /// [`DedupeLayer`](crate::dedupe::DedupeLayer) the first delivery was handled; when the
+    /// handler is a queue (`queue::Enqueue` behind a `DedupeLayer`, or
+    /// `Enqueue::deduplicate`), it was stored, and may not have been processed yet.
     Duplicate,
     /// A repeat that arrived while another delivery of the same event is being processed: 409,
     /// so that the provider retries later (a 2xx could lose the event if the first attempt then
@@ -116,7 +119,7 @@ impl fmt::Display for Rejection {
             }
             Self::Body(err) => fmt::Display::fmt(err, f),
             Self::Decode(err) => fmt::Display::fmt(err, f),
-            Self::Duplicate => f.write_str("duplicate webhook delivery: already processed"),
+            Self::Duplicate => f.write_str("duplicate webhook delivery: already received"),
             Self::InFlight => {
                 f.write_str("webhook delivery is already being processed; retry later")
             }
@@ -556,4 +559,20 @@ where
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duplicate_says_received_not_processed() {
+        // A queue answers duplicates of deliveries it merely stored: "processed" would be false.
+        let rejection = Rejection::Duplicate;
+        assert_eq!(
+            rejection.to_string(),
+            "duplicate webhook delivery: already received"
+        );
+        assert_eq!(rejection.status(), StatusCode::OK);
+    }
 }

@@ -57,7 +57,11 @@ pub struct Verified<E = ()> {
     provider: Arc<str>,
     delivery_id: Option<String>,
     #[serde(default)]
+    delivery_id_signed: bool,
+    #[serde(default)]
     event_type: Option<String>,
+    #[serde(default)]
+    event_type_signed: bool,
     timestamp: Option<i64>,
     received_at: SystemTime,
 }
@@ -75,7 +79,9 @@ impl<E> Verified<E> {
             reserialized: false,
             provider: Arc::from(""),
             delivery_id: None,
+            delivery_id_signed: false,
             event_type: None,
+            event_type_signed: false,
             timestamp: None,
             received_at: SystemTime::now(),
         }
@@ -94,7 +100,9 @@ impl<E> Verified<E> {
             body,
             reserialized,
             provider,
+            delivery_id_signed: delivery.id_signed && delivery.id.is_some(),
             delivery_id: delivery.id,
+            event_type_signed: delivery.event_type_signed && delivery.event_type.is_some(),
             event_type: delivery.event_type,
             timestamp: delivery.timestamp,
             received_at,
@@ -108,17 +116,35 @@ impl<E> Verified<E> {
         self
     }
 
-    /// Sets the delivery id.
+    /// Sets the delivery id, as one the signature does not cover.
     #[must_use]
     pub fn with_delivery_id(mut self, id: impl Into<String>) -> Self {
         self.delivery_id = Some(id.into());
+        self.delivery_id_signed = false;
         self
     }
 
-    /// Sets the event type.
+    /// Sets the delivery id, as one the signature covers.
+    #[must_use]
+    pub fn with_signed_delivery_id(mut self, id: impl Into<String>) -> Self {
+        self.delivery_id = Some(id.into());
+        self.delivery_id_signed = true;
+        self
+    }
+
+    /// Sets the event type, as one the signature does not cover.
     #[must_use]
     pub fn with_event_type(mut self, event_type: impl Into<String>) -> Self {
         self.event_type = Some(event_type.into());
+        self.event_type_signed = false;
+        self
+    }
+
+    /// Sets the event type, as one the signature covers.
+    #[must_use]
+    pub fn with_signed_event_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_type = Some(event_type.into());
+        self.event_type_signed = true;
         self
     }
 
@@ -174,15 +200,49 @@ impl<E> Verified<E> {
     /// The delivery id, where the scheme reads one: a header (`X-GitHub-Delivery`,
     /// `webhook-id`, `X-Shopify-Event-Id`) or a field of the signed body (Stripe's `id`). The
     /// VideoNest and VideoAIditor presets read none (their ids are in the typed event).
+    ///
+    /// Whether the signature covers it is [`is_delivery_id_signed`](Self::is_delivery_id_signed):
+    /// GitHub's and Shopify's id headers are not signed, and whoever replays a captured delivery
+    /// can change them.
     pub fn delivery_id(&self) -> Option<&str> {
         self.delivery_id.as_deref()
+    }
+
+    /// Whether the signature covers [`delivery_id`](Self::delivery_id): it was read from a
+    /// header the MAC covers (Standard Webhooks' and Svix's `webhook-id`) or from the signed
+    /// body (Stripe's `id`). `false` when there is no delivery id, and for GitHub's and
+    /// Shopify's, which come from headers they do not sign.
+    pub fn is_delivery_id_signed(&self) -> bool {
+        self.delivery_id_signed
     }
 
     /// The provider's event type as the scheme read it, where it reads one: a header
     /// (`X-GitHub-Event`, `X-Shopify-Topic`) or a field of the signed body (Stripe's `type`).
     /// [`event_type`](Self::event_type) falls back to the event's own when this is `None`.
+    ///
+    /// Whether the signature covers it is
+    /// [`is_delivery_event_type_signed`](Self::is_delivery_event_type_signed).
     pub fn delivery_event_type(&self) -> Option<&str> {
         self.event_type.as_deref()
+    }
+
+    /// Whether the signature covers [`delivery_event_type`](Self::delivery_event_type): it was
+    /// read from the signed body (Stripe's `type`, Standard Webhooks' and Svix's `type`, Slack's)
+    /// or from a header the MAC covers. `false` when the scheme read no event type, and for
+    /// GitHub's `X-GitHub-Event` and Shopify's `X-Shopify-Topic`, which are not signed: treat
+    /// those as unauthenticated metadata.
+    ///
+    /// ```
+    /// use tower_webhook::{Verified, provider::generic::Event};
+    ///
+    /// let github = Verified::new(Event::new("push", None, None), "{}").with_event_type("push");
+    /// assert!(!github.is_delivery_event_type_signed());
+    /// let stripe = Verified::new(Event::new("invoice.paid", None, None), "{}")
+    ///     .with_signed_event_type("invoice.paid");
+    /// assert!(stripe.is_delivery_event_type_signed());
+    /// ```
+    pub fn is_delivery_event_type_signed(&self) -> bool {
+        self.event_type_signed
     }
 
     /// The signed timestamp in Unix seconds, for schemes that sign one (Stripe, Standard
@@ -206,6 +266,11 @@ impl<E: WebhookEvent> Verified<E> {
     /// The event type, the same for every preset: the one the scheme read
     /// ([`delivery_event_type`](Self::delivery_event_type)), else the event's own
     /// ([`WebhookEvent::event_type`]).
+    ///
+    /// When the scheme read it, [`is_delivery_event_type_signed`](Self::is_delivery_event_type_signed)
+    /// says whether the signature covers it (GitHub's and Shopify's event type headers are not
+    /// signed). The VideoNest and VideoAIditor presets read none: theirs is the typed event's,
+    /// parsed from the signed body.
     ///
     /// ```
     /// use tower_webhook::{Verified, provider::generic::Event};
@@ -263,8 +328,8 @@ mod tests {
         let event: videoaiditor::Event = serde_json::from_str(body).unwrap();
         let verified = Verified::new(event, body)
             .with_provider("videoaiditor")
-            .with_delivery_id("msg_1")
-            .with_event_type("render.completed")
+            .with_signed_delivery_id("msg_1")
+            .with_signed_event_type("render.completed")
             .with_timestamp(1_767_225_600)
             .with_reserialized(true);
         let json = serde_json::to_string(&verified).unwrap();
@@ -272,6 +337,74 @@ mod tests {
         assert_eq!(back, verified);
         assert_eq!(back.body(), body.as_bytes());
         assert_eq!(back.id(), Some("r"));
+        assert!(back.is_delivery_id_signed());
+        assert!(back.is_delivery_event_type_signed());
+
+        let unsigned = verified
+            .with_delivery_id("msg_1")
+            .with_event_type("render.completed");
+        let json = serde_json::to_string(&unsigned).unwrap();
+        let back: Verified<videoaiditor::Event> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, unsigned);
+        assert!(!back.is_delivery_id_signed());
+        assert!(!back.is_delivery_event_type_signed());
+    }
+
+    /// A value serialised before the signed flags existed still reads back, with both flags
+    /// unset: nothing is claimed signed that was not recorded as such.
+    #[test]
+    fn reads_what_earlier_versions_wrote() {
+        use crate::provider::generic;
+        let json = r#"{"event":{"event_type":"push","id":"d-1","payload":null},"body":"e30=","reserialized":false,"provider":"github","delivery_id":"d-1","event_type":"push","timestamp":null,"received_at":{"secs_since_epoch":1767225600,"nanos_since_epoch":0}}"#;
+        let back: Verified<generic::Event> = serde_json::from_str(json).unwrap();
+        assert_eq!(back.delivery_id(), Some("d-1"));
+        assert_eq!(back.delivery_event_type(), Some("push"));
+        assert!(!back.is_delivery_id_signed());
+        assert!(!back.is_delivery_event_type_signed());
+        assert_eq!(back.body().as_ref(), b"{}");
+        assert_eq!(
+            back.received_at(),
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_225_600)
+        );
+        // The event's key is the one the earlier version computed for it.
+        assert_eq!(
+            crate::WebhookEvent::idempotency_key(back.event()).as_deref(),
+            Some(r#"["push","d-1"]"#)
+        );
+    }
+
+    #[test]
+    fn the_layer_records_what_the_scheme_says_is_signed() {
+        let delivery = Delivery::default()
+            .signed_id("msg_1")
+            .event_type("push")
+            .timestamp(7);
+        let verified = Verified::from_layer(
+            (),
+            Bytes::from_static(b"{}"),
+            false,
+            Arc::from("acme"),
+            delivery,
+            SystemTime::UNIX_EPOCH,
+        );
+        assert!(verified.is_delivery_id_signed());
+        assert!(!verified.is_delivery_event_type_signed());
+        // A flag without a value claims nothing.
+        let empty = Delivery {
+            id_signed: true,
+            event_type_signed: true,
+            ..Delivery::default()
+        };
+        let verified = Verified::from_layer(
+            (),
+            Bytes::new(),
+            false,
+            Arc::from("acme"),
+            empty,
+            SystemTime::UNIX_EPOCH,
+        );
+        assert!(!verified.is_delivery_id_signed());
+        assert!(!verified.is_delivery_event_type_signed());
     }
 
     #[test]

@@ -776,3 +776,86 @@ async fn a_replay_under_another_unsigned_id_is_still_a_duplicate() {
         Some(r#"["invoice.paid","evt_1"]"#)
     );
 }
+
+/// A custom scheme whose delivery id is a header the MAC covers but whose event type is a header
+/// it does not: a captured delivery replayed with another `x-event-type` is still a duplicate,
+/// since the unsigned event type is left out of the key, and the handler runs once.
+#[tokio::test]
+async fn a_replay_under_another_unsigned_event_type_is_still_a_duplicate() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+    use tower_webhook::dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore};
+    let builder = || {
+        Hmac::sha256("x-signature")
+            .name("acme")
+            .signs([
+                Part::header("x-delivery-id"),
+                Part::literal("."),
+                Part::Body,
+            ])
+            .event_type([Field::header("x-event-type")])
+            .delivery_id([Field::header("x-delivery-id")])
+            .secret(SECRET)
+    };
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let service = ServiceBuilder::new()
+        .layer(generic::layer(builder()).unwrap())
+        .layer(DedupeLayer::<generic::Event, _>::new(MemoryStore::new()))
+        .service(service_fn(move |request: Request<Full<Bytes>>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let verified = request
+                .extensions()
+                .get::<tower_webhook::Verified<generic::Event>>()
+                .unwrap();
+            // What the handler is told about the parts: the id is signed, the type is not.
+            let seen = format!(
+                "{:?} {} {:?} {}",
+                verified.delivery_id(),
+                verified.is_delivery_id_signed(),
+                verified.delivery_event_type(),
+                verified.is_delivery_event_type_signed()
+            );
+            async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen)))) }
+        }));
+    let scheme = builder().build().unwrap();
+    let mut signed = HeaderMap::new();
+    signed.insert("x-delivery-id", HeaderValue::from_static("dlv_1"));
+    // The captured delivery, then the same bytes with another event type.
+    let send = |event_type: &'static str| {
+        let mut request = scheme.signed_request(Bytes::from_static(BODY), None, &signed);
+        request
+            .headers_mut()
+            .insert("x-event-type", HeaderValue::from_static(event_type));
+        service.clone().oneshot(request)
+    };
+    let first = send("invoice.paid").await.unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(!first.headers().contains_key(DUPLICATE_HEADER));
+    let seen = http_body_util::BodyExt::collect(first.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(
+        &seen[..],
+        br#"Some("dlv_1") true Some("invoice.paid") false"#
+    );
+    let replay = send("invoice.voided").await.unwrap();
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(
+        replay
+            .headers()
+            .get(DUPLICATE_HEADER)
+            .map(HeaderValue::as_bytes),
+        Some(&b"true"[..]),
+        "a replay under another unsigned event type was handled again"
+    );
+    let said = http_body_util::BodyExt::collect(replay.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&said[..], b"duplicate webhook delivery: already received");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}

@@ -25,7 +25,8 @@
 //! [`idempotency_key`](crate::WebhookEvent::idempotency_key) unless set with
 //! [`DedupeLayer::with_key`]: VideoAIditor `event` + `data._id`; VideoNest `event` + `data.id` +
 //! `data.feed_id` + `timestamp`, since VideoNest sends no event id and the same video can
-//! legitimately be processed twice.
+//! legitimately be processed twice; the [`generic`](crate::provider::generic#deduplication-keys)
+//! presets, only the parts the signature covers.
 //!
 //! # Example
 //!

@@ -165,8 +165,13 @@ impl<E> Delivery<E> {
         self.verified
     }
 
-    /// The deduplication key the HTTP side had for it, if a
-    /// [`DedupeLayer`](crate::dedupe::DedupeLayer) ran there.
+    /// The deduplication key the HTTP side stored it under, if it deduplicated it: with a
+    /// [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of the [`Enqueue`](super::Enqueue),
+    /// or with [`Enqueue::deduplicate`](super::Enqueue::deduplicate).
+    ///
+    /// The key was recorded when the delivery was stored, not when it is processed: from then
+    /// on, repeats of the event are answered as duplicates ("already received"), while this
+    /// delivery may still be waiting, or be retried, here.
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
     }

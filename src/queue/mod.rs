@@ -85,6 +85,7 @@ use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, ti
 use bytes::Bytes;
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_BLOCK, DEFAULT_MAX_LEN,
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM, RedisQueue,

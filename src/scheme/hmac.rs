@@ -151,6 +151,13 @@ pub enum Part {
     /// JavaScript semantics, for bodies of up to `max` bytes (VideoAIditor). The raw bytes are
     /// always tried first; when the re-serialised form matches, it is what the event is parsed
     /// from. Must be the last part.
+    ///
+    /// A body whose raw bytes do not match is parsed and re-serialised *before* anything is
+    /// authenticated: whoever can reach the endpoint can make the scheme do that work, up to
+    /// `max` bytes a request (in time linear in the body, nesting refused past 128 levels). There
+    /// is no default: choose a `max` near the provider's largest payload
+    /// ([`HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX`](super::HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX),
+    /// 256 KiB, is what the VideoAIditor preset uses); the layer's body limit bounds it anyway.
     BodyOrJsonStringify {
         /// The largest body re-serialised.
         max: usize,
@@ -281,22 +288,37 @@ impl Metadata {
         header_text(head, self.named(name, self.aliased(head)))
     }
 
-    /// The delivery id, and whether the signature covers it: read from the signed body, or
-    /// from a header the MAC covers. GitHub's and Shopify's id headers are not signed.
-    pub(crate) fn read_id(
+    /// Whether a value read from `field` is covered by the signature: a field of the signed body
+    /// is, a header is when the MAC covers it (a [`Part::Header`] of the template). GitHub's and
+    /// Shopify's event type and id headers are not.
+    pub(crate) fn is_signed(&self, field: &Field) -> bool {
+        match field {
+            Field::Header(name) => self.signed_headers.contains(name),
+            Field::Json(_) | Field::Form(_) => true,
+        }
+    }
+
+    /// The first of `fields` found, as [`read`](Self::read) finds it, and whether what was read
+    /// is decided by signed data alone: the field it came from is signed, and so is every field
+    /// before it in the list (or every field, when none is found).
+    ///
+    /// A signed field after an unsigned header is not enough: whoever replays a captured
+    /// request can add that header, or take it away, and so choose between the two values.
+    pub(crate) fn read_signed(
         &self,
+        fields: &[Field],
         head: &HeaderMap,
         json: Option<&Value>,
         body: &[u8],
-    ) -> Option<(String, bool)> {
-        self.id.iter().find_map(|field| {
-            let id = self.read(std::slice::from_ref(field), Some(head), json, body)?;
-            let signed = match field {
-                Field::Header(name) => self.signed_headers.contains(name),
-                Field::Json(_) | Field::Form(_) => true,
-            };
-            Some((id, signed))
-        })
+    ) -> (Option<String>, bool) {
+        let mut signed = true;
+        for field in fields {
+            signed &= self.is_signed(field);
+            if let Some(value) = self.read(std::slice::from_ref(field), Some(head), json, body) {
+                return (Some(value), signed);
+            }
+        }
+        (None, signed)
     }
 
     /// The first of `fields` found, in the head or in the body.
@@ -439,9 +461,9 @@ pub struct HmacSignature {
     timestamp: Option<Timestamp>,
     headers: Few<HeaderValue, 2>,
     /// The delivery id and event type headers, turned into text only by
-    /// [`Scheme::delivery`].
-    id: Option<HeaderValue>,
-    event_type: Option<HeaderValue>,
+    /// [`Scheme::delivery`], each with whether the MAC covers it.
+    id: Option<(HeaderValue, bool)>,
+    event_type: Option<(HeaderValue, bool)>,
 }
 
 impl fmt::Debug for HmacSignature {
@@ -449,8 +471,11 @@ impl fmt::Debug for HmacSignature {
         f.debug_struct("HmacSignature")
             .field("signatures", &self.tags.len())
             .field("timestamp", &self.timestamp.as_ref().map(|t| t.seconds))
-            .field("id", &self.id)
-            .field("event_type", &self.event_type)
+            .field("id", &self.id.as_ref().map(|(value, _)| value))
+            .field(
+                "event_type",
+                &self.event_type.as_ref().map(|(value, _)| value),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -727,20 +752,23 @@ impl Hmac {
         }
     }
 
-    /// The first of the header `fields` the request has: taken from the signed header values
-    /// when the MAC covers it, looked up otherwise.
+    /// The first of the header `fields` the request has, and whether the MAC covers it: taken
+    /// from the signed header values when it does, looked up otherwise.
     fn metadata_value(
         &self,
         head: &HeaderMap,
         fields: &[Field],
         aliased: bool,
         signed: &Few<HeaderValue, 2>,
-    ) -> Option<HeaderValue> {
+    ) -> Option<(HeaderValue, bool)> {
         fields.iter().find_map(|field| match field {
             Field::Header(name) => {
                 match self.metadata.signed_headers.iter().position(|n| n == name) {
-                    Some(index) => signed.get(index).cloned(),
-                    None => head.get(self.named(name, aliased)).cloned(),
+                    Some(index) => signed.get(index).cloned().map(|value| (value, true)),
+                    None => head
+                        .get(self.named(name, aliased))
+                        .cloned()
+                        .map(|value| (value, false)),
                 }
             }
             Field::Json(_) | Field::Form(_) => None,
@@ -980,9 +1008,18 @@ impl Scheme for Hmac {
     }
 
     fn delivery(&self, signature: &HmacSignature) -> Delivery {
+        let text = |value: &Option<(HeaderValue, bool)>| {
+            value
+                .as_ref()
+                .and_then(|(value, signed)| Some((value_text(value)?, *signed)))
+        };
+        let (id, id_signed) = text(&signature.id).unzip();
+        let (event_type, event_type_signed) = text(&signature.event_type).unzip();
         Delivery {
-            id: signature.id.as_ref().and_then(value_text),
-            event_type: signature.event_type.as_ref().and_then(value_text),
+            id,
+            id_signed: id_signed.unwrap_or(false),
+            event_type,
+            event_type_signed: event_type_signed.unwrap_or(false),
             timestamp: signature
                 .timestamp
                 .as_ref()
@@ -990,6 +1027,8 @@ impl Scheme for Hmac {
         }
     }
 
+    /// Fields of the signed body are covered by the signature: what is read from them is marked
+    /// signed.
     fn complete_delivery(&self, delivery: &mut Delivery, signed: &Bytes) {
         let missing_id = delivery.id.is_none() && !self.metadata.id.is_empty();
         let missing_type = delivery.event_type.is_none() && !self.metadata.event_type.is_empty();
@@ -1001,11 +1040,13 @@ impl Scheme for Hmac {
             delivery.id = self
                 .metadata
                 .read(&self.metadata.id, None, json.as_ref(), signed);
+            delivery.id_signed = delivery.id.is_some();
         }
         if missing_type {
             delivery.event_type =
                 self.metadata
                     .read(&self.metadata.event_type, None, json.as_ref(), signed);
+            delivery.event_type_signed = delivery.event_type.is_some();
         }
     }
 }

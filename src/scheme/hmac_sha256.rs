@@ -54,17 +54,24 @@ pub struct HmacSha256 {
 
 /// The decoded signature read by [`HmacSha256`] from the request head.
 ///
-/// It has no `PartialEq`: signatures are only ever compared in constant time, by the scheme.
+/// It has no `PartialEq`: signatures are only ever compared in constant time, by the scheme. Its
+/// `Debug` output is redacted: it never shows the MAC.
+///
+/// ```
+/// use tower_webhook::scheme::{HmacSha256, Scheme};
+///
+/// let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+/// let (head, _) = scheme.signed_request("{}").into_parts();
+/// let signature = scheme.signature(&head)?;
+/// assert_eq!(format!("{signature:?}"), r#"Signature("[redacted]")"#);
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Signature([u8; TAG_LEN]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Signature(")?;
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        f.write_str(")")
+        f.debug_tuple("Signature").field(&"[redacted]").finish()
     }
 }
 
@@ -685,5 +692,25 @@ mod tests {
             HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX,
             256 * 1024
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_mac() {
+        for encoding in [Encoding::Hex, Encoding::Base64] {
+            let scheme = scheme(encoding, "");
+            let value = scheme.sign(b"{}");
+            let signature = scheme.signature(&head(&[value.as_bytes()])).unwrap();
+            let hex: String = signature.0.iter().map(|b| format!("{b:02x}")).collect();
+            for debug in [format!("{signature:?}"), format!("{signature:#?}")] {
+                // No four bytes of the MAC, in hex of either case, nor the header value.
+                for window in hex.as_bytes().chunks(8) {
+                    let window = std::str::from_utf8(window).unwrap();
+                    assert!(!debug.contains(window), "{debug}");
+                    assert!(!debug.contains(&window.to_uppercase()), "{debug}");
+                }
+                assert!(!debug.contains(value.to_str().unwrap()), "{debug}");
+            }
+            assert_eq!(format!("{signature:?}"), r#"Signature("[redacted]")"#);
+        }
     }
 }

@@ -108,17 +108,19 @@ pub trait Scheme: Send + Sync + 'static {
     }
 
     /// What the scheme read about the delivery from the request head: a delivery id and a
-    /// signed timestamp, for schemes that have them. Called before [`verify`](Scheme::verify)
-    /// and recorded in [`Verified`](crate::Verified) only when verification succeeds. Nothing by
-    /// default.
+    /// signed timestamp, for schemes that have them, and whether the signature covers the id and
+    /// the event type it read ([`Delivery::id_signed`], [`Delivery::event_type_signed`]). Called
+    /// before [`verify`](Scheme::verify) and recorded in [`Verified`](crate::Verified) only when
+    /// verification succeeds. Nothing by default.
     fn delivery(&self, signature: &Self::Signature) -> Delivery {
         let _ = signature;
         Delivery::default()
     }
 
     /// Fills in what the scheme reads about the delivery from the signed bytes (an event type
-    /// or id in the JSON body, such as Stripe's `type` and `id`). Called only after
-    /// [`verify`](Scheme::verify) succeeded, with the bytes it covered. Nothing by default.
+    /// or id in the JSON body, such as Stripe's `type` and `id`: signed, since the signature
+    /// covers those bytes). Called only after [`verify`](Scheme::verify) succeeded, with the
+    /// bytes it covered. Nothing by default.
     fn complete_delivery(&self, delivery: &mut Delivery, signed: &Bytes) {
         let _ = (delivery, signed);
     }
@@ -126,29 +128,53 @@ pub trait Scheme: Send + Sync + 'static {
 
 /// What a scheme knows about a delivery besides its signed bytes; see [`Scheme::delivery`].
 ///
+/// The id and the event type each say whether the signature covers them: a value read from a
+/// header the MAC covers or from the signed body is signed; one read from a header the MAC does
+/// not cover (GitHub's `X-GitHub-Event` and `X-GitHub-Delivery`, Shopify's `X-Shopify-Topic`)
+/// is not, and whoever replays a captured request can change it.
+///
 /// ```
 /// use tower_webhook::scheme::Delivery;
 ///
-/// let delivery = Delivery::default().id("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W").timestamp(1_674_087_231);
+/// let delivery = Delivery::default()
+///     .signed_id("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+///     .event_type("user.created")
+///     .timestamp(1_674_087_231);
 /// assert_eq!(delivery.id.as_deref(), Some("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"));
+/// assert!(delivery.id_signed);
+/// assert!(!delivery.event_type_signed);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Delivery {
     /// The provider's id for this delivery (or message), when the scheme reads one.
     pub id: Option<String>,
+    /// Whether the signature covers [`id`](Self::id); `false` when there is none.
+    pub id_signed: bool,
     /// The signed timestamp, in Unix seconds, when the scheme signs one.
     pub timestamp: Option<i64>,
     /// The provider's event type, when the scheme reads one (`X-GitHub-Event`, Stripe's
     /// `type`).
     pub event_type: Option<String>,
+    /// Whether the signature covers [`event_type`](Self::event_type); `false` when there is
+    /// none.
+    pub event_type_signed: bool,
 }
 
 impl Delivery {
-    /// Sets the delivery id.
+    /// Sets the delivery id, read from where the signature does not cover it.
     #[must_use]
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
+        self.id_signed = false;
+        self
+    }
+
+    /// Sets the delivery id, read from a signed header or the signed body.
+    #[must_use]
+    pub fn signed_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self.id_signed = true;
         self
     }
 
@@ -159,10 +185,19 @@ impl Delivery {
         self
     }
 
-    /// Sets the event type.
+    /// Sets the event type, read from where the signature does not cover it.
     #[must_use]
     pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
         self.event_type = Some(event_type.into());
+        self.event_type_signed = false;
+        self
+    }
+
+    /// Sets the event type, read from a signed header or the signed body.
+    #[must_use]
+    pub fn signed_event_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_type = Some(event_type.into());
+        self.event_type_signed = true;
         self
     }
 }

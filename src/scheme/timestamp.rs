@@ -51,7 +51,11 @@ pub enum TimestampUnit {
     Seconds,
     /// An integer number of Unix milliseconds (Linear's `webhookTimestamp`).
     Millis,
-    /// An RFC 3339 date-time string such as `2026-03-30T10:15:00Z` (VideoNest's `timestamp`).
+    /// An RFC 3339 date-time string such as `2026-03-30T10:15:00Z` (VideoNest's `timestamp`):
+    /// `T`, `t` or a space between the date and the time, any number of fractional digits, `Z`
+    /// (either case) or an offset of at most `±23:59`. Dates a calendar does not have
+    /// (`2026-02-31`, `2025-02-29`) are refused, and so is a leap second (`:60`) anywhere but
+    /// the last second of a month, UTC.
     Rfc3339,
 }
 
@@ -105,69 +109,22 @@ pub(crate) fn body_field_millis(body: &[u8], field: &str, unit: TimestampUnit) -
     }
 }
 
-/// Milliseconds since the epoch of an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`).
+/// Milliseconds since the epoch of an RFC 3339 date-time (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`),
+/// rounded down; `None` for anything else.
+///
+/// The `time` crate's RFC 3339 parser checks the calendar (no 31 April, no 29 February outside
+/// leap years), offsets (hours up to 23, minutes up to 59) and leap seconds (`:60` only as the
+/// last second of a month, UTC, read as the instant before the next minute). It takes any byte
+/// between the date and the time; RFC 3339 names `T` and allows a space, and only those (`T`,
+/// `t`, space) are taken here. `Z` may be lower case; the fraction may have any number of digits
+/// (the instant is kept to the nanosecond, then rounded down to the millisecond).
 fn rfc3339_millis(text: &str) -> Option<i128> {
-    let b = text.as_bytes();
-    if b.len() < 20 || !text.is_ascii() {
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = b.get(range)?;
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(digits.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
-    };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' {
-        return None;
-    }
-    if b[16] != b':' {
-        return None;
-    }
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &b[19..];
-    let mut millis = 0i64;
-    if let Some(fraction) = rest.strip_prefix(b".") {
-        let digits = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
-        if digits == 0 || digits > 9 {
-            return None;
-        }
-        for (i, d) in fraction[..digits.min(3)].iter().enumerate() {
-            millis += i64::from(d - b'0') * [100, 10, 1][i];
-        }
-        rest = &fraction[digits..];
-    }
-    let offset_minutes = match rest {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let part = |a: u8, b: u8| -> Option<i64> {
-                (a.is_ascii_digit() && b.is_ascii_digit())
-                    .then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
-            };
-            let minutes = part(*h1, *h2)? * 60 + part(*m1, *m2)?;
-            if *sign == b'-' { -minutes } else { minutes }
-        }
-        _ => return None,
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-    Some(i128::from(seconds) * 1000 + i128::from(millis))
+    let instant = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    Some(instant.unix_timestamp_nanos().div_euclid(1_000_000))
 }
 
 /// Refuses a timestamp (in milliseconds) further than `tolerance` from `now`, either way.
@@ -228,17 +185,159 @@ mod tests {
             rfc3339_millis("2026-01-01T01:00:00.250+01:00"),
             Some(1_767_225_600_250)
         );
+        // VideoNest's documented example, and the form JavaScript's `toISOString` writes.
         assert_eq!(
             rfc3339_millis("2026-03-30T10:15:00Z"),
             Some(1_774_865_700_000)
         );
+        assert_eq!(
+            rfc3339_millis("2026-03-30T10:15:00.000Z"),
+            Some(1_774_865_700_000)
+        );
+        // What was accepted before stays accepted: `t` or a space as the separator, `z`, up to
+        // nine fractional digits (rounded down), a negative offset, `-00:00`.
+        for (text, millis) in [
+            ("2026-03-30t10:15:00z", 1_774_865_700_000),
+            ("2026-03-30 10:15:00Z", 1_774_865_700_000),
+            ("2026-03-30T10:15:00.123456789Z", 1_774_865_700_123),
+            ("2026-03-30T10:15:00.9Z", 1_774_865_700_900),
+            ("2026-03-30T05:15:00-05:00", 1_774_865_700_000),
+            ("2026-03-30T10:15:00-00:00", 1_774_865_700_000),
+            ("2026-03-30T23:59:00+23:59", 1_774_828_800_000),
+            ("1969-12-31T23:59:59.999Z", -1),
+            ("2024-02-29T00:00:00Z", 1_709_164_800_000),
+            ("2000-02-29T12:00:00Z", 951_825_600_000),
+            // More than nine fractional digits: RFC 3339 allows any number.
+            ("2026-03-30T10:15:00.1234567891Z", 1_774_865_700_123),
+        ] {
+            assert_eq!(rfc3339_millis(text), Some(millis), "{text}");
+        }
+        // A leap second is the last second of a month, UTC: read as the instant before the next
+        // minute.
+        assert_eq!(
+            rfc3339_millis("2016-12-31T23:59:60Z"),
+            Some(1_483_228_800_000 - 1)
+        );
+        assert_eq!(
+            rfc3339_millis("2017-01-01T00:59:60+01:00"),
+            Some(1_483_228_800_000 - 1)
+        );
         for bad in [
             "2026-13-01T00:00:00Z",
+            "2026-00-01T00:00:00Z",
+            "2026-01-00T00:00:00Z",
+            "2026-01-32T00:00:00Z",
+            // Days a month does not have.
+            "2026-02-31T00:00:00Z",
+            "2026-02-29T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-06-31T00:00:00Z",
+            "2026-09-31T00:00:00Z",
+            "2026-11-31T00:00:00Z",
+            // Offsets out of range.
+            "2026-01-01T00:00:00+99:99",
+            "2026-01-01T00:00:00+24:00",
+            "2026-01-01T00:00:00+23:60",
+            "2026-01-01T00:00:00-24:00",
+            "2026-01-01T00:00:00-00:60",
+            // Times out of range, and a leap second anywhere but at the end of a month.
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T23:60:00Z",
+            "2026-01-01T23:59:61Z",
+            "2026-03-30T10:15:60Z",
+            "2016-12-31T23:59:60+01:00",
+            // Not the format.
             "2026-01-01",
             "2026-01-01T00:00:00",
+            "2026-01-01T00:00Z",
+            "2026-01-01X00:00:00Z",
+            "2026-01-01_00:00:00Z",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01T00:00:00+0100",
+            "2026-01-01T00:00:00+01",
+            "2026-01-01T00:00:00Z ",
+            " 2026-01-01T00:00:00Z",
+            "+2026-01-01T00:00:00Z",
+            "20260101T000000Z",
+            "2026-1-01T00:00:00Z",
+            "2026-01-01T00:00:00,5Z",
+            "2026-01-01T00:00:00.5\u{2212}01:00",
+            "2026-01-01\u{00e9}00:00:00Z",
             "x",
+            "",
         ] {
             assert_eq!(rfc3339_millis(bad), None, "{bad}");
+        }
+    }
+
+    /// Days from 1970-01-01 of a civil date (Howard Hinnant's algorithm): the reference the
+    /// property test holds the parser to.
+    fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (month + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn days_in_month(year: i64, month: i64) -> i64 {
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        match month {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    proptest::proptest! {
+        /// Every valid date-time, in any of the accepted spellings, is the instant the reference
+        /// computes; a day past the end of its month never parses.
+        #[test]
+        fn valid_date_times_give_the_reference_instant(
+            year in 0i64..=9999,
+            month in 1i64..=12,
+            day_seed in 0i64..31,
+            hour in 0i64..24,
+            minute in 0i64..60,
+            second in 0i64..60,
+            fraction in proptest::option::of("[0-9]{1,9}"),
+            offset in proptest::option::of((proptest::bool::ANY, 0i64..24, 0i64..60)),
+            separator in proptest::sample::select(vec!['T', 't', ' ']),
+            zulu in proptest::sample::select(vec!['Z', 'z']),
+        ) {
+            let day = day_seed % days_in_month(year, month) + 1;
+            let fraction_text = fraction.as_ref().map_or(String::new(), |digits| format!(".{digits}"));
+            let (offset_text, offset_minutes) = match offset {
+                None => (zulu.to_string(), 0),
+                Some((negative, h, m)) => (
+                    format!("{}{h:02}:{m:02}", if negative { '-' } else { '+' }),
+                    if negative { -(h * 60 + m) } else { h * 60 + m },
+                ),
+            };
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}{separator}{hour:02}:{minute:02}:{second:02}{fraction_text}{offset_text}"
+            );
+            let millis_of_fraction = fraction.map_or(0, |digits| {
+                format!("{digits:0<3}")[..3].parse::<i64>().unwrap()
+            });
+            let seconds = days_from_civil(year, month, day) * 86_400
+                + hour * 3600
+                + minute * 60
+                + second
+                - offset_minutes * 60;
+            let expected = i128::from(seconds) * 1000 + i128::from(millis_of_fraction);
+            proptest::prop_assert_eq!(rfc3339_millis(&text), Some(expected), "{}", text);
+
+            let past_the_end = format!(
+                "{year:04}-{month:02}-{:02}T{hour:02}:{minute:02}:{second:02}Z",
+                days_in_month(year, month) + 1
+            );
+            proptest::prop_assert_eq!(rfc3339_millis(&past_the_end), None, "{}", past_the_end);
         }
     }
 
