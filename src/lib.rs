@@ -99,8 +99,11 @@
 //! - `queue`: the `queue` module, to acknowledge at once and process in workers: the `Enqueue`
 //!   service, `Worker` and the in-memory `MemoryQueue` (tokio); Redis Streams with `redis`.
 //! - `tracing`: a `webhook` span per verified request (provider, event type, delivery id,
-//!   status, outcome) and a debug event per refusal with its reason, with no secret, signature,
-//!   header value or payload in any field.
+//!   status, outcome) and a debug event per refusal with its reason; a `webhook_delivery` span
+//!   per delivery a worker processes; `warn` and `error` events where something failed (the
+//!   store or the queue unavailable, a failed attempt, a dead letter, a queue that cannot be
+//!   read, a settlement that could not be stored). No secret, signature, header value or
+//!   payload in any field.
 //!
 //! The items each feature adds are marked with it in these docs.
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -111,7 +111,17 @@ impl Receiver {
         (status, duplicate)
     }
 
-    /// The lines printed for events with `id`.
+    /// The lines printed for events with `id`, once one is (the receiver prints before it
+    /// answers, but this side reads its output on a thread of its own).
+    fn printed_for(&self, id: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.lines_for(id) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.lines_for(id)
+    }
+
+    /// The lines read so far for events with `id`.
     fn lines_for(&self, id: &str) -> usize {
         let needle = format!("\"id\":\"{id}\"");
         self.lines
@@ -191,9 +201,12 @@ async fn a_redis_stall_does_not_leave_the_delivery_refused() {
     );
     assert!(!answers.contains(&409), "refused as in flight: {answers:?}");
     assert_eq!(processed, (200, false), "processed, not a duplicate");
-    assert_eq!(receiver.lines_for("vid_stalled"), 1);
-    // Exactly once: its next repeat is a duplicate, and prints nothing.
+    assert_eq!(receiver.printed_for("vid_stalled"), 1);
+    // Exactly once: its next repeat is a duplicate, and prints nothing (read up to the line
+    // of an event sent after it: output is in order).
     assert_eq!(receiver.post(&body), (200, true));
+    assert_eq!(receiver.post(&event("vid_after")), (200, false));
+    assert_eq!(receiver.printed_for("vid_after"), 1);
     assert_eq!(receiver.lines_for("vid_stalled"), 1);
 }
 
