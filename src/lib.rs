@@ -96,6 +96,7 @@
 
 mod config;
 mod event;
+mod expiring;
 #[cfg(feature = "redis")]
 mod redis_connection;
 mod rejection;
