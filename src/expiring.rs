@@ -1,5 +1,6 @@
 //! A map whose entries expire, bounded without ever dropping an entry that has not expired:
-//! the records of [`MemoryStore`](crate::dedupe::store::MemoryStore)'s shards.
+//! the records of [`MemoryStore`](crate::dedupe::store::MemoryStore)'s shards, and the
+//! `push_once` keys of `MemoryQueue` (feature `queue`).
 //!
 //! Beside the map, a min-heap holds one item per expiry an entry was given, soonest first. An
 //! item is *current* while its entry still has that expiry (same sequence number); an entry

@@ -92,7 +92,7 @@ pub use self::redis::{
 pub use self::{
     delivery::Delivery,
     enqueue::{Enqueue, ResponseFuture},
-    memory::{DEFAULT_MAX_KEYS, DeadLetter, MemoryQueue},
+    memory::{DEFAULT_MAX_KEYS, DeadLetter, KeyStats, MemoryQueue},
     worker::{Backoff, Worker},
 };
 
@@ -216,6 +216,12 @@ pub enum QueueError {
         /// Its capacity.
         capacity: usize,
     },
+    /// [`Queue::push_once`] of a new key, refused before anything was stored: the queue
+    /// remembers as many keys as it may, and none has expired yet.
+    KeysFull {
+        /// How many keys it may remember.
+        max_keys: usize,
+    },
 }
 
 impl QueueError {
@@ -230,6 +236,11 @@ impl fmt::Display for QueueError {
         match self {
             Self::Unavailable(_) => f.write_str("the webhook queue is unavailable"),
             Self::Full { capacity } => write!(f, "the webhook queue is full ({capacity} messages)"),
+            Self::KeysFull { max_keys } => write!(
+                f,
+                "the webhook queue's deduplication keys are full ({max_keys} keys that have not \
+                 expired)"
+            ),
         }
     }
 }
@@ -238,7 +249,7 @@ impl StdError for QueueError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(err) => Some(&**err),
-            Self::Full { .. } => None,
+            Self::Full { .. } | Self::KeysFull { .. } => None,
         }
     }
 }
