@@ -45,7 +45,9 @@ const LEASE: Duration = Duration::from_secs(300);
 const RETENTION: Duration = Duration::from_secs(86_400);
 /// The retention of the first-delivery rows: a store of 100,000 keys would be full of live
 /// records after 100,000 iterations with a day's retention. At a few million claims a second at
-/// most, 10 ms keeps some tens of thousands of records, well below the bound.
+/// most, 10 ms keeps some tens of thousands of records, well below the bound. Being shorter than
+/// the lease, it is the store's less favourable case: each completion gives a record a sooner
+/// expiry, which leaves a stale item in the shard's heap of expiries.
 const STEADY_RETENTION: Duration = Duration::from_millis(10);
 
 /// A key no earlier iteration used.

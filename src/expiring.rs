@@ -2,13 +2,17 @@
 //! the records of [`MemoryStore`](crate::dedupe::store::MemoryStore)'s shards, and the
 //! `push_once` keys of `MemoryQueue` (feature `queue`).
 //!
-//! Beside the map, a min-heap holds one item per expiry an entry was given, soonest first. An
-//! item is *current* while its entry still has that expiry (same sequence number); an entry
-//! changed or removed since leaves its item *stale*, skipped when it is popped (lazy deletion).
-//! Every entry has exactly one current item, so the heap's top is never later than the soonest
-//! expiry of any entry: when the top has not expired, nothing has (an O(1) answer).
+//! Beside the map, a min-heap of items, soonest first, says when to look at an entry again.
+//! Every entry has exactly one *current* item (same sequence number), due at or before the
+//! entry's expiry; an entry removed, replaced, or given a sooner expiry leaves its old item
+//! *stale*, skipped when it is popped (lazy deletion). So the heap's top is never later than
+//! the soonest expiry of any entry: when the top is not due, nothing has expired (an O(1)
+//! answer).
 //!
-//! - Looking a key up is one hash lookup; setting an entry's expiry pushes an item, O(log n).
+//! - Looking a key up is one hash lookup. Inserting an entry, or giving it a sooner expiry,
+//!   pushes an item, O(log n). Giving it a later expiry (a claim marked done for a retention
+//!   longer than its lease, the usual case) pushes nothing: when its current item comes due,
+//!   the entry is found live and the item is pushed again at the entry's expiry.
 //! - Expired entries are removed from the top of the heap, a few per operation as traffic goes
 //!   on ([`sweep`](ExpiringMap::sweep)), and as many as needed when the map is full
 //!   ([`vacancy`](ExpiringMap::vacancy)): each item is popped once, O(log n) amortised.
@@ -54,9 +58,10 @@ struct Slot<V> {
     seq: u64,
 }
 
-/// A heap item: `key`'s entry expires at `expires`, if its sequence number is still `seq`.
+/// A heap item: look at `key`'s entry at `at`, if its sequence number is still `seq` (it expires
+/// then or later).
 struct Due {
-    expires: Instant,
+    at: Instant,
     seq: u64,
     key: Arc<str>,
 }
@@ -64,7 +69,7 @@ struct Due {
 // Reversed, so that `BinaryHeap` (a max-heap) pops the soonest expiry first.
 impl Ord for Due {
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.expires, other.seq).cmp(&(self.expires, self.seq))
+        (other.at, other.seq).cmp(&(self.at, self.seq))
     }
 }
 
@@ -76,7 +81,7 @@ impl PartialOrd for Due {
 
 impl PartialEq for Due {
     fn eq(&self, other: &Self) -> bool {
-        (self.expires, self.seq) == (other.expires, other.seq)
+        (self.at, self.seq) == (other.at, other.seq)
     }
 }
 
@@ -169,20 +174,25 @@ impl<V> ExpiringMap<V> {
         expires: Instant,
         change: impl FnOnce(&V) -> Option<V>,
     ) -> bool {
-        let Some((stored, slot)) = self.entries.get_key_value(key) else {
+        let Some(slot) = self.entries.get_mut(key) else {
             return false;
         };
         let Some(value) = change(&slot.value) else {
             return false;
         };
-        let stored = Arc::clone(stored);
-        let seq = self.push_due(expires, stored);
+        slot.value = value;
+        let sooner = expires < slot.expires;
+        slot.expires = expires;
+        if !sooner {
+            // Its current item is due before its expiry still.
+            return true;
+        }
+        let Some((stored, _)) = self.entries.get_key_value(key) else {
+            return true;
+        };
+        let seq = self.push_due(expires, Arc::clone(stored));
         if let Some(slot) = self.entries.get_mut(key) {
-            *slot = Slot {
-                value,
-                expires,
-                seq,
-            };
+            slot.seq = seq;
         }
         self.compact();
         true
@@ -211,28 +221,40 @@ impl<V> ExpiringMap<V> {
         self.shrink();
     }
 
-    /// Pops the heap's top if it has expired at `now`, and removes its entry if the item is
-    /// current: `Some(true)` when an entry was removed, `Some(false)` for a stale item, `None`
-    /// when nothing has expired.
+    /// Pops the heap's top if it is due at `now`: removes its entry if the item is current and
+    /// the entry has expired (`Some(true)`), pushes the item again at the entry's expiry if it
+    /// is current and the entry has not (`Some(false)`), and skips it if it is stale
+    /// (`Some(false)`). `None` when nothing is due, hence nothing has expired.
     fn pop_due(&mut self, now: Instant) -> Option<bool> {
-        if self.due.peek()?.expires > now {
+        if self.due.peek()?.at > now {
             return None;
         }
         let Due { seq, key, .. } = self.due.pop()?;
         match self.entries.entry(key) {
             Entry::Occupied(entry) if entry.get().seq == seq => {
-                entry.remove();
-                self.expired += 1;
-                Some(true)
+                let expires = entry.get().expires;
+                if expires <= now {
+                    entry.remove();
+                    self.expired += 1;
+                    Some(true)
+                } else {
+                    let key = Arc::clone(entry.key());
+                    self.due.push(Due {
+                        at: expires,
+                        seq,
+                        key,
+                    });
+                    Some(false)
+                }
             }
             _ => Some(false),
         }
     }
 
-    fn push_due(&mut self, expires: Instant, key: Arc<str>) -> u64 {
+    fn push_due(&mut self, at: Instant, key: Arc<str>) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.due.push(Due { expires, seq, key });
+        self.due.push(Due { at, seq, key });
         seq
     }
 
@@ -273,8 +295,8 @@ mod tests {
     const DAY: Duration = Duration::from_secs(86_400);
 
     impl<V> ExpiringMap<V> {
-        /// Every entry has exactly one current heap item, and the heap holds no more than
-        /// twice the entries plus `SLACK`.
+        /// Every entry has exactly one current heap item, due at or before its expiry, and the
+        /// heap holds no more than twice the entries plus `SLACK`.
         fn check(&self) {
             let current = self
                 .due
@@ -282,7 +304,7 @@ mod tests {
                 .filter(|item| {
                     self.entries
                         .get(&item.key)
-                        .is_some_and(|slot| slot.seq == item.seq && slot.expires == item.expires)
+                        .is_some_and(|slot| slot.seq == item.seq && item.at <= slot.expires)
                 })
                 .count();
             assert_eq!(current, self.entries.len());
@@ -382,21 +404,22 @@ mod tests {
     fn stale_items_stay_within_a_constant_factor_of_the_entries() {
         let now = Instant::now();
         let mut map = ExpiringMap::new();
-        // The same 100 keys claimed, completed, released and claimed again, with expiries far
-        // ahead: nothing expires, every change leaves a stale item behind.
+        // The same 100 keys given ever sooner expiries, all far ahead: nothing expires, and
+        // every change leaves a stale item behind.
         for round in 0..1_000u32 {
+            let expires = now + DAY - Duration::from_secs(round.into());
             for i in 0..100 {
                 let key = format!("k{i}");
                 if round == 0 {
                     insert_new(&mut map, &key, 0, DAY, now);
                 } else {
-                    assert!(map.update(&key, now + DAY, |_| Some(round)));
+                    assert!(map.update(&key, expires, |_| Some(round)));
                 }
             }
             map.check();
         }
-        assert_eq!(map.len(), 100);
-        assert!(map.due.len() <= 2 * 100 + SLACK, "{}", map.due.len());
+        assert_eq!((map.len(), map.expired()), (100, 0));
+        // Removed and inserted again, as claims released and claimed again.
         for round in 0..100 {
             for i in 0..100 {
                 let key = format!("k{i}");
@@ -406,6 +429,33 @@ mod tests {
             map.check();
         }
         assert!(map.due.len() <= 2 * 100 + SLACK, "{}", map.due.len());
+        assert!(
+            map.due.capacity() <= 4 * (2 * 100 + SLACK),
+            "{}",
+            map.due.capacity()
+        );
+    }
+
+    #[test]
+    fn a_later_expiry_pushes_nothing_and_is_honoured() {
+        let now = Instant::now();
+        let mut map = ExpiringMap::new();
+        // A claim for a minute, then marked done for a day.
+        insert_new(&mut map, "k", 0, Duration::from_secs(60), now);
+        assert!(map.update("k", now + DAY, |_| Some(1)));
+        assert_eq!(map.due.len(), 1);
+        map.check();
+        // Its item comes due after a minute: the entry is live, so it is looked at again when
+        // it expires.
+        let minute = now + Duration::from_secs(60);
+        map.sweep(minute, usize::MAX);
+        assert!(matches!(map.lookup("k", minute), Lookup::Live(1)));
+        assert!(!map.vacancy(minute, 1), "nothing has expired");
+        assert_eq!((map.due.len(), map.expired(), map.refused()), (1, 0, 1));
+        map.check();
+        let day = now + DAY;
+        assert!(map.vacancy(day, 1));
+        assert_eq!((map.len(), map.expired()), (0, 1));
     }
 
     #[test]
