@@ -34,14 +34,16 @@ const SHARDS: usize = 32;
 /// a few are removed as traffic goes on, so memory returns to what the live records need, and
 /// as many as needed when a shard is full. When a shard is full of records that have not
 /// expired, a claim of a new key is refused with [`StoreError::Full`] (the deduplication layer
-/// answers 503: the provider retries, and nothing is acknowledged that was not recorded). As
+/// answers 503: the provider retries, and nothing is acknowledged that was not recorded; a
+/// layer built with [`fail_open`](crate::dedupe::DedupeLayer::fail_open) runs the handler
+/// without deduplication instead, as on any store error). As
 /// the bound is per shard, a store may refuse a key while it holds somewhat fewer than
 /// `max_entries` live records (its shard is full while others are not). [`stats`](Self::stats)
 /// counts the records removed once expired and the claims refused.
 ///
 /// Records are ordered by expiry in a min-heap per shard, so layers sharing one store may use
 /// different leases and retentions: a claim costs O(log n) amortised, and a refusal by a full
-/// shard whose records have not expired O(1).
+/// shard in which nothing has expired O(1) amortised, without scanning the shard.
 ///
 /// Cloning it gives another handle on the same records.
 ///
