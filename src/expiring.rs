@@ -97,8 +97,8 @@ pub(crate) enum Lookup<'a, V> {
     Absent,
 }
 
-impl<V> ExpiringMap<V> {
-    pub(crate) fn new() -> Self {
+impl<V> Default for ExpiringMap<V> {
+    fn default() -> Self {
         Self {
             entries: HashMap::new(),
             due: BinaryHeap::new(),
@@ -106,6 +106,12 @@ impl<V> ExpiringMap<V> {
             expired: 0,
             refused: 0,
         }
+    }
+}
+
+impl<V> ExpiringMap<V> {
+    pub(crate) fn new() -> Self {
+        Self::default()
     }
 
     /// How many entries it holds, expired ones not removed yet included.
@@ -180,19 +186,24 @@ impl<V> ExpiringMap<V> {
         let Some(value) = change(&slot.value) else {
             return false;
         };
-        slot.value = value;
         let sooner = expires < slot.expires;
+        slot.value = value;
         slot.expires = expires;
         if !sooner {
             // Its current item is due before its expiry still.
             return true;
         }
-        let Some((stored, _)) = self.entries.get_key_value(key) else {
-            return true;
-        };
-        let seq = self.push_due(expires, Arc::clone(stored));
-        if let Some(slot) = self.entries.get_mut(key) {
-            slot.seq = seq;
+        // A sooner expiry needs an item of its own; the one it had becomes stale.
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        slot.seq = seq;
+        if let Some((stored, _)) = self.entries.get_key_value(key) {
+            let key = Arc::clone(stored);
+            self.due.push(Due {
+                at: expires,
+                seq,
+                key,
+            });
         }
         self.compact();
         true

@@ -49,6 +49,7 @@ struct Inner {
     arrived: Notify,
 }
 
+#[derive(Default)]
 struct State {
     next_id: u64,
     ready: VecDeque<Stored>,
@@ -57,19 +58,6 @@ struct State {
     dead: VecDeque<DeadLetter>,
     /// The keys of [`Queue::push_once`], each until its retention ends.
     keys: ExpiringMap<()>,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            next_id: 0,
-            ready: VecDeque::new(),
-            delayed: Vec::new(),
-            in_flight: HashMap::new(),
-            dead: VecDeque::new(),
-            keys: ExpiringMap::new(),
-        }
-    }
 }
 
 /// What the [`Queue::push_once`] keys of a [`MemoryQueue`] hold and have done, from
