@@ -1,8 +1,9 @@
 //! What deduplication costs per request.
 //!
 //! - `memory_store`: `MemoryStore` through the `Store` API: claim + complete for a first delivery
-//!   (a new key each time; past 100,000 keys the oldest done records make room, as in a service
-//!   that has been running for a while), claim for a duplicate.
+//!   (a new key each time, into a store that has been running for a while: records kept for
+//!   10 ms, so that it holds some tens of thousands of them and the expired ones make room),
+//!   claim for a duplicate, and a claim refused because the store is full of live claims.
 //! - `layer`: a signed VideoNest request through `oneshot` on the whole stack, the verifying layer
 //!   alone against the verifying layer with the deduplication layer under it (first deliveries
 //!   and duplicates). Signing happens outside the measurement.
@@ -34,7 +35,7 @@ use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use tower_webhook::{
     dedupe::{
         DedupeLayer,
-        store::{Claim, MemoryStore, Store, Token},
+        store::{Claim, DEFAULT_MAX_ENTRIES, MemoryStore, Store, StoreError, Token},
     },
     provider::videonest,
 };
@@ -42,6 +43,12 @@ use tower_webhook::{
 const SECRET: &str = "whsec_bench";
 const LEASE: Duration = Duration::from_secs(300);
 const RETENTION: Duration = Duration::from_secs(86_400);
+/// The retention of the first-delivery rows: a store of 100,000 keys would be full of live
+/// records after 100,000 iterations with a day's retention. At a few million claims a second at
+/// most, 10 ms keeps some tens of thousands of records, well below the bound. Being shorter than
+/// the lease, it is the store's less favourable case: each completion gives a record a sooner
+/// expiry, which leaves a stale item in the shard's heap of expiries.
+const STEADY_RETENTION: Duration = Duration::from_millis(10);
 
 /// A key no earlier iteration used.
 fn fresh_key() -> String {
@@ -86,7 +93,7 @@ fn memory_store(c: &mut Criterion) {
                 let Ok(Claim::Acquired) = now(store.claim(&key, &token, LEASE)) else {
                     unreachable!("a new key is free");
                 };
-                now(store.complete(&key, &token, RETENTION)).expect("completed");
+                now(store.complete(&key, &token, STEADY_RETENTION)).expect("completed");
             },
             BatchSize::SmallInput,
         );
@@ -103,6 +110,23 @@ fn memory_store(c: &mut Criterion) {
             let claim = now(store.claim(black_box(&key), &token, LEASE));
             assert!(matches!(claim, Ok(Claim::Done)));
         });
+    });
+
+    // Every shard full of claims whose lease has not run out: each new claim is refused.
+    let full = MemoryStore::with_max_entries(DEFAULT_MAX_ENTRIES);
+    for _ in 0..2 * DEFAULT_MAX_ENTRIES {
+        let _ = now(full.claim(&fresh_key(), &Token::random(), LEASE));
+    }
+    let refused = Token::random();
+    group.bench_function("claim refused (full of live claims)", |b| {
+        b.iter_batched(
+            fresh_key,
+            |key| {
+                let claim = now(full.claim(&key, &refused, LEASE));
+                assert!(matches!(claim, Err(StoreError::Full { .. })));
+            },
+            BatchSize::SmallInput,
+        );
     });
     group.finish();
 }
@@ -140,21 +164,28 @@ async fn send(service: &Service, request: Request<Full<Bytes>>) {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-/// First deliveries and duplicates through `service`.
-fn bench_layer(c: &mut Criterion, group: &str, runtime: &Runtime, service: &Service) {
+/// First deliveries through `first`, duplicates through `duplicate` (the same service, or one
+/// whose records are kept longer).
+fn bench_layer(
+    c: &mut Criterion,
+    group: &str,
+    runtime: &Runtime,
+    first: &Service,
+    duplicate: &Service,
+) {
     let mut group = c.benchmark_group(group);
     group.bench_function("first delivery", |b| {
         b.iter_batched(
             fresh_request,
-            |request| runtime.block_on(send(service, request)),
+            |request| runtime.block_on(send(first, request)),
             BatchSize::SmallInput,
         );
     });
-    runtime.block_on(send(service, duplicate_request()));
+    runtime.block_on(send(duplicate, duplicate_request()));
     group.bench_function("duplicate", |b| {
         b.iter_batched(
             duplicate_request,
-            |request| runtime.block_on(send(service, request)),
+            |request| runtime.block_on(send(duplicate, request)),
             BatchSize::SmallInput,
         );
     });
@@ -175,8 +206,18 @@ fn layer(c: &mut Criterion) {
                 BatchSize::SmallInput,
             );
         });
-    let service = verify_and_dedupe(DedupeLayer::new(MemoryStore::new()));
-    bench_layer(c, "layer/verify+dedupe (memory)", &runtime, &service);
+    // Two layers on one store: first deliveries kept briefly (as the store-level row), the
+    // duplicate kept for the default day.
+    let store = MemoryStore::new();
+    let first = verify_and_dedupe(DedupeLayer::new(store.clone()).retention(STEADY_RETENTION));
+    let duplicate = verify_and_dedupe(DedupeLayer::new(store));
+    bench_layer(
+        c,
+        "layer/verify+dedupe (memory)",
+        &runtime,
+        &first,
+        &duplicate,
+    );
 }
 
 #[cfg(feature = "redis")]
@@ -238,7 +279,13 @@ fn redis_store(c: &mut Criterion) {
     group.finish();
 
     let service = verify_and_dedupe(DedupeLayer::new(store).retention(retention));
-    bench_layer(c, "layer/verify+dedupe (redis)", &runtime, &service);
+    bench_layer(
+        c,
+        "layer/verify+dedupe (redis)",
+        &runtime,
+        &service,
+        &service,
+    );
 }
 
 #[cfg(not(feature = "redis"))]

@@ -131,7 +131,12 @@ fn layer(c: &mut Criterion) {
         "verify + typed + dedupe (memory)",
         ServiceBuilder::new()
             .layer(videonest::layer([SECRET]).expect("valid secret"))
-            .layer(DedupeLayer::<videonest::Event, _>::new(MemoryStore::new()))
+            // Records kept 100 ms: a day's would fill the store's 100,000 keys within the
+            // measurement, and a full store refuses first deliveries (503).
+            .layer(
+                DedupeLayer::<videonest::Event, _>::new(MemoryStore::new())
+                    .retention(Duration::from_millis(100)),
+            )
             .service_fn(handler),
         vn_fresh,
     );

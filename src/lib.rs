@@ -113,6 +113,7 @@ mod log;
 
 mod config;
 mod event;
+mod expiring;
 #[cfg(feature = "redis")]
 mod redis_connection;
 #[cfg(feature = "redis")]

@@ -299,10 +299,10 @@ async fn deduplicated_enqueue_stores_concurrent_repeats_once() {
     assert_eq!(delivery.key(), Some(expected.as_str()));
 }
 
-/// `push_once` on a `MemoryQueue`: a key is forgotten after its retention, or when more keys
-/// than `max_keys` were recorded since (the oldest first); a refused push records nothing.
+/// `push_once` on a `MemoryQueue`: a key is forgotten after its retention, never before; a
+/// refused push records nothing.
 #[tokio::test]
-async fn memory_push_once_keys_expire_are_bounded_and_only_recorded_when_stored() {
+async fn memory_push_once_keys_expire_and_are_only_recorded_when_stored() {
     let day = Duration::from_secs(86_400);
     let queue = MemoryQueue::new(3).max_keys(2);
     let push = |key: &'static str, retention| queue.push_once(key, retention, Bytes::from(key));
@@ -327,11 +327,143 @@ async fn memory_push_once_keys_expire_are_bounded_and_only_recorded_when_stored(
     for message in &taken {
         queue.ack(message).await.unwrap();
     }
-    assert!(matches!(push("c", day).await, Ok(Pushed::Stored(_))));
-    // Two keys remembered at most: "a", the oldest, made room for "c".
+    // Two keys remembered at most, and neither has expired: "c" is refused, "a" and "b" stay.
+    assert!(matches!(
+        push("c", day).await,
+        Err(QueueError::KeysFull { max_keys: 2 })
+    ));
+    assert!(queue.is_empty());
+    assert_eq!(push("a", day).await.unwrap(), Pushed::Duplicate);
     assert_eq!(push("b", day).await.unwrap(), Pushed::Duplicate);
-    assert_eq!(push("c", day).await.unwrap(), Pushed::Duplicate);
-    assert!(matches!(push("a", day).await, Ok(Pushed::Stored(_))));
+}
+
+/// A `MemoryQueue` whose keys are all unexpired refuses a new key before storing its payload,
+/// and never forgets the keys it holds.
+#[tokio::test]
+async fn memory_push_once_never_forgets_an_unexpired_key() {
+    let day = Duration::from_secs(86_400);
+    let queue = MemoryQueue::new(100).max_keys(3);
+    for key in ["k0", "k1", "k2"] {
+        let pushed = queue.push_once(key, day, Bytes::from(key)).await;
+        assert!(matches!(pushed, Ok(Pushed::Stored(_))), "{pushed:?}");
+    }
+    for key in ["k3", "k4", "k5"] {
+        let refused = queue.push_once(key, day, Bytes::from(key)).await;
+        assert!(
+            matches!(refused, Err(QueueError::KeysFull { max_keys: 3 })),
+            "{key}: {refused:?}"
+        );
+        assert_eq!(
+            queue.len(),
+            3,
+            "{key}: nothing stored that was not recorded"
+        );
+    }
+    // A replay of the first key is still a duplicate.
+    for key in ["k0", "k1", "k2"] {
+        let pushed = queue.push_once(key, day, Bytes::from(key)).await;
+        assert_eq!(pushed.unwrap(), Pushed::Duplicate, "{key}");
+    }
+    assert_eq!(queue.len(), 3);
+    // Plain pushes record no key and are not refused.
+    assert!(queue.push(Bytes::from_static(b"plain")).await.is_ok());
+    assert_eq!(queue.len(), 4);
+    let stats = queue.key_stats();
+    assert_eq!((stats.len, stats.max_keys), (3, 3));
+    assert_eq!((stats.expired_removed, stats.refused_full), (0, 3));
+}
+
+/// A push refused because the queue is full records no key: the repeat is stored once there
+/// is room.
+#[tokio::test]
+async fn memory_push_once_refused_by_a_full_queue_records_nothing() {
+    let day = Duration::from_secs(86_400);
+    let queue = MemoryQueue::new(1).max_keys(10);
+    assert!(matches!(
+        queue.push_once("a", day, Bytes::from("a")).await,
+        Ok(Pushed::Stored(_))
+    ));
+    assert!(matches!(
+        queue.push_once("b", day, Bytes::from("b")).await,
+        Err(QueueError::Full { capacity: 1 })
+    ));
+    assert_eq!(queue.key_stats().len, 1);
+    let taken = queue
+        .pull("w", 1, Duration::from_secs(30), Duration::ZERO)
+        .await
+        .unwrap();
+    queue.ack(&taken[0]).await.unwrap();
+    assert!(matches!(
+        queue.push_once("b", day, Bytes::from("b")).await,
+        Ok(Pushed::Stored(_))
+    ));
+    assert_eq!(queue.key_stats().len, 2);
+}
+
+/// Expired keys make room for new ones.
+#[tokio::test]
+async fn memory_push_once_expired_keys_make_room() {
+    let queue = MemoryQueue::new(100).max_keys(2);
+    let brief = Duration::from_millis(50);
+    let day = Duration::from_secs(86_400);
+    for key in ["a", "b"] {
+        let pushed = queue.push_once(key, brief, Bytes::from(key)).await;
+        assert!(matches!(pushed, Ok(Pushed::Stored(_))), "{pushed:?}");
+    }
+    assert_eq!(queue.key_stats().expired_removed, 0);
+    tokio::time::sleep(3 * brief).await;
+    for key in ["c", "d"] {
+        let pushed = queue.push_once(key, day, Bytes::from(key)).await;
+        assert!(matches!(pushed, Ok(Pushed::Stored(_))), "{key}: {pushed:?}");
+    }
+    assert_eq!(queue.len(), 4);
+    let stats = queue.key_stats();
+    assert_eq!(
+        (stats.len, stats.expired_removed, stats.refused_full),
+        (2, 2, 0)
+    );
+    // "a" expired and was forgotten: a repeat is new again, and refused, as the key set is full
+    // of live keys.
+    assert!(matches!(
+        queue.push_once("a", day, Bytes::from("a")).await,
+        Err(QueueError::KeysFull { max_keys: 2 })
+    ));
+    assert_eq!(queue.len(), 4);
+    assert_eq!(
+        queue.push_once("c", day, Bytes::new()).await.unwrap(),
+        Pushed::Duplicate
+    );
+    assert_eq!(queue.key_stats().refused_full, 1);
+}
+
+/// Through `Enqueue::deduplicate`: a queue whose key set is full of unexpired keys answers 503
+/// and stores nothing; a replay of a recorded delivery is still a duplicate.
+#[tokio::test]
+async fn deduplicated_enqueue_with_a_full_key_set_answers_503_and_stores_nothing() {
+    let queue = MemoryQueue::new(100).max_keys(2);
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .service(Enqueue::<videonest::Event, _>::new(queue.clone()).deduplicate()),
+    );
+    for id in ["a", "b"] {
+        assert_eq!(post(&http, &event(id)).await.status(), StatusCode::OK);
+    }
+    let refused = post(&http, &event("c")).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(matches!(
+        refused.extensions().get::<Rejection>(),
+        Some(Rejection::Queue(QueueError::KeysFull { max_keys: 2 }))
+    ));
+    assert_eq!(queue.len(), 2, "nothing acknowledged, nothing stored");
+    let replay = post(&http, &event("a")).await;
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(
+        replay.headers().get(DUPLICATE_HEADER).unwrap(),
+        "true",
+        "the first delivery's key was kept"
+    );
+    assert_eq!(queue.len(), 2);
 }
 
 /// A `MemoryQueue` whose first `failures` acknowledgements fail, as a queue that is briefly

@@ -12,9 +12,15 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{Message, MessageId, Pushed, Queue, QueueError, QueueFuture};
+use crate::expiring::{ExpiringMap, Lookup, SWEEP};
 
-/// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers unless set with
-/// [`MemoryQueue::max_keys`]: 100 000.
+/// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers at most unless set with
+/// [`MemoryQueue::max_keys`]: 100,000.
+///
+/// A key is never forgotten before its retention ends, so this bounds how many deduplicated
+/// deliveries the queue can take within one retention: with a day's, 100,000 keys is about
+/// 1.16 new events a second on average, sustained. Past that, new events are refused (503)
+/// until keys expire.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
 /// A bounded [`Queue`] in this process's memory. Not durable: what it holds is lost when the
@@ -22,9 +28,13 @@ pub const DEFAULT_MAX_KEYS: usize = 100_000;
 /// refuses new deliveries ([`QueueError::Full`], answered 503: the provider retries).
 ///
 /// [`Queue::push_once`] keys are remembered in memory too, at most
-/// [`max_keys`](MemoryQueue::max_keys) of them: when that many are remembered, expired keys are
-/// forgotten first, then the oldest (a very late repeat of that event is stored again, and
-/// processed twice; nothing is lost).
+/// [`max_keys`](MemoryQueue::max_keys) of them, each for its whole retention: a key is never
+/// forgotten before its retention ends. Expired keys go first: a few are forgotten as pushes go
+/// on, and as many as needed when the key set is full. When it is full of keys that have not
+/// expired, a push of a new key is refused with [`QueueError::KeysFull`] (answered 503) before
+/// anything is stored: nothing is stored that was not recorded, nor recorded that was not
+/// stored. [`key_stats`](MemoryQueue::key_stats) counts the keys forgotten once expired and the
+/// pushes refused.
 ///
 /// Cloning it gives another handle on the same queue.
 #[derive(Clone)]
@@ -46,10 +56,25 @@ struct State {
     delayed: Vec<(Instant, Stored)>,
     in_flight: HashMap<u64, (Instant, Stored)>,
     dead: VecDeque<DeadLetter>,
-    /// The keys of [`Queue::push_once`], with when each is forgotten…
-    keys: HashMap<Arc<str>, Instant>,
-    /// …and in the order they were recorded, to forget them.
-    key_order: VecDeque<(Instant, Arc<str>)>,
+    /// The keys of [`Queue::push_once`], each until its retention ends.
+    keys: ExpiringMap<()>,
+}
+
+/// What the [`Queue::push_once`] keys of a [`MemoryQueue`] hold and have done, from
+/// [`MemoryQueue::key_stats`]: for metrics and capacity planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyStats {
+    /// How many keys it remembers (expired ones not forgotten yet included).
+    pub len: usize,
+    /// How many it may remember: [`MemoryQueue::max_keys`], or [`DEFAULT_MAX_KEYS`].
+    pub max_keys: usize,
+    /// How many keys were forgotten because their retention had ended (as pushes go on, to
+    /// make room, or replaced by a new push of the key), since the queue was made.
+    pub expired_removed: u64,
+    /// How many pushes were refused with [`QueueError::KeysFull`] because every key remembered
+    /// was unexpired, since the queue was made.
+    pub refused_full: u64,
 }
 
 #[derive(Clone)]
@@ -88,7 +113,11 @@ impl MemoryQueue {
     }
 
     /// Remembers at most `max_keys` keys of [`Queue::push_once`] (at least 1) instead of
-    /// [`DEFAULT_MAX_KEYS`] (for every clone of the queue).
+    /// [`DEFAULT_MAX_KEYS`] (for every clone of the queue). Each key is remembered for its
+    /// whole retention: size this for the number of distinct events a retention sees, since a
+    /// push of a new key is refused ([`QueueError::KeysFull`], 503) while `max_keys` unexpired
+    /// keys are remembered. Lowering it below the keys remembered forgets none of them: new
+    /// keys are refused until enough have expired.
     #[must_use]
     pub fn max_keys(self, max_keys: usize) -> Self {
         self.inner
@@ -106,6 +135,18 @@ impl MemoryQueue {
     /// Whether it holds no message (dead letters aside).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many [`Queue::push_once`] keys it remembers, its bound, how many expired keys it
+    /// forgot and how many pushes it refused because the key set was full.
+    pub fn key_stats(&self) -> KeyStats {
+        let state = self.state();
+        KeyStats {
+            len: state.keys.len(),
+            max_keys: self.inner.max_keys.load(Ordering::Relaxed),
+            expired_removed: state.keys.expired(),
+            refused_full: state.keys.refused(),
+        }
     }
 
     /// The messages that used all their attempts, oldest first; at most as many as the
@@ -135,47 +176,32 @@ impl MemoryQueue {
     ) -> Result<Pushed, QueueError> {
         let now = Instant::now();
         let mut state = self.state();
-        if state.keys.get(key).is_some_and(|until| *until > now) {
-            return Ok(Pushed::Duplicate);
+        state.keys.sweep(now, SWEEP);
+        let absent = match state.keys.lookup(key, now) {
+            Lookup::Live(()) => return Ok(Pushed::Duplicate),
+            // An expired record of the key is replaced in place: it needs no room.
+            Lookup::Expired => false,
+            Lookup::Absent => true,
+        };
+        // Both checks before anything is stored or recorded.
+        self.check_room(&state)?;
+        let max_keys = self.inner.max_keys.load(Ordering::Relaxed);
+        if absent && !state.keys.vacancy(now, max_keys) {
+            return Err(QueueError::KeysFull { max_keys });
         }
         let id = self.store(&mut state, payload)?;
-        // An expired record of the key gives way to the new one, without making room for it.
-        state.keys.remove(key);
-        self.record(&mut state, key, retention, now, id)
+        state.keys.insert(key, (), later(now, retention), now);
+        Ok(Pushed::Stored(id))
     }
 
-    /// Records `key` for `retention`, forgetting others to make room.
-    fn record(
-        &self,
-        state: &mut State,
-        key: &str,
-        retention: Duration,
-        now: Instant,
-        id: MessageId,
-    ) -> Result<Pushed, QueueError> {
-        let State {
-            keys, key_order, ..
-        } = state;
-        // Forget expired keys, then the oldest, until there is room. (Entries of keys recorded
-        // again, or forgotten early, linger in `key_order` until they reach its front: it is
-        // held to twice the keys.)
-        let max_keys = self.inner.max_keys.load(Ordering::Relaxed);
-        while keys.len() >= max_keys
-            || key_order.len() >= 2 * max_keys
-            || key_order.front().is_some_and(|(until, _)| *until <= now)
-        {
-            let Some((until, old)) = key_order.pop_front() else {
-                break;
-            };
-            if keys.get(&old) == Some(&until) {
-                keys.remove(&old);
-            }
+    /// [`QueueError::Full`] when the queue holds as many messages as it may.
+    fn check_room(&self, state: &State) -> Result<(), QueueError> {
+        if state.ready.len() + state.delayed.len() + state.in_flight.len() >= self.inner.capacity {
+            return Err(QueueError::Full {
+                capacity: self.inner.capacity,
+            });
         }
-        let key: Arc<str> = Arc::from(key);
-        let until = later(now, retention);
-        keys.insert(Arc::clone(&key), until);
-        key_order.push_back((until, key));
-        Ok(Pushed::Stored(id))
+        Ok(())
     }
 
     /// Stores `payload` as a new message, unless the queue is full.
@@ -184,11 +210,7 @@ impl MemoryQueue {
         state: &mut MutexGuard<'_, State>,
         payload: Bytes,
     ) -> Result<MessageId, QueueError> {
-        if state.ready.len() + state.delayed.len() + state.in_flight.len() >= self.inner.capacity {
-            return Err(QueueError::Full {
-                capacity: self.inner.capacity,
-            });
-        }
+        self.check_room(state)?;
         state.next_id += 1;
         let id = state.next_id;
         state.ready.push_back(Stored {

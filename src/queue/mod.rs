@@ -93,7 +93,7 @@ pub use self::redis::{
 pub use self::{
     delivery::{Delivery, PAYLOAD_FORMAT, PayloadError},
     enqueue::{Enqueue, ResponseFuture},
-    memory::{DEFAULT_MAX_KEYS, DeadLetter, MemoryQueue},
+    memory::{DEFAULT_MAX_KEYS, DeadLetter, KeyStats, MemoryQueue},
     worker::{Backoff, Worker},
 };
 
@@ -217,6 +217,12 @@ pub enum QueueError {
         /// Its capacity.
         capacity: usize,
     },
+    /// [`Queue::push_once`] of a new key, refused before anything was stored: the queue
+    /// remembers as many keys as it may, and none has expired yet.
+    KeysFull {
+        /// How many keys it may remember.
+        max_keys: usize,
+    },
     /// The delivery's deduplication record is in a format this version does not read: a later
     /// version of the crate wrote it (a rolling upgrade, or a rollback).
     UnknownFormat,
@@ -234,6 +240,11 @@ impl fmt::Display for QueueError {
         match self {
             Self::Unavailable(_) => f.write_str("the webhook queue is unavailable"),
             Self::Full { capacity } => write!(f, "the webhook queue is full ({capacity} messages)"),
+            Self::KeysFull { max_keys } => write!(
+                f,
+                "the webhook queue's deduplication keys are full ({max_keys} keys that have not \
+                 expired)"
+            ),
             Self::UnknownFormat => f.write_str(
                 "the delivery's deduplication record is in a format this version does not read \
                  (a later version wrote it)",
@@ -246,7 +257,7 @@ impl StdError for QueueError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(err) => Some(&**err),
-            Self::Full { .. } | Self::UnknownFormat => None,
+            Self::Full { .. } | Self::KeysFull { .. } | Self::UnknownFormat => None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 mod suite;

@@ -1,7 +1,7 @@
 //! The in-memory store: atomic, bounded and sharded, for one process.
 
 use std::{
-    collections::{HashMap, VecDeque, hash_map::RandomState},
+    collections::hash_map::RandomState,
     fmt,
     future::{Ready, ready},
     hash::BuildHasher,
@@ -10,8 +10,14 @@ use std::{
 };
 
 use super::{Claim, Store, StoreError, Token};
+use crate::expiring::{ExpiringMap, Lookup, SWEEP};
 
-/// The default bound on the number of keys a [`MemoryStore`] keeps.
+/// The default bound on the number of keys a [`MemoryStore`] keeps: 100,000, claimed or done.
+///
+/// A record is never dropped before it expires, so this bounds how many deliveries a store can
+/// remember at once: with a day's retention, 100,000 keys is about 1.16 new events a second on
+/// average, sustained. Past that, new events are refused (503) until records expire; size the
+/// store with [`MemoryStore::with_max_entries`] for the traffic and retention you expect.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
 
 const SHARDS: usize = 32;
@@ -21,11 +27,23 @@ const SHARDS: usize = 32;
 ///
 /// It is atomic (each key's shard is locked while it is claimed), split into 32 shards so that
 /// concurrent requests rarely wait for each other, and bounded: it keeps at most `max_entries`
-/// keys ([`DEFAULT_MAX_ENTRIES`] unless set). When a shard is full, the oldest *done* record goes
-/// first (with one retention for all it is also the first to expire; if it has not, at worst a
-/// very late retry of that event runs again, and nothing is lost); without done records, expired
-/// claims go. Only when every entry is an unexpired claim is a new claim refused with
-/// [`StoreError::Full`].
+/// keys ([`DEFAULT_MAX_ENTRIES`] unless set), claimed or done, each shard a 32nd of them.
+///
+/// It keeps its promise for the whole retention: a record (a claim within its lease, a done
+/// record within its retention) is never dropped before it expires. Expired records go first:
+/// a few are removed as traffic goes on, so memory returns to what the live records need, and
+/// as many as needed when a shard is full. When a shard is full of records that have not
+/// expired, a claim of a new key is refused with [`StoreError::Full`] (the deduplication layer
+/// answers 503: the provider retries, and nothing is acknowledged that was not recorded; a
+/// layer built with [`fail_open`](crate::dedupe::DedupeLayer::fail_open) runs the handler
+/// without deduplication instead, as on any store error). As
+/// the bound is per shard, a store may refuse a key while it holds somewhat fewer than
+/// `max_entries` live records (its shard is full while others are not). [`stats`](Self::stats)
+/// counts the records removed once expired and the claims refused.
+///
+/// Records are ordered by expiry in a min-heap per shard, so layers sharing one store may use
+/// different leases and retentions: a claim costs O(log n) amortised, and a refusal by a full
+/// shard in which nothing has expired O(1) amortised, without scanning the shard.
 ///
 /// Cloning it gives another handle on the same records.
 ///
@@ -35,6 +53,26 @@ pub struct MemoryStore {
     inner: Arc<Inner>,
 }
 
+/// What a [`MemoryStore`] holds and has done, from [`MemoryStore::stats`]: for metrics and
+/// capacity planning.
+///
+/// The shards are read one after the other, so with concurrent requests the figures may be a
+/// few operations apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStoreStats {
+    /// How many keys it holds, claimed or done (expired ones not removed yet included).
+    pub len: usize,
+    /// Its bound on keys: `max_entries` as set, rounded up to a multiple of the 32 shards.
+    pub max_entries: usize,
+    /// How many records were removed because they had expired (by the sweep as traffic goes
+    /// on, to make room, or replaced by a new claim of their key), since the store was made.
+    pub expired_removed: u64,
+    /// How many claims were refused with [`StoreError::Full`] because the key's shard was full
+    /// of records that had not expired, since the store was made.
+    pub refused_full: u64,
+}
+
 struct Inner {
     hasher: RandomState,
     max_entries: usize,
@@ -42,18 +80,7 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
 }
 
-#[derive(Default)]
-struct Shard {
-    entries: HashMap<Box<str>, Entry>,
-    /// Done keys in the order they were completed, with their expiry, oldest first; records
-    /// whose entry has changed since are skipped when read.
-    done: VecDeque<(Box<str>, Instant)>,
-}
-
-struct Entry {
-    state: State,
-    expires: Instant,
-}
+type Shard = ExpiringMap<State>;
 
 enum State {
     Claimed(Token),
@@ -66,32 +93,49 @@ impl MemoryStore {
         Self::with_max_entries(DEFAULT_MAX_ENTRIES)
     }
 
-    /// A store that keeps up to `max_entries` keys (at least one per shard).
+    /// A store that keeps up to `max_entries` keys, claimed or done (at least one per shard:
+    /// the bound is rounded up to a multiple of 32, and each shard holds a 32nd of it).
     pub fn with_max_entries(max_entries: usize) -> Self {
         let per_shard = max_entries.div_ceil(SHARDS).max(1);
         Self {
             inner: Arc::new(Inner {
                 hasher: RandomState::new(),
-                max_entries: per_shard * SHARDS,
+                max_entries: per_shard.saturating_mul(SHARDS),
                 per_shard,
-                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+                shards: (0..SHARDS)
+                    .map(|_| Mutex::new(ExpiringMap::new()))
+                    .collect(),
             }),
         }
     }
 
-    /// How many keys the store holds now (claimed or done, expired ones not yet dropped
+    /// How many keys the store holds now (claimed or done, expired ones not yet removed
     /// included).
     pub fn len(&self) -> usize {
-        self.inner
-            .shards
-            .iter()
-            .map(|s| lock(s).entries.len())
-            .sum()
+        self.inner.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many keys it holds, its bound, how many expired records it removed and how many
+    /// claims it refused because it was full.
+    pub fn stats(&self) -> MemoryStoreStats {
+        let mut stats = MemoryStoreStats {
+            len: 0,
+            max_entries: self.inner.max_entries,
+            expired_removed: 0,
+            refused_full: 0,
+        };
+        for shard in self.inner.shards.iter() {
+            let shard = lock(shard);
+            stats.len += shard.len();
+            stats.expired_removed += shard.expired();
+            stats.refused_full += shard.refused();
+        }
+        stats
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
@@ -102,28 +146,25 @@ impl MemoryStore {
     fn claim_now(&self, key: &str, token: &Token, lease: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
         let mut shard = self.shard(key);
-        match shard.entries.get(key) {
-            Some(entry) if entry.expires > now => {
-                return Ok(match entry.state {
-                    State::Claimed(_) => Claim::InFlight,
-                    State::Done => Claim::Done,
-                });
-            }
-            Some(_) => {}
-            None => {
-                if shard.entries.len() >= self.inner.per_shard && !shard.make_room(now) {
+        shard.sweep(now, SWEEP);
+        match shard.lookup(key, now) {
+            Lookup::Live(State::Claimed(_)) => return Ok(Claim::InFlight),
+            Lookup::Live(State::Done) => return Ok(Claim::Done),
+            // Replaced in place.
+            Lookup::Expired => {}
+            Lookup::Absent => {
+                if !shard.vacancy(now, self.inner.per_shard) {
                     return Err(StoreError::Full {
                         max_entries: self.inner.max_entries,
                     });
                 }
             }
         }
-        shard.entries.insert(
-            key.into(),
-            Entry {
-                state: State::Claimed(token.clone()),
-                expires: deadline(now, lease),
-            },
+        shard.insert(
+            key,
+            State::Claimed(token.clone()),
+            deadline(now, lease),
+            now,
         );
         Ok(Claim::Acquired)
     }
@@ -131,62 +172,18 @@ impl MemoryStore {
     fn complete_now(&self, key: &str, token: &Token, retention: Duration) {
         let now = Instant::now();
         let mut shard = self.shard(key);
-        let Some(entry) = shard.entries.get_mut(key) else {
-            return;
-        };
-        if matches!(&entry.state, State::Claimed(held) if held == token) {
-            let expires = deadline(now, retention);
-            *entry = Entry {
-                state: State::Done,
-                expires,
-            };
-            shard.done.push_back((key.into(), expires));
-            if shard.done.len() > 2 * self.inner.per_shard {
-                shard.forget_stale_done_records();
-            }
-        }
+        shard.update(key, deadline(now, retention), |state| {
+            matches!(state, State::Claimed(held) if held == token).then_some(State::Done)
+        });
+        shard.sweep(now, SWEEP);
     }
 
     fn release_now(&self, key: &str, token: &Token) {
         let mut shard = self.shard(key);
-        if shard
-            .entries
-            .get(key)
-            .is_some_and(|entry| matches!(&entry.state, State::Claimed(held) if held == token))
-        {
-            shard.entries.remove(key);
-        }
-    }
-}
-
-impl Shard {
-    /// Frees one place: an expired entry, else the oldest done record. `false` when every entry
-    /// is an unexpired claim.
-    fn make_room(&mut self, now: Instant) -> bool {
-        // The oldest done record first: with one retention for all, it is also the first to
-        // expire, so this is usually an expired entry anyway.
-        while let Some((key, expires)) = self.done.pop_front() {
-            let current = self
-                .entries
-                .get(&key)
-                .is_some_and(|e| matches!(e.state, State::Done) && e.expires == expires);
-            if current {
-                self.entries.remove(&key);
-                return true;
-            }
-        }
-        let before = self.entries.len();
-        self.entries.retain(|_, entry| entry.expires > now);
-        self.entries.len() < before
-    }
-
-    fn forget_stale_done_records(&mut self) {
-        let entries = &self.entries;
-        self.done.retain(|(key, expires)| {
-            entries
-                .get(key)
-                .is_some_and(|e| matches!(e.state, State::Done) && e.expires == *expires)
-        });
+        shard.remove_if(
+            key,
+            |state| matches!(state, State::Claimed(held) if held == token),
+        );
     }
 }
 
@@ -196,8 +193,9 @@ fn deadline(now: Instant, after: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
-/// Locks a shard; a panic while it was held cannot leave it inconsistent (every change is one
-/// map operation), so a poisoned lock is used as it is.
+/// Locks a shard. Nothing in a change can panic half-way (an allocation failure aborts), and
+/// were it to, the shard would be left with a stale heap item at worst, which is skipped: a
+/// poisoned lock is used as it is.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     shard
         .lock()
@@ -212,9 +210,12 @@ impl Default for MemoryStore {
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stats = self.stats();
         f.debug_struct("MemoryStore")
-            .field("max_entries", &self.inner.max_entries)
-            .field("len", &self.len())
+            .field("max_entries", &stats.max_entries)
+            .field("len", &stats.len)
+            .field("expired_removed", &stats.expired_removed)
+            .field("refused_full", &stats.refused_full)
             .finish()
     }
 }
@@ -321,28 +322,49 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_bounded_and_the_oldest_done_record_goes_first() {
+    fn memory_is_bounded_and_no_unexpired_record_is_dropped() {
         let store = MemoryStore::with_max_entries(SHARDS * 4);
+        let mut recorded = Vec::new();
         for i in 0..10_000 {
             let key = format!("done-{i}");
-            let token = acquire(&store, &key);
-            store.complete_now(&key, &token, DAY);
+            let token = Token::random();
+            match store.claim_now(&key, &token, LEASE) {
+                Ok(Claim::Acquired) => {
+                    store.complete_now(&key, &token, DAY);
+                    recorded.push(key);
+                }
+                Err(StoreError::Full { .. }) => {}
+                other => panic!("{other:?}"),
+            }
         }
-        assert!(store.len() <= SHARDS * 4, "{}", store.len());
-        for shard in store.inner.shards.iter() {
-            assert!(lock(shard).done.len() <= 2 * 4 + 1);
+        assert_eq!(recorded.len(), SHARDS * 4);
+        for key in &recorded {
+            assert_eq!(
+                store.claim_now(key, &Token::random(), LEASE).unwrap(),
+                Claim::Done
+            );
         }
-        // The newest records are still there, the oldest ones were forgotten.
+        let stats = store.stats();
         assert_eq!(
-            store
-                .claim_now("done-9999", &Token::random(), LEASE)
-                .unwrap(),
-            Claim::Done
+            (stats.len, stats.max_entries, stats.expired_removed),
+            (SHARDS * 4, SHARDS * 4, 0)
         );
-        assert!(matches!(
-            store.claim_now("done-0", &Token::random(), LEASE).unwrap(),
-            Claim::Acquired
-        ));
+        assert_eq!(stats.refused_full, 10_000 - SHARDS as u64 * 4);
+    }
+
+    #[test]
+    fn expired_records_are_swept_as_traffic_goes_on() {
+        let store = MemoryStore::with_max_entries(SHARDS * 1_000);
+        for i in 0..5_000 {
+            let key = format!("brief-{i}");
+            let token = acquire(&store, &key);
+            store.complete_now(&key, &token, Duration::ZERO);
+        }
+        // Each operation removes a few expired records: the store holds about none of them.
+        assert!(store.len() < 100, "{}", store.len());
+        let stats = store.stats();
+        assert_eq!(stats.expired_removed, 5_000 - stats.len as u64);
+        assert_eq!(stats.refused_full, 0);
     }
 
     #[test]

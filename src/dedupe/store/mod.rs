@@ -53,7 +53,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore};
+pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore, MemoryStoreStats};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{
