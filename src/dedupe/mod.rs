@@ -15,7 +15,8 @@
 //! | a repeat while the first is processed | the handler does not run | 409 (the provider retries later) |
 //! | a repeat after the first's lease ran out (its process died) | the key is claimed again, the handler runs | the handler's |
 //! | the first, the handler succeeds, but the store fails to mark the key done | the claim runs out with its lease; a later repeat runs the handler again | the handler's, with the [`StoreError`](store::StoreError) in its extensions |
-//! | the store is unavailable | the handler does not run | 503 (or, with [`DedupeLayer::fail_open`], the handler runs) |
+//! | the store is unavailable, or full of records that have not expired | the handler does not run | 503 (or, with [`DedupeLayer::fail_open`], the handler runs) |
+//! | the store answers too late, or its answer is lost | the handler does not run; the claim, which may still land, is handed back ([`Store::abandon`](store::Store::abandon)) | 503; the provider's next retry is processed |
 //! | an event without a key | the handler runs, without deduplication | the handler's |
 //! | no `Verified<E>` on the request | a configuration error | 500 |
 //!

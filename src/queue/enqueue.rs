@@ -50,8 +50,9 @@ impl<E> Clone for Once<E> {
 }
 
 /// A service that stores each verified delivery in a [`Queue`] and answers as soon as the queue
-/// has it: 200 `queued` by default, 503 when the queue is unavailable or full (the provider
-/// retries), 500 when the request carries no `Verified<E>`.
+/// has it: 200 `queued` by default; 503 when the queue is unavailable, full, or full of
+/// deduplication keys ([`QueueError::KeysFull`]), so that the provider retries; 500 when the
+/// request carries no `Verified<E>`.
 ///
 /// Use it in place of the handler, inside the verifying layer. See the [module docs](super)
 /// for an example.
