@@ -822,3 +822,42 @@ fn text_with_format(payloads: &serde_json::Map<String, serde_json::Value>, forma
     stored["v"] = format.into();
     stored.to_string()
 }
+
+/// A panic in the service's `call` itself (work done before its future, a layer's `call`) is
+/// an error of the attempt like a panic in its future: retried with backoff, then
+/// dead-lettered as "the service panicked", never a lost settlement held until the visibility
+/// timeout.
+#[tokio::test]
+async fn a_panic_in_call_is_retried_then_dead_lettered() {
+    let queue = MemoryQueue::new(10);
+    post(&ingest(&queue, false), &event("panics_in_call")).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let service = service_fn(
+        move |delivery: Delivery<videonest::Event>| -> std::future::Ready<Result<(), Infallible>> {
+            counted.fetch_add(1, Ordering::SeqCst);
+            // A bug in the work done before the future.
+            assert!(delivery.event().id().is_none(), "the handler has a bug");
+            std::future::ready(Ok(()))
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        fast(Worker::new(queue.clone(), service))
+            .max_attempts(2)
+            .visibility_timeout(Duration::from_secs(60))
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    until(|| !queue.dead_letters().is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let dead: Vec<_> = queue
+        .dead_letters()
+        .into_iter()
+        .map(|letter| (letter.attempts, letter.error))
+        .collect();
+    assert_eq!(dead, [(2, "the service panicked".to_owned())]);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}

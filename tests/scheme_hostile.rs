@@ -859,3 +859,74 @@ async fn a_replay_under_another_unsigned_event_type_is_still_a_duplicate() {
     assert_eq!(&said[..], b"duplicate webhook delivery: already received");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+/// Metadata lists are read head first: a header listed after a body field would be read
+/// before it (and could replace a signed id in `Verified`), so that order is refused when the
+/// scheme is built.
+#[test]
+fn a_header_listed_after_a_body_field_is_refused() {
+    for builder in [
+        Hmac::sha256("x-signature").delivery_id([Field::json("/id"), Field::header("x-id")]),
+        Hmac::sha256("x-signature").event_type([Field::form("type"), Field::header("x-type")]),
+    ] {
+        let refused = builder.secret(SECRET).build();
+        assert!(
+            matches!(&refused, Err(ConfigError::InvalidScheme { reason }) if reason.contains("before the body fields")),
+            "{refused:?}"
+        );
+    }
+    // Headers first is the order the head and the body are read in.
+    Hmac::sha256("x-signature")
+        .delivery_id([Field::header("x-id"), Field::json("/id")])
+        .secret(SECRET)
+        .build()
+        .unwrap();
+}
+
+/// What `Verified` says of an id's signature agrees with the key the decoder builds: an id
+/// read from the signed body after an unsigned header in the list is not signed (a replay that
+/// adds the header changes it), whether or not the header is there.
+#[tokio::test]
+async fn verified_and_the_key_agree_on_whether_the_id_is_signed() {
+    let builder = || {
+        Hmac::sha256("x-signature")
+            .delivery_id([Field::header("x-id"), Field::json("/id")])
+            .secret(SECRET)
+    };
+    let scheme = builder().build().unwrap();
+    let service = ServiceBuilder::new()
+        .layer(generic::layer(builder()).unwrap())
+        .service(service_fn(|request: Request<Full<Bytes>>| {
+            let verified = request
+                .extensions()
+                .get::<tower_webhook::Verified<generic::Event>>()
+                .unwrap();
+            let seen = format!(
+                "{:?} {} {}",
+                verified.delivery_id(),
+                verified.is_delivery_id_signed(),
+                tower_webhook::WebhookEvent::idempotency_key(verified.event()).unwrap()
+            );
+            async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen)))) }
+        }));
+    let body = Bytes::from_static(br#"{"id":"evt_1"}"#);
+    for header in [None, Some("forged")] {
+        let mut request = scheme.signed_request(body.clone(), None, &HeaderMap::new());
+        if let Some(value) = header {
+            request
+                .headers_mut()
+                .insert("x-id", HeaderValue::from_static(value));
+        }
+        let response = service.clone().oneshot(request).await.unwrap();
+        let seen = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let seen = String::from_utf8_lossy(&seen);
+        let id = header.unwrap_or("evt_1");
+        assert!(
+            seen.starts_with(&format!(r#"Some("{id}") false ["sha256""#)),
+            "{header:?}: {seen}"
+        );
+    }
+}

@@ -461,6 +461,22 @@ fn an_outage_is_logged() {
     let back = events_saying(&seen, "the webhook queue answers again");
     assert_eq!(field(back[0], "level"), Some("INFO"));
 
+    // Each delivery the worker processed had its span.
+    let deliveries: Vec<_> = seen
+        .spans
+        .iter()
+        .filter(|(name, _)| name == "webhook_delivery")
+        .map(|(_, fields)| fields)
+        .collect();
+    assert_eq!(deliveries.len(), 2, "{seen:?}");
+    for fields in deliveries {
+        assert_eq!(field(fields, "provider"), Some("videonest"));
+        assert_eq!(field(fields, "event_type"), Some("video.processed"));
+        assert_eq!(field(fields, "attempt"), Some("1"));
+        assert!(field(fields, "key").unwrap().starts_with("videonest:"));
+        assert!(!field(fields, "message_id").unwrap().is_empty());
+    }
+
     let text = seen.text();
     for secret in [SECRET, MARKER] {
         assert!(
@@ -478,4 +494,87 @@ async fn until(mut check: impl FnMut() -> bool) {
         assert!(std::time::Instant::now() < deadline, "not reached in 30 s");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A stored delivery that does not decode (its event type changed shape between deploys) is
+/// logged and dead-lettered with where and what kind of error, never with serde's message,
+/// which quotes the payload's values.
+#[cfg(feature = "queue")]
+#[test]
+fn a_stored_delivery_that_does_not_decode_is_not_quoted_in_the_log() {
+    use std::time::Duration;
+    use tower_webhook::{
+        Verified, WebhookEvent,
+        queue::{Delivery, MemoryQueue, Queue, Worker},
+    };
+
+    /// The event type of this deploy; the previous one stored `amount` as a string.
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    struct Order {
+        amount: u64,
+    }
+
+    impl WebhookEvent for Order {
+        fn event_type(&self) -> &str {
+            "order"
+        }
+
+        fn id(&self) -> Option<&str> {
+            None
+        }
+    }
+
+    const MARKER: &str = "PAYLOAD-MARKER-77d1";
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recorder = Recorder::default();
+    let seen = Arc::clone(&recorder.seen);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let queue = MemoryQueue::new(10);
+    tracing::subscriber::with_default(recorder, || {
+        tracing::callsite::rebuild_interest_cache();
+        runtime.block_on(async {
+            let stored = Verified::new(serde_json::json!({ "amount": MARKER }), "{}");
+            let payload = serde_json::json!({ "v": 1, "verified": stored, "key": null });
+            queue
+                .push(Bytes::from(serde_json::to_vec(&payload).unwrap()))
+                .await
+                .unwrap();
+            let service = service_fn(|_: Delivery<Order>| async { Ok::<_, String>(()) });
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let worker = tokio::spawn(Worker::new(queue.clone(), service).run(async {
+                stopped.await.ok();
+            }));
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while queue.dead_letters().is_empty() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stop.send(()).unwrap();
+            worker.await.unwrap().unwrap();
+        });
+    });
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].error.contains("not a delivery of this event type"),
+        "{}",
+        dead[0].error
+    );
+    assert!(!dead[0].error.contains(MARKER), "{}", dead[0].error);
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    let unreadable = events_saying(
+        &seen,
+        "a stored webhook delivery cannot be read; dead-lettering it",
+    );
+    assert_eq!(unreadable.len(), 1, "{seen:?}");
+    assert_eq!(field(unreadable[0], "level"), Some("ERROR"));
+    let text = seen.text();
+    assert!(
+        !text.contains(MARKER),
+        "the payload reached the logs: {text}"
+    );
 }

@@ -67,8 +67,8 @@ where
         #[pin]
         settle: St::SettleFuture,
         output: Option<Result<S::Response, S::Error>>,
-        /// The settled claim, disarmed, and whether the handler succeeded: a release that
-        /// fails is handed to [`Store::abandon`].
+        /// The claim being settled, and whether the handler succeeded: a release that fails,
+        /// or whose future is dropped, is handed to [`Store::abandon`].
         settled: Option<(Guard<St>, bool)>,
     },
     /// Answered by the layer itself.
@@ -97,10 +97,13 @@ struct Guard<St: Store> {
 }
 
 impl<St: Store> Guard<St> {
-    /// Completes (after a 2xx) or releases (otherwise) the claim; the guard is disarmed.
+    /// Completes (after a 2xx) or releases (otherwise) the claim. A completion disarms the
+    /// guard (the event was processed: if it never lands, the claim runs out with its lease);
+    /// a release keeps it armed until the store has answered, so that a future dropped
+    /// meanwhile still hands the claim back.
     fn settle(&mut self, success: bool) -> St::SettleFuture {
-        self.armed = false;
         if success {
+            self.armed = false;
             self.store.complete(&self.key, &self.token, self.retention)
         } else {
             self.store.release(&self.key, &self.token)
@@ -247,7 +250,10 @@ where
                         Ok(Claim::Acquired) => Some(guard),
                         Err(err) => {
                             // The claim may still land (a stalled store runs it later): hand
-                            // it back, so that the provider's next retry finds the key free.
+                            // it back, so that the provider's next retry finds the key free. A
+                            // record of an unknown format is never taken for free, even failing
+                            // open: it may say "done".
+                            let fail_open = fail_open && !matches!(err, StoreError::UnknownFormat);
                             claim_failed(&guard.key, &err, fail_open);
                             guard.abandon();
                             if !fail_open {
@@ -299,7 +305,10 @@ where
                     // outer layers to log.
                     let result = ready!(settle.poll(cx));
                     let mut output = output.take().expect(POLLED_AFTER_COMPLETION);
-                    let (guard, success) = settled.take().expect(POLLED_AFTER_COMPLETION);
+                    let (mut guard, success) = settled.take().expect(POLLED_AFTER_COMPLETION);
+                    if result.is_ok() {
+                        guard.armed = false;
+                    }
                     if let Err(err) = result {
                         if success {
                             log_warn!(

@@ -19,7 +19,7 @@
 //! | delivery id | event type | key |
 //! | --- | --- | --- |
 //! | signed | signed | `["<type>","<id>"]` (Stripe, Standard Webhooks, Svix, Slack) |
-//! | signed | not signed | `[null,"<id>"]`: the type is left out |
+//! | signed | not signed | `[null,"<id>"]`: the type is left out (so the id must be unique per event, as providers' message ids are) |
 //! | not signed, or absent | any | `["sha256","<hex>"]`, the SHA-256 of the signed body ([`Event::body_sha256`]): GitHub, Shopify |
 //!
 //! GitHub signs neither `X-GitHub-Event` nor `X-GitHub-Delivery`, Shopify neither

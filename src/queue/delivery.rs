@@ -67,7 +67,9 @@ pub enum PayloadError {
         supported: u32,
     },
     /// It is not a delivery of this event type: something else stored it, or the event type
-    /// changed in a way its stored form does not follow.
+    /// changed in a way its stored form does not follow. The message says where and what kind
+    /// of error, never what the payload holds (serde's own message, which may quote the
+    /// payload's values, is the [`source`](std::error::Error::source)).
     Decode(serde_json::Error),
 }
 
@@ -79,7 +81,20 @@ impl fmt::Display for PayloadError {
                 "the stored delivery is in format {found}, which this version does not read \
                  (it reads formats up to {supported}): a later version stored it"
             ),
-            Self::Decode(err) => write!(f, "the stored delivery does not decode: {err}"),
+            Self::Decode(err) => {
+                let kind = match err.classify() {
+                    serde_json::error::Category::Io => "a read error",
+                    serde_json::error::Category::Syntax => "not JSON",
+                    serde_json::error::Category::Data => "not a delivery of this event type",
+                    serde_json::error::Category::Eof => "cut short",
+                };
+                write!(
+                    f,
+                    "the stored delivery does not decode: {kind}, at line {} column {}",
+                    err.line(),
+                    err.column()
+                )
+            }
         }
     }
 }

@@ -106,6 +106,10 @@ impl<E: WebhookEvent + Send + Sync + 'static, Q, R> Enqueue<E, Q, R> {
     /// Keys are remembered for [`DEFAULT_RETENTION`] unless set with
     /// [`retention`](Self::retention). Events without a key are stored every time.
     ///
+    /// Behind a [`DedupeLayer`](crate::dedupe::DedupeLayer), the layer's key and retention
+    /// decide instead (see [Deduplication](#deduplication)): this key function, namespace and
+    /// retention are not used.
+    ///
     /// ```
     /// use axum::{Router, body::Body, routing::post_service};
     /// use http::StatusCode;

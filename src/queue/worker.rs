@@ -219,7 +219,7 @@ where
     /// queue, and delivered again after the visibility timeout.
     ///
     /// With the `tracing` feature, each delivery is processed inside a `webhook_delivery` span
-    /// (`provider`, `event_type`, `delivery_id`, `key`, `message`, `attempt`), so the service's
+    /// (`provider`, `event_type`, `delivery_id`, `key`, `message_id`, `attempt`), so the service's
     /// own events carry them; failures are events in it: a failed attempt and a dead letter at
     /// `warn`, a delivery that does not decode and a settlement that could not be stored at
     /// `error`. A queue that cannot be read is a `warn` event when it starts failing and an
@@ -338,9 +338,10 @@ impl<Q: Queue> Settings<Q> {
         let delivery = match Delivery::<E>::from_message(&message) {
             Ok(delivery) => delivery,
             Err(err) => {
-                let error = format!("the stored delivery cannot be read: {err}");
+                // The error's message says where, never what the payload holds.
+                let error = err.to_string();
                 log_error!(
-                    message = %message.id,
+                    message_id = %message.id,
                     attempt = message.attempt,
                     error = %error,
                     "a stored webhook delivery cannot be read; dead-lettering it"
@@ -353,18 +354,20 @@ impl<Q: Queue> Settings<Q> {
         let span = DeliverySpan::new(&delivery);
         let outcome = span
             .instrument(async {
-                let failure: Option<String> =
-                    match std::future::poll_fn(|cx| service.poll_ready(cx)).await {
-                        // A panic in the service is an error of this attempt (retried, then
-                        // dead-lettered), not a lost settlement. The call stays in this task:
-                        // when the drain timeout stops the task, the call stops with it.
-                        Ok(()) => match CatchUnwind(service.call(delivery)).await {
-                            Ok(Ok(_)) => None,
-                            Ok(Err(err)) => Some(err.to_string()),
-                            Err(Panicked) => Some("the service panicked".to_owned()),
-                        },
-                        Err(err) => Some(err.to_string()),
-                    };
+                let attempt = async {
+                    std::future::poll_fn(|cx| service.poll_ready(cx))
+                        .await
+                        .map_err(|err| err.to_string())?;
+                    service.call(delivery).await.map_err(|err| err.to_string())
+                };
+                // A panic in the service (in `poll_ready`, `call` or its future) is an error of
+                // this attempt (retried, then dead-lettered), not a lost settlement. The call
+                // stays in this task: when the drain timeout stops the task, it stops with it.
+                let failure: Option<String> = match CatchUnwind(attempt).await {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(Panicked) => Some("the service panicked".to_owned()),
+                };
                 match failure {
                     None => Outcome::Ack,
                     Some(error) if message.attempt >= self.max_attempts => {
@@ -393,7 +396,7 @@ impl<Q: Queue> Settings<Q> {
     async fn settle(&self, message: &Message, pulled: Instant, outcome: &Outcome) {
         if let Outcome::DeadLetter(_error) = outcome {
             log_warn!(
-                message = %message.id,
+                message_id = %message.id,
                 attempts = message.attempt,
                 error = %_error,
                 "webhook delivery dead-lettered"
@@ -415,7 +418,7 @@ impl<Q: Queue> Settings<Q> {
             failures += 1;
             if pulled.elapsed() + pause >= self.visibility {
                 log_error!(
-                    message = %message.id,
+                    message_id = %message.id,
                     settlement = outcome.name(),
                     tries = failures,
                     error = %crate::log::ErrorChain(&_err),
@@ -426,7 +429,7 @@ impl<Q: Queue> Settings<Q> {
             }
             if failures == 1 {
                 log_warn!(
-                    message = %message.id,
+                    message_id = %message.id,
                     settlement = outcome.name(),
                     error = %crate::log::ErrorChain(&_err),
                     "could not settle a webhook delivery; trying again"
@@ -495,7 +498,7 @@ impl DeliverySpan {
                 event_type = delivery.event_type(),
                 delivery_id = delivery.delivery_id().or_else(|| delivery.event().id()),
                 key = delivery.key(),
-                message = %delivery.id(),
+                message_id = %delivery.id(),
                 attempt = delivery.attempt(),
             ),
         }

@@ -761,15 +761,19 @@ impl Hmac {
         aliased: bool,
         signed: &Few<HeaderValue, 2>,
     ) -> Option<(HeaderValue, bool)> {
+        // Signed only if every header listed before it is signed too: whoever replays the
+        // request could add one of those, or take it away (as `Metadata::read_signed` judges).
+        let mut all_signed = true;
         fields.iter().find_map(|field| match field {
             Field::Header(name) => {
-                match self.metadata.signed_headers.iter().position(|n| n == name) {
-                    Some(index) => signed.get(index).cloned().map(|value| (value, true)),
-                    None => head
-                        .get(self.named(name, aliased))
-                        .cloned()
-                        .map(|value| (value, false)),
-                }
+                let value = match self.metadata.signed_headers.iter().position(|n| n == name) {
+                    Some(index) => signed.get(index).cloned(),
+                    None => {
+                        all_signed = false;
+                        head.get(self.named(name, aliased)).cloned()
+                    }
+                };
+                value.map(|value| (value, all_signed))
             }
             Field::Json(_) | Field::Form(_) => None,
         })
@@ -1036,17 +1040,21 @@ impl Scheme for Hmac {
             return;
         }
         let json = serde_json::from_slice::<Value>(signed).ok();
+        // No header of the lists was there (they come first: `HmacBuilder::build` sees to it),
+        // so a body field is what is found, signed only if every header listed before it is.
+        let none = HeaderMap::new();
+        let read = |fields| {
+            let (value, all_signed) =
+                self.metadata
+                    .read_signed(fields, &none, json.as_ref(), signed);
+            let signed = value.is_some() && all_signed;
+            (value, signed)
+        };
         if missing_id {
-            delivery.id = self
-                .metadata
-                .read(&self.metadata.id, None, json.as_ref(), signed);
-            delivery.id_signed = delivery.id.is_some();
+            (delivery.id, delivery.id_signed) = read(&self.metadata.id);
         }
         if missing_type {
-            delivery.event_type =
-                self.metadata
-                    .read(&self.metadata.event_type, None, json.as_ref(), signed);
-            delivery.event_type_signed = delivery.event_type.is_some();
+            (delivery.event_type, delivery.event_type_signed) = read(&self.metadata.event_type);
         }
     }
 }
@@ -1156,14 +1164,16 @@ impl HmacBuilder {
     }
 
     /// Where the event type is read from, the first found of `fields`; recorded in
-    /// [`Verified::event_type`](crate::Verified::event_type).
+    /// [`Verified::event_type`](crate::Verified::event_type). Headers are listed before body
+    /// fields (the head is read first; [`build`](Self::build) refuses another order).
     pub fn event_type(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
         self.metadata.event_type = fields.into_iter().collect();
         self
     }
 
     /// Where the delivery id is read from, the first found of `fields`; recorded in
-    /// [`Verified::delivery_id`](crate::Verified::delivery_id).
+    /// [`Verified::delivery_id`](crate::Verified::delivery_id). Headers are listed before body
+    /// fields (the head is read first; [`build`](Self::build) refuses another order).
     pub fn delivery_id(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
         self.metadata.id = fields.into_iter().collect();
         self
@@ -1225,7 +1235,8 @@ impl HmacBuilder {
     /// [`ConfigError::InvalidPrefix`], or [`ConfigError::InvalidScheme`] (no body part, or one
     /// that is not last; a timestamp part with no timestamp header, or a timestamp header that
     /// is not signed; a pairs grammar without its timestamp source; grammar keys that cannot be
-    /// written in a header).
+    /// written in a header; a header field of `event_type` or `delivery_id` listed after a body
+    /// field).
     pub fn build(self) -> Result<Hmac, ConfigError> {
         let header = HeaderName::from_bytes(self.header.as_bytes()).map_err(|_| {
             ConfigError::InvalidHeaderName {
@@ -1308,6 +1319,21 @@ impl HmacBuilder {
         if header_timestamp && !signs_timestamp {
             // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
             return invalid("a timestamp header must be signed: add Part::Timestamp");
+        }
+        for fields in [&self.metadata.event_type, &self.metadata.id] {
+            let first_body = fields
+                .iter()
+                .position(|field| !matches!(field, Field::Header(_)));
+            if first_body.is_some_and(|first| {
+                fields[first..]
+                    .iter()
+                    .any(|field| matches!(field, Field::Header(_)))
+            }) {
+                // The head is read before the body: such a header would be read first.
+                return invalid(
+                    "list the header fields of event_type and delivery_id before the body fields",
+                );
+            }
         }
         if self.secrets.is_empty() {
             return Err(ConfigError::NoSecret);

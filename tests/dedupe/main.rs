@@ -212,3 +212,58 @@ async fn without_the_verifying_layer_it_is_a_500_that_says_so() {
         response.text
     );
 }
+
+/// The in-memory store, except that a release never answers (as a release waiting for a
+/// reconnection): it counts the claims handed back with `abandon`.
+#[derive(Clone, Default)]
+struct ReleaseNeverAnswers {
+    inner: MemoryStore,
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Store for ReleaseNeverAnswers {
+    type ClaimFuture = <MemoryStore as Store>::ClaimFuture;
+    type SettleFuture =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
+
+    fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
+        self.inner.claim(key, token, lease)
+    }
+
+    fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture {
+        Box::pin(self.inner.complete(key, token, retention))
+    }
+
+    fn release(&self, _key: &str, _token: &Token) -> Self::SettleFuture {
+        Box::pin(std::future::pending())
+    }
+
+    fn abandon(&self, key: &str, token: &Token) {
+        self.abandoned
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.abandon(key, token);
+    }
+}
+
+/// A failed delivery whose future is dropped while its release is under way (an outer timeout,
+/// a client gone) still hands its claim back: the provider's retry is processed, not refused as
+/// in flight for the lease.
+#[tokio::test]
+async fn a_future_dropped_while_releasing_hands_the_claim_back() {
+    let store = ReleaseNeverAnswers::default();
+    let harness = Harness::new(DedupeLayer::<videonest::Event, _>::new(store.clone()));
+    let body = vn_event("vid_dropped");
+    harness.fail(true);
+    let request = videonest::signed_request(crate::common::SECRET, body.clone()).unwrap();
+    let first = tokio::time::timeout(
+        Duration::from_millis(100),
+        tower::ServiceExt::oneshot(harness.service(), request),
+    )
+    .await;
+    assert!(first.is_err(), "dropped while the release was pending");
+    assert_eq!(store.abandoned.load(std::sync::atomic::Ordering::SeqCst), 1);
+    harness.fail(false);
+    let retry = harness.send(&body).await;
+    assert_eq!((retry.status, retry.duplicate), (StatusCode::OK, false));
+    assert_eq!(harness.calls(), 2);
+}

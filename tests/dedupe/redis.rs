@@ -548,3 +548,89 @@ async fn redis_records_of_0_1_are_read_and_unknown_formats_refused() {
     assert_eq!(harness.calls(), 0);
     redis.clean_up().await;
 }
+
+/// With `fail_open`, a record of an unknown format is still never taken for free (it may say
+/// "done", after a rollback): 503, and the handler does not run.
+#[tokio::test]
+async fn redis_fail_open_does_not_take_an_unknown_record_for_free() {
+    let Some(redis) = Redis::get("unknown-fail-open").await else {
+        return;
+    };
+    let store = redis.store().await;
+    let harness = Harness::new(
+        DedupeLayer::<videonest::Event, _>::with_key(store.clone(), |_| Some("x".into()))
+            .namespace("later")
+            .fail_open(),
+    );
+    let key = format!(
+        "{}{}",
+        store.key_prefix(),
+        tower_webhook::dedupe::store_key("later", "x")
+    );
+    redis::cmd("SET")
+        .arg(&key)
+        .arg("v2:done")
+        .arg("PX")
+        .arg(60_000)
+        .query_async::<()>(&mut store.connection().clone())
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let answer = harness.send(&vn_event("vid_later")).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    }
+    assert_eq!(harness.calls(), 0);
+    redis.clean_up().await;
+}
+
+/// Releases counted as under way are given back even when their task never runs (its runtime
+/// shut down before polling it): the cap on releases under way does not fill up for good.
+#[test]
+fn redis_release_tasks_dropped_unpolled_do_not_use_up_the_cap() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(server) = runtime.block_on(Server::require("release-cap")) else {
+        return;
+    };
+    let store = runtime
+        .block_on(RedisStore::connect(server.url()))
+        .unwrap()
+        .prefix("release-cap:");
+    {
+        // A runtime that shuts down with 10,000 releases spawned, none run.
+        let dying = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = dying.enter();
+        for i in 0..10_000 {
+            store.abandon(&format!("gone:{i}"), &Token::random());
+        }
+    }
+    let claim = runtime.block_on(async {
+        let token = Token::random();
+        let lease = Duration::from_secs(300);
+        assert_eq!(
+            store.claim("k", &token, lease).await.unwrap(),
+            Claim::Acquired
+        );
+        // A claim whose answer never came, handed back: released in the background.
+        store.abandon("k", &token);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let claim = store.claim("k", &Token::random(), lease).await.unwrap();
+            if claim != Claim::InFlight || Instant::now() > deadline {
+                break claim;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert_eq!(
+        claim,
+        Claim::Acquired,
+        "the release was refused: the cap leaked"
+    );
+}

@@ -87,11 +87,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Frees `key` if `token` holds it, without being awaited: called when a claim's answer
     /// never arrived (the call failed, timed out or was dropped: the claim may still land), when
-    /// a release failed, and when a request's future is dropped while its handler runs (the
-    /// client went away, the server shut down). It must not block.
+    /// a release failed or its future was dropped, and when a request's future is dropped while
+    /// its handler runs (the client went away, an outer timeout). It must not block.
     ///
     /// A remote store should keep trying in the background until the release has run *after*
-    /// the claim (on the same connection, commands run in order) or the lease would have run out.
+    /// the claim (on the same connection, commands run in order), for as long as a claim can
+    /// live. It cannot do that when the runtime itself is shutting down (a server stopped
+    /// without draining its requests): such claims free themselves when their leases run out,
+    /// which a graceful shutdown (one that lets requests finish) avoids.
     /// By default it does nothing, and the claim frees itself when its lease runs out: every
     /// repeat meanwhile is refused as in flight.
     fn abandon(&self, key: &str, token: &Token) {

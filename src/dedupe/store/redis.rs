@@ -104,7 +104,10 @@ return 0
 /// ([`Store::abandon`]): a release is sent on the same connection, behind the claim, and tried
 /// again in the background (every 100 ms, doubling up to 30 s, for up to 10 minutes) until the
 /// server has run it. So once the server answers again, the provider's next retry is processed
-/// rather than refused as in flight for a whole lease.
+/// rather than refused as in flight for a whole lease. The limits: at most 10,000 releases are
+/// under way per store (a long outage at a high rate reaches it: the claims past it free
+/// themselves with their leases, and a `warn` event says so), leases longer than 10 minutes
+/// outlive the retries, and a runtime that shuts down drops the releases it had not run.
 ///
 /// An error (the server is down, a timeout, an error reply) is [`StoreError::Unavailable`], which
 /// the layer answers 503 unless it fails open. The connection and response timeouts of
@@ -352,8 +355,10 @@ impl Store for RedisStore {
             );
             return;
         };
-        if self.releasing.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_RELEASES {
-            self.releasing.fetch_sub(1, Ordering::Relaxed);
+        // Counted now and given back when the task ends, or is dropped unpolled (its runtime
+        // shut down): the count cannot leak.
+        let releasing = Releasing::count(&self.releasing);
+        if releasing.0.load(Ordering::Relaxed) > MAX_PENDING_RELEASES {
             log_warn!(
                 key,
                 "too many claims are being released; this one frees itself when its lease runs \
@@ -365,7 +370,7 @@ impl Store for RedisStore {
         let key = key.to_owned();
         let token = token.clone();
         drop(runtime.spawn(async move {
-            let _releasing = Releasing(Arc::clone(&store.releasing));
+            let _releasing = releasing;
             let started = tokio::time::Instant::now();
             let mut pause = Duration::from_millis(100);
             loop {
@@ -397,6 +402,13 @@ impl Store for RedisStore {
 
 /// Counts a release under way; dropped when the task ends (or the runtime drops it).
 struct Releasing(Arc<AtomicUsize>);
+
+impl Releasing {
+    fn count(releasing: &Arc<AtomicUsize>) -> Self {
+        releasing.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(releasing))
+    }
+}
 
 impl Drop for Releasing {
     fn drop(&mut self) {
