@@ -110,6 +110,23 @@ async fn until(mut check: impl FnMut() -> bool) {
     panic!("not reached in 5 s");
 }
 
+/// Runs `worker` until `done` holds, then stops it and waits for it to return.
+async fn run_until<S>(worker: Worker<videonest::Event, MemoryQueue, S>, done: impl FnMut() -> bool)
+where
+    S: tower::Service<Delivery<videonest::Event>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: std::fmt::Display + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.run(async {
+        stopped.await.ok();
+    }));
+    until(done).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn acknowledged_deliveries_are_stored_then_processed() {
     let queue = MemoryQueue::new(100);
@@ -792,15 +809,10 @@ async fn a_payload_of_a_later_format_is_dead_lettered_with_a_clear_error() {
         .await
         .unwrap();
     let seen = Seen::default();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(
-        fast(Worker::new(queue.clone(), recorder(&seen, 0))).run(async {
-            stopped.await.ok();
-        }),
-    );
-    until(|| queue.is_empty()).await;
-    stop.send(()).unwrap();
-    worker.await.unwrap().unwrap();
+    run_until(fast(Worker::new(queue.clone(), recorder(&seen, 0))), || {
+        queue.is_empty()
+    })
+    .await;
     assert_eq!(*seen.lock().unwrap(), [("vid_fixture".into(), 1)]);
     let dead = queue.dead_letters();
     assert_eq!(dead.len(), 2, "{dead:?}");
@@ -841,18 +853,10 @@ async fn a_panic_in_call_is_retried_then_dead_lettered() {
             std::future::ready(Ok(()))
         },
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(
-        fast(Worker::new(queue.clone(), service))
-            .max_attempts(2)
-            .visibility_timeout(Duration::from_secs(60))
-            .run(async {
-                stopped.await.ok();
-            }),
-    );
-    until(|| !queue.dead_letters().is_empty()).await;
-    stop.send(()).unwrap();
-    worker.await.unwrap().unwrap();
+    let worker = fast(Worker::new(queue.clone(), service))
+        .max_attempts(2)
+        .visibility_timeout(Duration::from_secs(60));
+    run_until(worker, || !queue.dead_letters().is_empty()).await;
     let dead: Vec<_> = queue
         .dead_letters()
         .into_iter()
