@@ -111,6 +111,31 @@ thread_local! {
 /// and scoped subscribers made and dropped on parallel test threads can race that cache.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// Runs `test` on a current-thread runtime (timers and I/O on, so everything it spawns runs
+/// under the recorder too) with the recorder as the default subscriber, one recorder at a time.
+/// `test` gets what the recorder has seen so far, to wait on; returns `test`'s output and
+/// everything the recorder saw.
+#[cfg(feature = "queue")]
+fn recorded<T, F: std::future::Future<Output = T>>(
+    test: impl FnOnce(Arc<Mutex<Seen>>) -> F,
+) -> (T, Seen) {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let recorder = Recorder::default();
+    let seen = Arc::clone(&recorder.seen);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let output = tracing::subscriber::with_default(recorder, || {
+        tracing::callsite::rebuild_interest_cache();
+        runtime.block_on(test(Arc::clone(&seen)))
+    });
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
+    (output, seen)
+}
+
 /// The handler: 200 `ok`.
 type Handler = fn(
     Request<Full<Bytes>>,
@@ -325,112 +350,97 @@ fn an_outage_is_logged() {
     };
 
     const MARKER: &str = "PAYLOAD-MARKER-0a7e";
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let recorder = Recorder::default();
-    let seen = Arc::clone(&recorder.seen);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let event = |id: &str| {
         format!(
             r#"{{"event":"video.processed","timestamp":"t","data":{{"id":"{id}","title":"{MARKER}"}}}}"#
         )
     };
-    let ran = tracing::subscriber::with_default(recorder, || {
-        tracing::callsite::rebuild_interest_cache();
-        runtime.block_on(async {
-            let Some(mut server) = common::redis::Server::require("an-outage-is-logged").await
-            else {
-                return false;
-            };
-            let store = RedisStore::connect(server.url()).await.unwrap();
-            let queue = RedisQueue::connect(server.url())
+    let (ran, seen) = recorded(|seen| async move {
+        let Some(mut server) = common::redis::Server::require("an-outage-is-logged").await else {
+            return false;
+        };
+        let store = RedisStore::connect(server.url()).await.unwrap();
+        let queue = RedisQueue::connect(server.url())
+            .await
+            .unwrap()
+            .stream("logged");
+        type Http = tower::util::BoxCloneSyncService<
+            Request<Full<Bytes>>,
+            Response<Full<Bytes>>,
+            std::convert::Infallible,
+        >;
+        let deduplicated = Http::new(
+            ServiceBuilder::new()
+                .layer(videonest::layer([SECRET]).unwrap())
+                .layer(DedupeLayer::<videonest::Event, _>::new(store))
+                .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+        );
+        let enqueued = Http::new(
+            ServiceBuilder::new()
+                .layer(videonest::layer([SECRET]).unwrap())
+                .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
+        );
+        let processed = Arc::new(AtomicU64::new(0));
+        let handler = {
+            let processed = Arc::clone(&processed);
+            service_fn(move |_: Delivery<videonest::Event>| {
+                processed.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Ok::<_, String>(()))
+            })
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(Worker::new(queue.clone(), handler).run(async {
+            stopped.await.ok();
+        }));
+        let post = |service: &Http, body: String| {
+            let request = videonest::signed_request(SECRET, body).unwrap();
+            service.clone().oneshot(request)
+        };
+
+        assert_eq!(
+            post(&deduplicated, event("vid_before"))
                 .await
                 .unwrap()
-                .stream("logged");
-            type Http = tower::util::BoxCloneSyncService<
-                Request<Full<Bytes>>,
-                Response<Full<Bytes>>,
-                std::convert::Infallible,
-            >;
-            let deduplicated = Http::new(
-                ServiceBuilder::new()
-                    .layer(videonest::layer([SECRET]).unwrap())
-                    .layer(DedupeLayer::<videonest::Event, _>::new(store))
-                    .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
-            );
-            let enqueued = Http::new(
-                ServiceBuilder::new()
-                    .layer(videonest::layer([SECRET]).unwrap())
-                    .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
-            );
-            let processed = Arc::new(AtomicU64::new(0));
-            let handler = {
-                let processed = Arc::clone(&processed);
-                service_fn(move |_: Delivery<videonest::Event>| {
-                    processed.fetch_add(1, Ordering::SeqCst);
-                    std::future::ready(Ok::<_, String>(()))
-                })
-            };
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let worker = tokio::spawn(Worker::new(queue.clone(), handler).run(async {
-                stopped.await.ok();
-            }));
-            let post = |service: &Http, body: String| {
-                let request = videonest::signed_request(SECRET, body).unwrap();
-                service.clone().oneshot(request)
-            };
+                .status(),
+            200
+        );
+        until(|| processed.load(Ordering::SeqCst) == 1).await;
 
-            assert_eq!(
-                post(&deduplicated, event("vid_before"))
-                    .await
-                    .unwrap()
-                    .status(),
-                200
-            );
-            until(|| processed.load(Ordering::SeqCst) == 1).await;
-
-            server.stop().await;
-            for body in [event("vid_during"), event("vid_before")] {
-                let answer = post(&deduplicated, body).await.unwrap();
-                assert_eq!(answer.status(), 503);
-            }
-            let answer = post(&enqueued, event("vid_queued")).await.unwrap();
+        server.stop().await;
+        for body in [event("vid_during"), event("vid_before")] {
+            let answer = post(&deduplicated, body).await.unwrap();
             assert_eq!(answer.status(), 503);
-            let failed_reads = || {
-                events_saying(
-                    &seen.lock().unwrap(),
-                    "cannot read the webhook queue; trying again every second",
-                )
-                .len()
-            };
-            until(|| failed_reads() == 1).await;
+        }
+        let answer = post(&enqueued, event("vid_queued")).await.unwrap();
+        assert_eq!(answer.status(), 503);
+        let failed_reads = || {
+            events_saying(
+                &seen.lock().unwrap(),
+                "cannot read the webhook queue; trying again every second",
+            )
+            .len()
+        };
+        until(|| failed_reads() == 1).await;
 
-            server.restart().await;
-            let recovered = || {
-                !events_saying(&seen.lock().unwrap(), "the webhook queue answers again").is_empty()
-            };
-            until(recovered).await;
-            assert_eq!(
-                post(&deduplicated, event("vid_during"))
-                    .await
-                    .unwrap()
-                    .status(),
-                200
-            );
-            until(|| processed.load(Ordering::SeqCst) == 2).await;
-            stop.send(()).unwrap();
-            worker.await.unwrap().unwrap();
-            true
-        })
+        server.restart().await;
+        let recovered =
+            || !events_saying(&seen.lock().unwrap(), "the webhook queue answers again").is_empty();
+        until(recovered).await;
+        assert_eq!(
+            post(&deduplicated, event("vid_during"))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        until(|| processed.load(Ordering::SeqCst) == 2).await;
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
+        true
     });
     if !ran {
         return;
     }
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
 
     let store_down = events_saying(&seen, "deduplication store unavailable");
     assert_eq!(store_down.len(), 2, "one per refused delivery: {seen:?}");
@@ -525,37 +535,25 @@ fn a_stored_delivery_that_does_not_decode_is_not_quoted_in_the_log() {
     }
 
     const MARKER: &str = "PAYLOAD-MARKER-77d1";
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let recorder = Recorder::default();
-    let seen = Arc::clone(&recorder.seen);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let queue = MemoryQueue::new(10);
-    tracing::subscriber::with_default(recorder, || {
-        tracing::callsite::rebuild_interest_cache();
-        runtime.block_on(async {
-            let stored = Verified::new(serde_json::json!({ "amount": MARKER }), "{}");
-            let payload = serde_json::json!({ "v": 1, "verified": stored, "key": null });
-            queue
-                .push(Bytes::from(serde_json::to_vec(&payload).unwrap()))
-                .await
-                .unwrap();
-            let service = service_fn(|_: Delivery<Order>| async { Ok::<_, String>(()) });
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let worker = tokio::spawn(Worker::new(queue.clone(), service).run(async {
-                stopped.await.ok();
-            }));
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while queue.dead_letters().is_empty() && std::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            stop.send(()).unwrap();
-            worker.await.unwrap().unwrap();
-        });
+    let ((), seen) = recorded(|_| async {
+        let stored = Verified::new(serde_json::json!({ "amount": MARKER }), "{}");
+        let payload = serde_json::json!({ "v": 1, "verified": stored, "key": null });
+        queue
+            .push(Bytes::from(serde_json::to_vec(&payload).unwrap()))
+            .await
+            .unwrap();
+        let service = service_fn(|_: Delivery<Order>| async { Ok::<_, String>(()) });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = tokio::spawn(Worker::new(queue.clone(), service).run(async {
+            stopped.await.ok();
+        }));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while queue.dead_letters().is_empty() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(()).unwrap();
+        worker.await.unwrap().unwrap();
     });
     let dead = queue.dead_letters();
     assert_eq!(dead.len(), 1);
@@ -565,7 +563,6 @@ fn a_stored_delivery_that_does_not_decode_is_not_quoted_in_the_log() {
         dead[0].error
     );
     assert!(!dead[0].error.contains(MARKER), "{}", dead[0].error);
-    let seen = std::mem::take(&mut *seen.lock().unwrap());
     let unreadable = events_saying(
         &seen,
         "a stored webhook delivery cannot be read; dead-lettering it",
