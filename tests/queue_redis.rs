@@ -1049,14 +1049,7 @@ async fn what_0_1_kept_in_redis_is_still_read() {
         ("old-claim", text(&fixture["records"]["claim"])),
         ("later", "v9:whatever a later version keeps".to_owned()),
     ] {
-        redis::cmd("SET")
-            .arg(format!("{prefix}{key}"))
-            .arg(value)
-            .arg("PX")
-            .arg(60_000)
-            .query_async::<()>(&mut connection)
-            .await
-            .unwrap();
+        common::redis::set_for_a_minute(&mut connection, &format!("{prefix}{key}"), &value).await;
     }
     let push = |key: &'static str| {
         let once = once.clone();

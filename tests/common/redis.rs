@@ -328,3 +328,20 @@ impl Monitor {
         }
     }
 }
+
+/// Writes `value` at `key` for a minute, as a record of another version would be.
+#[cfg(feature = "redis")]
+pub(crate) async fn set_for_a_minute(
+    connection: &mut redis::aio::ConnectionManager,
+    key: &str,
+    value: &str,
+) {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .arg("PX")
+        .arg(60_000)
+        .query_async::<()>(connection)
+        .await
+        .unwrap();
+}

@@ -508,14 +508,8 @@ async fn redis_records_of_0_1_are_read_and_unknown_formats_refused() {
     let fixture = crate::common::fixture("redis-0.1.json");
     let mut connection = store.connection().clone();
     let mut write = async |key: &str, value: &str| {
-        redis::cmd("SET")
-            .arg(format!("{}{key}", store.key_prefix()))
-            .arg(value)
-            .arg("PX")
-            .arg(60_000)
-            .query_async::<()>(&mut connection)
-            .await
-            .unwrap();
+        let key = format!("{}{key}", store.key_prefix());
+        crate::common::redis::set_for_a_minute(&mut connection, &key, value).await;
     };
     write("old:done", fixture["records"]["done"].as_str().unwrap()).await;
     write("old:claim", fixture["records"]["claim"].as_str().unwrap()).await;
@@ -567,14 +561,7 @@ async fn redis_fail_open_does_not_take_an_unknown_record_for_free() {
         store.key_prefix(),
         tower_webhook::dedupe::store_key("later", "x")
     );
-    redis::cmd("SET")
-        .arg(&key)
-        .arg("v2:done")
-        .arg("PX")
-        .arg(60_000)
-        .query_async::<()>(&mut store.connection().clone())
-        .await
-        .unwrap();
+    crate::common::redis::set_for_a_minute(&mut store.connection().clone(), &key, "v2:done").await;
     for _ in 0..2 {
         let answer = harness.send(&vn_event("vid_later")).await;
         assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
