@@ -65,10 +65,12 @@ fn write_request(path: &str) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     std::fs::write(path, &body).map_err(|e| format!("{path}: {e}"))?;
-    let signature = scheme.sign(body.as_bytes());
+    let signed = scheme.sign(body.as_bytes(), None, &http::HeaderMap::new());
     println!(
         "{}",
-        signature.to_str().expect("hex is a valid header string")
+        signed[scheme.header()]
+            .to_str()
+            .expect("hex is a valid header string")
     );
     Ok(())
 }

@@ -32,7 +32,9 @@ async fn handle(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, 
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let layer = videoaiditor::layer(["demo_videoaiditor_secret"])?;
     let body = r#"{"event":"render.completed","data":{"_id":"render-1","status":"completed"}}"#;
-    let good = layer.scheme().sign(body.as_bytes());
+    let good = videoaiditor::headers("demo_videoaiditor_secret", body.as_bytes())?
+        [videoaiditor::SIGNATURE_HEADER]
+        .clone();
     let service = ServiceBuilder::new().layer(layer).service_fn(handle);
 
     let requests = [

@@ -5,9 +5,9 @@ use std::fmt;
 /// A configuration mistake, reported when a scheme is built (never per request).
 ///
 /// ```
-/// use tower_webhook::{ConfigError, scheme::HmacSha256};
+/// use tower_webhook::{ConfigError, scheme::Hmac};
 ///
-/// let err = HmacSha256::builder("x-signature").secret("").build().unwrap_err();
+/// let err = Hmac::sha256("x-signature").secret("").build().unwrap_err();
 /// assert_eq!(err, ConfigError::EmptySecret { index: 0 });
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use http::request::Parts;
-//! use tower_webhook::{DecodeError, VerifyWebhookLayer, decode::Decode, scheme::HmacSha256};
+//! use tower_webhook::{DecodeError, VerifyWebhookLayer, decode::Decode, scheme::Hmac};
 //!
 //! /// The event type from a header, the body kept as bytes.
 //! struct FromHeader;
@@ -23,7 +23,7 @@
 //!     }
 //! }
 //!
-//! let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+//! let scheme = Hmac::sha256("x-signature").secret("s3cret").build()?;
 //! let layer = VerifyWebhookLayer::new(scheme).decode_with(FromHeader);
 //! # let _ = layer;
 //! # Ok::<_, tower_webhook::ConfigError>(())

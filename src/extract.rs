@@ -40,14 +40,14 @@ impl IntoResponse for MissingVerified {
 ///
 /// ```
 /// use axum::{Router, routing::post};
-/// use tower_webhook::{Verified, VerifyWebhookLayer, scheme::HmacSha256};
+/// use tower_webhook::{Verified, VerifyWebhookLayer, scheme::Hmac};
 ///
 /// async fn handler(verified: Verified<serde_json::Value>) -> &'static str {
 ///     println!("{}", verified["event"]);
 ///     "ok"
 /// }
 ///
-/// let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+/// let scheme = Hmac::sha256("x-signature").secret("s3cret").build()?;
 /// let layer = VerifyWebhookLayer::new(scheme).event::<serde_json::Value>();
 /// let app: Router = Router::new().route("/webhook", post(handler).route_layer(layer));
 /// # Ok::<_, tower_webhook::ConfigError>(())

@@ -10,7 +10,7 @@
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_webhook::{Verified, VerifyWebhookLayer, scheme::HmacSha256};
+//! use tower_webhook::{Verified, VerifyWebhookLayer, scheme::Hmac};
 //!
 //! #[derive(Clone, serde::Deserialize)]
 //! struct Event {
@@ -19,8 +19,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
-//! let signature = scheme.sign(br#"{"event":"render.completed"}"#);
+//! let scheme = Hmac::sha256("x-signature").secret("s3cret").build()?;
+//! let signed = scheme.sign(br#"{"event":"render.completed"}"#, None, &Default::default());
 //!
 //! let service = ServiceBuilder::new()
 //!     .layer(VerifyWebhookLayer::new(scheme).event::<Event>())
@@ -32,7 +32,7 @@
 //!
 //! // A correctly signed request reaches the handler…
 //! let request = Request::post("/webhook")
-//!     .header("x-signature", signature)
+//!     .header("x-signature", &signed["x-signature"])
 //!     .body(Full::new(Bytes::from_static(br#"{"event":"render.completed"}"#)))?;
 //! let response = service.clone().oneshot(request).await?;
 //! assert_eq!(response.status(), StatusCode::OK);

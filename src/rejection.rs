@@ -370,9 +370,9 @@ impl StdError for DecodeError {
 ///
 /// ```
 /// use http::{Response, StatusCode};
-/// use tower_webhook::{Rejection, VerifyWebhookLayer, scheme::HmacSha256};
+/// use tower_webhook::{Rejection, VerifyWebhookLayer, scheme::Hmac};
 ///
-/// let scheme = HmacSha256::builder("x-signature").secret("s3cret").build()?;
+/// let scheme = Hmac::sha256("x-signature").secret("s3cret").build()?;
 /// let layer = VerifyWebhookLayer::new(scheme).rejection_response(|rejection: &Rejection| {
 ///     let mut response = Response::new(String::new());
 ///     // Answer every refusal with a bare 400, whatever the reason.

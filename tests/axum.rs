@@ -14,17 +14,19 @@ use common::{Calls, SECRET, VN_BODY, body_bytes, calls, count, expect_rejection,
 use http::{Request, Response, StatusCode};
 use tower::ServiceExt;
 use tower_webhook::{
-    Rejection, SignatureError, Verified, VerifyWebhookLayer, provider::videonest,
-    scheme::HmacSha256,
+    Rejection, SignatureError, Verified, VerifyWebhookLayer, provider::videonest, scheme::Hmac,
 };
 
-fn layer() -> VerifyWebhookLayer<HmacSha256, videonest::Event> {
+fn layer() -> VerifyWebhookLayer<Hmac, videonest::Event> {
     videonest::layer([SECRET]).expect("valid secret")
 }
 
 fn signed(path: &str, body: &[u8]) -> Request<Body> {
     Request::post(path)
-        .header(videonest::SIGNATURE_HEADER, layer().scheme().sign(body))
+        .header(
+            videonest::SIGNATURE_HEADER,
+            common::signature_of(layer().scheme(), body),
+        )
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Body::from(body.to_vec()))
         .unwrap()

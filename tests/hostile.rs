@@ -18,7 +18,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_webhook::{
     BoxError, ConfigError, Rejection, SignatureError, Verified, VerifyWebhookLayer,
     provider::{videoaiditor, videonest},
-    scheme::{Encoding, HmacSha256, Scheme},
+    scheme::{Encoding, Grammar, Hmac, Scheme},
 };
 
 /// Sends `request` through `layer` over the echo handler, under the hang guard. Returns the
@@ -91,16 +91,16 @@ where
         .expect("the handler saw a Verified extension")
 }
 
-fn vn() -> VerifyWebhookLayer<HmacSha256, videonest::Event> {
+fn vn() -> VerifyWebhookLayer<Hmac, videonest::Event> {
     videonest::layer([SECRET]).expect("valid secret")
 }
 
-fn vai() -> VerifyWebhookLayer<HmacSha256, videoaiditor::Event> {
+fn vai() -> VerifyWebhookLayer<Hmac, videoaiditor::Event> {
     videoaiditor::layer([SECRET]).expect("valid secret")
 }
 
 fn vn_signature(body: &[u8]) -> HeaderValue {
-    vn().scheme().sign(body)
+    common::signature_of(vn().scheme(), body)
 }
 
 fn vn_request<B>(signature: Option<HeaderValue>, body: B) -> Request<B> {
@@ -264,7 +264,7 @@ async fn hex_signature_variants() {
 #[tokio::test]
 async fn base64_signature_variants() {
     let scheme = || {
-        HmacSha256::builder("x-sig")
+        Hmac::sha256("x-sig")
             .encoding(Encoding::Base64)
             .secret(SECRET)
             .build()
@@ -274,7 +274,10 @@ async fn base64_signature_variants() {
     let (body, signature) = (0..)
         .map(|i| format!("{{\"n\":{i}}}"))
         .map(|body| {
-            let signature = scheme().sign(body.as_bytes()).to_str().unwrap().to_owned();
+            let signature = common::signature_of(&scheme(), body.as_bytes())
+                .to_str()
+                .unwrap()
+                .to_owned();
             (body, signature)
         })
         .find(|(_, signature)| signature.contains(['+', '/']))
@@ -367,7 +370,10 @@ async fn non_utf8_body_correctly_signed() {
 
     // A layer that does not decode accepts any signed bytes.
     let scheme = videonest::scheme().secret(SECRET).build().unwrap();
-    let request = vn_request(Some(scheme.sign(body)), Full::new(Bytes::from_static(body)));
+    let request = vn_request(
+        Some(common::signature_of(&scheme, body)),
+        Full::new(Bytes::from_static(body)),
+    );
     let verified = accepted("generic, binary", VerifyWebhookLayer::new(scheme), request).await;
     assert_eq!(verified.body(), body);
 }
@@ -375,12 +381,12 @@ async fn non_utf8_body_correctly_signed() {
 #[tokio::test]
 async fn body_at_the_limit_and_one_byte_over() {
     const LIMIT: usize = 1000;
-    let scheme = || HmacSha256::builder("x-sig").secret(SECRET).build().unwrap();
+    let scheme = || Hmac::sha256("x-sig").secret(SECRET).build().unwrap();
     let layer = || VerifyWebhookLayer::new(scheme()).max_body_size(LIMIT);
     let at_limit = vec![b'a'; LIMIT];
     let over = vec![b'a'; LIMIT + 1];
     let request = |body: &[u8], framed: bool| {
-        let builder = Request::post("/hook").header("x-sig", scheme().sign(body));
+        let builder = Request::post("/hook").header("x-sig", common::signature_of(&scheme(), body));
         if framed {
             builder.body(http_body_util::Either::Left(Chunks::split(body, 3)))
         } else {
@@ -449,9 +455,9 @@ async fn many_tiny_frames() {
     assert_eq!(verified.body(), VN_BODY);
 
     let body = vec![b' '; 20_000];
-    let scheme = HmacSha256::builder("x-sig").secret(SECRET).build().unwrap();
+    let scheme = Hmac::sha256("x-sig").secret(SECRET).build().unwrap();
     let request = Request::post("/hook")
-        .header("x-sig", scheme.sign(&body))
+        .header("x-sig", common::signature_of(&scheme, &body))
         .body(Chunks::split(&body, body.len()))
         .unwrap();
     let verified = accepted("20000 frames", VerifyWebhookLayer::new(scheme), request).await;
@@ -497,7 +503,7 @@ async fn videoaiditor_deeply_nested_json() {
 
     // Correctly signed (over the raw bytes): not JSON is a 400, deep but valid JSON is
     // delivered raw (a strict layer refuses it); never a crash.
-    let signature = vai().scheme().sign(&unclosed);
+    let signature = common::signature_of(vai().scheme(), &unclosed);
     let rejection = refused(
         "signed unclosed",
         vai(),
@@ -510,7 +516,7 @@ async fn videoaiditor_deeply_nested_json() {
         ("signed balanced", balanced),
         ("signed nested objects", objects),
     ] {
-        let signature = vai().scheme().sign(&body);
+        let signature = common::signature_of(vai().scheme(), &body);
         let verified = accepted(what, vai(), vai_request(signature.clone(), body.clone())).await;
         assert!(
             matches!(verified.event(), videoaiditor::Event::Raw(raw) if raw.shape_error().is_some()),
@@ -558,7 +564,7 @@ async fn videoaiditor_garbage_with_wrong_signature() {
         );
     }
     // A sanity check that the same layer does accept its own compact body.
-    let signature = vai().scheme().sign(VAI_BODY);
+    let signature = common::signature_of(vai().scheme(), VAI_BODY);
     let verified = accepted(
         "VideoAIditor compact",
         vai(),
@@ -587,23 +593,23 @@ fn config_errors() {
         ConfigError::EmptySecret { index: 1 }
     );
     assert_eq!(
-        HmacSha256::builder("x-sig").build().unwrap_err(),
+        Hmac::sha256("x-sig").build().unwrap_err(),
         ConfigError::NoSecret
     );
     assert_eq!(
-        HmacSha256::builder("x-sig")
+        Hmac::sha256("x-sig")
             .secret(Vec::<u8>::new())
             .build()
             .unwrap_err(),
         ConfigError::EmptySecret { index: 0 }
     );
     assert!(matches!(
-        HmacSha256::builder("bad header").secret(SECRET).build(),
+        Hmac::sha256("bad header").secret(SECRET).build(),
         Err(ConfigError::InvalidHeaderName { .. })
     ));
     assert!(matches!(
-        HmacSha256::builder("x-sig")
-            .prefix("a\nb")
+        Hmac::sha256("x-sig")
+            .grammar(Grammar::prefixed("a\nb"))
             .secret(SECRET)
             .build(),
         Err(ConfigError::InvalidPrefix { .. })
@@ -646,7 +652,10 @@ fn debug_output_never_shows_the_secret() {
         });
     assert_no_secret("service", &service);
     let (head, ()) = Request::post("/")
-        .header(videonest::SIGNATURE_HEADER, scheme.sign(VN_BODY))
+        .header(
+            videonest::SIGNATURE_HEADER,
+            common::signature_of(&scheme, VN_BODY),
+        )
         .body(())
         .unwrap()
         .into_parts();

@@ -54,10 +54,7 @@ async fn start() -> Server {
 }
 
 fn signature(body: &[u8]) -> String {
-    videonest::layer([SECRET])
-        .unwrap()
-        .scheme()
-        .sign(body)
+    videonest::headers(SECRET, body).unwrap()[videonest::SIGNATURE_HEADER]
         .to_str()
         .unwrap()
         .to_owned()

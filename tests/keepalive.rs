@@ -44,10 +44,7 @@ fn full(bytes: impl Into<Bytes>) -> ClientBody {
 }
 
 fn signature(body: &[u8]) -> String {
-    videonest::layer([SECRET])
-        .unwrap()
-        .scheme()
-        .sign(body)
+    videonest::headers(SECRET, body).unwrap()[videonest::SIGNATURE_HEADER]
         .to_str()
         .unwrap()
         .to_owned()

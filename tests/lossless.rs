@@ -11,7 +11,7 @@ use tower::ServiceExt;
 use tower_webhook::{
     Rejection, Verified, VerifyWebhookLayer, WebhookEvent,
     provider::{videoaiditor, videonest},
-    scheme::HmacSha256,
+    scheme::Hmac,
 };
 
 /// A handler that answers `type|id|typed-or-raw|shape error` for the event it got.
@@ -24,7 +24,7 @@ fn describe<E: WebhookEvent>(verified: &Verified<E>) -> String {
     )
 }
 
-fn app<E>(layer: VerifyWebhookLayer<HmacSha256, E>, calls: &common::Calls) -> Router
+fn app<E>(layer: VerifyWebhookLayer<Hmac, E>, calls: &common::Calls) -> Router
 where
     E: WebhookEvent + Clone + Send + Sync + 'static,
 {
@@ -51,7 +51,7 @@ async fn send(app: &Router, request: Request<http_body_util::Full<Bytes>>) -> (S
 
 /// Sends `body`, signed, to the lossless and the strict layer; returns the handler's answer.
 async fn lossless_and_strict<E>(
-    layer: VerifyWebhookLayer<HmacSha256, E>,
+    layer: VerifyWebhookLayer<Hmac, E>,
     request: impl Fn() -> Request<http_body_util::Full<Bytes>>,
 ) -> String
 where
@@ -77,7 +77,7 @@ where
 
 /// `None` when a strict layer delivered the request, else its rejection.
 async fn calls_and_strict<E>(
-    layer: VerifyWebhookLayer<HmacSha256, E>,
+    layer: VerifyWebhookLayer<Hmac, E>,
     request: Request<http_body_util::Full<Bytes>>,
 ) -> Option<Rejection>
 where
@@ -100,11 +100,11 @@ where
     )
 }
 
-fn vn() -> VerifyWebhookLayer<HmacSha256, videonest::Event> {
+fn vn() -> VerifyWebhookLayer<Hmac, videonest::Event> {
     videonest::layer([SECRET]).unwrap()
 }
 
-fn vai() -> VerifyWebhookLayer<HmacSha256, videoaiditor::Event> {
+fn vai() -> VerifyWebhookLayer<Hmac, videoaiditor::Event> {
     videoaiditor::layer([SECRET]).unwrap()
 }
 

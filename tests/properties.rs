@@ -51,11 +51,11 @@ fn run<Sc: tower_webhook::scheme::Scheme>(
     })
 }
 
-fn videonest_layer(secret: &str) -> VerifyWebhookLayer<tower_webhook::scheme::HmacSha256> {
+fn videonest_layer(secret: &str) -> VerifyWebhookLayer<tower_webhook::scheme::Hmac> {
     VerifyWebhookLayer::new(videonest::scheme().secret(secret).build().unwrap())
 }
 
-fn videoaiditor_layer(secret: &str) -> VerifyWebhookLayer<tower_webhook::scheme::HmacSha256> {
+fn videoaiditor_layer(secret: &str) -> VerifyWebhookLayer<tower_webhook::scheme::Hmac> {
     VerifyWebhookLayer::new(videoaiditor::scheme().secret(secret).build().unwrap())
 }
 

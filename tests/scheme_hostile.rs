@@ -76,7 +76,7 @@ fn head(headers: &HeaderMap) -> Parts {
 
 fn decide(scheme: &Hmac, headers: &HeaderMap, body: &[u8]) -> Result<Signed, SignatureError> {
     let signature = scheme.signature(&head(headers))?;
-    scheme.verify(signature, &Bytes::copy_from_slice(body))
+    scheme.verify(&signature, &Bytes::copy_from_slice(body))
 }
 
 #[test]
@@ -578,8 +578,8 @@ proptest! {
             .delivery_id([Field::json("/id"), Field::form("trigger_id")]));
         let headers = scheme.sign(&body, None, &HeaderMap::new());
         prop_assert_eq!(decide(&scheme, &headers, &body), Ok(Signed::RawBody));
-        let mut delivery = scheme.delivery(&scheme.signature(&head(&headers)).unwrap());
-        scheme.complete_delivery(&mut delivery, &Bytes::from(body));
+        let head = head(&headers);
+        let _ = scheme.delivery(&head, &scheme.signature(&head).unwrap(), &Bytes::from(body));
     }
 }
 
@@ -608,10 +608,10 @@ fn videonest_opt_in_window_on_the_body_timestamp() {
         Err(SignatureError::OutOfTolerance { .. })
     ));
     // The metadata is the event's type and id.
-    let signature = scheme(event_time).signature(&head(&headers)).unwrap();
+    let head = head(&headers);
     let s = scheme(event_time);
-    let mut delivery = s.delivery(&signature);
-    s.complete_delivery(&mut delivery, &Bytes::from_static(body));
+    let signature = s.signature(&head).unwrap();
+    let delivery = s.delivery(&head, &signature, &Bytes::from_static(body));
     assert_eq!(delivery.event_type.as_deref(), Some("video.processed"));
     assert_eq!(delivery.id.as_deref(), Some("vid_abc123"));
     assert!(
@@ -625,13 +625,17 @@ fn aliases_read_white_labelled_and_unprefixed_headers() {
     // White-labelled Svix sends the Standard Webhooks names.
     let svix_scheme = at(NOW, svix::scheme());
     let headers = standard_webhooks::headers(SECRET, "msg_9", NOW as i64, BODY).unwrap();
-    let signature = svix_scheme.signature(&head(&headers)).unwrap();
+    let svix_head = head(&headers);
+    let signature = svix_scheme.signature(&svix_head).unwrap();
     assert_eq!(
-        svix_scheme.delivery(&signature).id.as_deref(),
+        svix_scheme
+            .delivery(&svix_head, &signature, &Bytes::from_static(BODY))
+            .id
+            .as_deref(),
         Some("msg_9")
     );
     assert_eq!(
-        svix_scheme.verify(signature, &Bytes::from_static(BODY)),
+        svix_scheme.verify(&signature, &Bytes::from_static(BODY)),
         Ok(Signed::RawBody)
     );
     // Shopify's Events webhooks drop the `X-`.
@@ -642,13 +646,17 @@ fn aliases_read_white_labelled_and_unprefixed_headers() {
         headers.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), value);
     }
     headers.insert("shopify-topic", HeaderValue::from_static("orders/create"));
-    let signature = shopify_scheme.signature(&head(&headers)).unwrap();
+    let shopify_head = head(&headers);
+    let signature = shopify_scheme.signature(&shopify_head).unwrap();
     assert_eq!(
-        shopify_scheme.delivery(&signature).event_type.as_deref(),
+        shopify_scheme
+            .delivery(&shopify_head, &signature, &Bytes::from_static(BODY))
+            .event_type
+            .as_deref(),
         Some("orders/create")
     );
     assert_eq!(
-        shopify_scheme.verify(signature, &Bytes::from_static(BODY)),
+        shopify_scheme.verify(&signature, &Bytes::from_static(BODY)),
         Ok(Signed::RawBody)
     );
     // Neither name: the error names the primary one.
@@ -682,9 +690,13 @@ async fn metadata_comes_only_from_the_signed_header_set() {
         let mut headers = signed;
         headers.insert(added, HeaderValue::from_static("attacker-chosen"));
         let scheme = at(NOW, svix::scheme());
-        let signature = scheme.signature(&head(&headers)).unwrap();
+        let head = head(&headers);
+        let signature = scheme.signature(&head).unwrap();
         assert_eq!(
-            scheme.delivery(&signature).id.as_deref(),
+            scheme
+                .delivery(&head, &signature, &Bytes::from_static(BODY))
+                .id
+                .as_deref(),
             Some("msg_signed"),
             "{added}"
         );
@@ -860,39 +872,42 @@ async fn a_replay_under_another_unsigned_event_type_is_still_a_duplicate() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
-/// Metadata lists are read head first: a header listed after a body field would be read
-/// before it (and could replace a signed id in `Verified`), so that order is refused when the
-/// scheme is built.
-#[test]
-fn a_header_listed_after_a_body_field_is_refused() {
-    for builder in [
-        Hmac::sha256("x-signature").delivery_id([Field::json("/id"), Field::header("x-id")]),
-        Hmac::sha256("x-signature").event_type([Field::form("type"), Field::header("x-type")]),
-    ] {
-        let refused = builder.secret(SECRET).build();
-        assert!(
-            matches!(&refused, Err(ConfigError::InvalidScheme { reason }) if reason.contains("before the body fields")),
-            "{refused:?}"
-        );
-    }
-    // Headers first is the order the head and the body are read in.
-    Hmac::sha256("x-signature")
-        .delivery_id([Field::header("x-id"), Field::json("/id")])
-        .secret(SECRET)
-        .build()
-        .unwrap();
-}
-
 /// What `Verified` says of an id's signature agrees with the key the decoder builds: an id
 /// read from the signed body after an unsigned header in the list is not signed (a replay that
 /// adds the header changes it), whether or not the header is there.
 #[tokio::test]
 async fn verified_and_the_key_agree_on_whether_the_id_is_signed() {
-    let builder = || {
+    // The unsigned header first: the body's id after it is not signed.
+    let header_first: fn() -> tower_webhook::scheme::HmacBuilder = || {
         Hmac::sha256("x-signature")
             .delivery_id([Field::header("x-id"), Field::json("/id")])
             .secret(SECRET)
     };
+    for (header, expected) in [
+        (None, r#"Some("evt_1") false ["sha256""#),
+        (Some("forged"), r#"Some("forged") false ["sha256""#),
+    ] {
+        let seen = ids_seen(header_first, header).await;
+        assert!(seen.starts_with(expected), "{header:?}: {seen}");
+    }
+    // The body's field first: the signed id, whatever header a replay adds after it.
+    let body_first: fn() -> tower_webhook::scheme::HmacBuilder = || {
+        Hmac::sha256("x-signature")
+            .delivery_id([Field::json("/id"), Field::header("x-id")])
+            .secret(SECRET)
+    };
+    for header in [None, Some("forged")] {
+        let seen = ids_seen(body_first, header).await;
+        assert_eq!(seen, r#"Some("evt_1") true ["","evt_1"]"#, "{header:?}");
+    }
+}
+
+/// What a handler behind `generic::layer(builder())` sees of a request for `{"id":"evt_1"}`,
+/// with `x-id` added when given: the delivery id, whether it is signed, and the key.
+async fn ids_seen(
+    builder: fn() -> tower_webhook::scheme::HmacBuilder,
+    header: Option<&'static str>,
+) -> String {
     let scheme = builder().build().unwrap();
     let service = ServiceBuilder::new()
         .layer(generic::layer(builder()).unwrap())
@@ -910,23 +925,16 @@ async fn verified_and_the_key_agree_on_whether_the_id_is_signed() {
             async { Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(seen)))) }
         }));
     let body = Bytes::from_static(br#"{"id":"evt_1"}"#);
-    for header in [None, Some("forged")] {
-        let mut request = scheme.signed_request(body.clone(), None, &HeaderMap::new());
-        if let Some(value) = header {
-            request
-                .headers_mut()
-                .insert("x-id", HeaderValue::from_static(value));
-        }
-        let response = service.clone().oneshot(request).await.unwrap();
-        let seen = http_body_util::BodyExt::collect(response.into_body())
-            .await
-            .unwrap()
-            .to_bytes();
-        let seen = String::from_utf8_lossy(&seen);
-        let id = header.unwrap_or("evt_1");
-        assert!(
-            seen.starts_with(&format!(r#"Some("{id}") false ["sha256""#)),
-            "{header:?}: {seen}"
-        );
+    let mut request = scheme.signed_request(body, None, &HeaderMap::new());
+    if let Some(value) = header {
+        request
+            .headers_mut()
+            .insert("x-id", HeaderValue::from_static(value));
     }
+    let response = service.oneshot(request).await.unwrap();
+    let seen = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    String::from_utf8_lossy(&seen).into_owned()
 }

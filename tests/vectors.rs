@@ -24,7 +24,7 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_webhook::{
     ConfigError, Rejection, SignatureError, Verified, VerifyWebhookLayer,
     provider::{videoaiditor, videonest},
-    scheme::HmacSha256,
+    scheme::Hmac,
 };
 
 fn vectors_dir() -> PathBuf {
@@ -172,7 +172,7 @@ fn status_for(failure: &str) -> Option<StatusCode> {
 /// event against the signed JSON.
 async fn run_case<E>(
     case: &Case,
-    layer: VerifyWebhookLayer<HmacSha256, E>,
+    layer: VerifyWebhookLayer<Hmac, E>,
     check_event: fn(&E, &Value) -> Result<(), String>,
 ) -> Result<(), String>
 where
@@ -365,7 +365,7 @@ fn check_videoaiditor(event: &videoaiditor::Event, json: &Value) -> Result<(), S
 }
 
 /// A provider's `layer` function.
-type MakeLayer<E> = fn(&[String]) -> Result<VerifyWebhookLayer<HmacSha256, E>, ConfigError>;
+type MakeLayer<E> = fn(&[String]) -> Result<VerifyWebhookLayer<Hmac, E>, ConfigError>;
 
 /// Runs every case of `file`; returns how many ran and the failures.
 async fn run_file<E>(

@@ -19,7 +19,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_webhook::{
     Verified, VerifyWebhookLayer,
     provider::{videoaiditor, videonest},
-    scheme::HmacSha256,
+    scheme::Hmac,
 };
 
 #[derive(Debug, Arbitrary)]
@@ -60,7 +60,7 @@ impl http_body::Body for Chunks {
     }
 }
 
-fn scheme(preset: &Preset, secret: &str) -> Option<HmacSha256> {
+fn scheme(preset: &Preset, secret: &str) -> Option<Hmac> {
     let builder = match preset {
         Preset::VideoNest => videonest::scheme(),
         Preset::VideoAIditor => videoaiditor::scheme(),
@@ -76,7 +76,7 @@ fuzz_target!(|input: Input| {
     let mut builder = Request::post("/webhook");
     if input.sign {
         let signer = scheme(&input.preset, &input.secret).unwrap();
-        let signed = signer.signed_request(body.clone());
+        let signed = signer.signed_request(body.clone(), None, &http::HeaderMap::new());
         for (name, value) in signed.headers() {
             builder = builder.header(name, value);
         }

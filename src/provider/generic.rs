@@ -195,27 +195,19 @@ impl Decode<Event> for Decoder {
     }
 }
 
-/// The header map `{name: id}` that the signing helpers of the schemes signing a message id
-/// (Standard Webhooks, Svix) pass on.
-pub(crate) fn message_id(name: &'static str, id: &str) -> Result<http::HeaderMap, ConfigError> {
-    let value = http::HeaderValue::from_str(id).map_err(|_| ConfigError::InvalidScheme {
-        reason: "a message id must be a valid header value",
-    })?;
-    let mut headers = http::HeaderMap::new();
-    headers.insert(name, value);
-    Ok(headers)
-}
-
 /// A layer that verifies with the scheme `builder` builds and decodes into [`Event`].
 ///
 /// # Errors
 ///
 /// Whatever [`HmacBuilder::build`] reports.
 pub fn layer(builder: HmacBuilder) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError> {
-    let decoder = Decoder::new(&builder);
-    Ok(VerifyWebhookLayer::new(builder.build()?)
-        .decode_with(decoder)
-        .trace_event_types())
+    super::layer(builder)
+}
+
+impl super::PresetEvent for Event {
+    fn decoder(builder: &HmacBuilder) -> impl Decode<Self> {
+        Decoder::new(builder)
+    }
 }
 
 #[cfg(test)]
@@ -265,11 +257,9 @@ mod tests {
         }
         let (head, _) = request.into_parts();
         let signature = scheme.signature(&head).unwrap();
-        let mut delivery = scheme.delivery(&signature);
         let body = Bytes::from_static(BODY);
-        assert!(scheme.verify(signature, &body).is_ok());
-        scheme.complete_delivery(&mut delivery, &body);
-        delivery
+        assert!(scheme.verify(&signature, &body).is_ok());
+        scheme.delivery(&head, &signature, &body)
     }
 
     fn digest_key() -> Option<String> {

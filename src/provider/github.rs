@@ -24,15 +24,8 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
-use bytes::Bytes;
-use http::{HeaderMap, Request};
-use http_body_util::Full;
-
-use super::generic::{self, Event};
-use crate::{
-    ConfigError, Secret, VerifyWebhookLayer,
-    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder},
-};
+use super::generic::Event;
+use crate::scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder};
 
 /// The header GitHub sends its SHA-256 signature in.
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
@@ -42,7 +35,7 @@ pub const EVENT_HEADER: &str = "X-GitHub-Event";
 pub const DELIVERY_HEADER: &str = "X-GitHub-Delivery";
 
 /// A builder for the GitHub scheme; add secrets and build it, or pass it to
-/// [`generic::layer`].
+/// [`generic::layer`](super::generic::layer).
 pub fn scheme() -> HmacBuilder {
     Hmac::sha256(SIGNATURE_HEADER)
         .name("github")
@@ -52,44 +45,4 @@ pub fn scheme() -> HmacBuilder {
         .delivery_id([Field::header(DELIVERY_HEADER)])
 }
 
-/// A layer that verifies GitHub webhooks signed with any of `secrets` and decodes them into
-/// [`Event`].
-///
-/// # Errors
-///
-/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
-pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError>
-where
-    I: IntoIterator,
-    I::Item: Into<Secret>,
-{
-    generic::layer(scheme().secrets(secrets))
-}
-
-/// The signature header GitHub would send with `body`, for tests.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn headers(secret: impl Into<Secret>, body: &[u8]) -> Result<HeaderMap, ConfigError> {
-    Ok(scheme()
-        .secret(secret)
-        .build()?
-        .sign(body, None, &HeaderMap::new()))
-}
-
-/// A request signed the way GitHub signs it, for tests: `POST /` with `body`,
-/// `Content-Type: application/json` and the signature header.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn signed_request(
-    secret: impl Into<Secret>,
-    body: impl Into<Bytes>,
-) -> Result<Request<Full<Bytes>>, ConfigError> {
-    Ok(scheme()
-        .secret(secret)
-        .build()?
-        .signed_request(body, None, &HeaderMap::new()))
-}
+super::preset!(provider: "GitHub", event: Event, signs: body);

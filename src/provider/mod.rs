@@ -23,6 +23,18 @@
 //! raw data. [`VerifyWebhookLayer::strict`](crate::VerifyWebhookLayer::strict) refuses the
 //! latter with 400 instead.
 //!
+//! # Adding a provider
+//!
+//! A preset is a file of declarations here: the provider's header names, its `scheme()`
+//! function (an [`HmacBuilder`]: the header grammar, what is signed, the encoding, where the event
+//! type and delivery id are, the replay window), and one `preset!` line naming the event type
+//! and how a request is signed (the body alone; the body and a timestamp; a message id, a
+//! timestamp and the body). The macro writes the same `layer`, `headers` and `signed_request`
+//! functions for every preset. A provider whose events have a typed form of their own (VideoNest,
+//! VideoAIditor) declares its event module beside it; the others decode into
+//! [`generic::Event`]. A provider that is not signed with an HMAC needs a
+//! [`Scheme`](crate::scheme::Scheme) of its own in [`scheme`](crate::scheme).
+//!
 //! # Example
 //!
 //! ```
@@ -46,3 +58,195 @@ pub mod videoaiditor;
 pub mod videonest;
 
 pub use self::raw::RawEvent;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request};
+use http_body_util::Full;
+
+use crate::{
+    ConfigError, Secret, VerifyWebhookLayer, WebhookEvent,
+    decode::Decode,
+    scheme::{Hmac, HmacBuilder},
+};
+
+/// An event type a preset decodes into, and how.
+pub(crate) trait PresetEvent: WebhookEvent + Clone + Send + Sync + Sized + 'static {
+    /// The decoder of a scheme built from `builder` (which says where the event type and id
+    /// are).
+    fn decoder(builder: &HmacBuilder) -> impl Decode<Self>;
+}
+
+/// The layer of a preset: `builder` built, its events decoded into `E`, their types in the
+/// `tracing` span.
+pub(crate) fn layer<E: PresetEvent>(
+    builder: HmacBuilder,
+) -> Result<VerifyWebhookLayer<Hmac, E>, ConfigError> {
+    let decoder = E::decoder(&builder);
+    Ok(VerifyWebhookLayer::new(builder.build()?)
+        .decode_with(decoder)
+        .trace_event_types())
+}
+
+/// The headers a sender with `secret` puts on `body`: the scheme of `builder`, signing at
+/// `timestamp` (the clock's time when `None`) with the signed header values of `headers`.
+pub(crate) fn headers(
+    builder: HmacBuilder,
+    secret: impl Into<Secret>,
+    body: &[u8],
+    timestamp: Option<i64>,
+    headers: &HeaderMap,
+) -> Result<HeaderMap, ConfigError> {
+    Ok(builder
+        .secret(secret)
+        .build()?
+        .sign(body, timestamp, headers))
+}
+
+/// The request a sender with `secret` sends with `body`; see [`headers`].
+pub(crate) fn signed_request(
+    builder: HmacBuilder,
+    secret: impl Into<Secret>,
+    body: impl Into<Bytes>,
+    timestamp: Option<i64>,
+    headers: &HeaderMap,
+) -> Result<Request<Full<Bytes>>, ConfigError> {
+    Ok(builder
+        .secret(secret)
+        .build()?
+        .signed_request(body, timestamp, headers))
+}
+
+/// The functions every preset has, written once: `layer`, then `headers` and `signed_request`
+/// in the shape of how the provider signs (`body`: the body alone; `timestamp`: the body at a
+/// signed time; `message(ID_HEADER)`: a message id, a signed time and the body). The module
+/// declares `scheme()` and the header constants itself.
+macro_rules! preset {
+    (provider: $provider:literal, event: $event:ident, signs: $($signs:tt)+) => {
+        #[doc = concat!(
+            "A layer that verifies ", $provider, " webhooks signed with any of `secrets` (key ",
+            "rotation: any one matching is enough) and decodes them into [`", stringify!($event),
+            "`]. Every verified JSON body is delivered; add ",
+            "[`strict`](crate::VerifyWebhookLayer::strict) to refuse those whose shape the ",
+            "provider does not document.\n\n# Errors\n\nWhat building the scheme with ",
+            "`secrets` reports: [`ConfigError::NoSecret`](crate::ConfigError::NoSecret), ",
+            "[`ConfigError::EmptySecret`](crate::ConfigError::EmptySecret), or ",
+            "[`ConfigError::InvalidSecret`](crate::ConfigError::InvalidSecret) for a secret of ",
+            "the wrong format."
+        )]
+        pub fn layer<I>(
+            secrets: I,
+        ) -> Result<$crate::VerifyWebhookLayer<$crate::scheme::Hmac, $event>, $crate::ConfigError>
+        where
+            I: IntoIterator,
+            I::Item: Into<$crate::Secret>,
+        {
+            $crate::provider::layer(scheme().secrets(secrets))
+        }
+
+        $crate::provider::preset!(@sign $provider, $($signs)+);
+    };
+    (@sign $provider:literal, body) => {
+        #[doc = concat!(
+            "The headers ", $provider, " would put on `body`, signed with `secret`, for tests.",
+            "\n\n# Errors\n\n[`ConfigError::EmptySecret`](crate::ConfigError::EmptySecret) ",
+            "when `secret` is empty."
+        )]
+        pub fn headers(
+            secret: impl Into<$crate::Secret>,
+            body: &[u8],
+        ) -> Result<http::HeaderMap, $crate::ConfigError> {
+            $crate::provider::headers(scheme(), secret, body, None, &http::HeaderMap::new())
+        }
+
+        #[doc = concat!(
+            "A request signed the way ", $provider, " signs it, for tests: `POST /` with `body`, ",
+            "`Content-Type: application/json` and the headers of [`headers`]. Change the URI ",
+            "with [`Request::uri_mut`](http::Request::uri_mut) and the body type with ",
+            "[`Request::map`](http::Request::map).\n\n# Errors\n\nAs [`headers`]."
+        )]
+        pub fn signed_request(
+            secret: impl Into<$crate::Secret>,
+            body: impl Into<bytes::Bytes>,
+        ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, $crate::ConfigError> {
+            $crate::provider::signed_request(scheme(), secret, body, None, &http::HeaderMap::new())
+        }
+    };
+    (@sign $provider:literal, timestamp) => {
+        #[doc = concat!(
+            "The headers ", $provider, " would put on `body` at `timestamp` (Unix seconds), ",
+            "signed with `secret`, for tests.\n\n# Errors\n\n",
+            "[`ConfigError::EmptySecret`](crate::ConfigError::EmptySecret) when `secret` is empty."
+        )]
+        pub fn headers(
+            secret: impl Into<$crate::Secret>,
+            body: &[u8],
+            timestamp: i64,
+        ) -> Result<http::HeaderMap, $crate::ConfigError> {
+            $crate::provider::headers(scheme(), secret, body, Some(timestamp), &http::HeaderMap::new())
+        }
+
+        #[doc = concat!(
+            "A request signed the way ", $provider, " signs it at `timestamp` (Unix seconds), ",
+            "for tests: `POST /` with `body`, `Content-Type: application/json` and the headers ",
+            "of [`headers`].\n\n# Errors\n\nAs [`headers`]."
+        )]
+        pub fn signed_request(
+            secret: impl Into<$crate::Secret>,
+            body: impl Into<bytes::Bytes>,
+            timestamp: i64,
+        ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, $crate::ConfigError> {
+            $crate::provider::signed_request(
+                scheme(),
+                secret,
+                body,
+                Some(timestamp),
+                &http::HeaderMap::new(),
+            )
+        }
+    };
+    (@sign $provider:literal, message($id_header:ident)) => {
+        #[doc = concat!(
+            "The id, timestamp and signature headers a ", $provider, " sender would put on ",
+            "`body` for message `id` at `timestamp` (Unix seconds), signed with `secret`, for ",
+            "tests.\n\n# Errors\n\n[`ConfigError::EmptySecret`](crate::ConfigError::EmptySecret) ",
+            "or [`ConfigError::InvalidSecret`](crate::ConfigError::InvalidSecret); and ",
+            "[`ConfigError::InvalidScheme`](crate::ConfigError::InvalidScheme) when `id` cannot be ",
+            "a header value."
+        )]
+        pub fn headers(
+            secret: impl Into<$crate::Secret>,
+            id: &str,
+            timestamp: i64,
+            body: &[u8],
+        ) -> Result<http::HeaderMap, $crate::ConfigError> {
+            let id = $crate::provider::message_id($id_header, id)?;
+            $crate::provider::headers(scheme(), secret, body, Some(timestamp), &id)
+        }
+
+        #[doc = concat!(
+            "A request a ", $provider, " sender would send for message `id` at `timestamp` ",
+            "(Unix seconds), for tests: `POST /` with `body`, `Content-Type: application/json` ",
+            "and the headers of [`headers`].\n\n# Errors\n\nAs [`headers`]."
+        )]
+        pub fn signed_request(
+            secret: impl Into<$crate::Secret>,
+            id: &str,
+            timestamp: i64,
+            body: impl Into<bytes::Bytes>,
+        ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, $crate::ConfigError> {
+            let id = $crate::provider::message_id($id_header, id)?;
+            $crate::provider::signed_request(scheme(), secret, body, Some(timestamp), &id)
+        }
+    };
+}
+pub(crate) use preset;
+
+/// The header map `{name: id}` of the presets that sign a message id (Standard Webhooks, Svix).
+pub(crate) fn message_id(name: &'static str, id: &str) -> Result<HeaderMap, ConfigError> {
+    let value = http::HeaderValue::from_str(id).map_err(|_| ConfigError::InvalidScheme {
+        reason: "a message id must be a valid header value",
+    })?;
+    let mut headers = HeaderMap::new();
+    headers.insert(name, value);
+    Ok(headers)
+}

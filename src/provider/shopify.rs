@@ -22,15 +22,8 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
-use bytes::Bytes;
-use http::{HeaderMap, Request};
-use http_body_util::Full;
-
-use super::generic::{self, Event};
-use crate::{
-    ConfigError, Secret, VerifyWebhookLayer,
-    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder},
-};
+use super::generic::Event;
+use crate::scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder};
 
 /// The header Shopify sends its signature in.
 pub const SIGNATURE_HEADER: &str = "X-Shopify-Hmac-Sha256";
@@ -42,7 +35,7 @@ pub const EVENT_ID_HEADER: &str = "X-Shopify-Event-Id";
 pub const WEBHOOK_ID_HEADER: &str = "X-Shopify-Webhook-Id";
 
 /// A builder for the Shopify scheme; add secrets and build it, or pass it to
-/// [`generic::layer`].
+/// [`generic::layer`](super::generic::layer).
 pub fn scheme() -> HmacBuilder {
     Hmac::sha256(SIGNATURE_HEADER)
         .name("shopify")
@@ -59,44 +52,4 @@ pub fn scheme() -> HmacBuilder {
         .alias(WEBHOOK_ID_HEADER, "shopify-webhook-id")
 }
 
-/// A layer that verifies Shopify webhooks signed with any of `secrets` and decodes them into
-/// [`Event`].
-///
-/// # Errors
-///
-/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
-pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError>
-where
-    I: IntoIterator,
-    I::Item: Into<Secret>,
-{
-    generic::layer(scheme().secrets(secrets))
-}
-
-/// The signature header Shopify would send with `body`, for tests.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn headers(secret: impl Into<Secret>, body: &[u8]) -> Result<HeaderMap, ConfigError> {
-    Ok(scheme()
-        .secret(secret)
-        .build()?
-        .sign(body, None, &HeaderMap::new()))
-}
-
-/// A request signed the way Shopify signs it, for tests: `POST /` with `body`,
-/// `Content-Type: application/json` and the signature header.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn signed_request(
-    secret: impl Into<Secret>,
-    body: impl Into<Bytes>,
-) -> Result<Request<Full<Bytes>>, ConfigError> {
-    Ok(scheme()
-        .secret(secret)
-        .build()?
-        .signed_request(body, None, &HeaderMap::new()))
-}
+super::preset!(provider: "Shopify", event: Event, signs: body);

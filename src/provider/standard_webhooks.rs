@@ -24,14 +24,9 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
-use bytes::Bytes;
-use http::{HeaderMap, Request};
-use http_body_util::Full;
-
-use super::generic::{self, Event};
-use crate::{
-    ConfigError, Secret, VerifyWebhookLayer,
-    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder, KeyFormat, Part, TimestampSource},
+use super::generic::Event;
+use crate::scheme::{
+    Encoding, Field, Grammar, Hmac, HmacBuilder, KeyFormat, Part, TimestampSource,
 };
 
 /// The header holding the message id.
@@ -42,7 +37,7 @@ pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
 /// A builder for the Standard Webhooks scheme (tolerance 5 minutes, system clock); add secrets and build
-/// it, or pass it to [`generic::layer`].
+/// it, or pass it to [`generic::layer`](super::generic::layer).
 pub fn scheme() -> HmacBuilder {
     Hmac::sha256(SIGNATURE_HEADER)
         .name("standardwebhooks")
@@ -63,50 +58,4 @@ pub fn scheme() -> HmacBuilder {
         .delivery_id([Field::header(ID_HEADER)])
 }
 
-/// A layer that verifies Standard Webhooks webhooks signed with any of `secrets` and decodes them
-/// into [`Event`].
-///
-/// # Errors
-///
-/// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`] or [`ConfigError::InvalidSecret`]
-/// (not base64 after `whsec_`).
-pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError>
-where
-    I: IntoIterator,
-    I::Item: Into<Secret>,
-{
-    generic::layer(scheme().secrets(secrets))
-}
-
-/// The id, timestamp and signature headers a Standard Webhooks sender would put on `body` for
-/// message `id` at `timestamp` (Unix seconds), for tests.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] or [`ConfigError::InvalidSecret`]; and
-/// [`ConfigError::InvalidScheme`] when `id` cannot be a header value.
-pub fn headers(
-    secret: impl Into<Secret>,
-    id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<HeaderMap, ConfigError> {
-    let scheme = scheme().secret(secret).build()?;
-    Ok(scheme.sign(body, Some(timestamp), &generic::message_id(ID_HEADER, id)?))
-}
-
-/// A request a Standard Webhooks sender would send for message `id` at `timestamp` (Unix seconds),
-/// for tests.
-///
-/// # Errors
-///
-/// As [`headers`].
-pub fn signed_request(
-    secret: impl Into<Secret>,
-    id: &str,
-    timestamp: i64,
-    body: impl Into<Bytes>,
-) -> Result<Request<Full<Bytes>>, ConfigError> {
-    let scheme = scheme().secret(secret).build()?;
-    Ok(scheme.signed_request(body, Some(timestamp), &generic::message_id(ID_HEADER, id)?))
-}
+super::preset!(provider: "Standard Webhooks", event: Event, signs: message(ID_HEADER));

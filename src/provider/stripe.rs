@@ -24,21 +24,14 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
-use bytes::Bytes;
-use http::{HeaderMap, Request};
-use http_body_util::Full;
-
-use super::generic::{self, Event};
-use crate::{
-    ConfigError, Secret, VerifyWebhookLayer,
-    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder, Part, TimestampSource},
-};
+use super::generic::Event;
+use crate::scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder, Part, TimestampSource};
 
 /// The header Stripe sends its signatures in.
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
 
 /// A builder for the Stripe scheme (tolerance 5 minutes, system clock); add secrets and build
-/// it, or pass it to [`generic::layer`].
+/// it, or pass it to [`generic::layer`](super::generic::layer).
 pub fn scheme() -> HmacBuilder {
     Hmac::sha256(SIGNATURE_HEADER)
         .name("stripe")
@@ -50,49 +43,4 @@ pub fn scheme() -> HmacBuilder {
         .delivery_id([Field::json("/id")])
 }
 
-/// A layer that verifies Stripe webhooks signed with any of `secrets` and decodes them into
-/// [`Event`].
-///
-/// # Errors
-///
-/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
-pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<Hmac, Event>, ConfigError>
-where
-    I: IntoIterator,
-    I::Item: Into<Secret>,
-{
-    generic::layer(scheme().secrets(secrets))
-}
-
-/// The `Stripe-Signature` header Stripe would send with `body` at `timestamp` (Unix seconds),
-/// for tests.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn headers(
-    secret: impl Into<Secret>,
-    body: &[u8],
-    timestamp: i64,
-) -> Result<HeaderMap, ConfigError> {
-    Ok(scheme()
-        .secret(secret)
-        .build()?
-        .sign(body, Some(timestamp), &HeaderMap::new()))
-}
-
-/// A request signed the way Stripe signs it at `timestamp` (Unix seconds), for tests.
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn signed_request(
-    secret: impl Into<Secret>,
-    body: impl Into<Bytes>,
-    timestamp: i64,
-) -> Result<Request<Full<Bytes>>, ConfigError> {
-    Ok(scheme()
-        .secret(secret)
-        .build()?
-        .signed_request(body, Some(timestamp), &HeaderMap::new()))
-}
+super::preset!(provider: "Stripe", event: Event, signs: timestamp);

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{
-    Clock, Delivery, Encoding, Scheme, SignatureError, Signed, SystemClock, b64, hex, js_json,
+    Clock, Delivery, Scheme, SignatureError, Signed, SystemClock, b64, hex, js_json,
     timestamp::{self, TimestampUnit},
 };
 use crate::{ConfigError, Secret};
@@ -32,6 +32,18 @@ pub const MAX_ELEMENTS: usize = 32;
 
 /// The longest header value read for an event type or a delivery id; longer ones are ignored.
 const MAX_METADATA_LEN: usize = 1024;
+
+/// How each MAC is written in the signature header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// Lower-case hexadecimal (64 characters for SHA-256). Upper-case digits are refused:
+    /// providers send lower case and their own verifiers compare the lower-case string.
+    #[default]
+    Hex,
+    /// Standard base64 with padding (RFC 4648 §4), 44 characters for SHA-256.
+    Base64,
+}
 
 /// The hash function of the HMAC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -154,10 +166,10 @@ pub enum Part {
     ///
     /// A body whose raw bytes do not match is parsed and re-serialised *before* anything is
     /// authenticated: whoever can reach the endpoint can make the scheme do that work, up to
-    /// `max` bytes a request (in time linear in the body, nesting refused past 128 levels). There
-    /// is no default: choose a `max` near the provider's largest payload
-    /// ([`HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX`](super::HmacSha256Builder::DEFAULT_JSON_STRINGIFY_FALLBACK_MAX),
-    /// 256 KiB, is what the VideoAIditor preset uses); the layer's body limit bounds it anyway.
+    /// `max` bytes a request (in time linear in the body, nesting refused past 128 levels):
+    /// choose a `max` near the provider's largest payload.
+    /// [`Part::body_or_json_stringify`] takes [`Part::DEFAULT_JSON_STRINGIFY_MAX`], 256 KiB, as the
+    /// VideoAIditor preset does; the layer's body limit bounds it anyway.
     BodyOrJsonStringify {
         /// The largest body re-serialised.
         max: usize,
@@ -165,6 +177,21 @@ pub enum Part {
 }
 
 impl Part {
+    /// The largest body [`Part::body_or_json_stringify`] re-serialises: 256 KiB.
+    ///
+    /// VideoAIditor's payloads are a few KiB, so this leaves them ample room, while a forged
+    /// request can make the fallback read no more than an eighth of the default 2 MiB body
+    /// limit: at most a few milliseconds of CPU time and about 1 MiB of memory, about what
+    /// checking the raw MAC of a 2 MiB body costs anyway.
+    pub const DEFAULT_JSON_STRINGIFY_MAX: usize = 256 * 1024;
+
+    /// A [`Part::BodyOrJsonStringify`] up to [`DEFAULT_JSON_STRINGIFY_MAX`](Self::DEFAULT_JSON_STRINGIFY_MAX).
+    pub fn body_or_json_stringify() -> Self {
+        Self::BodyOrJsonStringify {
+            max: Self::DEFAULT_JSON_STRINGIFY_MAX,
+        }
+    }
+
     /// A [`Part::Literal`].
     pub fn literal(bytes: impl Into<Bytes>) -> Self {
         Self::Literal(bytes.into())
@@ -460,10 +487,6 @@ pub struct HmacSignature {
     tags: Few<Tag, 2>,
     timestamp: Option<Timestamp>,
     headers: Few<HeaderValue, 2>,
-    /// The delivery id and event type headers, turned into text only by
-    /// [`Scheme::delivery`], each with whether the MAC covers it.
-    id: Option<(HeaderValue, bool)>,
-    event_type: Option<(HeaderValue, bool)>,
 }
 
 impl fmt::Debug for HmacSignature {
@@ -471,11 +494,6 @@ impl fmt::Debug for HmacSignature {
         f.debug_struct("HmacSignature")
             .field("signatures", &self.tags.len())
             .field("timestamp", &self.timestamp.as_ref().map(|t| t.seconds))
-            .field("id", &self.id.as_ref().map(|(value, _)| value))
-            .field(
-                "event_type",
-                &self.event_type.as_ref().map(|(value, _)| value),
-            )
             .finish_non_exhaustive()
     }
 }
@@ -513,10 +531,6 @@ impl<T, const N: usize> Few<T, N> {
 
     fn iter(&self) -> impl Iterator<Item = &T> {
         self.inline.iter().flatten().chain(&self.spilled)
-    }
-
-    fn get(&self, index: usize) -> Option<&T> {
-        self.iter().nth(index)
     }
 }
 
@@ -577,7 +591,7 @@ impl Timestamp {
 /// let request = scheme.signed_request(body.clone(), Some(1_531_420_618), &Default::default());
 /// let (head, _) = request.into_parts();
 /// let signature = scheme.signature(&head)?;
-/// assert_eq!(scheme.verify(signature, &body), Ok(Signed::RawBody));
+/// assert_eq!(scheme.verify(&signature, &body), Ok(Signed::RawBody));
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
@@ -750,33 +764,6 @@ impl Hmac {
             }),
             (value, _) => Ok(value),
         }
-    }
-
-    /// The first of the header `fields` the request has, and whether the MAC covers it: taken
-    /// from the signed header values when it does, looked up otherwise.
-    fn metadata_value(
-        &self,
-        head: &HeaderMap,
-        fields: &[Field],
-        aliased: bool,
-        signed: &Few<HeaderValue, 2>,
-    ) -> Option<(HeaderValue, bool)> {
-        // Signed only if every header listed before it is signed too: whoever replays the
-        // request could add one of those, or take it away (as `Metadata::read_signed` judges).
-        let mut all_signed = true;
-        fields.iter().find_map(|field| match field {
-            Field::Header(name) => {
-                let value = match self.metadata.signed_headers.iter().position(|n| n == name) {
-                    Some(index) => signed.get(index).cloned(),
-                    None => {
-                        all_signed = false;
-                        head.get(self.named(name, aliased)).cloned()
-                    }
-                };
-                value.map(|value| (value, all_signed))
-            }
-            Field::Json(_) | Field::Form(_) => None,
-        })
     }
 
     fn decode(&self, encoded: &[u8]) -> Option<Tag> {
@@ -961,29 +948,22 @@ impl Scheme for Hmac {
                 headers.push(value.clone());
             }
         }
-        // The metadata headers are kept as they are (a reference count each) and read as text
-        // only by `delivery`; one the MAC covers is not looked up twice.
-        let id = self.metadata_value(&head.headers, &self.metadata.id, aliased, &headers);
-        let event_type =
-            self.metadata_value(&head.headers, &self.metadata.event_type, aliased, &headers);
         Ok(HmacSignature {
             tags,
             timestamp,
             headers,
-            id,
-            event_type,
         })
     }
 
-    fn verify(&self, signature: HmacSignature, body: &Bytes) -> Result<Signed, SignatureError> {
+    fn verify(&self, signature: &HmacSignature, body: &Bytes) -> Result<Signed, SignatureError> {
         // One keyed state at a time, copied once and never kept: no allocation.
         let raw = self.keys.iter().fold(false, |found, key| {
-            let mut key = self.prefixed(key, &signature);
+            let mut key = self.prefixed(key, signature);
             key.update(body);
             found | Self::any_matches(&key.finalize(), &signature.tags)
         });
         if raw {
-            self.check_window(&signature, body)?;
+            self.check_window(signature, body)?;
             return Ok(Signed::RawBody);
         }
         if let Some(Part::BodyOrJsonStringify { max }) = self.parts.last()
@@ -993,14 +973,14 @@ impl Scheme for Hmac {
             let mut keys: Vec<Key> = self
                 .keys
                 .iter()
-                .map(|key| self.prefixed(key, &signature))
+                .map(|key| self.prefixed(key, signature))
                 .collect();
             form.write(|chunk| keys.iter_mut().for_each(|key| key.update(chunk)));
             if keys.into_iter().fold(false, |found, key| {
                 found | Self::any_matches(&key.finalize(), &signature.tags)
             }) {
                 let form = Bytes::from(form.to_vec());
-                self.check_window(&signature, &form)?;
+                self.check_window(signature, &form)?;
                 return Ok(Signed::Reserialized(form));
             }
         }
@@ -1011,50 +991,36 @@ impl Scheme for Hmac {
         &self.name
     }
 
-    fn delivery(&self, signature: &HmacSignature) -> Delivery {
-        let text = |value: &Option<(HeaderValue, bool)>| {
-            value
-                .as_ref()
-                .and_then(|(value, signed)| Some((value_text(value)?, *signed)))
+    /// The event type and delivery id are read where [`HmacBuilder::event_type`] and
+    /// [`HmacBuilder::delivery_id`] say, in the order they list: from the head under the names
+    /// the signature was read by (never the other set of a scheme with aliases), and from the
+    /// signed bytes. A value is signed when the signature covers it (a field of the signed
+    /// body, a header of the signed template) and every field listed before it, as the
+    /// deduplication key of [`generic::Event`](crate::provider::generic::Event) judges.
+    fn delivery(&self, head: &Parts, signature: &HmacSignature, signed: &Bytes) -> Delivery {
+        let json = if self.metadata.needs_body() {
+            serde_json::from_slice::<Value>(signed).ok()
+        } else {
+            None
         };
-        let (id, id_signed) = text(&signature.id).unzip();
-        let (event_type, event_type_signed) = text(&signature.event_type).unzip();
+        let read = |fields: &[Field]| {
+            let (value, all_signed) =
+                self.metadata
+                    .read_signed(fields, &head.headers, json.as_ref(), signed);
+            let signed = value.is_some() && all_signed;
+            (value, signed)
+        };
+        let (id, id_signed) = read(&self.metadata.id);
+        let (event_type, event_type_signed) = read(&self.metadata.event_type);
         Delivery {
             id,
-            id_signed: id_signed.unwrap_or(false),
+            id_signed,
             event_type,
-            event_type_signed: event_type_signed.unwrap_or(false),
+            event_type_signed,
             timestamp: signature
                 .timestamp
                 .as_ref()
                 .map(|timestamp| timestamp.seconds),
-        }
-    }
-
-    /// Fields of the signed body are covered by the signature: what is read from them is marked
-    /// signed.
-    fn complete_delivery(&self, delivery: &mut Delivery, signed: &Bytes) {
-        let missing_id = delivery.id.is_none() && !self.metadata.id.is_empty();
-        let missing_type = delivery.event_type.is_none() && !self.metadata.event_type.is_empty();
-        if !(missing_id || missing_type) || !self.metadata.needs_body() {
-            return;
-        }
-        let json = serde_json::from_slice::<Value>(signed).ok();
-        // No header of the lists was there (they come first: `HmacBuilder::build` sees to it),
-        // so a body field is what is found, signed only if every header listed before it is.
-        let none = HeaderMap::new();
-        let read = |fields| {
-            let (value, all_signed) =
-                self.metadata
-                    .read_signed(fields, &none, json.as_ref(), signed);
-            let signed = value.is_some() && all_signed;
-            (value, signed)
-        };
-        if missing_id {
-            (delivery.id, delivery.id_signed) = read(&self.metadata.id);
-        }
-        if missing_type {
-            (delivery.event_type, delivery.event_type_signed) = read(&self.metadata.event_type);
         }
     }
 }
@@ -1164,16 +1130,14 @@ impl HmacBuilder {
     }
 
     /// Where the event type is read from, the first found of `fields`; recorded in
-    /// [`Verified::event_type`](crate::Verified::event_type). Headers are listed before body
-    /// fields (the head is read first; [`build`](Self::build) refuses another order).
+    /// [`Verified::event_type`](crate::Verified::event_type).
     pub fn event_type(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
         self.metadata.event_type = fields.into_iter().collect();
         self
     }
 
     /// Where the delivery id is read from, the first found of `fields`; recorded in
-    /// [`Verified::delivery_id`](crate::Verified::delivery_id). Headers are listed before body
-    /// fields (the head is read first; [`build`](Self::build) refuses another order).
+    /// [`Verified::delivery_id`](crate::Verified::delivery_id).
     pub fn delivery_id(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
         self.metadata.id = fields.into_iter().collect();
         self
@@ -1235,8 +1199,7 @@ impl HmacBuilder {
     /// [`ConfigError::InvalidPrefix`], or [`ConfigError::InvalidScheme`] (no body part, or one
     /// that is not last; a timestamp part with no timestamp header, or a timestamp header that
     /// is not signed; a pairs grammar without its timestamp source; grammar keys that cannot be
-    /// written in a header; a header field of `event_type` or `delivery_id` listed after a body
-    /// field).
+    /// written in a header).
     pub fn build(self) -> Result<Hmac, ConfigError> {
         let header = HeaderName::from_bytes(self.header.as_bytes()).map_err(|_| {
             ConfigError::InvalidHeaderName {
@@ -1319,21 +1282,6 @@ impl HmacBuilder {
         if header_timestamp && !signs_timestamp {
             // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
             return invalid("a timestamp header must be signed: add Part::Timestamp");
-        }
-        for fields in [&self.metadata.event_type, &self.metadata.id] {
-            let first_body = fields
-                .iter()
-                .position(|field| !matches!(field, Field::Header(_)));
-            if first_body.is_some_and(|first| {
-                fields[first..]
-                    .iter()
-                    .any(|field| matches!(field, Field::Header(_)))
-            }) {
-                // The head is read before the body: such a header would be read first.
-                return invalid(
-                    "list the header fields of event_type and delivery_id before the body fields",
-                );
-            }
         }
         if self.secrets.is_empty() {
             return Err(ConfigError::NoSecret);
@@ -1486,5 +1434,284 @@ fn trim_ows(value: &[u8]) -> &[u8] {
     match (start, end) {
         (Some(start), Some(end)) => &value[start..=end],
         _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::Request;
+
+    use super::*;
+
+    /// The signature header's value `scheme` puts on `body`.
+    fn sign(scheme: &Hmac, body: &[u8]) -> HeaderValue {
+        scheme.sign(body, None, &HeaderMap::new())[scheme.header()].clone()
+    }
+
+    fn head(values: &[&[u8]]) -> Parts {
+        let mut request = Request::post("/").body(()).unwrap();
+        for value in values {
+            request
+                .headers_mut()
+                .append("x-sig", HeaderValue::from_bytes(value).unwrap());
+        }
+        request.into_parts().0
+    }
+
+    fn scheme(encoding: Encoding, prefix: &str) -> Hmac {
+        Hmac::sha256("X-Sig")
+            .encoding(encoding)
+            .grammar(Grammar::prefixed(prefix))
+            .secret("key")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn sign_then_verify_round_trips_in_every_format() {
+        for (encoding, prefix) in [
+            (Encoding::Hex, ""),
+            (Encoding::Hex, "sha256="),
+            (Encoding::Base64, ""),
+            (Encoding::Base64, "v1,"),
+        ] {
+            let scheme = scheme(encoding, prefix);
+            let body = Bytes::from_static(b"{\"a\":1}");
+            let value = sign(&scheme, &body);
+            let signature = scheme.signature(&head(&[value.as_bytes()])).unwrap();
+            assert_eq!(scheme.verify(&signature, &body), Ok(Signed::RawBody));
+            let request = scheme.signed_request(body.clone(), None, &HeaderMap::new());
+            let (parts, _) = request.into_parts();
+            let signature = scheme.signature(&parts).unwrap();
+            assert_eq!(scheme.verify(&signature, &body), Ok(Signed::RawBody));
+            let other = Bytes::from_static(b"{\"a\":2}");
+            assert_eq!(
+                scheme.verify(&signature, &other),
+                Err(SignatureError::Mismatch)
+            );
+        }
+    }
+
+    #[test]
+    fn hex_signature_matches_a_known_hmac() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        let scheme = Hmac::sha256("x-sig").secret("Jefe").build().unwrap();
+        assert_eq!(
+            sign(&scheme, b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_refused_before_any_mac() {
+        let hex = scheme(Encoding::Hex, "sha256=");
+        let good = sign(&hex, b"x");
+        let good = good.as_bytes();
+        let upper = good.to_ascii_uppercase();
+        let cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            good[7..].to_vec(),                        // no prefix
+            [b"SHA256=", &good[7..]].concat(),         // prefix in another case
+            upper,                                     // upper-case hex
+            good[..good.len() - 1].to_vec(),           // 63 digits
+            [good, b"0"].concat(),                     // 65 digits
+            [&good[..20], b" ", &good[20..]].concat(), // space inside
+            [&good[..good.len() - 1], b"g"].concat(),  // not hex
+        ];
+        for value in cases {
+            assert_eq!(
+                hex.signature(&head(&[&value])).unwrap_err().to_string(),
+                "malformed webhook signature in header `x-sig`: \
+                 expected `sha256=` followed by 64 lower-case hex digits",
+                "{:?}",
+                String::from_utf8_lossy(&value)
+            );
+        }
+    }
+
+    #[test]
+    fn surrounding_white_space_is_not_part_of_the_value() {
+        let hex = scheme(Encoding::Hex, "");
+        let good = sign(&hex, b"x");
+        let padded = [b" \t", good.as_bytes(), b"\t "].concat();
+        let signature = hex.signature(&head(&[&padded])).unwrap();
+        assert_eq!(
+            hex.verify(&signature, &Bytes::from_static(b"x")),
+            Ok(Signed::RawBody)
+        );
+    }
+
+    #[test]
+    fn base64_must_be_canonical_padded_standard() {
+        let b64 = scheme(Encoding::Base64, "");
+        let good = sign(&b64, b"x");
+        let good = good.to_str().unwrap();
+        assert!(b64.signature(&head(&[good.as_bytes()])).is_ok());
+        let unpadded = good.trim_end_matches('=');
+        let url_safe = good.replace('+', "-").replace('/', "_");
+        for value in [unpadded, &url_safe, &format!("{good}="), &good[1..]] {
+            if value == good {
+                continue;
+            }
+            assert!(
+                b64.signature(&head(&[value.as_bytes()])).is_err(),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_and_repeated_headers() {
+        let hex = scheme(Encoding::Hex, "");
+        let good = sign(&hex, b"x");
+        assert!(matches!(
+            hex.signature(&head(&[])),
+            Err(SignatureError::Missing { .. })
+        ));
+        assert!(matches!(
+            hex.signature(&head(&[good.as_bytes(), good.as_bytes()])),
+            Err(SignatureError::Repeated { .. })
+        ));
+        assert!(matches!(
+            hex.signature(&head(&[&[0xff, 0xfe]])),
+            Err(SignatureError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn any_configured_secret_verifies() {
+        let new = Hmac::sha256("x-sig").secret("new").build().unwrap();
+        let old = Hmac::sha256("x-sig").secret("old").build().unwrap();
+        let both = Hmac::sha256("x-sig")
+            .secrets(["new", "old"])
+            .build()
+            .unwrap();
+        let body = Bytes::from_static(b"payload");
+        for sender in [&new, &old] {
+            let value = sign(sender, &body);
+            let signature = both.signature(&head(&[value.as_bytes()])).unwrap();
+            assert_eq!(both.verify(&signature, &body), Ok(Signed::RawBody));
+        }
+        let value = sign(&old, &body);
+        let signature = new.signature(&head(&[value.as_bytes()])).unwrap();
+        assert_eq!(new.verify(&signature, &body), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn configuration_errors() {
+        assert_eq!(
+            Hmac::sha256("x-sig").build().unwrap_err(),
+            ConfigError::NoSecret
+        );
+        assert_eq!(
+            Hmac::sha256("x-sig")
+                .secrets(["ok", ""])
+                .build()
+                .unwrap_err(),
+            ConfigError::EmptySecret { index: 1 }
+        );
+        assert!(matches!(
+            Hmac::sha256("bad header").secret("k").build(),
+            Err(ConfigError::InvalidHeaderName { .. })
+        ));
+        assert!(matches!(
+            Hmac::sha256("x-sig")
+                .grammar(Grammar::prefixed("a\nb"))
+                .secret("k")
+                .build(),
+            Err(ConfigError::InvalidPrefix { .. })
+        ));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let builder = Hmac::sha256("x-sig").secret("hunter2-secret");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let scheme = builder.build().unwrap();
+        let debug = format!("{scheme:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("x-sig"), "{debug}");
+    }
+
+    #[test]
+    fn reserialised_json_only_when_asked_for() {
+        let signed_form = br#"{"a":1,"b":[1,2]}"#;
+        let sent = Bytes::from_static(b"{ \"a\": 1.0, \"b\": [1, 2] }");
+        let plain = Hmac::sha256("x-sig").secret("k").build().unwrap();
+        let fallback = Hmac::sha256("x-sig")
+            .secret("k")
+            .signs([Part::body_or_json_stringify()])
+            .build()
+            .unwrap();
+        let value = sign(&plain, signed_form);
+        let signature = plain.signature(&head(&[value.as_bytes()])).unwrap();
+        assert_eq!(
+            plain.verify(&signature, &sent),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            fallback.verify(&signature, &sent),
+            Ok(Signed::Reserialized(Bytes::from_static(signed_form)))
+        );
+    }
+
+    #[test]
+    fn reserialised_json_only_up_to_the_fallback_cap() {
+        let signed_form = br#"{"a":1}"#;
+        let sent = Bytes::from_static(b"{ \"a\" : 1 }");
+        let scheme = |max: Option<usize>| {
+            let part = match max {
+                Some(max) => Part::BodyOrJsonStringify { max },
+                None => Part::body_or_json_stringify(),
+            };
+            Hmac::sha256("x-sig")
+                .secret("k")
+                .signs([part])
+                .build()
+                .unwrap()
+        };
+        let default = scheme(None);
+        let value = sign(&default, signed_form);
+        let signature = default.signature(&head(&[value.as_bytes()])).unwrap();
+        let reserialized = Ok(Signed::Reserialized(Bytes::from_static(signed_form)));
+        assert_eq!(default.verify(&signature, &sent), reserialized);
+        assert_eq!(
+            scheme(Some(sent.len())).verify(&signature, &sent),
+            reserialized
+        );
+        assert_eq!(
+            scheme(Some(sent.len() - 1)).verify(&signature, &sent),
+            Err(SignatureError::Mismatch)
+        );
+        // The default leaves room for any VideoAIditor payload, and no more than needed.
+        assert_eq!(Part::DEFAULT_JSON_STRINGIFY_MAX, 256 * 1024);
+    }
+
+    #[test]
+    fn debug_never_shows_the_mac() {
+        for encoding in [Encoding::Hex, Encoding::Base64] {
+            let scheme = scheme(encoding, "");
+            let value = sign(&scheme, b"{}");
+            let signature = scheme.signature(&head(&[value.as_bytes()])).unwrap();
+            let hex: String = signature
+                .tags
+                .iter()
+                .flat_map(|tag| tag.as_slice().to_vec())
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            for debug in [format!("{signature:?}"), format!("{signature:#?}")] {
+                // No four bytes of the MAC, in hex of either case, nor the header value.
+                for window in hex.as_bytes().chunks(8) {
+                    let window = std::str::from_utf8(window).unwrap();
+                    assert!(!debug.contains(window), "{debug}");
+                    assert!(!debug.contains(&window.to_uppercase()), "{debug}");
+                }
+                assert!(!debug.contains(value.to_str().unwrap()), "{debug}");
+            }
+            assert_eq!(
+                format!("{signature:?}"),
+                "HmacSignature { signatures: 1, timestamp: None, .. }"
+            );
+        }
     }
 }

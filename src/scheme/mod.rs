@@ -1,7 +1,7 @@
 //! Signature schemes: where a signature is read from, what it covers, and how it is checked.
 //!
-//! A [`Scheme`] works in two steps, so that the layer can refuse a request before reading its
-//! body:
+//! A [`Scheme`] works in steps, so that the layer can refuse a request before reading its body
+//! and trusts nothing before the signature checked out:
 //!
 //! 1. [`Scheme::signature`] reads the request head (method, URI, headers) and returns what it
 //!    needs later: the decoded signature(s), and, for schemes that sign them, header values or a
@@ -9,39 +9,43 @@
 //! 2. [`Scheme::verify`] gets that value and the complete body, and checks the MAC in constant
 //!    time. It says which bytes the signature covered ([`Signed`]); the event is parsed from those
 //!    bytes and nothing else.
+//! 3. Only then, [`Scheme::delivery`] reads what is known about the delivery (its id, event type
+//!    and signed timestamp) from the head and the signed bytes.
 //!
-//! [`Hmac`] is the general model: any header [`Grammar`] (`sha256=<hex>`, `t=…,v1=…`,
-//! `ts=…;h1=…`, space-separated `v1,<base64>` lists), signed content as a template of [`Part`]s
-//! (literals, header values, the timestamp, the body or its `JSON.stringify` form), SHA-256 or
-//! SHA-1, hex or base64, raw or `whsec_` keys, and a replay window read from an injectable
-//! [`Clock`]. The GitHub, Stripe, Standard Webhooks, Svix, Shopify and Slack presets build it.
-//! [`HmacSha256`] is the simpler "HMAC-SHA256 of the body in header X" scheme the VideoNest and
-//! VideoAIditor presets build.
+//! [`Hmac`] is the one HMAC model every preset builds: any header [`Grammar`] (`<hex>`,
+//! `sha256=<hex>`, `t=…,v1=…`, `ts=…;h1=…`, space-separated `v1,<base64>` lists), signed content
+//! as a template of [`Part`]s (literals, header values, the timestamp, the body or its
+//! `JSON.stringify` form), SHA-256 or SHA-1, hex or base64, raw or `whsec_` keys, where the event
+//! type and delivery id are read ([`Field`]), and a replay window read from an injectable
+//! [`Clock`]. A new HMAC provider is a new [`HmacBuilder`] declaration (see
+//! [`provider`](crate::provider) for where presets live); a scheme of another kind (a public-key
+//! signature, a shared token) is another implementation of [`Scheme`].
 //!
 //! # Example
 //!
 //! ```
 //! use bytes::Bytes;
-//! use http::Request;
-//! use tower_webhook::scheme::{Encoding, HmacSha256, Scheme, Signed};
+//! use http::{HeaderMap, Request};
+//! use tower_webhook::scheme::{Encoding, Grammar, Hmac, Scheme, Signed};
 //!
 //! // GitHub-style: `X-Hub-Signature-256: sha256=<lower-case hex>`.
-//! let scheme = HmacSha256::builder("X-Hub-Signature-256")
-//!     .prefix("sha256=")
+//! let scheme = Hmac::sha256("X-Hub-Signature-256")
+//!     .grammar(Grammar::prefixed("sha256="))
 //!     .encoding(Encoding::Hex)
 //!     .secret("new secret")
 //!     .secret("previous secret") // key rotation: either one is accepted
 //!     .build()?;
 //!
 //! let body = Bytes::from_static(br#"{"zen":"Keep it logically awesome."}"#);
+//! let signed = scheme.sign(&body, None, &HeaderMap::new());
 //! let (head, ()) = Request::post("/hook")
-//!     .header("x-hub-signature-256", scheme.sign(&body))
+//!     .header("x-hub-signature-256", &signed["x-hub-signature-256"])
 //!     .body(())
 //!     .unwrap()
 //!     .into_parts();
 //!
 //! let signature = scheme.signature(&head).expect("well-formed header");
-//! assert!(matches!(scheme.verify(signature, &body), Ok(Signed::RawBody)));
+//! assert!(matches!(scheme.verify(&signature, &body), Ok(Signed::RawBody)));
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
@@ -51,7 +55,6 @@ pub(crate) mod hmac_metadata {
     pub(crate) use super::hmac::Metadata;
 }
 mod hex;
-mod hmac_sha256;
 mod js_json;
 mod timestamp;
 
@@ -60,10 +63,9 @@ use http::request::Parts;
 
 pub use self::{
     hmac::{
-        Digest, Field, Grammar, Hmac, HmacBuilder, HmacSignature, KeyFormat, MAX_ELEMENTS,
-        MAX_SIGNATURES, Part, TimestampSource,
+        Digest, Encoding, Field, Grammar, Hmac, HmacBuilder, HmacSignature, KeyFormat,
+        MAX_ELEMENTS, MAX_SIGNATURES, Part, TimestampSource,
     },
-    hmac_sha256::{Encoding, HmacSha256, HmacSha256Builder, Signature},
     timestamp::{Clock, SystemClock, TimestampUnit},
 };
 pub use crate::rejection::SignatureError;
@@ -97,8 +99,9 @@ pub trait Scheme: Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// [`SignatureError::Mismatch`] when no configured key produced the signature.
-    fn verify(&self, signature: Self::Signature, body: &Bytes) -> Result<Signed, SignatureError>;
+    /// [`SignatureError::Mismatch`] when no configured key produced the signature; a scheme
+    /// with a replay window also refuses a signed timestamp out of it, once a signature matched.
+    fn verify(&self, signature: &Self::Signature, body: &Bytes) -> Result<Signed, SignatureError>;
 
     /// A short name for what this scheme verifies, such as the provider (`"videonest"`); it is
     /// recorded in [`Verified::provider`](crate::Verified::provider). `"webhook"` unless the
@@ -107,22 +110,15 @@ pub trait Scheme: Send + Sync + 'static {
         "webhook"
     }
 
-    /// What the scheme read about the delivery from the request head: a delivery id and a
-    /// signed timestamp, for schemes that have them, and whether the signature covers the id and
-    /// the event type it read ([`Delivery::id_signed`], [`Delivery::event_type_signed`]). Called
-    /// before [`verify`](Scheme::verify) and recorded in [`Verified`](crate::Verified) only when
-    /// verification succeeds. Nothing by default.
-    fn delivery(&self, signature: &Self::Signature) -> Delivery {
-        let _ = signature;
+    /// What is known about a verified delivery: its id, event type and signed timestamp, for
+    /// schemes that have them, and whether the signature covers the id and the event type
+    /// ([`Delivery::id_signed`], [`Delivery::event_type_signed`]), read from the request head
+    /// and from `signed`, the bytes the signature covered. Called only after
+    /// [`verify`](Scheme::verify) succeeded, and recorded in [`Verified`](crate::Verified).
+    /// Nothing by default.
+    fn delivery(&self, head: &Parts, signature: &Self::Signature, signed: &Bytes) -> Delivery {
+        let _ = (head, signature, signed);
         Delivery::default()
-    }
-
-    /// Fills in what the scheme reads about the delivery from the signed bytes (an event type
-    /// or id in the JSON body, such as Stripe's `type` and `id`: signed, since the signature
-    /// covers those bytes). Called only after [`verify`](Scheme::verify) succeeded, with the
-    /// bytes it covered. Nothing by default.
-    fn complete_delivery(&self, delivery: &mut Delivery, signed: &Bytes) {
-        let _ = (delivery, signed);
     }
 }
 
@@ -210,7 +206,7 @@ pub enum Signed {
     RawBody,
     /// Not the received bytes but the body re-serialised the way JavaScript's
     /// `JSON.stringify(JSON.parse(body))` does (see
-    /// [`HmacSha256Builder::json_stringify_fallback`]). The event must be parsed from these
+    /// [`Part::BodyOrJsonStringify`]). The event must be parsed from these
     /// bytes, never from the unsigned raw body.
     Reserialized(Bytes),
 }

@@ -91,8 +91,7 @@ where
     /// Verifies, then decodes, then builds the request for the inner service.
     fn admit(mut self, body: Bytes) -> Admitted<S, Sc, E, R> {
         let shared = &*self.shared;
-        let mut delivery = shared.scheme.delivery(&self.signature);
-        let (body, reserialized) = match shared.scheme.verify(self.signature, &body) {
+        let (body, reserialized) = match shared.scheme.verify(&self.signature, &body) {
             Ok(Signed::RawBody) => (body, false),
             // The inner service sees the signed form, never the unsigned raw bytes.
             Ok(Signed::Reserialized(form)) => (form, true),
@@ -102,7 +101,7 @@ where
                 return Err((self.shared, rejection));
             }
         };
-        shared.scheme.complete_delivery(&mut delivery, &body);
+        let delivery = shared.scheme.delivery(&self.head, &self.signature, &body);
         // Whichever form was signed, the inner service gets it whole, with its length. A
         // `Content-Length` that already says so (the usual case) is left as it is.
         let headers = &mut self.head.headers;
@@ -285,7 +284,7 @@ mod tests {
     use tower::{ServiceBuilder, ServiceExt};
 
     use super::*;
-    use crate::{VerifyWebhookLayer, scheme::HmacSha256};
+    use crate::{VerifyWebhookLayer, scheme::Hmac};
 
     fn headers(values: &[&'static str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -313,11 +312,11 @@ mod tests {
 
     /// What `Content-Length` the inner service sees for a request that arrived with `sent`.
     fn seen_content_length(sent: Option<&'static str>, chunked: bool) -> Vec<HeaderValue> {
-        let scheme = HmacSha256::builder("x-signature")
+        let scheme = Hmac::sha256("x-signature")
             .secret("s3cret")
             .build()
             .unwrap();
-        let mut request = scheme.signed_request("hello");
+        let mut request = scheme.signed_request("hello", None, &HeaderMap::new());
         request.headers_mut().remove(CONTENT_LENGTH);
         if let Some(sent) = sent {
             request

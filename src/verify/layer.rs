@@ -58,7 +58,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     ///
     /// It bounds the received body. A scheme that verifies a re-serialised form (VideoAIditor's
     /// `JSON.stringify` fallback) bounds that form itself; see
-    /// [`HmacSha256Builder::json_stringify_fallback`](crate::scheme::HmacSha256Builder::json_stringify_fallback).
+    /// [`Part::BodyOrJsonStringify`](crate::scheme::Part::BodyOrJsonStringify).
     ///
     /// In axum, a limit above 2 MiB also needs axum's own `DefaultBodyLimit` raised if the
     /// handler reads the body with an extractor.

@@ -320,3 +320,9 @@ pub(crate) fn fixture(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{path}: {err}"));
     serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"))
 }
+
+/// The signature header's value `scheme` puts on `body`, signed now with no signed header
+/// values: what a sender of a scheme that signs the body alone sends.
+pub(crate) fn signature_of(scheme: &tower_webhook::scheme::Hmac, body: &[u8]) -> HeaderValue {
+    scheme.sign(body, None, &http::HeaderMap::new())[scheme.header()].clone()
+}

@@ -5,8 +5,8 @@
 //! `payload` is the parsed request body: the MAC covers the JavaScript re-serialisation of the
 //! body, not necessarily the bytes received. This preset therefore checks the raw bytes first and,
 //! only if they do not match, the body re-serialised with exact `JSON.stringify(JSON.parse(body))`
-//! semantics (see [`HmacSha256Builder::json_stringify_fallback`]). When the re-serialised form is
-//! what matched, the event and the body the handler sees are that signed form.
+//! semantics (see [`Part::BodyOrJsonStringify`]). When the re-serialised form is what matched, the
+//! event and the body the handler sees are that signed form.
 //!
 //! The documentation asks receivers to "Handle duplicate events (use the render ID as an
 //! idempotency key)": [`Event::id`] is that `_id`. It documents no timestamp and no retries.
@@ -14,70 +14,49 @@
 //! # Example
 //!
 //! ```
-//! use tower_webhook::provider::videoaiditor;
+//! use bytes::Bytes;
+//! use tower_webhook::{provider::videoaiditor, scheme::{Scheme, Signed}};
 //!
 //! let layer = videoaiditor::layer(["your-webhook-secret"])?;
 //! // The provider's docs sign the compact `JSON.stringify` form…
-//! let signature = layer.scheme().sign(br#"{"event":"render.completed","data":{"_id":"render-id"}}"#);
+//! let compact = r#"{"event":"render.completed","data":{"_id":"render-id"}}"#;
+//! let request = videoaiditor::signed_request("your-webhook-secret", compact)?;
 //! // …which a pretty-printed delivery of the same payload also verifies against.
-//! # let _ = signature;
-//! # Ok::<_, tower_webhook::ConfigError>(())
+//! let pretty = Bytes::from_static(b"{\n  \"event\": \"render.completed\",\n  \"data\": { \"_id\": \"render-id\" }\n}");
+//! let signature = layer.scheme().signature(&request.into_parts().0)?;
+//! assert_eq!(
+//!     layer.scheme().verify(&signature, &pretty)?,
+//!     Signed::Reserialized(Bytes::from_static(compact.as_bytes())),
+//! );
+//! # Ok::<_, Box<dyn std::error::Error>>(())
 //! ```
 
 mod event;
 
 pub use self::event::*;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
-
 use crate::{
-    ConfigError, Secret, VerifyWebhookLayer,
-    provider::raw::Preset,
-    scheme::{Encoding, HmacSha256, HmacSha256Builder},
+    provider::{PresetEvent, raw::Preset},
+    scheme::{Encoding, Hmac, HmacBuilder, Part},
 };
 
 /// The header VideoAIditor sends its signature in.
 pub const SIGNATURE_HEADER: &str = "X-Signature";
 
-/// A builder for the VideoAIditor scheme, with header, encoding and the `JSON.stringify`
-/// fallback set; add secrets and [`build`](HmacSha256Builder::build) it.
-pub fn scheme() -> HmacSha256Builder {
-    HmacSha256::builder(SIGNATURE_HEADER)
+/// A builder for the VideoAIditor scheme: the header, lower-case hex, and the body or else its
+/// `JSON.stringify` form up to [`Part::DEFAULT_JSON_STRINGIFY_MAX`]; add secrets and
+/// [`build`](HmacBuilder::build) it.
+pub fn scheme() -> HmacBuilder {
+    Hmac::sha256(SIGNATURE_HEADER)
         .name("videoaiditor")
         .encoding(Encoding::Hex)
-        .json_stringify_fallback()
+        .signs([Part::body_or_json_stringify()])
 }
 
-/// A layer that verifies VideoAIditor webhooks signed with any of `secrets` and decodes them into
-/// [`Event`]. Every verified JSON body is delivered, as [`Event::Raw`] when it does not fit a
-/// typed variant (decoded as [`Lossless`](crate::decode::Lossless) decodes); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
-/// 400 instead.
-///
-/// # Errors
-///
-/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
-pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<HmacSha256, Event>, ConfigError>
-where
-    I: IntoIterator,
-    I::Item: Into<Secret>,
-{
-    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?)
-        .decode_with(Preset::new())
-        .trace_event_types())
+impl PresetEvent for Event {
+    fn decoder(_: &HmacBuilder) -> impl crate::decode::Decode<Self> {
+        Preset::new()
+    }
 }
 
-/// A request signed the way the provider signs it, for tests: `POST /` with `body`,
-/// `Content-Type: application/json` and the signature header made with `secret`. Change the URI
-/// with [`Request::uri_mut`] and the body type with [`Request::map`].
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn signed_request(
-    secret: impl Into<Secret>,
-    body: impl Into<Bytes>,
-) -> Result<Request<Full<Bytes>>, ConfigError> {
-    Ok(scheme().secret(secret).build()?.signed_request(body))
-}
+super::preset!(provider: "VideoAIditor", event: Event, signs: body);

@@ -21,7 +21,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let layer = videonest::layer(["vn_signing_secret"])?;
 //! let body = Bytes::from_static(br#"{"event":"video.processed","timestamp":"2026-03-30T10:15:00Z","data":{"id":"vid_abc123","title":"My Video Title","status":"ready","duration":142,"channel_id":"ch_abc123"}}"#);
-//! let signature = layer.scheme().sign(&body);
+//! let signature = videonest::headers("vn_signing_secret", &body)?[videonest::SIGNATURE_HEADER].clone();
 //!
 //! let service = ServiceBuilder::new()
 //!     .layer(layer)
@@ -47,31 +47,32 @@ mod event;
 
 pub use self::event::*;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::Full;
-
 use std::time::Duration;
 
 use crate::{
     ConfigError, Secret, VerifyWebhookLayer,
-    provider::raw::Preset,
-    scheme::{
-        Encoding, Field, Hmac, HmacBuilder, HmacSha256, HmacSha256Builder, TimestampSource,
-        TimestampUnit,
-    },
+    provider::{PresetEvent, raw::Preset},
+    scheme::{Encoding, Field, Hmac, HmacBuilder, TimestampSource, TimestampUnit},
 };
 
 /// The header VideoNest sends its signature in.
 pub const SIGNATURE_HEADER: &str = "X-VideoNest-Signature";
 
-/// A builder for the VideoNest scheme, with header and encoding set; add secrets and
-/// [`build`](HmacSha256Builder::build) it.
-pub fn scheme() -> HmacSha256Builder {
-    HmacSha256::builder(SIGNATURE_HEADER)
+/// A builder for the VideoNest scheme: the header, lower-case hex of the raw body; add secrets
+/// and [`build`](HmacBuilder::build) it.
+pub fn scheme() -> HmacBuilder {
+    Hmac::sha256(SIGNATURE_HEADER)
         .name("videonest")
         .encoding(Encoding::Hex)
 }
+
+impl PresetEvent for Event {
+    fn decoder(_: &HmacBuilder) -> impl crate::decode::Decode<Self> {
+        Preset::new()
+    }
+}
+
+super::preset!(provider: "VideoNest", event: Event, signs: body);
 
 /// How long after an event VideoNest may still deliver it: retries 1, 5 and 30 minutes after
 /// the first attempt, 36 minutes in all (plus each attempt's 10-second deadline). A replay
@@ -99,9 +100,7 @@ pub const RETRY_HORIZON: Duration = Duration::from_secs(36 * 60);
 /// # Ok::<_, tower_webhook::ConfigError>(())
 /// ```
 pub fn windowed_scheme(tolerance: Duration) -> HmacBuilder {
-    Hmac::sha256(SIGNATURE_HEADER)
-        .name("videonest")
-        .encoding(Encoding::Hex)
+    scheme()
         .timestamp(TimestampSource::BodyField {
             field: "timestamp".into(),
             unit: TimestampUnit::Rfc3339,
@@ -131,40 +130,5 @@ where
             reason: "a VideoNest replay window must exceed its 36-minute retry horizon",
         });
     }
-    let scheme = windowed_scheme(tolerance).secrets(secrets).build()?;
-    Ok(VerifyWebhookLayer::new(scheme)
-        .decode_with(Preset::new())
-        .trace_event_types())
-}
-
-/// A layer that verifies VideoNest webhooks signed with any of `secrets` and decodes them into
-/// [`Event`]. Every verified JSON body is delivered, as [`Event::Raw`] when it does not fit a
-/// typed variant (decoded as [`Lossless`](crate::decode::Lossless) decodes); add [`strict`](VerifyWebhookLayer::strict) to refuse those with
-/// 400 instead.
-///
-/// # Errors
-///
-/// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
-pub fn layer<I>(secrets: I) -> Result<VerifyWebhookLayer<HmacSha256, Event>, ConfigError>
-where
-    I: IntoIterator,
-    I::Item: Into<Secret>,
-{
-    Ok(VerifyWebhookLayer::new(scheme().secrets(secrets).build()?)
-        .decode_with(Preset::new())
-        .trace_event_types())
-}
-
-/// A request signed the way the provider signs it, for tests: `POST /` with `body`,
-/// `Content-Type: application/json` and the signature header made with `secret`. Change the URI
-/// with [`Request::uri_mut`] and the body type with [`Request::map`].
-///
-/// # Errors
-///
-/// [`ConfigError::EmptySecret`] when `secret` is empty.
-pub fn signed_request(
-    secret: impl Into<Secret>,
-    body: impl Into<Bytes>,
-) -> Result<Request<Full<Bytes>>, ConfigError> {
-    Ok(scheme().secret(secret).build()?.signed_request(body))
+    super::layer(windowed_scheme(tolerance).secrets(secrets))
 }
