@@ -36,26 +36,37 @@ pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 /// The header holding the signatures.
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
-/// A builder for the Standard Webhooks scheme (tolerance 5 minutes, system clock); add secrets and build
-/// it, or pass it to [`generic::layer`](super::generic::layer).
+/// A builder for the Standard Webhooks scheme (tolerance 5 minutes, system clock); add secrets
+/// and build it, or pass it to [`generic::layer`](super::generic::layer).
 pub fn scheme() -> HmacBuilder {
-    Hmac::sha256(SIGNATURE_HEADER)
-        .name("standardwebhooks")
+    named(
+        "standardwebhooks",
+        ID_HEADER,
+        TIMESTAMP_HEADER,
+        SIGNATURE_HEADER,
+    )
+}
+
+/// The Standard Webhooks scheme under `name`, with its headers called `id`, `timestamp` and
+/// `signature` (Svix uses its own names for the same scheme).
+pub(crate) fn named(name: &str, id: &str, timestamp: &str, signature: &str) -> HmacBuilder {
+    Hmac::sha256(signature)
+        .name(name)
         .grammar(Grammar::list("v1"))
         .encoding(Encoding::Base64)
         .key_format(KeyFormat::WhsecBase64)
         .timestamp(TimestampSource::Header(
-            TIMESTAMP_HEADER.parse().expect("a valid header name"),
+            timestamp.parse().expect("a valid header name"),
         ))
         .signs([
-            Part::header(ID_HEADER),
+            Part::header(id),
             Part::literal("."),
             Part::Timestamp,
             Part::literal("."),
             Part::Body,
         ])
         .event_type([Field::json("/type"), Field::json("/eventType")])
-        .delivery_id([Field::header(ID_HEADER)])
+        .delivery_id([Field::header(id)])
 }
 
 super::preset!(provider: "Standard Webhooks", event: Event, signs: message(ID_HEADER));

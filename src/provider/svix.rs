@@ -27,9 +27,7 @@
 //! ```
 
 use super::generic::Event;
-use crate::scheme::{
-    Encoding, Field, Grammar, Hmac, HmacBuilder, KeyFormat, Part, TimestampSource,
-};
+use crate::scheme::HmacBuilder;
 
 /// The header holding the message id.
 pub const ID_HEADER: &str = "svix-id";
@@ -41,26 +39,10 @@ pub const SIGNATURE_HEADER: &str = "svix-signature";
 /// A builder for the Svix scheme (tolerance 5 minutes, system clock); add secrets and build
 /// it, or pass it to [`generic::layer`](super::generic::layer).
 pub fn scheme() -> HmacBuilder {
-    Hmac::sha256(SIGNATURE_HEADER)
-        .name("svix")
-        .grammar(Grammar::list("v1"))
-        .encoding(Encoding::Base64)
-        .key_format(KeyFormat::WhsecBase64)
-        .timestamp(TimestampSource::Header(
-            TIMESTAMP_HEADER.parse().expect("a valid header name"),
-        ))
-        .signs([
-            Part::header(ID_HEADER),
-            Part::literal("."),
-            Part::Timestamp,
-            Part::literal("."),
-            Part::Body,
-        ])
-        .event_type([Field::json("/type"), Field::json("/eventType")])
-        .delivery_id([Field::header(ID_HEADER)])
-        .alias(ID_HEADER, "webhook-id")
-        .alias(TIMESTAMP_HEADER, "webhook-timestamp")
-        .alias(SIGNATURE_HEADER, "webhook-signature")
+    super::standard_webhooks::named("svix", ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+        .alias(ID_HEADER, super::standard_webhooks::ID_HEADER)
+        .alias(TIMESTAMP_HEADER, super::standard_webhooks::TIMESTAMP_HEADER)
+        .alias(SIGNATURE_HEADER, super::standard_webhooks::SIGNATURE_HEADER)
 }
 
 super::preset!(provider: "Svix", event: Event, signs: message(ID_HEADER));
