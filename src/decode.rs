@@ -70,24 +70,35 @@ impl Decode<()> for Nothing {
 /// with 400. What [`VerifyWebhookLayer::event`](crate::VerifyWebhookLayer::event) uses.
 pub struct Json<T>(PhantomData<fn() -> T>);
 
-impl<T> Json<T> {
-    /// The decoder.
-    pub fn new() -> Self {
-        Self(PhantomData)
-    }
+/// `new`, `Default` and `Debug` for a decoder that is only its event type.
+macro_rules! typed_decoder {
+    ($decoder:ident) => {
+        impl<T> $decoder<T> {
+            /// The decoder.
+            pub fn new() -> Self {
+                Self(PhantomData)
+            }
+        }
+
+        impl<T> Default for $decoder<T> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T> fmt::Debug for $decoder<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    concat!(stringify!($decoder), "<{}>"),
+                    std::any::type_name::<T>()
+                )
+            }
+        }
+    };
 }
 
-impl<T> Default for Json<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> fmt::Debug for Json<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Json<{}>", std::any::type_name::<T>())
-    }
-}
+typed_decoder!(Json);
 
 impl<T: DeserializeOwned + 'static> Decode<T> for Json<T> {
     fn decode(&self, _head: &Parts, body: &Bytes) -> Result<T, DecodeError> {
@@ -101,24 +112,7 @@ impl<T: DeserializeOwned + 'static> Decode<T> for Json<T> {
 /// the presets' layers use.
 pub struct Lossless<E>(PhantomData<fn() -> E>);
 
-impl<E> Lossless<E> {
-    /// The decoder.
-    pub fn new() -> Self {
-        Self(PhantomData)
-    }
-}
-
-impl<E> Default for Lossless<E> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<E> fmt::Debug for Lossless<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Lossless<{}>", std::any::type_name::<E>())
-    }
-}
+typed_decoder!(Lossless);
 
 impl<E> Decode<E> for Lossless<E>
 where

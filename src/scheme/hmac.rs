@@ -484,9 +484,9 @@ impl Tag {
 /// the signed header values. Its `Debug` output shows how many signatures it holds, not them.
 #[derive(Clone)]
 pub struct HmacSignature {
-    tags: Few<Tag, 2>,
+    tags: Few<Tag, 1>,
     timestamp: Option<Timestamp>,
-    headers: Few<HeaderValue, 2>,
+    headers: Few<HeaderValue, 1>,
 }
 
 impl fmt::Debug for HmacSignature {
@@ -498,8 +498,9 @@ impl fmt::Debug for HmacSignature {
     }
 }
 
-/// Up to `N` values inline and any more on the heap: the usual one or two signatures and signed
-/// headers of a request cost no allocation.
+/// Up to `N` values inline and any more on the heap: the usual one signature and signed header
+/// of a request cost no allocation (a second signature, sent while a provider rotates its
+/// secret, does), and the signature stays small to move.
 #[derive(Clone)]
 struct Few<T, const N: usize> {
     inline: [Option<T>; N],
@@ -771,7 +772,7 @@ impl Hmac {
     }
 
     /// Parses the signature header's value into tags and, for pairs, the timestamp text.
-    fn parse<'v>(&self, value: &'v [u8]) -> Option<(Few<Tag, 2>, Option<&'v [u8]>)> {
+    fn parse<'v>(&self, value: &'v [u8]) -> Option<(Few<Tag, 1>, Option<&'v [u8]>)> {
         let value = trim_ows(value);
         match &self.grammar {
             GrammarKind::Value { prefix } => {
@@ -844,7 +845,7 @@ impl Hmac {
     /// Whether `tag` is one of `tags`, in constant time for each: every tag is compared whole
     /// (the differences of all its bytes or-ed together, then one constant-time test), whether or
     /// not an earlier one matched.
-    fn any_matches(tag: &Tag, tags: &Few<Tag, 2>) -> bool {
+    fn any_matches(tag: &Tag, tags: &Few<Tag, 1>) -> bool {
         tags.iter().fold(false, |found, candidate| {
             let (a, b) = (candidate.as_slice(), tag.as_slice());
             let diff = a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y));
@@ -1025,16 +1026,15 @@ impl Scheme for Hmac {
     }
 }
 
+/// The scheme's name, header, the signature's format (digest, encoding and grammar, in words),
+/// what is signed and the replay window, and how many keys it holds, never what they are.
 impl fmt::Debug for Hmac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hmac")
             .field("name", &self.name)
             .field("header", &self.header)
-            .field("digest", &self.digest)
-            .field("encoding", &self.encoding)
-            .field("grammar", &self.grammar)
+            .field("expected", &self.expected)
             .field("parts", &self.parts)
-            .field("timestamp", &self.timestamp)
             .field("tolerance", &self.tolerance)
             .field("keys", &format_args!("[{} redacted]", self.keys.len()))
             .finish_non_exhaustive()

@@ -23,15 +23,8 @@ pub const DEFAULT_MAX_BODY_SIZE: usize = 2 * 1024 * 1024;
 /// See the [crate docs](crate) for an example.
 #[must_use]
 pub struct VerifyWebhookLayer<Sc, E = (), R = DefaultRejectionResponse> {
-    pub(crate) scheme: Arc<Sc>,
-    /// The scheme's name, shared by every `Verified` the layer makes.
-    pub(crate) provider: Arc<str>,
-    pub(crate) max_body_size: usize,
-    pub(crate) decode: Arc<dyn Decode<E>>,
-    /// Reads the event type of a decoded event, for the `tracing` span, when the event type
-    /// is known to be a [`WebhookEvent`].
-    pub(crate) event_type: Option<EventTypeFn<E>>,
-    pub(crate) rejection: R,
+    /// What each service it makes shares with its requests.
+    shared: Shared<Sc, E, R>,
 }
 
 /// [`WebhookEvent::event_type`] of a decoded event.
@@ -42,12 +35,14 @@ impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
     /// decodes nothing (the handler gets `Verified<()>` with the signed bytes).
     pub fn new(scheme: Sc) -> Self {
         Self {
-            provider: Arc::from(scheme.name()),
-            scheme: Arc::new(scheme),
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            decode: Arc::new(Nothing),
-            event_type: None,
-            rejection: DefaultRejectionResponse,
+            shared: Shared {
+                provider: Arc::from(scheme.name()),
+                scheme: Arc::new(scheme),
+                max_body_size: DEFAULT_MAX_BODY_SIZE,
+                decode: Arc::new(Nothing),
+                event_type: None,
+                rejection: DefaultRejectionResponse,
+            },
         }
     }
 }
@@ -63,7 +58,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     /// In axum, a limit above 2 MiB also needs axum's own `DefaultBodyLimit` raised if the
     /// handler reads the body with an extractor.
     pub fn max_body_size(mut self, bytes: usize) -> Self {
-        self.max_body_size = bytes;
+        self.shared.max_body_size = bytes;
         self
     }
 
@@ -88,13 +83,22 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
         T: Clone + Send + Sync + 'static,
         D: Decode<T>,
     {
+        let Shared {
+            scheme,
+            provider,
+            max_body_size,
+            rejection,
+            ..
+        } = self.shared;
         VerifyWebhookLayer {
-            scheme: self.scheme,
-            provider: self.provider,
-            max_body_size: self.max_body_size,
-            decode: Arc::new(decoder),
-            event_type: None,
-            rejection: self.rejection,
+            shared: Shared {
+                scheme,
+                provider,
+                max_body_size,
+                decode: Arc::new(decoder),
+                event_type: None,
+                rejection,
+            },
         }
     }
 
@@ -114,45 +118,51 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     /// # let _ = layer;
     /// # Ok::<_, tower_webhook::ConfigError>(())
     /// ```
-    pub fn strict(self) -> Self
+    pub fn strict(mut self) -> Self
     where
         E: WebhookEvent + 'static,
     {
-        Self {
-            decode: Arc::new(Strict(self.decode)),
-            event_type: Some(E::event_type),
-            ..self
-        }
+        self.shared.decode = Arc::new(Strict(self.shared.decode));
+        self.shared.event_type = Some(E::event_type);
+        self
     }
 
     /// Records the event type of each decoded event in the `tracing` span (feature
     /// `tracing`), when the scheme does not report one itself. The presets' layers do.
-    pub(crate) fn trace_event_types(self) -> Self
+    pub(crate) fn trace_event_types(mut self) -> Self
     where
         E: WebhookEvent + 'static,
     {
-        Self {
-            event_type: Some(E::event_type),
-            ..self
-        }
+        self.shared.event_type = Some(E::event_type);
+        self
     }
 
     /// Replaces the response sent for refused requests; see
     /// [`RejectionResponse`](crate::RejectionResponse).
     pub fn rejection_response<R2>(self, rejection: R2) -> VerifyWebhookLayer<Sc, E, R2> {
+        let Shared {
+            scheme,
+            provider,
+            max_body_size,
+            decode,
+            event_type,
+            ..
+        } = self.shared;
         VerifyWebhookLayer {
-            scheme: self.scheme,
-            provider: self.provider,
-            max_body_size: self.max_body_size,
-            decode: self.decode,
-            event_type: self.event_type,
-            rejection,
+            shared: Shared {
+                scheme,
+                provider,
+                max_body_size,
+                decode,
+                event_type,
+                rejection,
+            },
         }
     }
 
     /// The signature scheme.
     pub fn scheme(&self) -> &Sc {
-        &self.scheme
+        &self.shared.scheme
     }
 }
 
@@ -162,14 +172,7 @@ impl<S, Sc, E, R: Clone> Layer<S> for VerifyWebhookLayer<Sc, E, R> {
     fn layer(&self, inner: S) -> Self::Service {
         VerifyWebhook {
             inner,
-            shared: Arc::new(Shared {
-                scheme: Arc::clone(&self.scheme),
-                provider: Arc::clone(&self.provider),
-                max_body_size: self.max_body_size,
-                decode: Arc::clone(&self.decode),
-                event_type: self.event_type,
-                rejection: self.rejection.clone(),
-            }),
+            shared: Arc::new(self.shared.clone()),
         }
     }
 }
@@ -177,12 +180,7 @@ impl<S, Sc, E, R: Clone> Layer<S> for VerifyWebhookLayer<Sc, E, R> {
 impl<Sc, E, R: Clone> Clone for VerifyWebhookLayer<Sc, E, R> {
     fn clone(&self) -> Self {
         Self {
-            scheme: Arc::clone(&self.scheme),
-            provider: Arc::clone(&self.provider),
-            max_body_size: self.max_body_size,
-            decode: Arc::clone(&self.decode),
-            event_type: self.event_type,
-            rejection: self.rejection.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -190,8 +188,8 @@ impl<Sc, E, R: Clone> Clone for VerifyWebhookLayer<Sc, E, R> {
 impl<Sc: fmt::Debug, E, R> fmt::Debug for VerifyWebhookLayer<Sc, E, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyWebhookLayer")
-            .field("scheme", &self.scheme)
-            .field("max_body_size", &self.max_body_size)
+            .field("scheme", &self.shared.scheme)
+            .field("max_body_size", &self.shared.max_body_size)
             .field("event", &std::any::type_name::<E>())
             .finish_non_exhaustive()
     }

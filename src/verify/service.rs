@@ -44,6 +44,19 @@ pub(crate) struct Shared<Sc, E, R> {
     pub(crate) rejection: R,
 }
 
+impl<Sc, E, R: Clone> Clone for Shared<Sc, E, R> {
+    fn clone(&self) -> Self {
+        Self {
+            scheme: Arc::clone(&self.scheme),
+            provider: Arc::clone(&self.provider),
+            max_body_size: self.max_body_size,
+            decode: Arc::clone(&self.decode),
+            event_type: self.event_type,
+            rejection: self.rejection.clone(),
+        }
+    }
+}
+
 impl<S, Sc, E, R> VerifyWebhook<S, Sc, E, R> {
     /// A reference to the inner service.
     pub fn get_ref(&self) -> &S {
@@ -104,22 +117,16 @@ where
         // Refusals that need no body are answered at once (with `Connection: close` on HTTP/1.x
         // when body bytes are left unread), and leave the readied inner service in place for the
         // next request.
-        if announced_len(&head, &body) > shared.max_body_size as u64 {
-            let rejection = Rejection::PayloadTooLarge {
+        let early = if announced_len(&head, &body) > shared.max_body_size as u64 {
+            Err(Rejection::PayloadTooLarge {
                 limit: shared.max_body_size,
-            };
-            trace::refused(&shared.provider, &rejection);
-            return ResponseFuture::rejected(respond_early(
-                &shared.rejection,
-                rejection,
-                head.version,
-                &body,
-            ));
-        }
-        let signature = match shared.scheme.signature(&head) {
+            })
+        } else {
+            shared.scheme.signature(&head).map_err(Rejection::from)
+        };
+        let signature = match early {
             Ok(signature) => signature,
-            Err(err) => {
-                let rejection = err.into();
+            Err(rejection) => {
                 trace::refused(&shared.provider, &rejection);
                 return ResponseFuture::rejected(respond_early(
                     &shared.rejection,

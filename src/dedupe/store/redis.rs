@@ -17,7 +17,7 @@ use std::{
 };
 
 use redis::{
-    Client, IntoConnectionInfo, RedisError, Script,
+    Client, IntoConnectionInfo, RedisError, Script, ToRedisArgs,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
@@ -255,21 +255,28 @@ impl RedisStore {
         redis_key
     }
 
-    fn release_future(&self, key: &str, token: &Token) -> BoxFuture<Result<(), StoreError>> {
+    /// Runs `script` on `key` (under the prefix) with the value of `token`'s claim and then
+    /// `args`, as one round trip: the script's answer.
+    fn run<A: ToRedisArgs + Send + 'static>(
+        &self,
+        script: fn(&Scripts) -> &Script,
+        key: &str,
+        token: &Token,
+        args: A,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send + 'static {
         let mut connection = self.connection.clone();
         let scripts = Arc::clone(&self.scripts);
         let key = self.redis_key(key);
         let value = claim_value(token.as_str());
-        Box::pin(async move {
-            let _: i64 = scripts
-                .release
+        async move {
+            script(&scripts)
                 .key(key)
                 .arg(value)
+                .arg(args)
                 .invoke_async(&mut connection)
                 .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
+                .map_err(unavailable)
+        }
     }
 
     /// The release of an abandoned claim: one `EVAL` with the script's text. Not `EVALSHA`: a
@@ -294,21 +301,9 @@ impl Store for RedisStore {
     type SettleFuture = BoxFuture<Result<(), StoreError>>;
 
     fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
-        let mut connection = self.connection.clone();
-        let scripts = Arc::clone(&self.scripts);
-        let key = self.redis_key(key);
-        let value = claim_value(token.as_str());
-        let lease = expiry_millis(lease);
+        let answer = self.run(|s| &s.claim, key, token, expiry_millis(lease));
         Box::pin(async move {
-            let answer: i64 = scripts
-                .claim
-                .key(key)
-                .arg(value)
-                .arg(lease)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            match answer {
+            match answer.await? {
                 1 => Ok(Claim::Acquired),
                 2 => Ok(Claim::Done),
                 UNKNOWN => Err(StoreError::UnknownFormat),
@@ -318,27 +313,14 @@ impl Store for RedisStore {
     }
 
     fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture {
-        let mut connection = self.connection.clone();
-        let scripts = Arc::clone(&self.scripts);
-        let key = self.redis_key(key);
-        let value = claim_value(token.as_str());
-        let retention = expiry_millis(retention);
-        Box::pin(async move {
-            let _: i64 = scripts
-                .complete
-                .key(key)
-                .arg(value)
-                .arg(redis_record::DONE)
-                .arg(retention)
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
+        let args = (redis_record::DONE, expiry_millis(retention));
+        let answer = self.run(|s| &s.complete, key, token, args);
+        Box::pin(async move { answer.await.map(drop) })
     }
 
     fn release(&self, key: &str, token: &Token) -> Self::SettleFuture {
-        self.release_future(key, token)
+        let answer = self.run(|s| &s.release, key, token, None::<u64>);
+        Box::pin(async move { answer.await.map(drop) })
     }
 
     /// Sends the release from a task on the current Tokio runtime, on the connection the claim
