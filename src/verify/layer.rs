@@ -83,23 +83,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
         T: Clone + Send + Sync + 'static,
         D: Decode<T>,
     {
-        let Shared {
-            scheme,
-            provider,
-            max_body_size,
-            rejection,
-            ..
-        } = self.shared;
-        VerifyWebhookLayer {
-            shared: Shared {
-                scheme,
-                provider,
-                max_body_size,
-                decode: Arc::new(decoder),
-                event_type: None,
-                rejection,
-            },
-        }
+        self.rebuild(|_, _, rejection| (Arc::new(decoder), None, rejection))
     }
 
     /// Refuses, with 400, verified bodies that are delivered without their typed form: those
@@ -140,19 +124,27 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
     /// Replaces the response sent for refused requests; see
     /// [`RejectionResponse`](crate::RejectionResponse).
     pub fn rejection_response<R2>(self, rejection: R2) -> VerifyWebhookLayer<Sc, E, R2> {
-        let Shared {
-            scheme,
-            provider,
-            max_body_size,
-            decode,
-            event_type,
-            ..
-        } = self.shared;
+        self.rebuild(|decode, event_type, _| (decode, event_type, rejection))
+    }
+
+    /// The same scheme and limit, with the decoder, event type reader and rejection response
+    /// that `change` makes of the current ones.
+    fn rebuild<E2, R2>(
+        self,
+        change: impl FnOnce(
+            Arc<dyn Decode<E>>,
+            Option<EventTypeFn<E>>,
+            R,
+        ) -> (Arc<dyn Decode<E2>>, Option<EventTypeFn<E2>>, R2),
+    ) -> VerifyWebhookLayer<Sc, E2, R2> {
+        let shared = self.shared;
+        let (decode, event_type, rejection) =
+            change(shared.decode, shared.event_type, shared.rejection);
         VerifyWebhookLayer {
             shared: Shared {
-                scheme,
-                provider,
-                max_body_size,
+                scheme: shared.scheme,
+                provider: shared.provider,
+                max_body_size: shared.max_body_size,
                 decode,
                 event_type,
                 rejection,
