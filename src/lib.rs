@@ -110,6 +110,8 @@
 
 #[macro_use]
 mod log;
+#[macro_use]
+mod macros;
 
 mod config;
 mod event;

@@ -19,20 +19,7 @@ pub struct Dedupe<S, E, St, R> {
 }
 
 impl<S, E, St, R> Dedupe<S, E, St, R> {
-    /// A reference to the inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// A mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<S, E, St, R, B, ResBody> Service<Request<B>> for Dedupe<S, E, St, R>

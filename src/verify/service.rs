@@ -58,20 +58,7 @@ impl<Sc, E, R: Clone> Clone for Shared<Sc, E, R> {
 }
 
 impl<S, Sc, E, R> VerifyWebhook<S, Sc, E, R> {
-    /// A reference to the inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// A mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!();
 }
 
 impl<Sc: Scheme> VerifyWebhook<(), Sc> {
