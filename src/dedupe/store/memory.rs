@@ -250,6 +250,11 @@ mod tests {
     const LEASE: Duration = Duration::from_secs(300);
     const DAY: Duration = Duration::from_secs(86_400);
 
+    /// A claim of `key` by a new delivery.
+    fn claim(store: &MemoryStore, key: &str) -> Claim {
+        store.claim_now(key, &Token::random(), LEASE).unwrap()
+    }
+
     fn acquire(store: &MemoryStore, key: &str) -> Token {
         let token = Token::random();
         match store.claim_now(key, &token, LEASE).unwrap() {
@@ -262,30 +267,18 @@ mod tests {
     fn claim_complete_release() {
         let store = MemoryStore::new();
         let token = acquire(&store, "a");
-        assert_eq!(
-            store.claim_now("a", &Token::random(), LEASE).unwrap(),
-            Claim::InFlight
-        );
+        assert_eq!(claim(&store, "a"), Claim::InFlight);
         // Another token cannot settle the claim.
         store.release_now("a", &Token::random());
         store.complete_now("a", &Token::random(), DAY);
-        assert_eq!(
-            store.claim_now("a", &Token::random(), LEASE).unwrap(),
-            Claim::InFlight
-        );
+        assert_eq!(claim(&store, "a"), Claim::InFlight);
         store.release_now("a", &token);
         let token = acquire(&store, "a");
         store.complete_now("a", &token, DAY);
-        assert_eq!(
-            store.claim_now("a", &Token::random(), LEASE).unwrap(),
-            Claim::Done
-        );
+        assert_eq!(claim(&store, "a"), Claim::Done);
         // A done key is not released by its old token.
         store.release_now("a", &token);
-        assert_eq!(
-            store.claim_now("a", &Token::random(), LEASE).unwrap(),
-            Claim::Done
-        );
+        assert_eq!(claim(&store, "a"), Claim::Done);
     }
 
     #[test]
@@ -299,15 +292,9 @@ mod tests {
         let new = acquire(&store, "k");
         assert_ne!(old, new);
         store.complete_now("k", &old, DAY);
-        assert_eq!(
-            store.claim_now("k", &Token::random(), LEASE).unwrap(),
-            Claim::InFlight
-        );
+        assert_eq!(claim(&store, "k"), Claim::InFlight);
         store.complete_now("k", &new, DAY);
-        assert_eq!(
-            store.claim_now("k", &Token::random(), LEASE).unwrap(),
-            Claim::Done
-        );
+        assert_eq!(claim(&store, "k"), Claim::Done);
     }
 
     #[test]
@@ -315,10 +302,7 @@ mod tests {
         let store = MemoryStore::new();
         let token = acquire(&store, "k");
         store.complete_now("k", &token, Duration::ZERO);
-        assert!(matches!(
-            store.claim_now("k", &Token::random(), LEASE).unwrap(),
-            Claim::Acquired
-        ));
+        assert!(matches!(claim(&store, "k"), Claim::Acquired));
     }
 
     #[test]
@@ -339,10 +323,7 @@ mod tests {
         }
         assert_eq!(recorded.len(), SHARDS * 4);
         for key in &recorded {
-            assert_eq!(
-                store.claim_now(key, &Token::random(), LEASE).unwrap(),
-                Claim::Done
-            );
+            assert_eq!(claim(&store, key), Claim::Done);
         }
         let stats = store.stats();
         assert_eq!(
