@@ -1,0 +1,358 @@
+//! [`HmacBuilder`]: a scheme's declaration, checked and keyed by [`build`](HmacBuilder::build).
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use base64::Engine as _;
+use http::{HeaderName, HeaderValue};
+use zeroize::Zeroizing;
+
+use super::{
+    Digest, Encoding, Field, Grammar, GrammarKind, Hmac, Key, KeyFormat, Metadata, Part,
+    TimestampSource, metadata::signed_headers,
+};
+use crate::{
+    ConfigError, Secret,
+    scheme::{Clock, SystemClock},
+};
+
+/// Builder for [`Hmac`]; see [`Hmac::sha256`].
+#[must_use]
+#[derive(Clone)]
+pub struct HmacBuilder {
+    pub(super) name: String,
+    pub(super) header: String,
+    pub(super) digest: Digest,
+    pub(super) encoding: Encoding,
+    pub(super) grammar: Grammar,
+    pub(super) parts: Vec<Part>,
+    pub(super) timestamp: TimestampSource,
+    pub(super) tolerance: Option<Duration>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) metadata: Metadata,
+    pub(super) key_format: KeyFormat,
+    pub(super) secrets: Vec<Secret>,
+}
+
+impl HmacBuilder {
+    /// The default replay window: 5 minutes either way.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+    pub(super) fn new(header: impl Into<String>, digest: Digest) -> Self {
+        Self {
+            name: "hmac".into(),
+            header: header.into(),
+            digest,
+            encoding: Encoding::Hex,
+            grammar: Grammar::value(),
+            parts: vec![Part::Body],
+            timestamp: TimestampSource::None,
+            tolerance: None,
+            clock: Arc::new(SystemClock),
+            metadata: Metadata::default(),
+            key_format: KeyFormat::Raw,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// The name recorded in [`Verified::provider`](crate::Verified::provider); `"hmac"` unless
+    /// set.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How each MAC is encoded; lower-case hex unless set.
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// How the signature header is laid out; [`Grammar::value`] unless set.
+    pub fn grammar(mut self, grammar: Grammar) -> Self {
+        self.grammar = grammar;
+        self
+    }
+
+    /// What is signed, in order: the MAC is fed each part in turn (the body is never copied into
+    /// a concatenation). `[Part::Body]` unless set; the body part must come last, once.
+    pub fn signs(mut self, parts: impl IntoIterator<Item = Part>) -> Self {
+        self.parts = parts.into_iter().collect();
+        self
+    }
+
+    /// Where the signed timestamp is; none unless set. Setting one turns on the replay window
+    /// with [`DEFAULT_TOLERANCE`](Self::DEFAULT_TOLERANCE) unless [`tolerance`](Self::tolerance)
+    /// says otherwise.
+    pub fn timestamp(mut self, source: TimestampSource) -> Self {
+        self.timestamp = source;
+        self
+    }
+
+    /// The replay window: a signed timestamp further than this from the clock, in the past or
+    /// in the future, is refused with [`SignatureError::OutOfTolerance`](crate::SignatureError::OutOfTolerance) (after the signature
+    /// matched).
+    pub fn tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = Some(tolerance);
+        self
+    }
+
+    /// The clock the replay window reads: the system clock unless set. Any
+    /// `Fn() -> SystemTime` is one, so tests pass a fixed time and never sleep.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Where the event type is read from, the first found of `fields`; recorded in
+    /// [`Verified::event_type`](crate::Verified::event_type).
+    pub fn event_type(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
+        self.metadata.event_type = fields.into_iter().collect();
+        self
+    }
+
+    /// Where the delivery id is read from, the first found of `fields`; recorded in
+    /// [`Verified::delivery_id`](crate::Verified::delivery_id).
+    pub fn delivery_id(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
+        self.metadata.id = fields.into_iter().collect();
+        self
+    }
+
+    /// Another name for `header` (the signature header, a timestamp header, a signed header or
+    /// one an event type or id is read from). When the signature header is absent and its alias
+    /// is present, every header is read by its alias: Svix's white-labelled `webhook-*` names,
+    /// Shopify's Events webhooks without `X-`.
+    ///
+    /// # Panics
+    ///
+    /// When either is not a valid header name (a programming error in a constant).
+    pub fn alias(mut self, header: &str, alias: &str) -> Self {
+        let parse =
+            |name: &str| HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+        self.metadata.aliases.push((parse(header), parse(alias)));
+        self
+    }
+
+    /// How each secret becomes the key; [`KeyFormat::Raw`] unless set.
+    pub fn key_format(mut self, format: KeyFormat) -> Self {
+        self.key_format = format;
+        self
+    }
+
+    /// Adds a secret. Add several to rotate keys: a signature made with any of them is accepted.
+    pub fn secret(mut self, secret: impl Into<Secret>) -> Self {
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Adds several secrets, in order.
+    pub fn secrets<I>(mut self, secrets: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Secret>,
+    {
+        self.secrets.extend(secrets.into_iter().map(Into::into));
+        self
+    }
+
+    /// What the scheme reads besides the signature, with the signature header it will have
+    /// (`None` when the name is invalid: `build` refuses it).
+    pub(crate) fn metadata(&self) -> Metadata {
+        Metadata {
+            signature_header: HeaderName::from_bytes(self.header.as_bytes()).ok(),
+            signed_headers: signed_headers(&self.parts),
+            ..self.metadata.clone()
+        }
+    }
+
+    /// Checks the configuration and prepares one keyed HMAC state per secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`], [`ConfigError::InvalidSecret`]
+    /// (a `whsec_` secret that is not base64), [`ConfigError::InvalidHeaderName`],
+    /// [`ConfigError::InvalidPrefix`], or [`ConfigError::InvalidScheme`] (no body part, or one
+    /// that is not last; a timestamp part with no timestamp header, or a timestamp header that
+    /// is not signed; a pairs grammar without its timestamp source; grammar keys that cannot be
+    /// written in a header).
+    pub fn build(self) -> Result<Hmac, ConfigError> {
+        let header = HeaderName::from_bytes(self.header.as_bytes()).map_err(|_| {
+            ConfigError::InvalidHeaderName {
+                name: self.header.clone(),
+            }
+        })?;
+        let grammar = self.grammar.0;
+        let invalid = |reason: &'static str| Err(ConfigError::InvalidScheme { reason });
+        match &grammar {
+            GrammarKind::Value { prefix } => {
+                if HeaderValue::from_str(prefix).is_err() {
+                    return Err(ConfigError::InvalidPrefix {
+                        prefix: prefix.to_string(),
+                    });
+                }
+            }
+            GrammarKind::Pairs {
+                separator,
+                timestamp_key,
+                signature_key,
+            } => {
+                let key_ok = |key: &str| {
+                    !key.is_empty()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'=' && b != *separator)
+                };
+                if !separator.is_ascii_punctuation()
+                    || *separator == b'='
+                    || !key_ok(timestamp_key)
+                    || !key_ok(signature_key)
+                    || timestamp_key == signature_key
+                {
+                    return invalid(
+                        "a pairs grammar needs an ASCII punctuation separator and two distinct \
+                         keys of visible ASCII without `=` or the separator",
+                    );
+                }
+                if self.timestamp != TimestampSource::SignatureHeader {
+                    return invalid(
+                        "a pairs grammar carries the timestamp: use TimestampSource::SignatureHeader",
+                    );
+                }
+            }
+            GrammarKind::List { version } => {
+                if version.is_empty() || !version.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+                {
+                    return invalid(
+                        "a list grammar needs a version of visible ASCII without commas",
+                    );
+                }
+            }
+        }
+        if self.timestamp == TimestampSource::SignatureHeader
+            && !matches!(grammar, GrammarKind::Pairs { .. })
+        {
+            return invalid("TimestampSource::SignatureHeader needs a pairs grammar");
+        }
+        let bodies = self
+            .parts
+            .iter()
+            .filter(|part| matches!(part, Part::Body | Part::BodyOrJsonStringify { .. }))
+            .count();
+        if bodies != 1
+            || !matches!(
+                self.parts.last(),
+                Some(Part::Body | Part::BodyOrJsonStringify { .. })
+            )
+        {
+            return invalid("the signed content needs exactly one body part, last");
+        }
+        let signs_timestamp = self.parts.contains(&Part::Timestamp);
+        let header_timestamp = matches!(
+            self.timestamp,
+            TimestampSource::Header(_) | TimestampSource::SignatureHeader
+        );
+        if signs_timestamp && !header_timestamp {
+            return invalid("Part::Timestamp needs a timestamp header or a pairs grammar");
+        }
+        if header_timestamp && !signs_timestamp {
+            // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
+            return invalid("a timestamp header must be signed: add Part::Timestamp");
+        }
+        if self.secrets.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
+        let keys = self
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(index, secret)| {
+                if secret.is_empty() {
+                    return Err(ConfigError::EmptySecret { index });
+                }
+                let key = derive_key(self.key_format, secret.expose())
+                    .ok_or(ConfigError::InvalidSecret { index })?;
+                if key.is_empty() {
+                    return Err(ConfigError::EmptySecret { index });
+                }
+                Ok(Key::new(self.digest, &key))
+            })
+            .collect::<Result<Box<[_]>, _>>()?;
+        let tolerance = match self.timestamp {
+            TimestampSource::None => None,
+            _ => Some(self.tolerance.unwrap_or(Self::DEFAULT_TOLERANCE)),
+        };
+        let digits = match (self.encoding, self.digest) {
+            (Encoding::Hex, Digest::Sha256) => "64 lower-case hex digits",
+            (Encoding::Hex, Digest::Sha1) => "40 lower-case hex digits",
+            (Encoding::Base64, Digest::Sha256) => "44 characters of padded standard base64",
+            (Encoding::Base64, Digest::Sha1) => "28 characters of padded standard base64",
+        };
+        let expected = match &grammar {
+            GrammarKind::Value { prefix } if prefix.is_empty() => digits.to_owned(),
+            GrammarKind::Value { prefix } => format!("`{prefix}` followed by {digits}"),
+            GrammarKind::Pairs {
+                separator,
+                timestamp_key,
+                signature_key,
+            } => format!(
+                "`{timestamp_key}=<unix seconds>{sep}{signature_key}=<MAC>[{sep}{signature_key}=<MAC>…]` \
+                 with no white space, each MAC {digits}",
+                sep = char::from(*separator)
+            ),
+            GrammarKind::List { version } => {
+                format!("space-separated `{version},<MAC>` entries, each MAC {digits}")
+            }
+        };
+        let covered = signed_headers(&self.parts);
+        Ok(Hmac {
+            name: self.name.into_boxed_str(),
+            expected: expected.into_boxed_str(),
+            digest: self.digest,
+            encoding: self.encoding,
+            grammar,
+            parts: self.parts.into_boxed_slice(),
+            timestamp: self.timestamp,
+            tolerance,
+            clock: self.clock,
+            metadata: Metadata {
+                signature_header: Some(header.clone()),
+                signed_headers: covered,
+                ..self.metadata
+            },
+            header,
+            keys,
+        })
+    }
+}
+
+impl fmt::Debug for HmacBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacBuilder")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("digest", &self.digest)
+            .field("encoding", &self.encoding)
+            .field("grammar", &self.grammar)
+            .field("parts", &self.parts)
+            .field("timestamp", &self.timestamp)
+            .field("tolerance", &self.tolerance)
+            .field("key_format", &self.key_format)
+            .field(
+                "secrets",
+                &format_args!("[{} redacted]", self.secrets.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn derive_key(format: KeyFormat, secret: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    match format {
+        KeyFormat::Raw => Some(Zeroizing::new(secret.to_vec())),
+        KeyFormat::WhsecBase64 => {
+            let encoded = secret.strip_prefix(b"whsec_").unwrap_or(secret);
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+                .map(Zeroizing::new)
+        }
+    }
+}

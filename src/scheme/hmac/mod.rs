@@ -1,0 +1,530 @@
+//! The HMAC scheme every preset builds: any header grammar, any signed-content template,
+//! SHA-256 or SHA-1, hex or base64, raw or `whsec_` keys, with an optional replay window.
+//!
+//! - [`template`]: what a scheme declares: the [`Encoding`], [`Digest`], [`KeyFormat`],
+//!   [`Grammar`] of the signature header, the signed [`Part`]s and the [`TimestampSource`];
+//! - [`metadata`]: where the event type and delivery id are read ([`Field`]);
+//! - [`signature`]: what is read from a request head ([`HmacSignature`]) and the keyed MACs;
+//! - [`builder`]: [`HmacBuilder`], which checks a declaration and keys it;
+//! - here: [`Hmac`] itself, which reads, verifies and signs.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request,
+    header::{CONTENT_LENGTH, CONTENT_TYPE},
+    request::Parts,
+};
+use http_body_util::Full;
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+
+use super::{Clock, Delivery, Scheme, SignatureError, Signed, js_json, timestamp};
+
+mod builder;
+mod metadata;
+mod signature;
+mod template;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use self::metadata::Metadata;
+pub use self::{
+    builder::HmacBuilder,
+    metadata::Field,
+    signature::HmacSignature,
+    template::{Digest, Encoding, Grammar, KeyFormat, Part, TimestampSource},
+};
+use self::{
+    signature::{Few, Key, Tag, Timestamp, contains, decode, encode, trim_ows},
+    template::GrammarKind,
+};
+
+/// The most signatures one request may carry; more is refused as malformed, so that a request
+/// cannot make the scheme compute or compare without bound.
+pub const MAX_SIGNATURES: usize = 16;
+
+/// The most elements (`key=value` pairs or `version,signature` entries) a signature header may
+/// hold, known or not.
+pub const MAX_ELEMENTS: usize = 32;
+
+/// A generic HMAC signature scheme: every provider that signs a template of header values and
+/// the body with HMAC-SHA256 or HMAC-SHA1. The presets in [`provider`](crate::provider) are
+/// thin constructors over it.
+///
+/// A request is refused, with 401, when the signature header is missing, repeated, or not in
+/// its [`Grammar`] (including more than [`MAX_SIGNATURES`] signatures or [`MAX_ELEMENTS`]
+/// elements); when a signed header is missing or repeated; when the timestamp is not a plain
+/// number of seconds; when no configured secret produced any of the signatures; and — checked only
+/// after a signature matched, so that an unsigned request learns nothing about the clock — when
+/// the signed timestamp is further than the tolerance from the clock, in the past or in the
+/// future ([`SignatureError::OutOfTolerance`]).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use bytes::Bytes;
+/// use tower_webhook::scheme::{Grammar, Hmac, Part, Scheme, Signed, TimestampSource};
+///
+/// // Slack: `X-Slack-Signature: v0=<hex of HMAC-SHA256("v0:{ts}:{body}")>`.
+/// let scheme = Hmac::sha256("X-Slack-Signature")
+///     .grammar(Grammar::prefixed("v0="))
+///     .timestamp(TimestampSource::Header("x-slack-request-timestamp".parse()?))
+///     .signs([Part::literal("v0:"), Part::Timestamp, Part::literal(":"), Part::Body])
+///     .tolerance(Duration::from_secs(300))
+///     .clock(|| UNIX_EPOCH + Duration::from_secs(1_531_420_618))
+///     .secret("8f742231b10e8888abcd99yyyzzz85a5")
+///     .build()?;
+///
+/// let body = Bytes::from_static(b"token=xyzz0WbapA4vBCDEFasx0q6G&command=%2Fweather");
+/// let request = scheme.signed_request(body.clone(), Some(1_531_420_618), &Default::default());
+/// let (head, _) = request.into_parts();
+/// let signature = scheme.signature(&head)?;
+/// assert_eq!(scheme.verify(&signature, &body), Ok(Signed::RawBody));
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Hmac {
+    name: Box<str>,
+    header: HeaderName,
+    expected: Box<str>,
+    digest: Digest,
+    encoding: Encoding,
+    grammar: GrammarKind,
+    parts: Box<[Part]>,
+    timestamp: TimestampSource,
+    tolerance: Option<Duration>,
+    clock: Arc<dyn Clock>,
+    metadata: Metadata,
+    keys: Box<[Key]>,
+}
+
+impl Hmac {
+    /// Starts an HMAC-SHA256 scheme reading its signature from `header`: by default one
+    /// lower-case hex MAC of the raw body, no timestamp.
+    pub fn sha256(header: impl Into<String>) -> HmacBuilder {
+        HmacBuilder::new(header, Digest::Sha256)
+    }
+
+    /// Starts an HMAC-SHA1 scheme reading its signature from `header` (Intercom, legacy
+    /// headers).
+    pub fn sha1(header: impl Into<String>) -> HmacBuilder {
+        HmacBuilder::new(header, Digest::Sha1)
+    }
+
+    /// The header the signature is read from.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The replay window, when the scheme signs a timestamp and checks one.
+    pub fn tolerance(&self) -> Option<Duration> {
+        self.tolerance
+    }
+
+    /// The headers a sender using the first configured secret puts on `body`: the signature
+    /// header, and the timestamp header when the scheme has one. `timestamp` (Unix seconds)
+    /// is what is signed, the clock's time when `None`; values for the [`Part::Header`] parts
+    /// are taken from `headers` (an absent one signs as empty) and copied into the result.
+    /// Meant for tests and local tools.
+    pub fn sign(&self, body: &[u8], timestamp: Option<i64>, headers: &HeaderMap) -> HeaderMap {
+        let timestamp = timestamp.unwrap_or_else(|| timestamp::unix_seconds(self.clock.now()));
+        let timestamp_text = timestamp.to_string();
+        let mut out = HeaderMap::new();
+        let mut mac = self.keys[0].clone();
+        for part in self.parts.iter() {
+            match part {
+                Part::Literal(bytes) => mac.update(bytes),
+                Part::Header(name) => {
+                    if let Some(value) = headers.get(name) {
+                        mac.update(value.as_bytes());
+                        out.insert(name.clone(), value.clone());
+                    }
+                }
+                Part::Timestamp => mac.update(timestamp_text.as_bytes()),
+                Part::Body | Part::BodyOrJsonStringify { .. } => mac.update(body),
+            }
+        }
+        let encoded = encode(self.encoding, mac.finalize().as_slice());
+        let value = match &self.grammar {
+            GrammarKind::Value { prefix } => format!("{prefix}{encoded}"),
+            GrammarKind::Pairs {
+                separator,
+                timestamp_key,
+                signature_key,
+            } => format!(
+                "{timestamp_key}={timestamp_text}{}{signature_key}={encoded}",
+                char::from(*separator)
+            ),
+            GrammarKind::List { version } => format!("{version},{encoded}"),
+        };
+        if let TimestampSource::Header(name) = &self.timestamp {
+            out.insert(name.clone(), HeaderValue::from(timestamp));
+        }
+        out.insert(
+            self.header.clone(),
+            HeaderValue::from_str(&value).expect("checked to be a valid header value"),
+        );
+        out
+    }
+
+    /// A request a sender using the first configured secret would send: `POST /` with `body`,
+    /// `Content-Type: application/json`, the given `headers` and those of [`sign`](Self::sign).
+    pub fn signed_request(
+        &self,
+        body: impl Into<Bytes>,
+        timestamp: Option<i64>,
+        headers: &HeaderMap,
+    ) -> Request<Full<Bytes>> {
+        let body = body.into();
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = Method::POST;
+        let out = request.headers_mut();
+        out.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in headers {
+            out.append(name.clone(), value.clone());
+        }
+        out.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        for (name, value) in self.sign(&body, timestamp, headers) {
+            if let Some(name) = name {
+                out.insert(name, value);
+            }
+        }
+        request.map(|_| Full::new(body))
+    }
+
+    fn malformed(&self, header: &HeaderName) -> SignatureError {
+        SignatureError::Malformed {
+            header: header.clone(),
+            expected: self.expected.to_string().into(),
+        }
+    }
+
+    /// The name `name` is read under: its alias when the request uses the aliases.
+    fn named<'a>(&'a self, name: &'a HeaderName, aliased: bool) -> &'a HeaderName {
+        self.metadata.named(name, aliased)
+    }
+
+    /// The one value of `name`, or why not.
+    fn single<'a>(
+        head: &'a HeaderMap,
+        name: &HeaderName,
+    ) -> Result<&'a HeaderValue, SignatureError> {
+        let mut values = head.get_all(name).iter();
+        let value = values.next().ok_or_else(|| SignatureError::Missing {
+            header: name.clone(),
+        })?;
+        if values.next().is_some() {
+            return Err(SignatureError::Repeated {
+                header: name.clone(),
+            });
+        }
+        Ok(value)
+    }
+
+    /// The signature header's one value, the name it was read under, and whether the request
+    /// is read by the aliases (it lacks the signature header and has its alias).
+    fn signature_value<'a>(
+        &'a self,
+        head: &'a HeaderMap,
+    ) -> Result<(bool, &'a HeaderName, &'a HeaderValue), SignatureError> {
+        if let Some(value) = Self::at_most_one(head, &self.header)? {
+            return Ok((false, &self.header, value));
+        }
+        if let Some(alias) = self.metadata.alias(&self.header)
+            && let Some(value) = Self::at_most_one(head, alias)?
+        {
+            return Ok((true, alias, value));
+        }
+        Err(SignatureError::Missing {
+            header: self.header.clone(),
+        })
+    }
+
+    /// The one value of `name`, nothing when it is absent, or an error when it is repeated.
+    fn at_most_one<'a>(
+        head: &'a HeaderMap,
+        name: &HeaderName,
+    ) -> Result<Option<&'a HeaderValue>, SignatureError> {
+        let mut values = head.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(_), Some(_)) => Err(SignatureError::Repeated {
+                header: name.clone(),
+            }),
+            (value, _) => Ok(value),
+        }
+    }
+
+    fn decode(&self, encoded: &[u8]) -> Option<Tag> {
+        decode(self.encoding, self.digest.tag_len(), encoded)
+    }
+
+    /// Parses the signature header's value into tags and, for pairs, the timestamp text.
+    fn parse<'v>(&self, value: &'v [u8]) -> Option<(Few<Tag, 1>, Option<&'v [u8]>)> {
+        let value = trim_ows(value);
+        match &self.grammar {
+            GrammarKind::Value { prefix } => {
+                let encoded = if prefix.is_empty() {
+                    value
+                } else {
+                    value.strip_prefix(prefix.as_bytes())?
+                };
+                let mut tags = Few::new();
+                tags.push(self.decode(encoded)?);
+                Some((tags, None))
+            }
+            GrammarKind::Pairs {
+                separator,
+                timestamp_key,
+                signature_key,
+            } => {
+                // No white space or control byte anywhere (the separator is punctuation): one
+                // pass over the value, with no early exit to slow it down.
+                if !value.iter().fold(true, |ok, b| ok & b.is_ascii_graphic()) {
+                    return None;
+                }
+                let mut tags = Few::new();
+                let mut timestamp = None;
+                for (index, element) in value.split(|b| b == separator).enumerate() {
+                    if index >= MAX_ELEMENTS {
+                        return None;
+                    }
+                    let at = element.iter().position(|b| *b == b'=')?;
+                    let (key, value) = (&element[..at], &element[at + 1..]);
+                    if key.is_empty() {
+                        return None;
+                    }
+                    if key == timestamp_key.as_bytes() {
+                        if timestamp.replace(value).is_some() {
+                            return None;
+                        }
+                    } else if key == signature_key.as_bytes() {
+                        if tags.len() == MAX_SIGNATURES {
+                            return None;
+                        }
+                        tags.push(self.decode(value)?);
+                    }
+                }
+                (!tags.is_empty() && timestamp.is_some()).then_some((tags, timestamp))
+            }
+            GrammarKind::List { version } => {
+                let mut tags = Few::new();
+                for (index, entry) in value.split(|b| *b == b' ').enumerate() {
+                    if index >= MAX_ELEMENTS {
+                        return None;
+                    }
+                    let at = entry.iter().position(|b| *b == b',')?;
+                    let (name, signature) = (&entry[..at], &entry[at + 1..]);
+                    if name.is_empty() || signature.is_empty() {
+                        return None;
+                    }
+                    if name == version.as_bytes() {
+                        if tags.len() == MAX_SIGNATURES {
+                            return None;
+                        }
+                        tags.push(self.decode(signature)?);
+                    }
+                }
+                (!tags.is_empty()).then_some((tags, None))
+            }
+        }
+    }
+
+    /// Whether `tag` is one of `tags`, in constant time for each: every tag is compared whole
+    /// (the differences of all its bytes or-ed together, then one constant-time test), whether or
+    /// not an earlier one matched.
+    fn any_matches(tag: &Tag, tags: &Few<Tag, 1>) -> bool {
+        tags.iter().fold(false, |found, candidate| {
+            let (a, b) = (candidate.as_slice(), tag.as_slice());
+            let diff = a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y));
+            found | (a.len() == b.len() && bool::from(diff.ct_eq(&0)))
+        })
+    }
+
+    /// A copy of the keyed state `key` with every part before the body fed in.
+    fn prefixed(&self, key: &Key, signature: &HmacSignature) -> Key {
+        let mut key = key.clone();
+        let mut headers = signature.headers.iter();
+        for part in self.parts.iter() {
+            let bytes: &[u8] = match part {
+                Part::Literal(bytes) => bytes,
+                Part::Header(_) => headers.next().map_or(&[][..], HeaderValue::as_bytes),
+                Part::Timestamp => signature
+                    .timestamp
+                    .as_ref()
+                    .map_or(&[][..], Timestamp::text),
+                Part::Body | Part::BodyOrJsonStringify { .. } => break,
+            };
+            key.update(bytes);
+        }
+        key
+    }
+
+    /// Checks the replay window on a matched signature.
+    fn check_window(&self, signature: &HmacSignature, signed: &[u8]) -> Result<(), SignatureError> {
+        let Some(tolerance) = self.tolerance else {
+            return Ok(());
+        };
+        let millis = match &self.timestamp {
+            TimestampSource::None => return Ok(()),
+            TimestampSource::Header(_) | TimestampSource::SignatureHeader => {
+                match &signature.timestamp {
+                    Some(timestamp) => i128::from(timestamp.seconds) * 1000,
+                    None => return Ok(()),
+                }
+            }
+            TimestampSource::BodyField { field, unit } => {
+                timestamp::body_field_millis(signed, field, *unit).ok_or_else(|| {
+                    SignatureError::other(format!(
+                        "the signed body has no valid `{field}` timestamp ({})",
+                        unit.describe()
+                    ))
+                })?
+            }
+        };
+        timestamp::check(millis, self.clock.now(), tolerance)
+    }
+}
+
+impl Scheme for Hmac {
+    type Signature = HmacSignature;
+
+    fn signature(&self, head: &Parts) -> Result<HmacSignature, SignatureError> {
+        let (aliased, signature_header, value) = self.signature_value(&head.headers)?;
+        let (tags, pair_timestamp) = self
+            .parse(value.as_bytes())
+            .ok_or_else(|| self.malformed(signature_header))?;
+        let (timestamp_text, timestamp_header) = match &self.timestamp {
+            TimestampSource::Header(name) => {
+                let name = self.named(name, aliased);
+                let value = Self::single(&head.headers, name)?;
+                (Some(trim_ows(value.as_bytes())), name)
+            }
+            TimestampSource::SignatureHeader => (pair_timestamp, signature_header),
+            TimestampSource::None | TimestampSource::BodyField { .. } => (None, signature_header),
+        };
+        let timestamp = match timestamp_text {
+            Some(text) => {
+                Some(
+                    Timestamp::parse(text).ok_or_else(|| SignatureError::Malformed {
+                        header: timestamp_header.clone(),
+                        expected: "a timestamp in Unix seconds (1 to 18 ASCII digits)".into(),
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut headers = Few::new();
+        for (index, part) in self.parts.iter().enumerate() {
+            if let Part::Header(name) = part {
+                let name = self.named(name, aliased);
+                let value = Self::single(&head.headers, name)?;
+                // A signed header value may not contain the separator that follows it (Standard
+                // Webhooks: "the id must not contain `.`"), so that no two requests sign the same
+                // bytes with a different split between the parts.
+                if let Some(Part::Literal(separator)) = self.parts.get(index + 1)
+                    && contains(value.as_bytes(), separator)
+                {
+                    return Err(SignatureError::Malformed {
+                        header: name.clone(),
+                        expected: format!(
+                            "a value without `{}`",
+                            String::from_utf8_lossy(separator)
+                        )
+                        .into(),
+                    });
+                }
+                headers.push(value.clone());
+            }
+        }
+        Ok(HmacSignature {
+            tags,
+            timestamp,
+            headers,
+        })
+    }
+
+    fn verify(&self, signature: &HmacSignature, body: &Bytes) -> Result<Signed, SignatureError> {
+        // One keyed state at a time, copied once and never kept: no allocation.
+        let raw = self.keys.iter().fold(false, |found, key| {
+            let mut key = self.prefixed(key, signature);
+            key.update(body);
+            found | Self::any_matches(&key.finalize(), &signature.tags)
+        });
+        if raw {
+            self.check_window(signature, body)?;
+            return Ok(Signed::RawBody);
+        }
+        if let Some(Part::BodyOrJsonStringify { max }) = self.parts.last()
+            && body.len() <= *max
+            && let Some(form) = js_json::Stringified::parse(body)
+        {
+            let mut keys: Vec<Key> = self
+                .keys
+                .iter()
+                .map(|key| self.prefixed(key, signature))
+                .collect();
+            form.write(|chunk| keys.iter_mut().for_each(|key| key.update(chunk)));
+            if keys.into_iter().fold(false, |found, key| {
+                found | Self::any_matches(&key.finalize(), &signature.tags)
+            }) {
+                let form = Bytes::from(form.to_vec());
+                self.check_window(signature, &form)?;
+                return Ok(Signed::Reserialized(form));
+            }
+        }
+        Err(SignatureError::Mismatch)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event type and delivery id are read where [`HmacBuilder::event_type`] and
+    /// [`HmacBuilder::delivery_id`] say, in the order they list: from the head under the names
+    /// the signature was read by (never the other set of a scheme with aliases), and from the
+    /// signed bytes. A value is signed when the signature covers it (a field of the signed
+    /// body, a header of the signed template) and every field listed before it, as the
+    /// deduplication key of [`generic::Event`](crate::provider::generic::Event) judges.
+    fn delivery(&self, head: &Parts, signature: &HmacSignature, signed: &Bytes) -> Delivery {
+        let json = if self.metadata.needs_body() {
+            serde_json::from_slice::<Value>(signed).ok()
+        } else {
+            None
+        };
+        let read = |fields: &[Field]| {
+            let (value, all_signed) =
+                self.metadata
+                    .read_signed(fields, &head.headers, json.as_ref(), signed);
+            let signed = value.is_some() && all_signed;
+            (value, signed)
+        };
+        let (id, id_signed) = read(&self.metadata.id);
+        let (event_type, event_type_signed) = read(&self.metadata.event_type);
+        Delivery {
+            id,
+            id_signed,
+            event_type,
+            event_type_signed,
+            timestamp: signature
+                .timestamp
+                .as_ref()
+                .map(|timestamp| timestamp.seconds),
+        }
+    }
+}
+
+/// The scheme's name, header, the signature's format (digest, encoding and grammar, in words),
+/// what is signed and the replay window, and how many keys it holds, never what they are.
+impl fmt::Debug for Hmac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hmac")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("expected", &self.expected)
+            .field("parts", &self.parts)
+            .field("tolerance", &self.tolerance)
+            .field("keys", &format_args!("[{} redacted]", self.keys.len()))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,205 @@
+//! What an HMAC scheme reads from a request head, and the keyed MACs it computes.
+
+use std::fmt;
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use http::HeaderValue;
+
+use super::{
+    super::{b64, hex, timestamp},
+    Digest, Encoding,
+};
+
+/// A keyed HMAC state of either digest.
+#[derive(Clone)]
+pub(super) enum Key {
+    Sha256(hmac::Hmac<sha2::Sha256>),
+    Sha1(hmac::Hmac<sha1::Sha1>),
+}
+
+impl Key {
+    pub(super) fn new(digest: Digest, key: &[u8]) -> Self {
+        match digest {
+            Digest::Sha256 => Self::Sha256(
+                hmac::Hmac::new_from_slice(key).expect("HMAC accepts keys of any length"),
+            ),
+            Digest::Sha1 => Self::Sha1(
+                hmac::Hmac::new_from_slice(key).expect("HMAC accepts keys of any length"),
+            ),
+        }
+    }
+
+    pub(super) fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha256(mac) => mac.update(data),
+            Self::Sha1(mac) => mac.update(data),
+        }
+    }
+
+    pub(super) fn finalize(self) -> Tag {
+        let mut tag = Tag {
+            bytes: [0; 32],
+            len: 0,
+        };
+        match self {
+            Self::Sha256(mac) => {
+                tag.bytes.copy_from_slice(&mac.finalize().into_bytes());
+                tag.len = 32;
+            }
+            Self::Sha1(mac) => {
+                tag.bytes[..20].copy_from_slice(&mac.finalize().into_bytes());
+                tag.len = 20;
+            }
+        }
+        tag
+    }
+}
+
+/// A decoded MAC.
+#[derive(Clone, Copy)]
+pub(super) struct Tag {
+    pub(super) bytes: [u8; 32],
+    pub(super) len: u8,
+}
+
+impl Tag {
+    pub(super) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// What [`Hmac`](super::Hmac) reads from the request head: the decoded signatures, the signed timestamp and
+/// the signed header values. Its `Debug` output shows how many signatures it holds, not them.
+#[derive(Clone)]
+pub struct HmacSignature {
+    pub(super) tags: Few<Tag, 1>,
+    pub(super) timestamp: Option<Timestamp>,
+    pub(super) headers: Few<HeaderValue, 1>,
+}
+
+impl fmt::Debug for HmacSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacSignature")
+            .field("signatures", &self.tags.len())
+            .field("timestamp", &self.timestamp.as_ref().map(|t| t.seconds))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Up to `N` values inline and any more on the heap: the usual one signature and signed header
+/// of a request cost no allocation (a second signature, sent while a provider rotates its
+/// secret, does), and the signature stays small to move.
+#[derive(Clone)]
+pub(super) struct Few<T, const N: usize> {
+    pub(super) inline: [Option<T>; N],
+    pub(super) spilled: Vec<T>,
+}
+
+impl<T, const N: usize> Few<T, N> {
+    pub(super) fn new() -> Self {
+        Self {
+            inline: std::array::from_fn(|_| None),
+            spilled: Vec::new(),
+        }
+    }
+
+    pub(super) fn push(&mut self, value: T) {
+        match self.inline.iter_mut().find(|slot| slot.is_none()) {
+            Some(slot) => *slot = Some(value),
+            None => self.spilled.push(value),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.inline.iter().flatten().count() + self.spilled.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.inline.iter().flatten().chain(&self.spilled)
+    }
+}
+
+/// A signed timestamp: its exact text (at most 18 digits, or it does not parse) and its value.
+#[derive(Clone, Copy)]
+pub(super) struct Timestamp {
+    pub(super) text: [u8; timestamp::MAX_DIGITS],
+    pub(super) len: u8,
+    pub(super) seconds: i64,
+}
+
+impl Timestamp {
+    /// Parses `text` as Unix seconds.
+    pub(super) fn parse(text: &[u8]) -> Option<Self> {
+        let seconds = timestamp::parse_seconds(text)?;
+        let mut stamp = Self {
+            text: [0; timestamp::MAX_DIGITS],
+            len: u8::try_from(text.len()).ok()?,
+            seconds,
+        };
+        stamp.text.get_mut(..text.len())?.copy_from_slice(text);
+        Some(stamp)
+    }
+
+    pub(super) fn text(&self) -> &[u8] {
+        &self.text[..usize::from(self.len)]
+    }
+}
+
+pub(super) const HEX: &[u8; 16] = b"0123456789abcdef";
+
+pub(super) fn encode(encoding: Encoding, tag: &[u8]) -> String {
+    match encoding {
+        Encoding::Hex => tag
+            .iter()
+            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
+            .map(char::from)
+            .collect(),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(tag),
+    }
+}
+
+pub(super) fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<Tag> {
+    let mut tag = Tag {
+        bytes: [0; 32],
+        len: u8::try_from(len).ok()?,
+    };
+    match encoding {
+        Encoding::Hex => {
+            if !hex::decode_lower(encoded, tag.bytes.get_mut(..len)?) {
+                return None;
+            }
+        }
+        Encoding::Base64 => {
+            if !b64::decode_canonical(encoded, tag.bytes.get_mut(..len)?) {
+                return None;
+            }
+        }
+    }
+    Some(tag)
+}
+
+/// Whether `needle` occurs in `haystack` (never, when it is empty).
+pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    match needle {
+        [] => false,
+        [byte] => haystack.contains(byte),
+        _ => haystack
+            .windows(needle.len())
+            .any(|window| window == needle),
+    }
+}
+
+/// Strips the optional white space (space, tab) that HTTP allows around a field value.
+pub(super) fn trim_ows(value: &[u8]) -> &[u8] {
+    let start = value.iter().position(|b| !matches!(b, b' ' | b'\t'));
+    let end = value.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+    match (start, end) {
+        (Some(start), Some(end)) => &value[start..=end],
+        _ => &[],
+    }
+}
