@@ -23,6 +23,16 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> SystemTime;
 }
 
+/// A scheme's clock, shared by its clones; `Debug` names it only.
+#[derive(Clone)]
+pub(crate) struct SharedClock(pub(crate) std::sync::Arc<dyn Clock>);
+
+impl std::fmt::Debug for SharedClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
 impl<F> Clock for F
 where
     F: Fn() -> SystemTime + Send + Sync + 'static,

@@ -8,7 +8,7 @@
 //! - [`builder`]: [`HmacBuilder`], which checks a declaration and keys it;
 //! - here: [`Hmac`] itself, which reads, verifies and signs.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, time::Duration};
 
 use bytes::Bytes;
 use http::{
@@ -20,7 +20,10 @@ use http_body_util::Full;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use super::{Clock, Delivery, Scheme, SignatureError, Signed, js_json, timestamp};
+use super::{
+    Delivery, Scheme, SignatureError, Signed, js_json,
+    timestamp::{self, SharedClock},
+};
 
 mod builder;
 mod metadata;
@@ -94,7 +97,7 @@ pub struct Hmac {
     parts: Box<[Part]>,
     timestamp: TimestampSource,
     tolerance: Option<Duration>,
-    clock: Arc<dyn Clock>,
+    clock: SharedClock,
     metadata: Metadata,
     keys: Box<[Key]>,
 }
@@ -128,7 +131,7 @@ impl Hmac {
     /// are taken from `headers` (an absent one signs as empty) and copied into the result.
     /// Meant for tests and local tools.
     pub fn sign(&self, body: &[u8], timestamp: Option<i64>, headers: &HeaderMap) -> HeaderMap {
-        let timestamp = timestamp.unwrap_or_else(|| timestamp::unix_seconds(self.clock.now()));
+        let timestamp = timestamp.unwrap_or_else(|| timestamp::unix_seconds(self.clock.0.now()));
         let timestamp_text = timestamp.to_string();
         let mut out = HeaderMap::new();
         let mut mac = self.keys[0].clone();
@@ -382,7 +385,7 @@ impl Hmac {
                 })?
             }
         };
-        timestamp::check(millis, self.clock.now(), tolerance)
+        timestamp::check(millis, self.clock.0.now(), tolerance)
     }
 }
 
