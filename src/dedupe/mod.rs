@@ -124,15 +124,11 @@ impl DedupeKey {
 /// ```
 pub fn store_key(namespace: &str, key: &str) -> String {
     use sha2::{Digest, Sha256};
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(key.as_bytes());
     let mut stored = String::with_capacity(namespace.len() + 1 + 64);
     stored.push_str(namespace);
     stored.push(':');
-    for byte in digest {
-        stored.push(char::from(HEX[usize::from(byte >> 4)]));
-        stored.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
+    crate::scheme::hex::encode_lower(&digest, &mut stored);
     stored
 }
 

@@ -177,12 +177,8 @@ impl Decode<Event> for Decoder {
         let (event_type, event_type_signed) = read(&self.metadata.event_type);
         let body_sha256 = (id.is_none() || !id_signed).then(|| {
             use sha2::{Digest, Sha256};
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            let mut hex = String::with_capacity(64);
-            for byte in Sha256::digest(body) {
-                hex.push(char::from(HEX[usize::from(byte >> 4)]));
-                hex.push(char::from(HEX[usize::from(byte & 0xf)]));
-            }
+            let mut hex = String::new();
+            crate::scheme::hex::encode_lower(&Sha256::digest(body), &mut hex);
             hex
         });
         Ok(Event {

@@ -1,4 +1,15 @@
-//! Lower-case hexadecimal decoding of a MAC into a stack buffer, a table lookup per digit.
+//! Lower-case hexadecimal: decoding a MAC into a stack buffer, a table lookup per digit, and the
+//! crate's one encoder.
+
+/// Appends `bytes` to `out` as lower-case hex digits.
+pub(crate) fn encode_lower(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+}
 
 /// The value of each byte as a lower-case hex digit; `INVALID` for every other byte.
 const DIGITS: [u8; 256] = {

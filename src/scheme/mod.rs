@@ -54,7 +54,7 @@ mod hmac;
 pub(crate) mod hmac_metadata {
     pub(crate) use super::hmac::Metadata;
 }
-mod hex;
+pub(crate) mod hex;
 mod js_json;
 mod timestamp;
 

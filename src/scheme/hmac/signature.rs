@@ -150,15 +150,13 @@ impl Timestamp {
     }
 }
 
-pub(super) const HEX: &[u8; 16] = b"0123456789abcdef";
-
 pub(super) fn encode(encoding: Encoding, tag: &[u8]) -> String {
     match encoding {
-        Encoding::Hex => tag
-            .iter()
-            .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]])
-            .map(char::from)
-            .collect(),
+        Encoding::Hex => {
+            let mut text = String::new();
+            hex::encode_lower(tag, &mut text);
+            text
+        }
         Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(tag),
     }
 }
