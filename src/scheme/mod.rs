@@ -49,7 +49,6 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
-mod b64;
 mod hmac;
 pub(crate) mod hmac_metadata {
     pub(crate) use super::hmac::Metadata;

@@ -7,7 +7,7 @@ use hmac::{KeyInit, Mac};
 use http::HeaderValue;
 
 use super::{
-    super::{b64, hex, timestamp},
+    super::{hex, timestamp},
     Digest, Encoding,
 };
 
@@ -173,9 +173,20 @@ pub(super) fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<T
             }
         }
         Encoding::Base64 => {
-            if !b64::decode_canonical(encoded, tag.bytes.get_mut(..len)?) {
+            // The canonical padded form only (the `base64` crate's `STANDARD` engine refuses
+            // missing padding and bits set past the last byte), of exactly `len` bytes: the
+            // longest MAC, 32 bytes, is 44 characters, which decode to at most 33.
+            if encoded.len() != len.div_ceil(3) * 4 {
                 return None;
             }
+            let mut decoded = [0u8; 33];
+            let n = base64::engine::general_purpose::STANDARD
+                .decode_slice(encoded, &mut decoded)
+                .ok()?;
+            if n != len {
+                return None;
+            }
+            tag.bytes.get_mut(..len)?.copy_from_slice(&decoded[..len]);
         }
     }
     Some(tag)

@@ -274,3 +274,32 @@ fn debug_never_shows_the_mac() {
         );
     }
 }
+
+#[test]
+fn base64_macs_decode_in_their_canonical_form_only() {
+    use base64::Engine as _;
+    let decode = |encoded: &[u8], len: usize| {
+        signature::decode(Encoding::Base64, len, encoded).map(|tag| tag.as_slice().to_vec())
+    };
+    for len in [20, 32] {
+        let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        assert_eq!(decode(encoded.as_bytes(), len), Some(bytes), "{len}");
+    }
+    // 32 bytes: 43 characters and one `=`, with `+` and `/` in them.
+    let good = base64::engine::general_purpose::STANDARD.encode([0xfb; 32]);
+    assert!(good.contains(['+', '/']));
+    assert!(decode(good.as_bytes(), 32).is_some());
+    let unpadded = good.trim_end_matches('=');
+    assert_eq!(decode(unpadded.as_bytes(), 32), None);
+    // The last character carries two bits past the end: set one.
+    let mut trailing = good.clone().into_bytes();
+    trailing[42] = b'v';
+    assert_eq!(decode(&trailing, 32), None);
+    let url_safe = good.replace('+', "-").replace('/', "_");
+    assert_eq!(decode(url_safe.as_bytes(), 32), None);
+    // A 20-byte MAC given where a 32-byte one is expected, and the other way round.
+    let short = base64::engine::general_purpose::STANDARD.encode([1; 20]);
+    assert_eq!(decode(short.as_bytes(), 32), None);
+    assert_eq!(decode(good.as_bytes(), 20), None);
+}
