@@ -98,12 +98,19 @@ pub(crate) const MAX_DIGITS: usize = 18;
 /// A header timestamp: 1 to 18 ASCII digits, nothing else (no sign, no space, no fraction), so
 /// that it always fits an `i64` and its text is what was signed.
 pub(crate) fn parse_seconds(text: &[u8]) -> Option<i64> {
-    if text.is_empty() || text.len() > MAX_DIGITS || !text.iter().all(u8::is_ascii_digit) {
+    if text.is_empty() || text.len() > MAX_DIGITS {
         return None;
     }
-    text.iter().try_fold(0i64, |n, d| {
-        n.checked_mul(10)?.checked_add(i64::from(d - b'0'))
-    })
+    // One pass: 18 digits cannot overflow, and a byte that is not a digit marks the text (the
+    // value, which then wraps harmlessly, is thrown away).
+    let (seconds, invalid) = text.iter().fold((0i64, false), |(n, invalid), byte| {
+        let digit = byte.wrapping_sub(b'0');
+        (
+            n.wrapping_mul(10).wrapping_add(i64::from(digit)),
+            invalid | (digit > 9),
+        )
+    });
+    (!invalid).then_some(seconds)
 }
 
 /// The timestamp in a top-level field of a JSON body, in milliseconds.
@@ -168,6 +175,12 @@ mod tests {
         assert_eq!(
             parse_seconds(b"999999999999999999"),
             Some(999_999_999_999_999_999)
+        );
+        assert_eq!(
+            parse_seconds(
+                b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+            ),
+            None
         );
         for bad in [
             &b""[..],

@@ -5,6 +5,7 @@ use std::fmt;
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use http::HeaderValue;
+use subtle::ConstantTimeEq;
 
 use super::{
     super::{hex, timestamp},
@@ -56,7 +57,7 @@ impl Key {
     }
 }
 
-/// A decoded MAC.
+/// A decoded MAC: its bytes, then zeros to the end of the array.
 #[derive(Clone, Copy)]
 pub(super) struct Tag {
     pub(super) bytes: [u8; 32],
@@ -66,6 +67,17 @@ pub(super) struct Tag {
 impl Tag {
     pub(super) fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether the two MACs are equal, in constant time: the differences of all 32 bytes (zeros
+    /// past a shorter MAC's end in both) or-ed together, then one constant-time test.
+    pub(super) fn matches(&self, other: &Tag) -> bool {
+        let diff = self
+            .bytes
+            .iter()
+            .zip(&other.bytes)
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y));
+        (self.len == other.len) & bool::from(diff.ct_eq(&0))
     }
 }
 
