@@ -22,17 +22,14 @@ pub(super) fn decode_lower(encoded: &[u8], out: &mut [u8]) -> bool {
         return false;
     }
     let mut invalid = 0u8;
-    let mut blocks = encoded.chunks_exact(BLOCK);
-    let mut outs = out.chunks_exact_mut(BLOCK / 2);
-    for (out, digits) in (&mut outs).zip(&mut blocks) {
-        let mut block = [0; BLOCK];
-        block.copy_from_slice(digits);
-        let (bytes, bad) = decode_block(&block);
+    let (blocks, digits) = encoded.as_chunks::<BLOCK>();
+    let (outs, out) = out.as_chunks_mut::<{ BLOCK / 2 }>();
+    for (out, block) in outs.iter_mut().zip(blocks) {
+        let (bytes, bad) = decode_block(block);
         invalid |= bad;
-        out.copy_from_slice(&bytes);
+        *out = bytes;
     }
     // The tail: twice as many digits as bytes, like the whole.
-    let (digits, out) = (blocks.remainder(), outs.into_remainder());
     if !digits.is_empty() {
         let mut block = [b'0'; BLOCK];
         block[..digits.len()].copy_from_slice(digits);

@@ -261,8 +261,8 @@ impl Hmac {
         decode(self.encoding, self.digest.tag_len(), encoded)
     }
 
-    /// Parses the signature header's value into tags and, for pairs, the timestamp text.
-    fn parse<'v>(&self, value: &'v [u8]) -> Option<(Few<Tag, 1>, Option<&'v [u8]>)> {
+    /// Parses the signature header's value into `tags`, returning, for pairs, the timestamp text.
+    fn parse<'v>(&self, value: &'v [u8], tags: &mut Few<Tag, 1>) -> Option<Option<&'v [u8]>> {
         let value = trim_ows(value);
         match &self.grammar {
             GrammarKind::Value { prefix } => {
@@ -271,9 +271,8 @@ impl Hmac {
                 } else {
                     value.strip_prefix(prefix.as_bytes())?
                 };
-                let mut tags = Few::new();
                 tags.push(self.decode(encoded)?);
-                Some((tags, None))
+                Some(None)
             }
             GrammarKind::Pairs {
                 separator,
@@ -289,7 +288,6 @@ impl Hmac {
                 {
                     return None;
                 }
-                let mut tags = Few::new();
                 let mut timestamp = None;
                 for (index, element) in value.split(|b| b == separator).enumerate() {
                     if index >= MAX_ELEMENTS {
@@ -311,10 +309,9 @@ impl Hmac {
                         tags.push(self.decode(value)?);
                     }
                 }
-                (!tags.is_empty() && timestamp.is_some()).then_some((tags, timestamp))
+                (!tags.is_empty() && timestamp.is_some()).then_some(timestamp)
             }
             GrammarKind::List { version } => {
-                let mut tags = Few::new();
                 for (index, entry) in value.split(|b| *b == b' ').enumerate() {
                     if index >= MAX_ELEMENTS {
                         return None;
@@ -331,7 +328,7 @@ impl Hmac {
                         tags.push(self.decode(signature)?);
                     }
                 }
-                (!tags.is_empty()).then_some((tags, None))
+                (!tags.is_empty()).then_some(None)
             }
         }
     }
@@ -344,23 +341,22 @@ impl Hmac {
             .fold(false, |found, candidate| found | candidate.matches(tag))
     }
 
-    /// A copy of the keyed state `key` with every part before the body fed in.
-    fn prefixed(&self, key: &Key, signature: &HmacSignature) -> Key {
-        let mut key = key.clone();
+    /// The signed bytes before the body (which the builder puts last), part by part.
+    fn prefix<'s>(&'s self, signature: &'s HmacSignature) -> impl Iterator<Item = &'s [u8]> {
+        let before_body = self
+            .parts
+            .split_last()
+            .map_or(&[][..], |(_, before)| before);
         let mut headers = signature.headers.iter();
-        for part in self.parts.iter() {
-            let bytes: &[u8] = match part {
-                Part::Literal(bytes) => bytes,
-                Part::Header(_) => headers.next().map_or(&[][..], HeaderValue::as_bytes),
-                Part::Timestamp => signature
-                    .timestamp
-                    .as_ref()
-                    .map_or(&[][..], Timestamp::text),
-                Part::Body | Part::BodyOrJsonStringify { .. } => break,
-            };
-            key.update(bytes);
-        }
-        key
+        before_body.iter().map(move |part| match part {
+            Part::Literal(bytes) => &bytes[..],
+            Part::Header(_) => headers.next().map_or(&[][..], HeaderValue::as_bytes),
+            Part::Timestamp => signature
+                .timestamp
+                .as_ref()
+                .map_or(&[][..], Timestamp::text),
+            Part::Body | Part::BodyOrJsonStringify { .. } => &[][..],
+        })
     }
 
     /// Checks the replay window on a matched signature.
@@ -394,8 +390,14 @@ impl Scheme for Hmac {
 
     fn signature(&self, head: &Parts) -> Result<HmacSignature, SignatureError> {
         let (aliased, signature_header, value) = self.signature_value(&head.headers)?;
-        let (tags, pair_timestamp) = self
-            .parse(value.as_bytes())
+        // Built in place: the signature is a few hundred bytes, not worth moving around.
+        let mut signature = HmacSignature {
+            tags: Few::new(),
+            timestamp: None,
+            headers: Few::new(),
+        };
+        let pair_timestamp = self
+            .parse(value.as_bytes(), &mut signature.tags)
             .ok_or_else(|| self.malformed(signature_header))?;
         let (timestamp_text, timestamp_header) = match &self.timestamp {
             TimestampSource::Header(name) => {
@@ -406,18 +408,15 @@ impl Scheme for Hmac {
             TimestampSource::SignatureHeader => (pair_timestamp, signature_header),
             TimestampSource::None | TimestampSource::BodyField { .. } => (None, signature_header),
         };
-        let timestamp = match timestamp_text {
-            Some(text) => {
+        if let Some(text) = timestamp_text {
+            signature.timestamp =
                 Some(
                     Timestamp::parse(text).ok_or_else(|| SignatureError::Malformed {
                         header: timestamp_header.clone(),
                         expected: "a timestamp in Unix seconds (1 to 18 ASCII digits)".into(),
                     })?,
-                )
-            }
-            None => None,
-        };
-        let mut headers = Few::new();
+                );
+        }
         for (index, part) in self.parts.iter().enumerate() {
             if let Part::Header(name) = part {
                 let name = self.named(name, aliased);
@@ -437,22 +436,17 @@ impl Scheme for Hmac {
                         .into(),
                     });
                 }
-                headers.push(value.clone());
+                signature.headers.push(value.clone());
             }
         }
-        Ok(HmacSignature {
-            tags,
-            timestamp,
-            headers,
-        })
+        Ok(signature)
     }
 
     fn verify(&self, signature: &HmacSignature, body: &Bytes) -> Result<Signed, SignatureError> {
         // One keyed state at a time, copied once and never kept: no allocation.
         let raw = self.keys.iter().fold(false, |found, key| {
-            let mut key = self.prefixed(key, signature);
-            key.update(body);
-            found | Self::any_matches(&key.finalize(), &signature.tags)
+            let mac = key.mac(self.prefix(signature), body);
+            found | Self::any_matches(&mac, &signature.tags)
         });
         if raw {
             self.check_window(signature, body)?;
@@ -465,7 +459,11 @@ impl Scheme for Hmac {
             let mut keys: Vec<Key> = self
                 .keys
                 .iter()
-                .map(|key| self.prefixed(key, signature))
+                .map(|key| {
+                    let mut key = key.clone();
+                    self.prefix(signature).for_each(|bytes| key.update(bytes));
+                    key
+                })
                 .collect();
             form.write(|chunk| keys.iter_mut().for_each(|key| key.update(chunk)));
             if keys.into_iter().fold(false, |found, key| {

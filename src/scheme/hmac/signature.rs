@@ -39,21 +39,29 @@ impl Key {
     }
 
     pub(super) fn finalize(self) -> Tag {
-        let mut tag = Tag {
-            bytes: [0; 32],
-            len: 0,
-        };
         match self {
-            Self::Sha256(mac) => {
-                tag.bytes.copy_from_slice(&mac.finalize().into_bytes());
-                tag.len = 32;
-            }
-            Self::Sha1(mac) => {
-                tag.bytes[..20].copy_from_slice(&mac.finalize().into_bytes());
-                tag.len = 20;
-            }
+            Self::Sha256(mac) => Tag::new(&mac.finalize().into_bytes()),
+            Self::Sha1(mac) => Tag::new(&mac.finalize().into_bytes()),
         }
-        tag
+    }
+
+    /// The MAC of `prefix`'s chunks then `body`, fed to a copy of this keyed state that is never
+    /// kept.
+    pub(super) fn mac<'a>(&self, prefix: impl Iterator<Item = &'a [u8]>, body: &[u8]) -> Tag {
+        fn mac_of<'a, M: Mac + Clone>(
+            key: &M,
+            prefix: impl Iterator<Item = &'a [u8]>,
+            body: &[u8],
+        ) -> Tag {
+            let mut mac = key.clone();
+            prefix.for_each(|chunk| mac.update(chunk));
+            mac.update(body);
+            Tag::new(&mac.finalize().into_bytes())
+        }
+        match self {
+            Self::Sha256(key) => mac_of(key, prefix, body),
+            Self::Sha1(key) => mac_of(key, prefix, body),
+        }
     }
 }
 
@@ -65,6 +73,18 @@ pub(super) struct Tag {
 }
 
 impl Tag {
+    /// A tag of `mac`'s bytes (at most 32).
+    fn new(mac: &[u8]) -> Self {
+        let mut tag = Self {
+            bytes: [0; 32],
+            len: 0,
+        };
+        let len = mac.len().min(32);
+        tag.bytes[..len].copy_from_slice(&mac[..len]);
+        tag.len = len as u8;
+        tag
+    }
+
     pub(super) fn as_slice(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
     }
