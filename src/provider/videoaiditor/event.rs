@@ -1,12 +1,11 @@
 use std::fmt;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::WebhookEvent;
 use crate::provider::RawEvent;
-use crate::provider::raw::{Envelope, FromEnvelope, Object, Raw};
+use crate::provider::raw::{self, FromEnvelope, Members};
 
 /// A VideoAIditor webhook event.
 ///
@@ -99,66 +98,19 @@ impl Event {
     }
 }
 
-impl WebhookEvent for Event {
-    fn event_type(&self) -> &str {
-        Event::event_type(self)
-    }
-
-    fn id(&self) -> Option<&str> {
-        Event::id(self)
-    }
-
-    fn shape_error(&self) -> Option<&str> {
-        match self {
-            Event::Raw(raw) => raw.shape_error(),
-            _ => None,
-        }
-    }
-}
-
-impl From<RawEvent> for Event {
-    fn from(raw: RawEvent) -> Self {
-        Event::Raw(raw)
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self::from_envelope(Envelope::<Box<RawValue>>::deserialize(
-            deserializer,
-        )?))
-    }
-}
+raw::preset_event!(Event);
 
 impl FromEnvelope for Event {
+    const ID: &'static str = "_id";
     const TYPED_TIMESTAMP: bool = false;
 
-    fn typed<'de, A: MapAccess<'de>>(
-        event: &str,
-        _timestamp: Option<String>,
-        map: &mut A,
-    ) -> Result<Option<Self>, A::Error> {
+    #[inline]
+    fn typed<M: Members>(event: &str, members: M) -> Result<Option<Self>, M::Error> {
         Ok(Some(match event {
-            Self::RENDER_COMPLETED => Event::RenderCompleted(map.next_value_seed(Object::new())?),
-            Self::RENDER_FAILED => Event::RenderFailed(map.next_value_seed(Object::new())?),
+            Self::RENDER_COMPLETED => Event::RenderCompleted(members.data()?),
+            Self::RENDER_FAILED => Event::RenderFailed(members.data()?),
             _ => return Ok(None),
         }))
-    }
-
-    fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self {
-        envelope.decode(
-            "_id",
-            |event| matches!(event, Self::RENDER_COMPLETED | Self::RENDER_FAILED),
-            |event, envelope| {
-                let data = envelope.known_data(event)?;
-                Ok(if event == Self::RENDER_COMPLETED {
-                    Event::RenderCompleted(data)
-                } else {
-                    Event::RenderFailed(data)
-                })
-            },
-            Event::Raw,
-        )
     }
 }
 
@@ -301,6 +253,7 @@ fn integral_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WebhookEvent;
     use serde_json::{Value, json};
 
     /// The document's sample payload, verbatim (not valid JSON).
