@@ -719,8 +719,43 @@ fn excerpt(raw: &RawValue) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Asserts that `E` refuses each body: none is a whole JSON object.
+    pub(crate) fn assert_refused<E: DeserializeOwned + fmt::Debug>(bodies: &[&str]) {
+        for body in bodies {
+            assert!(serde_json::from_str::<E>(body).is_err(), "accepted {body}");
+        }
+    }
+
+    /// Asserts that `E` keeps each body raw (`raw` is its `Raw` variant) with a shape error that
+    /// holds the reason given, which `WebhookEvent::shape_error` reports; and that the event,
+    /// written back (the last of a repeated key only, as `JSON.parse` keeps), reads the same.
+    pub(crate) fn assert_kept_raw<E>(cases: &[(&str, &str)], raw: impl Fn(&E) -> Option<&RawEvent>)
+    where
+        E: DeserializeOwned + Serialize + crate::WebhookEvent + PartialEq + fmt::Debug,
+    {
+        let parse = |body: &str| -> E {
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+        };
+        for (body, reason) in cases {
+            let e = parse(body);
+            let Some(kept) = raw(&e) else {
+                panic!("typed: {body}")
+            };
+            assert!(
+                kept.shape_error().is_some_and(|r| r.contains(reason)),
+                "{body}: {:?}",
+                kept.shape_error()
+            );
+            assert_eq!(crate::WebhookEvent::shape_error(&e), kept.shape_error());
+            if !reason.starts_with("repeats") {
+                let text = serde_json::to_string(&e).unwrap();
+                assert_eq!(parse(&text), e, "{text}");
+            }
+        }
+    }
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()
