@@ -37,13 +37,15 @@ fn main() {
 }
 
 #[cfg(all(feature = "queue", feature = "redis"))]
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
+#[cfg(all(feature = "queue", feature = "redis"))]
 mod bench {
     use std::{
         convert::Infallible,
         io::{BufRead, BufReader, Read, Write},
-        net::{TcpListener, TcpStream},
-        path::PathBuf,
-        process::{Child, Command, Stdio},
+        net::TcpStream,
         sync::{
             Arc,
             atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -66,8 +68,9 @@ mod bench {
         queue::{Delivery, Enqueue, MemoryQueue, RedisQueue, Worker},
     };
 
+    use super::redis_server::{Persistence, Server, URL_VAR, redis_server_binary};
+
     const SECRET: &str = "whsec_bench";
-    const URL_VAR: &str = "TOWER_WEBHOOK_REDIS_URL";
     /// Sequential deliveries timed one by one for the percentiles.
     const SEQUENTIAL: usize = 5_000;
     /// Deliveries sent by the concurrent ingest, and processed by each worker run.
@@ -371,66 +374,6 @@ mod bench {
         }
     }
 
-    /// A private `redis-server`, killed when dropped.
-    struct Server {
-        child: Child,
-        dir: PathBuf,
-        port: u16,
-    }
-
-    impl Server {
-        fn start() -> Option<Self> {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let binary = std::env::split_paths(&path)
-                .chain(["/usr/bin".into(), "/usr/local/bin".into()])
-                .map(|dir: PathBuf| dir.join("redis-server"))
-                .find(|binary| binary.is_file())?;
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .ok()?
-                .port();
-            let dir = std::env::temp_dir().join(format!(
-                "tower-webhook-bench-{}-{}",
-                std::process::id(),
-                Token::random().as_str()
-            ));
-            std::fs::create_dir_all(&dir).ok()?;
-            let child = Command::new(binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let server = Self { child, dir, port };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-                    let mut pong = [0; 7];
-                    if stream.write_all(b"PING\r\n").is_ok()
-                        && stream.read_exact(&mut pong).is_ok()
-                        && &pong == b"+PONG\r\n"
-                    {
-                        return Some(server);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            None
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            self.child.kill().ok();
-            self.child.wait().ok();
-            std::fs::remove_dir_all(&self.dir).ok();
-        }
-    }
-
     /// `host:port` of a `redis://host:port[/db]` URL.
     fn host_port(url: &str) -> Option<String> {
         let rest = url.strip_prefix("redis://")?;
@@ -454,13 +397,16 @@ mod bench {
         let url = match std::env::var(URL_VAR) {
             Ok(url) if !url.is_empty() => Some(url),
             _ => {
-                server = Server::start();
+                server = redis_server_binary().and_then(|binary| {
+                    runtime
+                        .block_on(Server::launch_new(binary, Persistence::Snapshot))
+                        .map_err(|err| eprintln!("{err}"))
+                        .ok()
+                });
                 if server.is_none() {
                     eprintln!("no {URL_VAR} and no redis-server: only MemoryQueue is measured");
                 }
-                server
-                    .as_ref()
-                    .map(|s| format!("redis://127.0.0.1:{}", s.port))
+                server.as_ref().map(Server::url)
             }
         };
 

@@ -1,6 +1,10 @@
-//! A Redis server for the tests that need one: the server of `TOWER_WEBHOOK_REDIS_URL`, or a
-//! private `redis-server` child on a free port of 127.0.0.1, and a reader of what it is sent.
-#![allow(unreachable_pub)]
+//! A Redis server for the tests, benches and the soak example that need one: the server of
+//! `TOWER_WEBHOOK_REDIS_URL`, or a private `redis-server` child on a free port of 127.0.0.1; and a
+//! reader of what it is sent.
+//!
+//! The tests have it as `common::redis`; the benches and `examples/soak.rs` include this file
+//! with `#[path]`, so it uses nothing but the dependencies they all have.
+#![allow(dead_code, unreachable_pub)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -78,14 +82,24 @@ pub(crate) fn info(port: u16, section: &str) -> String {
     String::from_utf8_lossy(&body[..len]).into_owned()
 }
 
-/// A `redis-server` child process on 127.0.0.1, for one test, killed when dropped.
+/// What a private server keeps on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Persistence {
+    /// Nothing, but what [`Server::stop`] saves (`SHUTDOWN SAVE` writes a snapshot).
+    Snapshot,
+    /// An append-only file synced on every write (`appendfsync always`), so that a SIGKILL
+    /// ([`Server::kill`]) loses no acknowledged write, as a production Redis holding a queue
+    /// should be configured.
+    AppendAlways,
+}
+
+/// A `redis-server` child process on 127.0.0.1, killed when dropped (its directory removed).
 pub(crate) struct Server {
-    pub(crate) binary: PathBuf,
+    binary: PathBuf,
     pub(crate) port: u16,
-    pub(crate) dir: PathBuf,
-    pub(crate) child: Option<Child>,
-    /// More arguments for `redis-server` (such as `--replicaof`).
-    pub(crate) args: Vec<String>,
+    dir: PathBuf,
+    persistence: Persistence,
+    child: Option<Child>,
 }
 
 impl Server {
@@ -141,43 +155,67 @@ impl Server {
         }
     }
 
+    /// A private server of `binary` without persistence; fails if it does not start.
     pub(crate) async fn start_with(binary: PathBuf) -> Self {
+        Self::launch_new(binary, Persistence::Snapshot)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// A private server of `binary` (a path, or a name to look up on the `PATH`) on a free port,
+    /// in a directory of its own; an error says why it did not start.
+    pub(crate) async fn launch_new(
+        binary: PathBuf,
+        persistence: Persistence,
+    ) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!(
             "tower-webhook-redis-{}-{}",
             std::process::id(),
             tower_webhook::dedupe::store::Token::random().as_str()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
         let mut server = Self {
             binary,
             port: 0,
             dir,
+            persistence,
             child: None,
-            args: Vec::new(),
         };
         let mut failures = Vec::new();
         // Another process may take the free port before the server binds it: try another.
         for _ in 0..5 {
             server.port = free_port();
             match server.launch().await {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(err) => failures.push(err),
             }
         }
-        panic!("redis-server did not start: {failures:?}");
+        Err(format!("redis-server did not start: {failures:?}"))
     }
 
-    /// Starts the server on its port, with its directory, and waits until it answers PING.
+    /// Starts the server on its port, with its directory, and waits until it answers PING (so
+    /// after it has loaded what it keeps on disk).
     pub(crate) async fn launch(&mut self) -> Result<(), String> {
         let log = self.dir.join("redis.log");
+        let persistence: &[&str] = match self.persistence {
+            Persistence::Snapshot => &["--save", "", "--appendonly", "no"],
+            Persistence::AppendAlways => &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        };
         let mut child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(persistence)
+            .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
-            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -223,6 +261,13 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Kills the server with SIGKILL, as a crash does: it keeps only what it wrote to disk.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("the server runs");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Starts the server again, on the same port.
