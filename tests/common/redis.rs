@@ -1,6 +1,6 @@
 //! A Redis server for the tests, benches and the soak example that need one: the server of
 //! `TOWER_WEBHOOK_REDIS_URL`, or a private `redis-server` child on a free port of 127.0.0.1; and a
-//! reader of what it is sent.
+//! reader of what it is sent (`MONITOR`).
 //!
 //! The tests have it as `common::redis`; the benches and `examples/soak.rs` include this file
 //! with `#[path]`, so it uses nothing but the dependencies they all have.
@@ -307,59 +307,75 @@ impl Drop for Server {
     }
 }
 
-/// Reads what a server is sent, with `MONITOR`.
+/// Reads what a server is sent, with redis-rs's `MONITOR` connection.
+#[cfg(feature = "redis")]
 pub(crate) struct Monitor {
-    pub(crate) lines: BufReader<TcpStream>,
-    pub(crate) port: u16,
-    pub(crate) marks: usize,
+    monitor: redis::aio::Monitor,
+    /// A connection of its own that sends the marks, opened before `MONITOR` started (so its
+    /// handshake is not among the commands), and its address as the server sees it.
+    marker: redis::aio::MultiplexedConnection,
+    marker_addr: String,
+    marks: usize,
 }
 
+#[cfg(feature = "redis")]
 impl Monitor {
-    pub(crate) fn start(port: u16) -> Self {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(b"MONITOR\r\n").unwrap();
-        let mut lines = BufReader::new(stream);
-        let mut ok = String::new();
-        lines.read_line(&mut ok).unwrap();
-        assert_eq!(ok.trim_end(), "+OK");
-        Self {
-            lines,
-            port,
+    /// Monitors the server at `url`.
+    pub(crate) async fn start(url: &str) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let mut marker = client.get_multiplexed_async_connection().await?;
+        // Its line in `CLIENT LIST` (`CLIENT INFO` would need Redis 6.2).
+        let id: u64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut marker)
+            .await?;
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut marker)
+            .await?;
+        let marker_addr = clients
+            .lines()
+            .find(|line| line.starts_with(&format!("id={id} ")))
+            .and_then(|line| {
+                line.split(' ')
+                    .find_map(|field| field.strip_prefix("addr="))
+            })
+            .unwrap_or_else(|| panic!("client {id} is not in CLIENT LIST: {clients}"))
+            .to_owned();
+        Ok(Self {
+            monitor: client.get_async_monitor().await?,
+            marker,
+            marker_addr,
             marks: 0,
-        }
+        })
     }
 
     /// The names of the commands clients sent since the last call (the commands scripts run
     /// inside the server left out): everything the server received before a mark that this
     /// sends now.
-    pub(crate) fn commands(&mut self) -> Vec<String> {
+    pub(crate) async fn commands(&mut self) -> Vec<String> {
+        use futures_util::StreamExt as _;
+
         self.marks += 1;
         let mark = format!("tower-webhook-mark-{}", self.marks);
-        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let marker_addr = marker.local_addr().unwrap().to_string();
-        marker
-            .write_all(format!("ECHO {mark}\r\n").as_bytes())
-            .unwrap();
-        marker
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = marker.read(&mut [0; 64]).unwrap();
+        let _: String = redis::cmd("ECHO")
+            .arg(&mark)
+            .query_async(&mut self.marker)
+            .await
+            .expect("the mark is sent");
+        let mut lines = self.monitor.on_message::<String>();
         let mut commands = Vec::new();
         loop {
-            let mut line = String::new();
-            assert!(
-                self.lines.read_line(&mut line).unwrap() > 0,
-                "MONITOR ended"
-            );
-            // +1711111111.123456 [0 127.0.0.1:40000] "EVALSHA" "…" …
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next())
+                .await
+                .expect("MONITOR showed the mark within 10 s")
+                .expect("MONITOR ended");
+            // 1711111111.123456 [0 127.0.0.1:40000] "EVALSHA" "…" …
             let source = line
                 .split_once('[')
                 .and_then(|(_, rest)| rest.split_once(']'))
                 .map_or("", |(source, _)| source);
-            if source.ends_with(&marker_addr) {
+            if source.ends_with(&self.marker_addr) {
                 if line.contains(&mark) {
                     return commands;
                 }
