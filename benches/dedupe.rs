@@ -7,8 +7,10 @@
 //! - `layer`: a signed VideoNest request through `oneshot` on the whole stack, the verifying layer
 //!   alone against the verifying layer with the deduplication layer under it (first deliveries
 //!   and duplicates). Signing happens outside the measurement.
-//! - `redis_store` (with the `redis` feature, when `TOWER_WEBHOOK_REDIS_URL` is set): the same
-//!   through `RedisStore`, round trips to that server included.
+//! - `redis_store` (with the `redis` feature): the same through `RedisStore`, round trips
+//!   included, on the server of `TOWER_WEBHOOK_REDIS_URL`, else on a private `redis-server` (from
+//!   the `PATH`) on a free port of 127.0.0.1, without persistence, stopped at the end; skipped
+//!   without either.
 //!
 //! ```text
 //! cargo bench --bench dedupe -- --warm-up-time 1 --measurement-time 3
@@ -221,17 +223,34 @@ fn layer(c: &mut Criterion) {
 }
 
 #[cfg(feature = "redis")]
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
+#[cfg(feature = "redis")]
 fn redis_store(c: &mut Criterion) {
+    use redis_server::{Persistence, Server, URL_VAR, redis_server_binary};
     use tower_webhook::dedupe::store::RedisStore;
 
-    let Ok(url) = std::env::var("TOWER_WEBHOOK_REDIS_URL") else {
-        eprintln!("redis_store: skipped, TOWER_WEBHOOK_REDIS_URL is not set");
-        return;
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
+    let mut server = None;
+    let url = match std::env::var(URL_VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let Some(binary) = redis_server_binary() else {
+                eprintln!(
+                    "redis_store: skipped, {URL_VAR} is not set and there is no redis-server"
+                );
+                return;
+            };
+            let private = runtime
+                .block_on(Server::launch_new(binary, Persistence::Snapshot))
+                .unwrap_or_else(|err| panic!("redis_store: {err}"));
+            server.insert(private).url()
+        }
+    };
     // A prefix of this run's own, and records that expire within a minute.
     let prefix = format!("tower-webhook-bench:{}:", Token::random().as_str());
     let retention = Duration::from_secs(60);
@@ -286,6 +305,7 @@ fn redis_store(c: &mut Criterion) {
         &service,
         &service,
     );
+    drop(server);
 }
 
 #[cfg(not(feature = "redis"))]

@@ -16,7 +16,7 @@
 //! Where Redis comes from: `TOWER_WEBHOOK_REDIS_URL` (e.g. `redis://127.0.0.1:6379`), else a
 //! private `redis-server` (from `PATH` or `/usr/bin`) on a free port of 127.0.0.1, without
 //! persistence, stopped at the end; without either only the `MemoryQueue` parts run. Round trips
-//! are counted only on a server this bench may `MONITOR` (its own, or the URL's host:port).
+//! are counted only on a server this bench may `MONITOR` (its own, or the URL's).
 //! Each run uses streams and keys of its own, and deletes them.
 //!
 //! ```text
@@ -37,13 +37,13 @@ fn main() {
 }
 
 #[cfg(all(feature = "queue", feature = "redis"))]
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
+#[cfg(all(feature = "queue", feature = "redis"))]
 mod bench {
     use std::{
         convert::Infallible,
-        io::{BufRead, BufReader, Read, Write},
-        net::{TcpListener, TcpStream},
-        path::PathBuf,
-        process::{Child, Command, Stdio},
         sync::{
             Arc,
             atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -66,8 +66,9 @@ mod bench {
         queue::{Delivery, Enqueue, MemoryQueue, RedisQueue, Worker},
     };
 
+    use super::redis_server::{Monitor, Persistence, Server, URL_VAR, redis_server_binary};
+
     const SECRET: &str = "whsec_bench";
-    const URL_VAR: &str = "TOWER_WEBHOOK_REDIS_URL";
     /// Sequential deliveries timed one by one for the percentiles.
     const SEQUENTIAL: usize = 5_000;
     /// Deliveries sent by the concurrent ingest, and processed by each worker run.
@@ -310,139 +311,6 @@ mod bench {
         (elapsed, latencies)
     }
 
-    /// The names of the commands clients sent, read with `MONITOR` (script internals left out).
-    struct Monitor {
-        lines: BufReader<TcpStream>,
-        addr: String,
-        marks: usize,
-    }
-
-    impl Monitor {
-        fn start(addr: &str) -> Option<Self> {
-            let mut stream = TcpStream::connect(addr).ok()?;
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .ok()?;
-            stream.write_all(b"MONITOR\r\n").ok()?;
-            let mut lines = BufReader::new(stream);
-            let mut ok = String::new();
-            lines.read_line(&mut ok).ok()?;
-            (ok.trim_end() == "+OK").then(|| Self {
-                lines,
-                addr: addr.to_owned(),
-                marks: 0,
-            })
-        }
-
-        fn commands(&mut self) -> Vec<String> {
-            self.marks += 1;
-            let mark = format!("tower-webhook-bench-mark-{}", self.marks);
-            let mut marker = TcpStream::connect(&self.addr).expect("marker connection");
-            let marker_addr = marker.local_addr().unwrap().to_string();
-            marker
-                .write_all(format!("ECHO {mark}\r\n").as_bytes())
-                .unwrap();
-            marker
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let _ = marker.read(&mut [0; 64]).unwrap();
-            let mut commands = Vec::new();
-            loop {
-                let mut line = String::new();
-                assert!(
-                    self.lines.read_line(&mut line).unwrap() > 0,
-                    "MONITOR ended"
-                );
-                let source = line
-                    .split_once('[')
-                    .and_then(|(_, rest)| rest.split_once(']'))
-                    .map_or("", |(source, _)| source);
-                if source.ends_with(&marker_addr) {
-                    if line.contains(&mark) {
-                        return commands;
-                    }
-                    continue;
-                }
-                if source.ends_with(" lua") {
-                    continue;
-                }
-                commands.push(line.split('"').nth(1).unwrap_or_default().to_lowercase());
-            }
-        }
-    }
-
-    /// A private `redis-server`, killed when dropped.
-    struct Server {
-        child: Child,
-        dir: PathBuf,
-        port: u16,
-    }
-
-    impl Server {
-        fn start() -> Option<Self> {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let binary = std::env::split_paths(&path)
-                .chain(["/usr/bin".into(), "/usr/local/bin".into()])
-                .map(|dir: PathBuf| dir.join("redis-server"))
-                .find(|binary| binary.is_file())?;
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .ok()?
-                .port();
-            let dir = std::env::temp_dir().join(format!(
-                "tower-webhook-bench-{}-{}",
-                std::process::id(),
-                Token::random().as_str()
-            ));
-            std::fs::create_dir_all(&dir).ok()?;
-            let child = Command::new(binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let server = Self { child, dir, port };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-                    let mut pong = [0; 7];
-                    if stream.write_all(b"PING\r\n").is_ok()
-                        && stream.read_exact(&mut pong).is_ok()
-                        && &pong == b"+PONG\r\n"
-                    {
-                        return Some(server);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            None
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            self.child.kill().ok();
-            self.child.wait().ok();
-            std::fs::remove_dir_all(&self.dir).ok();
-        }
-    }
-
-    /// `host:port` of a `redis://host:port[/db]` URL.
-    fn host_port(url: &str) -> Option<String> {
-        let rest = url.strip_prefix("redis://")?;
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-        let addr = rest.split('/').next()?;
-        Some(if addr.contains(':') {
-            addr.to_owned()
-        } else {
-            format!("{addr}:6379")
-        })
-    }
-
     pub(super) fn main() {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -454,13 +322,16 @@ mod bench {
         let url = match std::env::var(URL_VAR) {
             Ok(url) if !url.is_empty() => Some(url),
             _ => {
-                server = Server::start();
+                server = redis_server_binary().and_then(|binary| {
+                    runtime
+                        .block_on(Server::launch_new(binary, Persistence::Snapshot))
+                        .map_err(|err| eprintln!("{err}"))
+                        .ok()
+                });
                 if server.is_none() {
                     eprintln!("no {URL_VAR} and no redis-server: only MemoryQueue is measured");
                 }
-                server
-                    .as_ref()
-                    .map(|s| format!("redis://127.0.0.1:{}", s.port))
+                server.as_ref().map(Server::url)
             }
         };
 
@@ -473,9 +344,7 @@ mod bench {
                     dedupe,
                 });
             }
-            if let Some(addr) = host_port(url) {
-                round_trips(&runtime, &addr, &targets[1..], &run);
-            }
+            round_trips(&runtime, url, &targets[1..], &run);
         }
 
         let mut criterion = Criterion::default()
@@ -490,21 +359,24 @@ mod bench {
     }
 
     /// Round trips of one first delivery, and of a repeat (with dedupe).
-    fn round_trips(runtime: &Runtime, addr: &str, targets: &[Target], run: &str) {
-        let Some(mut monitor) = Monitor::start(addr) else {
-            eprintln!("cannot MONITOR {addr}: round trips not counted");
-            return;
+    fn round_trips(runtime: &Runtime, url: &str, targets: &[Target], run: &str) {
+        let mut monitor = match runtime.block_on(Monitor::start(url)) {
+            Ok(monitor) => monitor,
+            Err(err) => {
+                eprintln!("cannot MONITOR the server: {err}; round trips not counted");
+                return;
+            }
         };
         println!("\nRedis round trips per delivery (MONITOR; commands inside scripts left out)");
         for target in targets {
             let http = runtime.block_on(target.http());
             // Loads the scripts (a first EVALSHA answers NOSCRIPT, then EVAL).
             runtime.block_on(send(&http, fresh_request(run)));
-            monitor.commands();
+            runtime.block_on(monitor.commands());
             let request = fresh_request(run);
             let repeat = request.clone();
             runtime.block_on(send(&http, request));
-            let first = monitor.commands();
+            let first = runtime.block_on(monitor.commands());
             println!(
                 "  {:<36} first delivery: {} {:?}",
                 target.name(),
@@ -526,9 +398,9 @@ mod bench {
                     runtime.block_on(send(&http, fresh_request(run)));
                 }
                 for concurrency in [4, 16] {
-                    monitor.commands();
+                    runtime.block_on(monitor.commands());
                     runtime.block_on(target.drain(WORKER_SAMPLE, concurrency));
-                    let sent = monitor.commands();
+                    let sent = runtime.block_on(monitor.commands());
                     let mut counts = std::collections::BTreeMap::<_, usize>::new();
                     for name in &sent {
                         *counts.entry(name.as_str()).or_default() += 1;
@@ -552,7 +424,7 @@ mod bench {
                 }
             ) {
                 runtime.block_on(send(&http, repeat));
-                let again = monitor.commands();
+                let again = runtime.block_on(monitor.commands());
                 println!(
                     "  {:<36} repeat:         {} {:?}",
                     target.name(),

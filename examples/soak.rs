@@ -40,6 +40,11 @@ use hyper::body::{Body, Frame};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tower_webhook::provider::videonest;
 
+#[path = "../tests/common/redis.rs"]
+mod redis_server;
+
+use redis_server::{Persistence, Server};
+
 const SECRET: &str = "soak-secret";
 const MAX_BODY: usize = 16 * 1024;
 
@@ -96,39 +101,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn start_redis(args: &Args, port: u16, dir: &std::path::Path) -> Result<Process, String> {
-    let child = Command::new(&args.redis_server)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", args.redis_server))?;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Ok(Process(child));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err("redis-server did not start".into())
 }
 
 /// A body sent in small chunks with pauses, as a slow client does.
@@ -294,11 +266,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<bool, String> {
-    let dir = std::env::temp_dir().join(format!("tower-webhook-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let port = free_port();
-    let redis_url = format!("redis://127.0.0.1:{port}");
-    let mut redis = Some(start_redis(&args, port, &dir)?);
+    let mut redis =
+        Server::launch_new(args.redis_server.clone().into(), Persistence::AppendAlways).await?;
+    let redis_url = redis.url();
 
     let mut receiver = Command::new(&args.receiver)
         .args(["--provider", "videonest", "--secret", SECRET])
@@ -407,9 +377,9 @@ async fn run(args: Args) -> Result<bool, String> {
     tokio::time::sleep(args.duration / 2 - args.outage / 2).await;
     outage.active.store(true, Ordering::SeqCst);
     let killed_at = started.elapsed();
-    redis.take(); // killed
+    redis.kill();
     tokio::time::sleep(args.outage).await;
-    redis = Some(start_redis(&args, port, &dir)?);
+    redis.launch().await?;
     let restarted_at = started.elapsed();
     // The receiver reconnects on its next request: allow a few seconds.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -463,7 +433,6 @@ async fn run(args: Args) -> Result<bool, String> {
     drop(receiver);
     let _ = reader.join();
     drop(redis);
-    let _ = std::fs::remove_dir_all(&dir);
 
     let tally = tally.lock().unwrap();
     let runs = runs.lock().unwrap();

@@ -474,9 +474,9 @@ async fn deduplicated_enqueue_stores_concurrent_repeats_once_in_one_round_trip()
     let http = ingest_once(&queue);
     // Load the script.
     assert_eq!(post(&http, &event("warm")).await, StatusCode::OK);
-    let mut monitor = Monitor::start(server.port);
+    let mut monitor = Monitor::start(&server.url()).await.unwrap();
     assert_eq!(post(&http, &event("first")).await, StatusCode::OK);
-    assert_eq!(monitor.commands(), ["evalsha"], "a first delivery");
+    assert_eq!(monitor.commands().await, ["evalsha"], "a first delivery");
 
     let body = event("repeated");
     let mut tasks = tokio::task::JoinSet::new();
@@ -501,7 +501,11 @@ async fn deduplicated_enqueue_stores_concurrent_repeats_once_in_one_round_trip()
         1,
         "one stored, seven duplicates: {answers:?}"
     );
-    assert_eq!(monitor.commands(), ["evalsha"; 8], "one round trip each");
+    assert_eq!(
+        monitor.commands().await,
+        ["evalsha"; 8],
+        "one round trip each"
+    );
     assert_eq!(xlen(&queue, queue.stream_key()).await, 3);
 
     // The stored delivery carries its key, as the records have it.
@@ -762,18 +766,18 @@ async fn one_round_trip_per_operation() {
     let warm = pull(Duration::ZERO).await.unwrap();
     queue.ack(&warm[0]).await.unwrap();
     assert!(pull(Duration::from_millis(10)).await.unwrap().is_empty());
-    let mut monitor = Monitor::start(server.port);
+    let mut monitor = Monitor::start(&server.url()).await.unwrap();
 
     queue.push(Bytes::from("counted")).await.unwrap();
-    assert_eq!(monitor.commands(), ["evalsha"], "push");
+    assert_eq!(monitor.commands().await, ["evalsha"], "push");
     let taken = pull(Duration::from_secs(1)).await.unwrap();
     assert_eq!(taken.len(), 1);
-    assert_eq!(monitor.commands(), ["evalsha"], "pull");
+    assert_eq!(monitor.commands().await, ["evalsha"], "pull");
     queue.ack(&taken[0]).await.unwrap();
-    assert_eq!(monitor.commands(), ["evalsha"], "ack");
+    assert_eq!(monitor.commands().await, ["evalsha"], "ack");
     assert!(pull(Duration::from_millis(10)).await.unwrap().is_empty());
     assert_eq!(
-        monitor.commands(),
+        monitor.commands().await,
         ["evalsha", "xreadgroup"],
         "an empty pull"
     );

@@ -5,7 +5,10 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::request::Parts;
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{
+    self, Deserialize, DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess,
+    Visitor,
+};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::value::RawValue;
 
@@ -191,24 +194,125 @@ impl Raw for &RawValue {
     }
 }
 
-/// An event type read from an [`Envelope`]: the presets' events.
+/// An event type read from a webhook body's envelope: the presets' events. Each reads its typed
+/// form with [`typed`](Self::typed), once for both readings of the body: in one pass
+/// ([`OnePass`]), or from an [`Envelope`], which also gives the raw form.
 pub(crate) trait FromEnvelope: From<RawEvent> + Sized {
+    /// The member of `data` that holds the provider's id, for [`RawEvent::id`].
+    const ID: &'static str;
+
     /// Whether the typed form reads `timestamp` (a string or `null`); otherwise any value is
     /// skipped.
     const TYPED_TIMESTAMP: bool;
 
-    /// The typed form of the event in `envelope`, or its raw form.
-    fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self;
-
-    /// The typed form of a known `event` whose `data` is the next value of `map` (read with
-    /// [`Object`]), with the `timestamp` read before it; `None` for a type the crate does not
-    /// know. An error leaves the body to [`from_envelope`](Self::from_envelope).
-    fn typed<'de, A: MapAccess<'de>>(
-        event: &str,
-        timestamp: Option<String>,
-        map: &mut A,
-    ) -> Result<Option<Self>, A::Error>;
+    /// The typed form of a known `event`, read from `members`; `None`, without reading
+    /// anything, for a type the crate does not know. An error keeps the body raw.
+    fn typed<M: Members>(event: &str, members: M) -> Result<Option<Self>, M::Error>;
 }
+
+/// Where [`FromEnvelope::typed`] reads a known event's members from: the body being read in one
+/// pass, or an [`Envelope`] (whose errors are the raw form's shape error).
+pub(crate) trait Members {
+    /// Why a member does not have its documented shape.
+    type Error;
+
+    /// The top-level `timestamp`: a string, or `None` when it is absent or `null`.
+    fn timestamp(&mut self) -> Result<Option<String>, Self::Error>;
+
+    /// `data`: a JSON object, read into `T`.
+    fn data<T: DeserializeOwned>(self) -> Result<T, Self::Error>;
+}
+
+/// The members of the body being read in one pass: the `timestamp` read before `data`, and the
+/// map whose next value is `data`.
+struct MapMembers<'m, 'de, A> {
+    timestamp: Option<String>,
+    map: &'m mut A,
+    de: std::marker::PhantomData<&'de ()>,
+}
+
+impl<'de, A: MapAccess<'de>> Members for MapMembers<'_, 'de, A> {
+    type Error = A::Error;
+
+    fn timestamp(&mut self) -> Result<Option<String>, A::Error> {
+        Ok(self.timestamp.take())
+    }
+
+    fn data<T: DeserializeOwned>(self) -> Result<T, A::Error> {
+        self.map.next_value_seed(Object::new())
+    }
+}
+
+/// The members of an [`Envelope`] whose `event` is `event`.
+struct EnvelopeMembers<'a, V> {
+    envelope: &'a Envelope<V>,
+    event: &'a str,
+}
+
+impl<V: Raw> Members for EnvelopeMembers<'_, V> {
+    type Error = String;
+
+    #[inline]
+    fn timestamp(&mut self) -> Result<Option<String>, String> {
+        self.envelope.string_timestamp()
+    }
+
+    #[inline]
+    fn data<T: DeserializeOwned>(self) -> Result<T, String> {
+        self.envelope.known_data(self.event)
+    }
+}
+
+/// Reads a preset's event with any deserializer: its [`Envelope`], members copied, then the
+/// typed or raw form. What the presets' `Deserialize` impls do.
+pub(crate) fn deserialize<'de, E, D>(deserializer: D) -> Result<E, D::Error>
+where
+    E: FromEnvelope,
+    D: Deserializer<'de>,
+{
+    Ok(Envelope::<Box<RawValue>>::deserialize(deserializer)?.decode())
+}
+
+/// The impls a preset's event type has alike, for an enum with a `Raw(RawEvent)` variant and
+/// inherent `event_type` and `id` methods: `From<RawEvent>` (the `Raw` variant), `Deserialize`
+/// (with [`deserialize`]), and `WebhookEvent`: the inherent `event_type` and `id`, the `Raw`
+/// variant's shape error, and the methods given after the type (such as `idempotency_key`).
+macro_rules! preset_event {
+    ($event:ident $(; $($method:tt)*)?) => {
+        impl From<$crate::provider::RawEvent> for $event {
+            fn from(raw: $crate::provider::RawEvent) -> Self {
+                $event::Raw(raw)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $event {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                $crate::provider::raw::deserialize(deserializer)
+            }
+        }
+
+        impl $crate::WebhookEvent for $event {
+            fn event_type(&self) -> &str {
+                $event::event_type(self)
+            }
+
+            fn id(&self) -> Option<&str> {
+                $event::id(self)
+            }
+
+            fn shape_error(&self) -> Option<&str> {
+                match self {
+                    $event::Raw(raw) => raw.shape_error(),
+                    _ => None,
+                }
+            }
+
+            $($($method)*)?
+        }
+    };
+}
+
+pub(crate) use preset_event;
 
 /// Reads a JSON object, and only an object, into `T` (a derived struct alone would also take
 /// an array, by position).
@@ -286,7 +390,12 @@ impl<'de, E: FromEnvelope> Visitor<'de> for OnePassVisitor<E> {
                     let Some(event) = event else {
                         return Ok(OnePass(None));
                     };
-                    match E::typed(event, timestamp.clone().flatten(), &mut map)? {
+                    let members = MapMembers {
+                        timestamp: timestamp.clone().flatten(),
+                        map: &mut map,
+                        de: std::marker::PhantomData,
+                    };
+                    match E::typed(event, members)? {
                         Some(event) => typed = Some(event),
                         None => return Ok(OnePass(None)),
                     }
@@ -320,7 +429,7 @@ impl<E: FromEnvelope + 'static> Decode<E> for Preset<E> {
             return Ok(event);
         }
         match serde_json::from_str::<Envelope<&RawValue>>(text) {
-            Ok(envelope) => Ok(E::from_envelope(envelope)),
+            Ok(envelope) => Ok(envelope.decode()),
             // JSON, but not an object the event type reads: delivered raw, never lost.
             Err(err) if serde_json::from_str::<IgnoredAny>(text).is_ok() => {
                 Ok(E::from(RawEvent::not_an_event(err)))
@@ -399,15 +508,8 @@ impl<V: Raw> Envelope<V> {
         }
     }
 
-    /// The typed form of a known event, or the shape error that keeps it raw: `typed` builds it
-    /// from the envelope once the `event` string and the envelope itself are sound.
-    pub(crate) fn decode<T>(
-        self,
-        id_field: &str,
-        is_known: impl Fn(&str) -> bool,
-        typed: impl FnOnce(&str, &Self) -> Result<T, String>,
-        raw: impl FnOnce(RawEvent) -> T,
-    ) -> T {
+    /// The typed form of the event, or its raw form with the shape error that kept it raw.
+    pub(crate) fn decode<E: FromEnvelope>(self) -> E {
         let (event, mut shape_error) = match self.event() {
             Ok(event) => (event, None),
             Err(reason) => (
@@ -422,9 +524,14 @@ impl<V: Raw> Envelope<V> {
         if shape_error.is_none() {
             if let Some(key) = self.repeated {
                 shape_error = Some(format!("the body repeats the key `{key}`"));
-            } else if is_known(&event) {
-                match typed(&event, &self) {
-                    Ok(typed) => return typed,
+            } else {
+                let members = EnvelopeMembers {
+                    envelope: &self,
+                    event: &event,
+                };
+                match E::typed(&event, members) {
+                    Ok(Some(typed)) => return typed,
+                    Ok(None) => {}
                     Err(reason) => shape_error = Some(reason),
                 }
             }
@@ -432,13 +539,13 @@ impl<V: Raw> Envelope<V> {
         let id = self
             .data
             .as_deref()
-            .and_then(|data| string_member(data, id_field));
+            .and_then(|data| string_member(data, E::ID));
         let timestamp = self
             .timestamp
             .as_deref()
             .and_then(lossy_string)
             .map(Lossy::into_string);
-        raw(RawEvent {
+        E::from(RawEvent {
             event,
             raw_event: self.event.map(Raw::into_box),
             id,
@@ -450,7 +557,7 @@ impl<V: Raw> Envelope<V> {
     }
 
     /// `timestamp` as a string: absent or `null` is `None`, any other value is a shape error.
-    pub(crate) fn string_timestamp(&self) -> Result<Option<String>, String> {
+    fn string_timestamp(&self) -> Result<Option<String>, String> {
         let Some(raw) = self.timestamp.as_deref() else {
             return Ok(None);
         };
@@ -468,10 +575,7 @@ impl<V: Raw> Envelope<V> {
     }
 
     /// `data` of a known event type: present, a JSON object, and matching `T`.
-    pub(crate) fn known_data<T: serde::de::DeserializeOwned>(
-        &self,
-        event: &str,
-    ) -> Result<T, String> {
+    fn known_data<T: DeserializeOwned>(&self, event: &str) -> Result<T, String> {
         match self.data.as_deref() {
             None => Err(format!("missing field `data` for `{event}` event")),
             // A derived struct would also accept a JSON array (fields by position).
@@ -615,8 +719,43 @@ fn excerpt(raw: &RawValue) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Asserts that `E` refuses each body: none is a whole JSON object.
+    pub(crate) fn assert_refused<E: DeserializeOwned + fmt::Debug>(bodies: &[&str]) {
+        for body in bodies {
+            assert!(serde_json::from_str::<E>(body).is_err(), "accepted {body}");
+        }
+    }
+
+    /// Asserts that `E` keeps each body raw (`raw` is its `Raw` variant) with a shape error that
+    /// holds the reason given, which `WebhookEvent::shape_error` reports; and that the event,
+    /// written back (the last of a repeated key only, as `JSON.parse` keeps), reads the same.
+    pub(crate) fn assert_kept_raw<E>(cases: &[(&str, &str)], raw: impl Fn(&E) -> Option<&RawEvent>)
+    where
+        E: DeserializeOwned + Serialize + crate::WebhookEvent + PartialEq + fmt::Debug,
+    {
+        let parse = |body: &str| -> E {
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
+        };
+        for (body, reason) in cases {
+            let e = parse(body);
+            let Some(kept) = raw(&e) else {
+                panic!("typed: {body}")
+            };
+            assert!(
+                kept.shape_error().is_some_and(|r| r.contains(reason)),
+                "{body}: {:?}",
+                kept.shape_error()
+            );
+            assert_eq!(crate::WebhookEvent::shape_error(&e), kept.shape_error());
+            if !reason.starts_with("repeats") {
+                let text = serde_json::to_string(&e).unwrap();
+                assert_eq!(parse(&text), e, "{text}");
+            }
+        }
+    }
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()

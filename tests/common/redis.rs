@@ -1,6 +1,10 @@
-//! A Redis server for the tests that need one: the server of `TOWER_WEBHOOK_REDIS_URL`, or a
-//! private `redis-server` child on a free port of 127.0.0.1, and a reader of what it is sent.
-#![allow(unreachable_pub)]
+//! A Redis server for the tests, benches and the soak example that need one: the server of
+//! `TOWER_WEBHOOK_REDIS_URL`, or a private `redis-server` child on a free port of 127.0.0.1; and a
+//! reader of what it is sent (`MONITOR`).
+//!
+//! The tests have it as `common::redis`; the benches and `examples/soak.rs` include this file
+//! with `#[path]`, so it uses nothing but the dependencies they all have.
+#![allow(dead_code, unreachable_pub)]
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -78,14 +82,24 @@ pub(crate) fn info(port: u16, section: &str) -> String {
     String::from_utf8_lossy(&body[..len]).into_owned()
 }
 
-/// A `redis-server` child process on 127.0.0.1, for one test, killed when dropped.
+/// What a private server keeps on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Persistence {
+    /// Nothing, but what [`Server::stop`] saves (`SHUTDOWN SAVE` writes a snapshot).
+    Snapshot,
+    /// An append-only file synced on every write (`appendfsync always`), so that a SIGKILL
+    /// ([`Server::kill`]) loses no acknowledged write, as a production Redis holding a queue
+    /// should be configured.
+    AppendAlways,
+}
+
+/// A `redis-server` child process on 127.0.0.1, killed when dropped (its directory removed).
 pub(crate) struct Server {
-    pub(crate) binary: PathBuf,
+    binary: PathBuf,
     pub(crate) port: u16,
-    pub(crate) dir: PathBuf,
-    pub(crate) child: Option<Child>,
-    /// More arguments for `redis-server` (such as `--replicaof`).
-    pub(crate) args: Vec<String>,
+    dir: PathBuf,
+    persistence: Persistence,
+    child: Option<Child>,
 }
 
 impl Server {
@@ -141,43 +155,67 @@ impl Server {
         }
     }
 
+    /// A private server of `binary` without persistence; fails if it does not start.
     pub(crate) async fn start_with(binary: PathBuf) -> Self {
+        Self::launch_new(binary, Persistence::Snapshot)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// A private server of `binary` (a path, or a name to look up on the `PATH`) on a free port,
+    /// in a directory of its own; an error says why it did not start.
+    pub(crate) async fn launch_new(
+        binary: PathBuf,
+        persistence: Persistence,
+    ) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!(
             "tower-webhook-redis-{}-{}",
             std::process::id(),
             tower_webhook::dedupe::store::Token::random().as_str()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).map_err(|err| format!("{}: {err}", dir.display()))?;
         let mut server = Self {
             binary,
             port: 0,
             dir,
+            persistence,
             child: None,
-            args: Vec::new(),
         };
         let mut failures = Vec::new();
         // Another process may take the free port before the server binds it: try another.
         for _ in 0..5 {
             server.port = free_port();
             match server.launch().await {
-                Ok(()) => return server,
+                Ok(()) => return Ok(server),
                 Err(err) => failures.push(err),
             }
         }
-        panic!("redis-server did not start: {failures:?}");
+        Err(format!("redis-server did not start: {failures:?}"))
     }
 
-    /// Starts the server on its port, with its directory, and waits until it answers PING.
+    /// Starts the server on its port, with its directory, and waits until it answers PING (so
+    /// after it has loaded what it keeps on disk).
     pub(crate) async fn launch(&mut self) -> Result<(), String> {
         let log = self.dir.join("redis.log");
+        let persistence: &[&str] = match self.persistence {
+            Persistence::Snapshot => &["--save", "", "--appendonly", "no"],
+            Persistence::AppendAlways => &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+        };
         let mut child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(persistence)
+            .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
             .arg(&log)
-            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -225,6 +263,13 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL, as a crash does: it keeps only what it wrote to disk.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("the server runs");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Starts the server again, on the same port.
     pub(crate) async fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is stopped");
@@ -262,59 +307,75 @@ impl Drop for Server {
     }
 }
 
-/// Reads what a server is sent, with `MONITOR`.
+/// Reads what a server is sent, with redis-rs's `MONITOR` connection.
+#[cfg(feature = "redis")]
 pub(crate) struct Monitor {
-    pub(crate) lines: BufReader<TcpStream>,
-    pub(crate) port: u16,
-    pub(crate) marks: usize,
+    monitor: redis::aio::Monitor,
+    /// A connection of its own that sends the marks, opened before `MONITOR` started (so its
+    /// handshake is not among the commands), and its address as the server sees it.
+    marker: redis::aio::MultiplexedConnection,
+    marker_addr: String,
+    marks: usize,
 }
 
+#[cfg(feature = "redis")]
 impl Monitor {
-    pub(crate) fn start(port: u16) -> Self {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        stream.write_all(b"MONITOR\r\n").unwrap();
-        let mut lines = BufReader::new(stream);
-        let mut ok = String::new();
-        lines.read_line(&mut ok).unwrap();
-        assert_eq!(ok.trim_end(), "+OK");
-        Self {
-            lines,
-            port,
+    /// Monitors the server at `url`.
+    pub(crate) async fn start(url: &str) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let mut marker = client.get_multiplexed_async_connection().await?;
+        // Its line in `CLIENT LIST` (`CLIENT INFO` would need Redis 6.2).
+        let id: u64 = redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(&mut marker)
+            .await?;
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut marker)
+            .await?;
+        let marker_addr = clients
+            .lines()
+            .find(|line| line.starts_with(&format!("id={id} ")))
+            .and_then(|line| {
+                line.split(' ')
+                    .find_map(|field| field.strip_prefix("addr="))
+            })
+            .unwrap_or_else(|| panic!("client {id} is not in CLIENT LIST: {clients}"))
+            .to_owned();
+        Ok(Self {
+            monitor: client.get_async_monitor().await?,
+            marker,
+            marker_addr,
             marks: 0,
-        }
+        })
     }
 
     /// The names of the commands clients sent since the last call (the commands scripts run
     /// inside the server left out): everything the server received before a mark that this
     /// sends now.
-    pub(crate) fn commands(&mut self) -> Vec<String> {
+    pub(crate) async fn commands(&mut self) -> Vec<String> {
+        use futures_util::StreamExt as _;
+
         self.marks += 1;
         let mark = format!("tower-webhook-mark-{}", self.marks);
-        let mut marker = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let marker_addr = marker.local_addr().unwrap().to_string();
-        marker
-            .write_all(format!("ECHO {mark}\r\n").as_bytes())
-            .unwrap();
-        marker
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let _ = marker.read(&mut [0; 64]).unwrap();
+        let _: String = redis::cmd("ECHO")
+            .arg(&mark)
+            .query_async(&mut self.marker)
+            .await
+            .expect("the mark is sent");
+        let mut lines = self.monitor.on_message::<String>();
         let mut commands = Vec::new();
         loop {
-            let mut line = String::new();
-            assert!(
-                self.lines.read_line(&mut line).unwrap() > 0,
-                "MONITOR ended"
-            );
-            // +1711111111.123456 [0 127.0.0.1:40000] "EVALSHA" "…" …
+            let line = tokio::time::timeout(Duration::from_secs(10), lines.next())
+                .await
+                .expect("MONITOR showed the mark within 10 s")
+                .expect("MONITOR ended");
+            // 1711111111.123456 [0 127.0.0.1:40000] "EVALSHA" "…" …
             let source = line
                 .split_once('[')
                 .and_then(|(_, rest)| rest.split_once(']'))
                 .map_or("", |(source, _)| source);
-            if source.ends_with(&marker_addr) {
+            if source.ends_with(&self.marker_addr) {
                 if line.contains(&mark) {
                     return commands;
                 }

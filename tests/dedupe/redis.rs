@@ -397,32 +397,36 @@ async fn redis_round_trips_two_per_first_delivery_one_per_duplicate() {
     };
     let store = RedisStore::connect(server.url()).await.unwrap();
     let harness = Harness::new(DedupeLayer::new(store));
-    let mut monitor = Monitor::start(server.port);
+    let mut monitor = Monitor::start(&server.url()).await.unwrap();
 
     // The first requests load the scripts: a NOSCRIPT answer, SCRIPT LOAD, EVALSHA again.
     assert!(!harness.send(&vn_event("vid_warm_up")).await.duplicate);
     harness.fail(true);
     harness.send(&vn_event("vid_warm_up_failing")).await;
     harness.fail(false);
-    let warm_up = monitor.commands();
+    let warm_up = monitor.commands().await;
     assert!(warm_up.contains(&"script".to_owned()), "{warm_up:?}");
 
     let first = harness.send(&vn_event("vid_counted")).await;
     assert_eq!((first.status, first.duplicate), (StatusCode::OK, false));
     assert_eq!(
-        monitor.commands(),
+        monitor.commands().await,
         ["evalsha", "evalsha"],
         "claim, complete"
     );
 
     let repeat = harness.send(&vn_event("vid_counted")).await;
     assert_eq!((repeat.status, repeat.duplicate), (StatusCode::OK, true));
-    assert_eq!(monitor.commands(), ["evalsha"], "claim");
+    assert_eq!(monitor.commands().await, ["evalsha"], "claim");
 
     harness.fail(true);
     let failed = harness.send(&vn_event("vid_failing")).await;
     assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(monitor.commands(), ["evalsha", "evalsha"], "claim, release");
+    assert_eq!(
+        monitor.commands().await,
+        ["evalsha", "evalsha"],
+        "claim, release"
+    );
     assert_eq!(harness.calls(), 4);
 }
 

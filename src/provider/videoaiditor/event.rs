@@ -1,12 +1,11 @@
 use std::fmt;
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::WebhookEvent;
 use crate::provider::RawEvent;
-use crate::provider::raw::{Envelope, FromEnvelope, Object, Raw};
+use crate::provider::raw::{self, FromEnvelope, Members};
 
 /// A VideoAIditor webhook event.
 ///
@@ -99,66 +98,19 @@ impl Event {
     }
 }
 
-impl WebhookEvent for Event {
-    fn event_type(&self) -> &str {
-        Event::event_type(self)
-    }
-
-    fn id(&self) -> Option<&str> {
-        Event::id(self)
-    }
-
-    fn shape_error(&self) -> Option<&str> {
-        match self {
-            Event::Raw(raw) => raw.shape_error(),
-            _ => None,
-        }
-    }
-}
-
-impl From<RawEvent> for Event {
-    fn from(raw: RawEvent) -> Self {
-        Event::Raw(raw)
-    }
-}
-
-impl<'de> Deserialize<'de> for Event {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Self::from_envelope(Envelope::<Box<RawValue>>::deserialize(
-            deserializer,
-        )?))
-    }
-}
+raw::preset_event!(Event);
 
 impl FromEnvelope for Event {
+    const ID: &'static str = "_id";
     const TYPED_TIMESTAMP: bool = false;
 
-    fn typed<'de, A: MapAccess<'de>>(
-        event: &str,
-        _timestamp: Option<String>,
-        map: &mut A,
-    ) -> Result<Option<Self>, A::Error> {
+    #[inline]
+    fn typed<M: Members>(event: &str, members: M) -> Result<Option<Self>, M::Error> {
         Ok(Some(match event {
-            Self::RENDER_COMPLETED => Event::RenderCompleted(map.next_value_seed(Object::new())?),
-            Self::RENDER_FAILED => Event::RenderFailed(map.next_value_seed(Object::new())?),
+            Self::RENDER_COMPLETED => Event::RenderCompleted(members.data()?),
+            Self::RENDER_FAILED => Event::RenderFailed(members.data()?),
             _ => return Ok(None),
         }))
-    }
-
-    fn from_envelope<V: Raw>(envelope: Envelope<V>) -> Self {
-        envelope.decode(
-            "_id",
-            |event| matches!(event, Self::RENDER_COMPLETED | Self::RENDER_FAILED),
-            |event, envelope| {
-                let data = envelope.known_data(event)?;
-                Ok(if event == Self::RENDER_COMPLETED {
-                    Event::RenderCompleted(data)
-                } else {
-                    Event::RenderFailed(data)
-                })
-            },
-            Event::Raw,
-        )
     }
 }
 
@@ -301,6 +253,8 @@ fn integral_u64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::WebhookEvent;
+    use crate::provider::raw::tests::{assert_kept_raw, assert_refused};
     use serde_json::{Value, json};
 
     /// The document's sample payload, verbatim (not valid JSON).
@@ -508,22 +462,17 @@ mod tests {
 
     #[test]
     fn errors() {
-        for body in [
+        assert_refused::<Event>(&[
             r#"["render.completed",{}]"#,
             r#""render.completed""#,
             "",
             "not json",
-        ] {
-            assert!(
-                serde_json::from_str::<Event>(body).is_err(),
-                "accepted {body}"
-            );
-        }
+        ]);
     }
 
     #[test]
     fn shapes_that_do_not_fit_are_kept_raw_with_the_reason() {
-        for (body, reason) in [
+        let cases = [
             (r#"{"data":{"_id":"r"}}"#, "missing field `event`"),
             (r#"{"event":1,"data":{}}"#, "expected a string"),
             (r#"{"event":{},"data":{}}"#, "expected a string"),
@@ -556,24 +505,11 @@ mod tests {
                 r#"{"event":"render.completed","data":{"_id":"r","outputUrl":"https://cdn/\ud83d"}}"#,
                 "invalid `data`",
             ),
-        ] {
-            let e = parse(body);
-            let Event::Raw(raw) = &e else {
-                panic!("typed: {body}")
-            };
-            assert!(
-                raw.shape_error().is_some_and(|r| r.contains(reason)),
-                "{body}: {:?}",
-                raw.shape_error()
-            );
-            assert_eq!(WebhookEvent::shape_error(&e), raw.shape_error());
-            // Written back (the last of a repeated key only, as `JSON.parse` keeps), it reads
-            // the same.
-            if !reason.starts_with("repeats") {
-                let text = serde_json::to_string(&e).unwrap();
-                assert_eq!(parse(&text), e, "{text}");
-            }
-        }
+        ];
+        assert_kept_raw(&cases, |e: &Event| match e {
+            Event::Raw(raw) => Some(raw),
+            _ => None,
+        });
         // The type and id survive where they can be read.
         let e = parse(r#"{"event":"render.failed","data":{"_id":"r9","error":{"code":"E"}}}"#);
         assert_eq!((e.event_type(), e.id()), ("render.failed", Some("r9")));
