@@ -118,33 +118,35 @@ impl<E> Verified<E> {
 
     /// Sets the delivery id, as one the signature does not cover.
     #[must_use]
-    pub fn with_delivery_id(mut self, id: impl Into<String>) -> Self {
-        self.delivery_id = Some(id.into());
-        self.delivery_id_signed = false;
-        self
+    pub fn with_delivery_id(self, id: impl Into<String>) -> Self {
+        self.with_id(id.into(), false)
     }
 
     /// Sets the delivery id, as one the signature covers.
     #[must_use]
-    pub fn with_signed_delivery_id(mut self, id: impl Into<String>) -> Self {
-        self.delivery_id = Some(id.into());
-        self.delivery_id_signed = true;
-        self
+    pub fn with_signed_delivery_id(self, id: impl Into<String>) -> Self {
+        self.with_id(id.into(), true)
     }
 
     /// Sets the event type, as one the signature does not cover.
     #[must_use]
-    pub fn with_event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.event_type = Some(event_type.into());
-        self.event_type_signed = false;
-        self
+    pub fn with_event_type(self, event_type: impl Into<String>) -> Self {
+        self.with_type(event_type.into(), false)
     }
 
     /// Sets the event type, as one the signature covers.
     #[must_use]
-    pub fn with_signed_event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.event_type = Some(event_type.into());
-        self.event_type_signed = true;
+    pub fn with_signed_event_type(self, event_type: impl Into<String>) -> Self {
+        self.with_type(event_type.into(), true)
+    }
+
+    fn with_id(mut self, id: String, signed: bool) -> Self {
+        (self.delivery_id, self.delivery_id_signed) = (Some(id), signed);
+        self
+    }
+
+    fn with_type(mut self, event_type: String, signed: bool) -> Self {
+        (self.event_type, self.event_type_signed) = (Some(event_type), signed);
         self
     }
 

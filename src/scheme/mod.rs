@@ -159,18 +159,14 @@ pub struct Delivery {
 impl Delivery {
     /// Sets the delivery id, read from where the signature does not cover it.
     #[must_use]
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
-        self.id_signed = false;
-        self
+    pub fn id(self, id: impl Into<String>) -> Self {
+        self.with_id(id.into(), false)
     }
 
     /// Sets the delivery id, read from a signed header or the signed body.
     #[must_use]
-    pub fn signed_id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
-        self.id_signed = true;
-        self
+    pub fn signed_id(self, id: impl Into<String>) -> Self {
+        self.with_id(id.into(), true)
     }
 
     /// Sets the signed timestamp (Unix seconds).
@@ -182,17 +178,23 @@ impl Delivery {
 
     /// Sets the event type, read from where the signature does not cover it.
     #[must_use]
-    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.event_type = Some(event_type.into());
-        self.event_type_signed = false;
-        self
+    pub fn event_type(self, event_type: impl Into<String>) -> Self {
+        self.with_event_type(event_type.into(), false)
     }
 
     /// Sets the event type, read from a signed header or the signed body.
     #[must_use]
-    pub fn signed_event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.event_type = Some(event_type.into());
-        self.event_type_signed = true;
+    pub fn signed_event_type(self, event_type: impl Into<String>) -> Self {
+        self.with_event_type(event_type.into(), true)
+    }
+
+    fn with_id(mut self, id: String, signed: bool) -> Self {
+        (self.id, self.id_signed) = (Some(id), signed);
+        self
+    }
+
+    fn with_event_type(mut self, event_type: String, signed: bool) -> Self {
+        (self.event_type, self.event_type_signed) = (Some(event_type), signed);
         self
     }
 }
