@@ -239,57 +239,62 @@ impl Planner<'_> {
         Some(())
     }
 
-    /// Reads the items, separated by commas, of the array or object whose opening bracket is at
-    /// `self.pos`, each with `item`, and its closing bracket `close`.
-    fn items(&mut self, close: u8, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.pos += 1; // '[' or '{'
+    fn array(&mut self) -> Option<()> {
+        self.pos += 1; // '['
         self.skip_white_space();
-        if self.eat(close) {
+        if self.eat(b']') {
             return Some(());
         }
         loop {
             self.skip_white_space();
-            item(self)?;
+            self.value()?;
             self.skip_white_space();
             match self.next()? {
                 b',' => {}
-                byte if byte == close => return Some(()),
+                b']' => return Some(()),
                 _ => return None,
             }
         }
     }
 
-    fn array(&mut self) -> Option<()> {
-        self.items(b']', Self::value)
-    }
-
     fn object(&mut self) -> Option<()> {
         let object = self.pos;
+        self.pos += 1; // '{'
         let base = self.members.len();
         // Whether the keys so far are already in JavaScript's order: array indices first, ascending.
         let mut in_order = true;
         let mut last_index = None;
         let mut other_seen = false;
-        self.items(b'}', |planner| {
-            if planner.peek()? != b'"' {
-                return None;
+        self.skip_white_space();
+        if !self.eat(b'}') {
+            loop {
+                self.skip_white_space();
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                let member = self.key()?;
+                if member.is_index() {
+                    in_order &= !other_seen && last_index.is_none_or(|last| last < member.tag);
+                    last_index = Some(member.tag);
+                } else {
+                    other_seen = true;
+                }
+                reserve_one(&mut self.members, self.max_members);
+                self.members.push(member);
+                self.skip_white_space();
+                if !self.eat(b':') {
+                    return None;
+                }
+                self.skip_white_space();
+                self.value()?;
+                self.skip_white_space();
+                match self.next()? {
+                    b',' => {}
+                    b'}' => break,
+                    _ => return None,
+                }
             }
-            let member = planner.key()?;
-            if member.is_index() {
-                in_order &= !other_seen && last_index.is_none_or(|last| last < member.tag);
-                last_index = Some(member.tag);
-            } else {
-                other_seen = true;
-            }
-            reserve_one(&mut planner.members, planner.max_members);
-            planner.members.push(member);
-            planner.skip_white_space();
-            if !planner.eat(b':') {
-                return None;
-            }
-            planner.skip_white_space();
-            planner.value()
-        })?;
+        }
         self.close_object(object, base, in_order);
         Some(())
     }
