@@ -34,19 +34,16 @@
 //! Time is O(n log n) in the body length n (the sort of each object's keys; everything else is
 //! linear, and every byte is read a bounded number of times whatever the nesting). Numbers are
 //! printed without allocating: those of at most 15 significant digits straight from their digits,
-//! others by Ryu from the double the standard library parses, in a bounded number of machine
-//! operations each (no arbitrary-precision fallback). Besides the sink's chunk, memory is 8 bytes per member
-//! of the objects still open, and 4 bytes per printed member and 12 bytes per object of the
+//! others by ryu-js from the double the standard library parses (Ryu: a bounded number of machine
+//! operations, no arbitrary-precision fallback). Besides the sink's chunk, memory is 8 bytes per
+//! member of the objects still open, and 4 bytes per printed member and 12 bytes per object of the
 //! reordered ones. Since a member takes at least 5 bytes of body and a reordered object at least
 //! 11, and no vector grows beyond what the body could need, that is at most 3.5 bytes per body
 //! byte whatever the input, and nothing that grows with the body for objects printed in the order
-//! they came (typical payloads). Nesting deeper than [`MAX_DEPTH`] is refused, so
-//! no input can exhaust the stack.
+//! they came (typical payloads). Nesting deeper than [`MAX_DEPTH`] is refused, so no input can
+//! exhaust the stack.
 
-use std::{
-    fmt::Write as _,
-    hash::{BuildHasher as _, RandomState},
-};
+use std::hash::{BuildHasher as _, RandomState};
 
 /// The deepest nesting of arrays and objects accepted. (serde_json's default recursion limit is
 /// the same number, but it refuses the 128th level: it accepts one level fewer.)
@@ -864,15 +861,8 @@ impl<F: FnMut(&[u8])> Emitter<'_, F> {
                 .iter()
                 .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
                 .unwrap_or(self.input.len() - pos);
-        let token = &self.input[pos..end];
         let mut out = NumberBuf::default();
-        if !write_short_number(token, &mut out) {
-            let x = std::str::from_utf8(token)
-                .ok()
-                .and_then(|token| token.parse::<f64>().ok())
-                .unwrap_or(f64::NAN);
-            write_js_number(x, &mut out);
-        }
+        write_number(&self.input[pos..end], &mut out);
         self.buf.extend_from_slice(out.as_bytes());
         end
     }
@@ -887,8 +877,10 @@ fn escape_unit(unit: u16, out: &mut Vec<u8>) {
     }
 }
 
-/// A stack buffer large enough for any number `Number::toString` prints (at most 25 bytes, as in
-/// `-1.2345678901234567e-308` or `-0.000001234567890123456`) and for Rust's `{:e}` form.
+/// A stack buffer for one number: `Number::toString` prints at most 25 bytes (as in
+/// `-1.2345678901234567e-308`). [`Emitter::number`] copies it into its chunk; handing the chunk
+/// itself to [`write_number`] made every level of a deeply nested body slower to print (the chunk's
+/// length no longer stays in a register across the recursion).
 #[derive(Default)]
 struct NumberBuf {
     bytes: [u8; 32],
@@ -910,46 +902,32 @@ impl NumberBuf {
         self.len += bytes.len();
     }
 
+    /// Appends `n` zeros, at most 20.
     fn zeros(&mut self, n: usize) {
-        // Short and often empty: a loop, not a call to `memset`.
-        for _ in 0..n {
-            self.push(b'0');
-        }
+        // A copy, where a loop of `push` is slower.
+        self.extend(&[b'0'; 20][..n]);
     }
 }
 
-impl std::fmt::Write for NumberBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let bytes = s.as_bytes();
-        if self.len + bytes.len() > self.bytes.len() {
-            return Err(std::fmt::Error);
-        }
-        self.extend(bytes);
-        Ok(())
+/// Prints what `JSON.stringify` gives for the double that `JSON.parse` reads from a (valid) JSON
+/// number token: `Number::toString` of it, or `null` where the token overflows to infinity
+/// (`1e400`). A token of at most 15 significant digits is laid out from its own digits
+/// ([`write_short_number`]); any other goes through the double the standard library parses and
+/// ryu-js, which prints it as ECMAScript does to the digit (shortest round-trip digits, the even
+/// one of two equally near, exponent form below 1e-6 and from 1e21, `-0` as `0`).
+fn write_number(token: &[u8], out: &mut NumberBuf) {
+    if write_short_number(token, out) {
+        return;
     }
-}
-
-/// ECMAScript `Number::toString(x)` (radix 10), with JSON's `null` for non-finite values.
-fn write_js_number(x: f64, out: &mut NumberBuf) {
-    if !x.is_finite() {
+    let x = std::str::from_utf8(token)
+        .ok()
+        .and_then(|token| token.parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    if x.is_finite() {
+        out.extend(ryu_js::Buffer::new().format_finite(x).as_bytes());
+    } else {
         out.extend(b"null");
-        return;
     }
-    if x == 0.0 {
-        out.push(b'0');
-        return;
-    }
-    if x < 0.0 {
-        out.push(b'-');
-    }
-    let (mut digits, mut exponent) = shortest_digits(x.abs());
-    if let Some((even, even_exponent)) = even_of_tie(x.abs(), digits.as_bytes(), exponent) {
-        digits = NumberBuf::default();
-        write!(digits, "{even}").expect("17 digits fit");
-        exponent = even_exponent;
-    }
-    let digits = digits.as_bytes();
-    write_digits(digits, exponent + digits.len() as i32, out);
 }
 
 /// Prints `Number::toString` of a number written with at most 15 significant digits and whose
@@ -1047,323 +1025,16 @@ fn write_digits(digits: &[u8], n: i32, out: &mut NumberBuf) {
         }
         out.push(b'e');
         out.push(if n > 0 { b'+' } else { b'-' });
-        write!(out, "{}", (n - 1).unsigned_abs()).expect("three digits fit");
-    }
-}
-
-/// The shortest digits that round-trip to the positive finite `x`, without trailing zeros, and
-/// the power of ten of the last one. Of several such digit strings, the closest to `x`; of two
-/// equally close, the even one ([`even_of_tie`] checks that independently).
-///
-/// This is Ryu (Ulf Adams, "Ryū: fast float-to-string conversion", PLDI 2018), `d2d` of its
-/// reference implementation: a fixed number of 64×128-bit multiplications and at most 17
-/// divisions by ten, whatever `x`. (Rust's `{:e}` would also give the shortest digits, but falls
-/// back to arbitrary precision arithmetic for a few doubles in a thousand, exact ties among them,
-/// at several microseconds each.)
-fn shortest_digits(x: f64) -> (NumberBuf, i32) {
-    let bits = x.to_bits();
-    let mantissa = bits & ((1 << 52) - 1);
-    let biased = ((bits >> 52) & 0x7ff) as i32;
-    // x = m2 · 2^e2, written with two more bits so that the interval's bounds are integers.
-    let (e2, m2) = if biased == 0 {
-        (1 - 1023 - 52 - 2, mantissa)
-    } else {
-        (biased - 1023 - 52 - 2, mantissa | 1 << 52)
-    };
-    let accept_bounds = m2 % 2 == 0;
-    let mv = 4 * m2;
-    // The lower bound is nearer when x is a power of two (but not the smallest normal).
-    let mm_shift = u64::from(mantissa != 0 || biased <= 1);
-    let (mut vr, mut vp, mut vm);
-    let e10;
-    let mut vm_trailing_zeros = false;
-    let mut vr_trailing_zeros = false;
-    if e2 >= 0 {
-        let q = log10_pow2(e2) - u32::from(e2 > 3);
-        e10 = q as i32;
-        let k = POW5_INV_BITS + pow5_bits(q as i32) - 1;
-        let i = -e2 + q as i32 + k;
-        let mul = POW5_INV[q as usize];
-        vr = mul_shift(mv, mul, i);
-        vp = mul_shift(mv + 2, mul, i);
-        vm = mul_shift(mv - 1 - mm_shift, mul, i);
-        if q <= 21 {
-            // Only one of mp, mv and mm can be a multiple of 5, if any.
-            if mv % 5 == 0 {
-                vr_trailing_zeros = multiple_of_pow5(mv, q);
-            } else if accept_bounds {
-                vm_trailing_zeros = multiple_of_pow5(mv - 1 - mm_shift, q);
-            } else {
-                vp -= u64::from(multiple_of_pow5(mv + 2, q));
-            }
+        // At most three digits: `n - 1` is between -307 and 307.
+        let e = (n - 1).unsigned_abs();
+        if e >= 100 {
+            out.push(b'0' + (e / 100) as u8);
         }
-    } else {
-        let q = log10_pow5(-e2) - u32::from(-e2 > 1);
-        e10 = q as i32 + e2;
-        let i = -e2 - q as i32;
-        let k = pow5_bits(i) - POW5_BITS;
-        let j = q as i32 - k;
-        let mul = POW5[i as usize];
-        vr = mul_shift(mv, mul, j);
-        vp = mul_shift(mv + 2, mul, j);
-        vm = mul_shift(mv - 1 - mm_shift, mul, j);
-        if q <= 1 {
-            // mv = 4 · m2 has at least two trailing zero bits, mm one iff mm_shift is 1, mp one.
-            vr_trailing_zeros = true;
-            if accept_bounds {
-                vm_trailing_zeros = mm_shift == 1;
-            } else {
-                vp -= 1;
-            }
-        } else if q < 63 {
-            vr_trailing_zeros = mv & ((1 << q) - 1) == 0;
+        if e >= 10 {
+            out.push(b'0' + (e / 10 % 10) as u8);
         }
+        out.push(b'0' + (e % 10) as u8);
     }
-    // Remove digits while the interval [vm, vp] still holds a shorter number.
-    let mut removed = 0;
-    let mut last_removed = 0;
-    let output = if vm_trailing_zeros || vr_trailing_zeros {
-        while vp / 10 > vm / 10 {
-            vm_trailing_zeros &= vm % 10 == 0;
-            vr_trailing_zeros &= last_removed == 0;
-            last_removed = vr % 10;
-            (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
-            removed += 1;
-        }
-        if vm_trailing_zeros {
-            while vm % 10 == 0 {
-                vr_trailing_zeros &= last_removed == 0;
-                last_removed = vr % 10;
-                (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
-                removed += 1;
-            }
-        }
-        if vr_trailing_zeros && last_removed == 5 && vr % 2 == 0 {
-            // Exactly halfway: round to even.
-            last_removed = 4;
-        }
-        vr + u64::from((vr == vm && (!accept_bounds || !vm_trailing_zeros)) || last_removed >= 5)
-    } else {
-        let mut round_up = false;
-        while vp / 10 > vm / 10 {
-            round_up = vr % 10 >= 5;
-            (vr, vp, vm) = (vr / 10, vp / 10, vm / 10);
-            removed += 1;
-        }
-        vr + u64::from(vr == vm || round_up)
-    };
-    let (mut output, mut exponent) = (output, e10 + removed);
-    while output % 10 == 0 {
-        output /= 10;
-        exponent += 1;
-    }
-    let mut digits = NumberBuf::default();
-    write_u64(output, &mut digits);
-    (digits, exponent)
-}
-
-/// Appends the decimal digits of `n`.
-fn write_u64(mut n: u64, out: &mut NumberBuf) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(&digits[start..]);
-}
-
-/// `(m · mul) >> j` for the 125-bit multipliers below; `j` is at least 64.
-fn mul_shift(m: u64, mul: u128, j: i32) -> u64 {
-    let low = u128::from(m) * (mul & u128::from(u64::MAX));
-    let high = u128::from(m) * (mul >> 64);
-    (((low >> 64) + high) >> (j - 64)) as u64
-}
-
-fn multiple_of_pow5(mut value: u64, p: u32) -> bool {
-    let mut count = 0;
-    while value.is_multiple_of(5) && count < p {
-        value /= 5;
-        count += 1;
-    }
-    count >= p
-}
-
-/// ⌈log2(5^e)⌉ (1 for e = 0), for 0 ≤ e ≤ 3528.
-const fn pow5_bits(e: i32) -> i32 {
-    (((e as u32) * 1_217_359) >> 19) as i32 + 1
-}
-
-/// ⌊log10(2^e)⌋, for 0 ≤ e ≤ 1650.
-fn log10_pow2(e: i32) -> u32 {
-    ((e as u32) * 78_913) >> 18
-}
-
-/// ⌊log10(5^e)⌋, for 0 ≤ e ≤ 2620.
-fn log10_pow5(e: i32) -> u32 {
-    ((e as u32) * 732_923) >> 20
-}
-
-/// How many bits of 5^i [`POW5`] keeps.
-const POW5_BITS: i32 = 125;
-
-/// How many bits of 2^k / 5^q [`POW5_INV`] keeps.
-const POW5_INV_BITS: i32 = 125;
-
-/// 5^i for 0 ≤ i ≤ 325, shifted to its 125 most significant bits: Ryu's `DOUBLE_POW5_SPLIT`.
-static POW5: [u128; 326] = pow5_table();
-
-/// ⌊2^(⌈log2(5^q)⌉ - 1 + 125) / 5^q⌋ + 1 for 0 ≤ q ≤ 291: Ryu's `DOUBLE_POW5_INV_SPLIT`.
-static POW5_INV: [u128; 292] = pow5_inv_table();
-
-/// Little-endian 64-bit limbs, enough for 2^1024.
-type Big = [u64; 17];
-
-/// The number of significant bits of `big`.
-const fn big_bits(big: &Big) -> u32 {
-    let mut limb = big.len();
-    while limb > 0 {
-        limb -= 1;
-        if big[limb] != 0 {
-            return limb as u32 * 64 + (64 - big[limb].leading_zeros());
-        }
-    }
-    0
-}
-
-/// The 128 bits of `big` from bit `shift` up.
-const fn big_window(big: &Big, shift: u32) -> u128 {
-    let mut window = 0u128;
-    let mut bit = 0;
-    while bit < 128 {
-        let at = (shift + bit) as usize;
-        if at / 64 < big.len() && (big[at / 64] >> (at % 64)) & 1 == 1 {
-            window |= 1 << bit;
-        }
-        bit += 1;
-    }
-    window
-}
-
-const fn pow5_table() -> [u128; 326] {
-    let mut table = [0; 326];
-    let mut power: Big = [0; 17];
-    power[0] = 1;
-    let mut i = 0;
-    while i < table.len() {
-        let bits = big_bits(&power);
-        table[i] = if bits <= POW5_BITS as u32 {
-            big_window(&power, 0) << (POW5_BITS as u32 - bits)
-        } else {
-            big_window(&power, bits - POW5_BITS as u32)
-        };
-        // power *= 5
-        let mut carry = 0u128;
-        let mut limb = 0;
-        while limb < power.len() {
-            let product = power[limb] as u128 * 5 + carry;
-            power[limb] = product as u64;
-            carry = product >> 64;
-            limb += 1;
-        }
-        i += 1;
-    }
-    table
-}
-
-const fn pow5_inv_table() -> [u128; 292] {
-    let mut table = [0; 292];
-    // ⌊2^1024 / 5^q⌋; shifting it right gives ⌊2^k / 5^q⌋ for any k ≤ 1024, as ⌊⌊a⌋ / b⌋ = ⌊a / b⌋.
-    let mut inverse: Big = [0; 17];
-    inverse[16] = 1;
-    let mut q = 0;
-    while q < table.len() {
-        let k = (pow5_bits(q as i32) - 1 + POW5_INV_BITS) as u32;
-        table[q] = big_window(&inverse, 1024 - k) + 1;
-        // inverse = ⌊inverse / 5⌋
-        let mut remainder = 0u128;
-        let mut limb = inverse.len();
-        while limb > 0 {
-            limb -= 1;
-            let value = (remainder << 64) | inverse[limb] as u128;
-            inverse[limb] = (value / 5) as u64;
-            remainder = value % 5;
-        }
-        q += 1;
-    }
-    table
-}
-
-/// ECMAScript prints, of two shortest digit strings equally near `x`, the even one. When `digits`
-/// (`d`, odd) scaled by `10^k` is one of two such strings, returns the other, `d ± 1`.
-///
-/// Write `x = q · 2^f` with `q` odd. `x` is halfway between `(d - 1) · 10^k` and `d · 10^k` (or
-/// `d · 10^k` and `(d + 1) · 10^k`) exactly when `2x = (2d ∓ 1) · 10^k`, that is
-/// `q · 2^(f + 1) = (2d ∓ 1) · 5^k · 2^k`. As `2d ∓ 1` and `q` are odd, this needs `k = f + 1`,
-/// and then `q = (2d ∓ 1) · 5^k` for `k ≥ 0` or `(2d ∓ 1) = q · 5^-k` for `k < 0`. With
-/// `1 ≤ q < 2^53` and `2d + 1 < 2^58` (`d` has at most 17 digits), that can hold only for
-/// `-25 < k < 23`, where both sides stay below 2^117, so the comparison is exact in `u128`. Every
-/// other double, subnormals and all whose exact value has many more digits than its shortest form,
-/// returns at the first tests, for the cost of a few integer operations.
-///
-/// The other candidate is at the same distance from `x`, so it rounds to `x` too unless `x` is a
-/// power of two (whose neighbour below is nearer): parsing it settles that.
-fn even_of_tie(x: f64, digits: &[u8], k: i32) -> Option<(u64, i32)> {
-    if digits.last()? % 2 == 0 {
-        return None;
-    }
-    let bits = x.to_bits();
-    let biased = ((bits >> 52) & 0x7ff) as i32;
-    let fraction = bits & ((1 << 52) - 1);
-    let (m, e) = if biased == 0 {
-        (fraction, -1074)
-    } else {
-        (fraction | 1 << 52, biased - 1075)
-    };
-    let zeros = m.trailing_zeros();
-    let (q, f) = (u128::from(m >> zeros), e + zeros as i32);
-    if k != f + 1 || !(-25 < k && k < 23) {
-        return None;
-    }
-    let d = digits
-        .iter()
-        .fold(0u64, |d, &digit| d * 10 + u64::from(digit - b'0'));
-    let five = 5u128.pow(k.unsigned_abs());
-    let halfway = |twice: u128| {
-        if k >= 0 {
-            q == twice * five
-        } else {
-            twice == q * five
-        }
-    };
-    let twice = 2 * u128::from(d);
-    let (mut other, mut k) = if halfway(twice - 1) {
-        (d - 1, k)
-    } else if halfway(twice + 1) {
-        (d + 1, k)
-    } else {
-        return None;
-    };
-    if other == 0 {
-        return None;
-    }
-    // Cannot happen when `other` round-trips (a shorter string would have been the shortest), but
-    // keeps the digits canonical whatever.
-    while other % 10 == 0 {
-        other /= 10;
-        k += 1;
-    }
-    let mut text = NumberBuf::default();
-    write!(text, "{other}e{k}").expect("fits");
-    let round_trips = std::str::from_utf8(text.as_bytes())
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        == Some(x);
-    round_trips.then_some((other, k))
 }
 
 #[cfg(test)]
@@ -1494,7 +1165,124 @@ mod tests {
     }
 
     #[test]
-    fn short_numbers_print_from_their_digits_as_from_their_double() {
+    fn numbers_print_as_ecmascript_number_to_string() {
+        // Every layout of `Number::toString`, the extremes, 2^53's neighbourhood and overflow;
+        // each expected output was printed by Node.
+        let cases: &[(&str, &str)] = &[
+            ("1e21", "1e+21"),
+            ("999999999999999999999", "1e+21"),
+            ("1e20", "100000000000000000000"),
+            ("123456789012345680000", "123456789012345680000"),
+            ("1.2345e25", "1.2345e+25"),
+            ("1e-7", "1e-7"),
+            ("1.5e-7", "1.5e-7"),
+            ("1e-6", "0.000001"),
+            ("0.0000012345", "0.0000012345"),
+            ("123e-20", "1.23e-18"),
+            ("-0", "0"),
+            ("-0.0e5", "0"),
+            ("5e-324", "5e-324"),
+            ("4.9e-324", "5e-324"),
+            ("2e-323", "2e-323"),
+            ("2.2250738585072014e-308", "2.2250738585072014e-308"),
+            ("-1.2345678901234567e-308", "-1.2345678901234567e-308"),
+            ("1.7976931348623157e308", "1.7976931348623157e+308"),
+            ("9007199254740991", "9007199254740991"),
+            ("9007199254740992", "9007199254740992"),
+            ("9007199254740993", "9007199254740992"),
+            ("-9007199254740993", "-9007199254740992"),
+            ("18014398509481985", "18014398509481984"),
+            ("4294967295", "4294967295"),
+            // 0.1 + 0.2 in JavaScript.
+            ("0.30000000000000004", "0.30000000000000004"),
+            ("0.1", "0.1"),
+            ("9.5", "9.5"),
+            // Exactly halfway between two shortest candidates: the even one.
+            ("1296966906839723.25", "1296966906839723.2"),
+            ("1296966906839723.75", "1296966906839723.8"),
+            // Halfway too, but 2^-24 is a power of two: only ...063 reads back as it.
+            ("5.9604644775390625e-8", "5.960464477539063e-8"),
+            ("1e400", "null"),
+            ("-1e400", "null"),
+        ];
+        for &(token, javascript) in cases {
+            assert_eq!(js(token.as_bytes()).unwrap(), javascript, "{token}");
+        }
+    }
+
+    /// The number tokens outside strings in a JSON text, in order.
+    fn number_tokens(text: &str) -> Vec<&str> {
+        let bytes = text.as_bytes();
+        let mut tokens = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    i += 1;
+                    while bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = i;
+                    while i < bytes.len()
+                        && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    {
+                        i += 1;
+                    }
+                    tokens.push(&text[start..i]);
+                }
+                _ => i += 1,
+            }
+        }
+        tokens
+    }
+
+    #[test]
+    fn numbers_agree_with_node_on_the_recorded_fixtures() {
+        // serde_json's pretty output of generated values and what Node's
+        // `JSON.stringify(JSON.parse(body))` printed for it. Objects may be reordered, so the
+        // numbers are compared as sorted lists: those printed here, and those ryu-js alone prints
+        // from the parsed double.
+        let cases: Vec<(String, String)> =
+            serde_json::from_str(include_str!("../../tests/fixtures/js_stringify.json")).unwrap();
+        let (mut numbers, mut fractions) = (0, 0);
+        for (body, javascript) in &cases {
+            let tokens = number_tokens(body);
+            let mut ours: Vec<String> = tokens
+                .iter()
+                .map(|token| {
+                    let mut out = NumberBuf::default();
+                    write_number(token.as_bytes(), &mut out);
+                    String::from_utf8(out.as_bytes().to_vec()).unwrap()
+                })
+                .collect();
+            let mut ryu_js: Vec<String> = tokens
+                .iter()
+                .map(|token| {
+                    ryu_js::Buffer::new()
+                        .format(token.parse::<f64>().unwrap())
+                        .to_owned()
+                })
+                .collect();
+            let mut node = number_tokens(javascript);
+            ours.sort_unstable();
+            ryu_js.sort_unstable();
+            node.sort_unstable();
+            assert_eq!(ours, node, "{body}");
+            assert_eq!(ryu_js, node, "{body}");
+            numbers += node.len();
+            fractions += node.iter().filter(|n| n.contains(['.', 'e'])).count();
+        }
+        assert!(
+            numbers > 500 && fractions > 200,
+            "{numbers} numbers, {fractions} fractions"
+        );
+    }
+
+    #[test]
+    fn short_numbers_print_from_their_digits_as_ryu_js_prints_their_double() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move |n: u64| {
             rng ^= rng << 13;
@@ -1552,124 +1340,20 @@ mod tests {
             }
             tokens.push(token);
         }
+        let mut short = 0;
         for token in tokens {
             let mut fast = NumberBuf::default();
             if write_short_number(token.as_bytes(), &mut fast) {
-                let mut slow = NumberBuf::default();
-                write_js_number(token.parse().unwrap(), &mut slow);
-                assert_eq!(fast.as_bytes(), slow.as_bytes(), "{token}");
-            }
-        }
-    }
-
-    #[test]
-    fn ryu_tables_match_the_reference() {
-        let split = |low: u64, high: u64| u128::from(high) << 64 | u128::from(low);
-        // Entries of Ryu's DOUBLE_POW5_INV_SPLIT and DOUBLE_POW5_SPLIT.
-        for (q, low, high) in [
-            (0, 1, 2305843009213693952),
-            (1, 11068046444225730970, 1844674407370955161),
-            (2, 5165088340638674453, 1475739525896764129),
-            (3, 7821419487252849886, 1180591620717411303),
-            (100, 12335095245094488799, 2017382717255397335),
-            (291, 3383947335406624054, 1438154507889852726),
-        ] {
-            assert_eq!(POW5_INV[q], split(low, high), "inverse {q}");
-        }
-        for (i, low, high) in [
-            (0, 0, 1152921504606846976),
-            (1, 0, 1441151880758558720),
-            (2, 0, 1801439850948198400),
-            (100, 803757039314269066, 1317774742903815403),
-            (325, 8710297504448807696, 1780059086805761106),
-        ] {
-            assert_eq!(POW5[i], split(low, high), "power {i}");
-        }
-    }
-
-    #[test]
-    fn shortest_digits_agree_with_rust_but_take_the_even_of_a_tie() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut doubles = vec![f64::MIN_POSITIVE, f64::MAX, 5e-324, 2f64.powi(-24), 1e23];
-        for _ in 0..100_000 {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            // Any bit pattern, and few-bit mantissas, whose exact values are short and tie often.
-            doubles.push(f64::from_bits(rng >> 1));
-            let mantissa = (rng >> 11) & ((1 << (rng % 54)) - 1) | 1;
-            doubles.push(mantissa as f64 * 2f64.powi((rng >> 56) as i32 - 128));
-        }
-        let mut ties = 0;
-        for x in doubles.into_iter().filter(|x| x.is_finite() && *x > 0.0) {
-            let (digits, exponent) = shortest_digits(x);
-            let rust = format!("{x:e}");
-            let (mantissa, rust_exponent) = rust.split_once('e').unwrap();
-            let rust_digits = mantissa.replace('.', "");
-            let rust_exponent =
-                rust_exponent.parse::<i32>().unwrap() - (rust_digits.len() as i32 - 1);
-            let ours = std::str::from_utf8(digits.as_bytes()).unwrap();
-            assert_eq!(format!("{ours}e{exponent}").parse::<f64>(), Ok(x), "{rust}");
-            assert_eq!(ours.len(), rust_digits.len(), "{rust}");
-            if ours != rust_digits {
-                // Only where Rust took the odd one of two equally near.
-                assert_eq!(exponent, rust_exponent, "{rust}");
-                assert!(digits.as_bytes().last().unwrap() % 2 == 0, "{rust}");
+                let x: f64 = token.parse().unwrap();
                 assert_eq!(
-                    even_of_tie(x, rust_digits.as_bytes(), rust_exponent)
-                        .map(|(d, _)| d.to_string()),
-                    Some(ours.to_string()),
-                    "{rust}"
+                    fast.as_bytes(),
+                    ryu_js::Buffer::new().format(x).as_bytes(),
+                    "{token}"
                 );
-                ties += 1;
+                short += 1;
             }
         }
-        assert!(ties > 100, "{ties}");
-    }
-
-    #[test]
-    fn ties_are_decided_exactly() {
-        // Ryu already prints the even one of two equally near digit strings.
-        let x = 1296966906839723.0 + 0.25;
-        let (digits, exponent) = shortest_digits(x);
-        assert_eq!(
-            (digits.as_bytes(), exponent),
-            (&b"12969669068397232"[..], -1)
-        );
-        // Given the odd one, the exact check finds the tie: 1296966906839723.25 is
-        // (2 · 12969669068397233 - 1) · 10^-1 / 2, and the other way round.
-        assert_eq!(
-            even_of_tie(x, b"12969669068397233", -1),
-            Some((12969669068397232, -1))
-        );
-        let y = 1296966906839723.0 + 0.75;
-        assert_eq!(
-            even_of_tie(y, b"12969669068397237", -1),
-            Some((12969669068397238, -1))
-        );
-        let tie = |x: f64| {
-            let (digits, exponent) = shortest_digits(x);
-            even_of_tie(x, digits.as_bytes(), exponent)
-        };
-        // Not ties: exactly representable in the shortest form, or far from halfway.
-        assert_eq!(tie(1296966906839723.5), None);
-        assert_eq!(tie(0.1), None);
-        // Halfway between ...062e-23 and ...063e-23, but the other candidate does not round back
-        // (2^-24 is a power of two, its neighbour below is nearer).
-        let x = 2f64.powi(-24);
-        assert_eq!(shortest_digits(x).0.as_bytes(), b"5960464477539063");
-        assert_eq!(even_of_tie(x, b"5960464477539063", -23), None);
-        // Subnormals and large exponents return at the first test.
-        for x in [
-            5e-324,
-            7.07e-322,
-            2.225073858507201e-308,
-            1e300,
-            f64::MAX,
-            2f64.powi(60),
-        ] {
-            assert_eq!(tie(x), None, "{x:e}");
-        }
+        assert!(short > 5_000, "{short}");
     }
 
     #[test]
