@@ -334,6 +334,15 @@ mod tests {
         map.insert(key, value, now + ttl, now);
     }
 
+    /// A map of `n` entries `k0`, `k1`, … (valued 0, 1, …) that expire a second after `now`.
+    fn expiring_in_a_second(n: u32, now: Instant) -> ExpiringMap<u32> {
+        let mut map = ExpiringMap::new();
+        for i in 0..n {
+            insert_new(&mut map, &format!("k{i}"), i, Duration::from_secs(1), now);
+        }
+        map
+    }
+
     #[test]
     fn entries_expire_at_their_instant() {
         let now = Instant::now();
@@ -399,10 +408,7 @@ mod tests {
     #[test]
     fn the_sweep_removes_a_bounded_number_of_expired_entries() {
         let now = Instant::now();
-        let mut map = ExpiringMap::new();
-        for i in 0..10 {
-            insert_new(&mut map, &format!("k{i}"), i, Duration::from_secs(1), now);
-        }
+        let mut map = expiring_in_a_second(10, now);
         let later = now + Duration::from_secs(1);
         map.sweep(later, SWEEP);
         assert_eq!(map.len(), 10 - SWEEP);
@@ -472,10 +478,7 @@ mod tests {
     #[test]
     fn memory_returns_once_entries_expire() {
         let now = Instant::now();
-        let mut map = ExpiringMap::new();
-        for i in 0..10_000 {
-            insert_new(&mut map, &format!("k{i}"), i, Duration::from_secs(1), now);
-        }
+        let mut map = expiring_in_a_second(10_000, now);
         let (entries, items) = (map.entries.capacity(), map.due.capacity());
         // Traffic goes on after they expired: new short-lived keys, each operation sweeping.
         let later = now + Duration::from_secs(1);

@@ -71,20 +71,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decodes_lower_case_and_refuses_everything_else() {
+    fn decodes_lower_case_of_the_exact_length_only() {
         let mut out = [0u8; 3];
         assert!(decode_lower(b"00ff9a", &mut out));
         assert_eq!(out, [0x00, 0xff, 0x9a]);
-        for bad in [
-            &b"00FF9a"[..],
-            b"00ff9g",
-            b"00ff9",
-            b"00ff9a0",
-            b" 0ff9a",
-            b"00ff9\xff",
-        ] {
-            assert!(!decode_lower(bad, &mut out), "{bad:?}");
-        }
+        // Upper case, any other byte: see the test of every byte in every lane.
+        assert!(!decode_lower(b"00FF9a", &mut out));
+        // One digit short, one too many.
+        assert!(!decode_lower(b"00ff9", &mut out));
+        assert!(!decode_lower(b"00ff9a0", &mut out));
     }
 
     /// The value of a lower-case hex digit, as a plain match reads it.
