@@ -195,6 +195,7 @@ impl Hmac {
         request.map(|_| Full::new(body))
     }
 
+    #[cold]
     fn malformed(&self, header: &HeaderName) -> SignatureError {
         SignatureError::Malformed {
             header: header.clone(),
@@ -213,13 +214,9 @@ impl Hmac {
         name: &HeaderName,
     ) -> Result<&'a HeaderValue, SignatureError> {
         let mut values = head.get_all(name).iter();
-        let value = values.next().ok_or_else(|| SignatureError::Missing {
-            header: name.clone(),
-        })?;
+        let value = values.next().ok_or_else(|| missing(name))?;
         if values.next().is_some() {
-            return Err(SignatureError::Repeated {
-                header: name.clone(),
-            });
+            return Err(repeated(name));
         }
         Ok(value)
     }
@@ -238,9 +235,7 @@ impl Hmac {
         {
             return Ok((true, alias, value));
         }
-        Err(SignatureError::Missing {
-            header: self.header.clone(),
-        })
+        Err(missing(&self.header))
     }
 
     /// The one value of `name`, nothing when it is absent, or an error when it is repeated.
@@ -250,9 +245,7 @@ impl Hmac {
     ) -> Result<Option<&'a HeaderValue>, SignatureError> {
         let mut values = head.get_all(name).iter();
         match (values.next(), values.next()) {
-            (Some(_), Some(_)) => Err(SignatureError::Repeated {
-                header: name.clone(),
-            }),
+            (Some(_), Some(_)) => Err(repeated(name)),
             (value, _) => Ok(value),
         }
     }
@@ -382,6 +375,22 @@ impl Hmac {
             }
         };
         timestamp::check(millis, self.clock.0.now(), tolerance)
+    }
+}
+
+/// A refusal of a request without `header` (kept out of the hot path).
+#[cold]
+fn missing(header: &HeaderName) -> SignatureError {
+    SignatureError::Missing {
+        header: header.clone(),
+    }
+}
+
+/// A refusal of a request with `header` more than once (kept out of the hot path).
+#[cold]
+fn repeated(header: &HeaderName) -> SignatureError {
+    SignatureError::Repeated {
+        header: header.clone(),
     }
 }
 
