@@ -39,7 +39,7 @@ pub use self::{
     template::{Digest, Encoding, Grammar, KeyFormat, Part, TimestampSource},
 };
 use self::{
-    signature::{Few, Key, Tag, Timestamp, contains, decode, encode, trim_ows},
+    signature::{Few, Key, Tag, Timestamp, all_graphic, contains, decode, encode, split, trim_ows},
     template::GrammarKind,
 };
 
@@ -272,21 +272,16 @@ impl Hmac {
                 timestamp_key,
                 signature_key,
             } => {
-                // No white space or control byte anywhere (the separator is punctuation): one
-                // pass over the value with no early exit, which the compiler vectorizes.
-                if value
-                    .iter()
-                    .fold(0u8, |bad, b| bad | u8::from(!b.is_ascii_graphic()))
-                    != 0
-                {
+                // No white space or control byte anywhere (the separator is punctuation).
+                if !all_graphic(value) {
                     return None;
                 }
                 let mut timestamp = None;
-                for (index, element) in value.split(|b| b == separator).enumerate() {
+                for (index, element) in split(value, *separator).enumerate() {
                     if index >= MAX_ELEMENTS {
                         return None;
                     }
-                    let at = element.iter().position(|b| *b == b'=')?;
+                    let at = memchr::memchr(b'=', element)?;
                     let (key, value) = (&element[..at], &element[at + 1..]);
                     if key.is_empty() {
                         return None;
@@ -305,11 +300,11 @@ impl Hmac {
                 (!tags.is_empty() && timestamp.is_some()).then_some(timestamp)
             }
             GrammarKind::List { version } => {
-                for (index, entry) in value.split(|b| *b == b' ').enumerate() {
+                for (index, entry) in split(value, b' ').enumerate() {
                     if index >= MAX_ELEMENTS {
                         return None;
                     }
-                    let at = entry.iter().position(|b| *b == b',')?;
+                    let at = memchr::memchr(b',', entry)?;
                     let (name, signature) = (&entry[..at], &entry[at + 1..]);
                     if name.is_empty() || signature.is_empty() {
                         return None;

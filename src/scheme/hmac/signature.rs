@@ -235,6 +235,38 @@ pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     }
 }
 
+/// The pieces of `value` between `separator` bytes, as `<[u8]>::split` gives them (an empty piece
+/// after a trailing separator included), each found by a vectorized search: a signature header
+/// is mostly one long encoded MAC that a byte-at-a-time search would walk.
+pub(super) fn split(value: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        match memchr::memchr(separator, current) {
+            Some(at) => {
+                rest = Some(&current[at + 1..]);
+                Some(&current[..at])
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
+/// Whether every byte of `value` is visible ASCII (`!` to `~`): no white space, control byte or
+/// byte above 127. One pass with no early exit, in 16-byte blocks the compiler vectorizes.
+pub(super) fn all_graphic(value: &[u8]) -> bool {
+    fn bad(bytes: &[u8]) -> u8 {
+        bytes.iter().fold(0, |bad, b| {
+            bad | u8::from(b.wrapping_sub(b'!') > b'~' - b'!')
+        })
+    }
+    let (blocks, tail) = value.as_chunks::<16>();
+    blocks.iter().fold(bad(tail), |acc, block| acc | bad(block)) == 0
+}
+
 /// Strips the optional white space (space, tab) that HTTP allows around a field value.
 pub(super) fn trim_ows(value: &[u8]) -> &[u8] {
     let start = value.iter().position(|b| !matches!(b, b' ' | b'\t'));

@@ -303,3 +303,30 @@ fn base64_macs_decode_in_their_canonical_form_only() {
     assert_eq!(decode(short.as_bytes(), 32), None);
     assert_eq!(decode(good.as_bytes(), 20), None);
 }
+
+#[test]
+fn the_vectorized_split_gives_the_pieces_slice_split_gives() {
+    let long = format!("t=1,v1={},v0=x", "ab".repeat(32));
+    let values = ["", ",", ",,", "t=1", "t=1,", ",t=1", "t=1,,v1=ab", &long];
+    for value in values.map(str::as_bytes) {
+        let ours: Vec<&[u8]> = split(value, b',').collect();
+        let slices: Vec<&[u8]> = value.split(|b| *b == b',').collect();
+        assert_eq!(ours, slices, "{}", String::from_utf8_lossy(value));
+    }
+}
+
+#[test]
+fn only_visible_ascii_is_graphic_wherever_it_sits_in_a_block() {
+    for len in [0, 1, 15, 16, 17, 31, 32, 33, 80] {
+        let value = vec![b'a'; len];
+        assert!(all_graphic(&value), "{len} visible bytes");
+        for at in 0..len {
+            for byte in [b' ', b'\t', 0, 0x7f, 0x80, 0xff] {
+                let mut bad = value.clone();
+                bad[at] = byte;
+                assert!(!all_graphic(&bad), "byte {byte:#x} at {at} of {len}");
+            }
+        }
+    }
+    assert!(all_graphic(b"!~"));
+}
