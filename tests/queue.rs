@@ -23,8 +23,8 @@ use tower_webhook::{
     dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore, store_key},
     provider::videonest,
     queue::{
-        Backoff, Delivery, Enqueue, MemoryQueue, Message, MessageId, Pushed, Queue, QueueError,
-        QueueFuture, Worker,
+        Backoff, Delivery, Enqueue, MemoryQueue, Message, MessageId, Pull, Pushed, Queue,
+        QueueError, QueueFuture, Worker,
     },
 };
 
@@ -222,7 +222,10 @@ async fn a_worker_that_dies_mid_processing_loses_nothing() {
     post(&http, &event("orphan")).await;
     // A worker takes the delivery and dies: it never settles it.
     let taken = queue
-        .pull("doomed", 1, Duration::from_millis(100), Duration::ZERO)
+        .pull(
+            "doomed",
+            Pull::up_to(1).hidden_for(Duration::from_millis(100)),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -304,10 +307,7 @@ async fn deduplicated_enqueue_stores_concurrent_repeats_once() {
     assert_eq!(post(&http, &event("other")).await.status(), StatusCode::OK);
     assert_eq!(queue.len(), 2);
 
-    let taken = queue
-        .pull("w", 10, Duration::from_secs(30), Duration::ZERO)
-        .await
-        .unwrap();
+    let taken = queue.pull("w", Pull::up_to(10)).await.unwrap();
     let delivery = Delivery::<videonest::Event>::from_message(&taken[0]).unwrap();
     let expected = store_key(
         "videonest",
@@ -337,10 +337,7 @@ async fn memory_push_once_keys_expire_and_are_only_recorded_when_stored() {
         push("c", day).await,
         Err(QueueError::Full { capacity: 3 })
     ));
-    let taken = queue
-        .pull("w", 3, Duration::from_secs(30), Duration::ZERO)
-        .await
-        .unwrap();
+    let taken = queue.pull("w", Pull::up_to(3)).await.unwrap();
     for message in &taken {
         queue.ack(message).await.unwrap();
     }
@@ -405,10 +402,7 @@ async fn memory_push_once_refused_by_a_full_queue_records_nothing() {
         Err(QueueError::Full { capacity: 1 })
     ));
     assert_eq!(queue.key_stats().len, 1);
-    let taken = queue
-        .pull("w", 1, Duration::from_secs(30), Duration::ZERO)
-        .await
-        .unwrap();
+    let taken = queue.pull("w", Pull::up_to(1)).await.unwrap();
     queue.ack(&taken[0]).await.unwrap();
     assert!(matches!(
         queue.push_once("b", day, Bytes::from("b")).await,
@@ -501,14 +495,8 @@ impl Queue for FlakyAck {
         self.queue.push_once(key, retention, payload)
     }
 
-    fn pull(
-        &self,
-        consumer: &str,
-        max: usize,
-        visibility: Duration,
-        wait: Duration,
-    ) -> QueueFuture<Vec<Message>> {
-        self.queue.pull(consumer, max, visibility, wait)
+    fn pull(&self, consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>> {
+        self.queue.pull(consumer, pull)
     }
 
     fn ack(&self, message: &Message) -> QueueFuture<()> {
@@ -632,7 +620,7 @@ async fn huge_durations_saturate_instead_of_losing_the_delivery() {
     let http = ingest(&queue, false);
     post(&http, &event("patient")).await;
     let taken = queue
-        .pull("w", 1, Duration::MAX, Duration::ZERO)
+        .pull("w", Pull::up_to(1).hidden_for(Duration::MAX))
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -648,10 +636,7 @@ async fn memory_dead_letters_are_bounded() {
     let queue = MemoryQueue::new(2);
     for round in 0..5 {
         queue.push(Bytes::from(format!("m{round}"))).await.unwrap();
-        let taken = queue
-            .pull("w", 1, Duration::from_secs(30), Duration::ZERO)
-            .await
-            .unwrap();
+        let taken = queue.pull("w", Pull::up_to(1)).await.unwrap();
         queue.dead_letter(&taken[0], "poison").await.unwrap();
     }
     let dead = queue.dead_letters();
@@ -781,10 +766,7 @@ fn payloads_stored_by_0_1_are_still_read() {
 async fn stored_payloads_carry_their_format() {
     let queue = MemoryQueue::new(10);
     post(&ingest(&queue, false), &event("versioned")).await;
-    let taken = queue
-        .pull("w", 1, Duration::from_secs(30), Duration::ZERO)
-        .await
-        .unwrap();
+    let taken = queue.pull("w", Pull::up_to(1)).await.unwrap();
     let stored: serde_json::Value = serde_json::from_slice(&taken[0].payload).unwrap();
     assert_eq!(stored["v"], tower_webhook::queue::PAYLOAD_FORMAT);
     let delivery = Delivery::<videonest::Event>::from_message(&taken[0]).unwrap();

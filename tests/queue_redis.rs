@@ -30,7 +30,7 @@ use tower_webhook::{
         store::{Claim, RedisStore, Store, Token},
     },
     provider::videonest,
-    queue::{Backoff, Delivery, Enqueue, Pushed, Queue, QueueError, RedisQueue, Worker},
+    queue::{Backoff, Delivery, Enqueue, Pull, Pushed, Queue, QueueError, RedisQueue, Worker},
 };
 
 type Http = BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>;
@@ -278,7 +278,10 @@ async fn a_dead_workers_message_is_processed_by_another_as_attempt_2() {
     );
     // A worker takes the delivery and dies: it never settles it.
     let taken = queue
-        .pull("doomed", 1, Duration::from_millis(200), Duration::ZERO)
+        .pull(
+            "doomed",
+            Pull::up_to(1).hidden_for(Duration::from_millis(200)),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -509,10 +512,7 @@ async fn deduplicated_enqueue_stores_concurrent_repeats_once_in_one_round_trip()
     assert_eq!(xlen(&queue, queue.stream_key()).await, 3);
 
     // The stored delivery carries its key, as the records have it.
-    let taken = queue
-        .pull("w", 10, Duration::from_secs(30), Duration::ZERO)
-        .await
-        .unwrap();
+    let taken = queue.pull("w", Pull::up_to(10)).await.unwrap();
     let keys: Vec<String> = taken
         .iter()
         .map(|message| {
@@ -702,7 +702,7 @@ async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attemp
         .unwrap();
     let visibility = Duration::from_secs(30);
     let first = queue
-        .pull("w", 10, visibility, Duration::ZERO)
+        .pull("w", Pull::up_to(10).hidden_for(visibility))
         .await
         .unwrap();
     assert_eq!(first.len(), 1);
@@ -716,7 +716,12 @@ async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attemp
     let deadline = Instant::now() + Duration::from_secs(20);
     let second = loop {
         let pulled = queue
-            .pull("w", 10, visibility, Duration::from_millis(50))
+            .pull(
+                "w",
+                Pull::up_to(10)
+                    .hidden_for(visibility)
+                    .waiting(Duration::from_millis(50)),
+            )
             .await
             .unwrap();
         if !pulled.is_empty() {
@@ -733,7 +738,7 @@ async fn a_retry_comes_back_after_its_delay_with_its_payload_and_the_next_attemp
     queue.ack(&second[0]).await.unwrap();
     assert!(
         queue
-            .pull("w", 10, visibility, Duration::ZERO)
+            .pull("w", Pull::up_to(10).hidden_for(visibility))
             .await
             .unwrap()
             .is_empty()
@@ -751,7 +756,7 @@ async fn one_round_trip_per_operation() {
     };
     let queue = RedisQueue::connect(server.url()).await.unwrap();
     let visibility = Duration::from_secs(30);
-    let pull = |wait| queue.pull("w", 10, visibility, wait);
+    let pull = |wait| queue.pull("w", Pull::up_to(10).hidden_for(visibility).waiting(wait));
     // Load the scripts and open the blocking connection.
     queue.push(Bytes::from("warm")).await.unwrap();
     let warm = pull(Duration::ZERO).await.unwrap();
@@ -793,7 +798,10 @@ async fn an_entry_deleted_while_pending_is_dropped_from_the_pending_list() {
     let queue = redis.queue().await;
     queue.push(Bytes::from("gone")).await.unwrap();
     let taken = queue
-        .pull("doomed", 1, Duration::from_millis(1), Duration::ZERO)
+        .pull(
+            "doomed",
+            Pull::up_to(1).hidden_for(Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);
@@ -806,7 +814,10 @@ async fn an_entry_deleted_while_pending_is_dropped_from_the_pending_list() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     let again = queue
-        .pull("survivor", 1, Duration::from_millis(1), Duration::ZERO)
+        .pull(
+            "survivor",
+            Pull::up_to(1).hidden_for(Duration::from_millis(1)),
+        )
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
@@ -1092,14 +1103,14 @@ async fn dead_consumers_are_removed_once_their_entries_are_claimed() {
     let visibility = Duration::from_millis(200);
     // A worker takes an entry and dies.
     let dead = queue
-        .pull("dead", 1, visibility, Duration::ZERO)
+        .pull("dead", Pull::up_to(1).hidden_for(visibility))
         .await
         .unwrap();
     assert_eq!(dead.len(), 1);
     tokio::time::sleep(visibility * 2).await;
     // A live worker takes the other entry (a long call; it takes nothing over).
     let alive = queue
-        .pull("alive", 1, Duration::from_secs(60), Duration::ZERO)
+        .pull("alive", Pull::up_to(1).hidden_for(Duration::from_secs(60)))
         .await
         .unwrap();
     assert_eq!(alive.len(), 1);
@@ -1126,7 +1137,7 @@ async fn dead_consumers_are_removed_once_their_entries_are_claimed() {
     // A third worker takes over the dead one's entry; the dead consumer goes, the live one
     // stays.
     let taken = queue
-        .pull("successor", 10, visibility, Duration::ZERO)
+        .pull("successor", Pull::up_to(10).hidden_for(visibility))
         .await
         .unwrap();
     assert_eq!(taken.len(), 1);

@@ -11,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{Message, MessageId, Pushed, Queue, QueueError, QueueFuture};
+use super::{Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture};
 use crate::expiring::{ExpiringMap, Lookup, SWEEP};
 
 /// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers at most unless set with
@@ -300,22 +300,16 @@ impl Queue for MemoryQueue {
         Box::pin(async move { pushed })
     }
 
-    fn pull(
-        &self,
-        _consumer: &str,
-        max: usize,
-        visibility: Duration,
-        wait: Duration,
-    ) -> QueueFuture<Vec<Message>> {
+    fn pull(&self, _consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>> {
         let queue = self.clone();
         Box::pin(async move {
             let arrived = queue.inner.arrived.notified();
-            let taken = queue.take(max, visibility);
-            if !taken.is_empty() || max == 0 {
+            let taken = queue.take(pull.max, pull.visibility);
+            if !taken.is_empty() || pull.max == 0 {
                 return Ok(taken);
             }
-            let _ = tokio::time::timeout(wait, arrived).await;
-            Ok(queue.take(max, visibility))
+            let _ = tokio::time::timeout(pull.wait, arrived).await;
+            Ok(queue.take(pull.max, pull.visibility))
         })
     }
 

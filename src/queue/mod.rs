@@ -100,6 +100,59 @@ pub use self::{
 /// A boxed future of a queue operation.
 pub type QueueFuture<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send + 'static>>;
 
+/// What a consumer asks of [`Queue::pull`]: up to how many messages, how long each stays hidden
+/// from other consumers, and how long to wait when none is ready.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_webhook::queue::Pull;
+///
+/// let pull = Pull::up_to(10)
+///     .hidden_for(Duration::from_secs(60))
+///     .waiting(Duration::from_secs(1));
+/// assert_eq!((pull.max, pull.visibility, pull.wait.as_secs()), (10, Duration::from_secs(60), 1));
+/// assert_eq!(Pull::up_to(1).visibility, Pull::DEFAULT_VISIBILITY);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pull {
+    /// At most this many messages (none at all when it is 0).
+    pub max: usize,
+    /// The visibility timeout: a pulled message that is not settled within it is delivered
+    /// again.
+    pub visibility: Duration,
+    /// How long to wait for a message when none is ready (`Duration::ZERO`: not at all).
+    pub wait: Duration,
+}
+
+impl Pull {
+    /// The visibility timeout unless [`hidden_for`](Self::hidden_for) says otherwise: 30 s, as
+    /// [`Worker`]'s.
+    pub const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
+
+    /// Up to `max` messages, hidden for [`DEFAULT_VISIBILITY`](Self::DEFAULT_VISIBILITY),
+    /// without waiting.
+    pub fn up_to(max: usize) -> Self {
+        Self {
+            max,
+            visibility: Self::DEFAULT_VISIBILITY,
+            wait: Duration::ZERO,
+        }
+    }
+
+    /// Each message pulled stays hidden from other consumers for `visibility`.
+    #[must_use]
+    pub fn hidden_for(self, visibility: Duration) -> Self {
+        Self { visibility, ..self }
+    }
+
+    /// Waits up to `wait` for a message when none is ready.
+    #[must_use]
+    pub fn waiting(self, wait: Duration) -> Self {
+        Self { wait, ..self }
+    }
+}
+
 /// A queue of stored deliveries, shared by the HTTP side ([`Enqueue`]) and the [`Worker`]s.
 ///
 /// A message pulled by a worker stays invisible to other workers until it is acknowledged, sent
@@ -120,15 +173,11 @@ pub trait Queue: Send + Sync + 'static {
     /// `RedisQueue`, one round trip), where "done" means "stored in the queue".
     fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed>;
 
-    /// Takes up to `max` messages for `consumer`: messages whose retry is due, messages whose
-    /// visibility timeout ran out, and new ones; waits up to `wait` when there are none.
-    fn pull(
-        &self,
-        consumer: &str,
-        max: usize,
-        visibility: Duration,
-        wait: Duration,
-    ) -> QueueFuture<Vec<Message>>;
+    /// Takes up to [`pull.max`](Pull::max) messages for `consumer`, each hidden from other
+    /// consumers for [`pull.visibility`](Pull::visibility): messages whose retry is due,
+    /// messages whose visibility timeout ran out, and new ones; waits up to
+    /// [`pull.wait`](Pull::wait) when there are none.
+    fn pull(&self, consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>>;
 
     /// The message was processed: it is removed.
     fn ack(&self, message: &Message) -> QueueFuture<()>;
@@ -149,14 +198,8 @@ impl<Q: Queue + ?Sized> Queue for Arc<Q> {
         (**self).push_once(key, retention, payload)
     }
 
-    fn pull(
-        &self,
-        consumer: &str,
-        max: usize,
-        visibility: Duration,
-        wait: Duration,
-    ) -> QueueFuture<Vec<Message>> {
-        (**self).pull(consumer, max, visibility, wait)
+    fn pull(&self, consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>> {
+        (**self).pull(consumer, pull)
     }
 
     fn ack(&self, message: &Message) -> QueueFuture<()> {

@@ -14,7 +14,7 @@ use redis::{
 };
 use tokio::sync::Mutex;
 
-use super::{DeadLetter, Message, MessageId, Pushed, Queue, QueueError, QueueFuture};
+use super::{DeadLetter, Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture};
 
 /// The stream a [`RedisQueue`] uses unless set with [`RedisQueue::stream`].
 pub const DEFAULT_STREAM: &str = "tower-webhook:queue";
@@ -639,13 +639,12 @@ impl Queue for RedisQueue {
         })
     }
 
-    fn pull(
-        &self,
-        consumer: &str,
-        max: usize,
-        visibility: Duration,
-        wait: Duration,
-    ) -> QueueFuture<Vec<Message>> {
+    fn pull(&self, consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>> {
+        let Pull {
+            max,
+            visibility,
+            wait,
+        } = pull;
         let queue = self.clone();
         let consumer = consumer.to_owned();
         Box::pin(async move {

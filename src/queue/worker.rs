@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tower::Service;
 
-use super::{Delivery, Message, Queue, QueueError};
+use super::{Delivery, Message, Pull, Queue, QueueError};
 use crate::WebhookEvent;
 
 /// How long to wait before a failed delivery is tried again: `base · 2^(attempt − 1)`, at most
@@ -149,7 +149,7 @@ impl<E, Q, S> Worker<E, Q, S> {
                 WORKERS.fetch_add(1, Ordering::Relaxed)
             ),
             concurrency: 4,
-            visibility: Duration::from_secs(30),
+            visibility: Pull::DEFAULT_VISIBILITY,
             max_attempts: 5,
             backoff: Backoff::default(),
             poll_wait: Duration::from_secs(1),
@@ -249,9 +249,12 @@ where
                     () = &mut shutdown => break,
                 }
             }
-            let pull = self
-                .queue
-                .pull(&self.consumer, free, self.visibility, self.poll_wait);
+            let pull = self.queue.pull(
+                &self.consumer,
+                Pull::up_to(free)
+                    .hidden_for(self.visibility)
+                    .waiting(self.poll_wait),
+            );
             let pulled = tokio::select! {
                 pulled = pull => pulled,
                 () = &mut shutdown => break,
