@@ -33,9 +33,10 @@
 //!
 //! Time is O(n log n) in the body length n (the sort of each object's keys; everything else is
 //! linear, and every byte is read a bounded number of times whatever the nesting). Numbers are
-//! printed without allocating: those of at most 15 significant digits straight from their digits,
-//! others by ryu-js from the double the standard library parses (Ryu: a bounded number of machine
-//! operations, no arbitrary-precision fallback). Besides the sink's chunk, memory is 8 bytes per
+//! printed without allocating: an integer of at most 15 digits is copied as it is written, others
+//! of at most 15 significant digits are laid out from their digits, the rest printed by ryu-js
+//! from the double the standard library parses (Ryu: a bounded number of machine operations, no
+//! arbitrary-precision fallback). Besides the sink's chunk, memory is 8 bytes per
 //! member of the objects still open, and 4 bytes per printed member and 12 bytes per object of the
 //! reordered ones. Since a member takes at least 5 bytes of body and a reordered object at least
 //! 11, and no vector grows beyond what the body could need, that is at most 3.5 bytes per body
@@ -861,9 +862,14 @@ impl<F: FnMut(&[u8])> Emitter<'_, F> {
                 .iter()
                 .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
                 .unwrap_or(self.input.len() - pos);
-        let mut out = NumberBuf::default();
-        write_number(&self.input[pos..end], &mut out);
-        self.buf.extend_from_slice(out.as_bytes());
+        let token = &self.input[pos..end];
+        if prints_as_written(token) {
+            self.buf.extend_from_slice(token);
+        } else {
+            let mut out = NumberBuf::default();
+            write_number(token, &mut out);
+            self.buf.extend_from_slice(out.as_bytes());
+        }
         end
     }
 }
@@ -906,6 +912,18 @@ impl NumberBuf {
     fn zeros(&mut self, n: usize) {
         // A copy, where a loop of `push` is slower.
         self.extend(&[b'0'; 20][..n]);
+    }
+}
+
+/// Whether `Number::toString` prints a (valid) JSON number token exactly as it is written: an
+/// integer of at most 15 digits, the most common number in a webhook body. Its double is the
+/// integer itself, below 1e21, which ECMAScript prints in plain digits; `-0` is not one (it
+/// prints as `0`), and neither is a fraction or an exponent.
+fn prints_as_written(token: &[u8]) -> bool {
+    let digits = token.strip_prefix(b"-").unwrap_or(token);
+    match digits {
+        [b'1'..=b'9', rest @ ..] => rest.len() < 15 && rest.iter().all(u8::is_ascii_digit),
+        _ => token == b"0",
     }
 }
 
@@ -1282,7 +1300,7 @@ mod tests {
     }
 
     #[test]
-    fn short_numbers_print_from_their_digits_as_ryu_js_prints_their_double() {
+    fn short_numbers_and_plain_integers_print_as_ryu_js_prints_their_double() {
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move |n: u64| {
             rng ^= rng << 13;
@@ -1340,20 +1358,27 @@ mod tests {
             }
             tokens.push(token);
         }
-        let mut short = 0;
+        let negated: Vec<String> = tokens
+            .iter()
+            .filter(|t| !t.starts_with('-'))
+            .map(|t| format!("-{t}"))
+            .collect();
+        tokens.extend(negated);
+        let (mut short, mut as_written) = (0, 0);
         for token in tokens {
+            let x: f64 = token.parse().unwrap();
+            let ryu_js = ryu_js::Buffer::new().format(x).to_owned();
             let mut fast = NumberBuf::default();
             if write_short_number(token.as_bytes(), &mut fast) {
-                let x: f64 = token.parse().unwrap();
-                assert_eq!(
-                    fast.as_bytes(),
-                    ryu_js::Buffer::new().format(x).as_bytes(),
-                    "{token}"
-                );
+                assert_eq!(fast.as_bytes(), ryu_js.as_bytes(), "{token}");
                 short += 1;
             }
+            if prints_as_written(token.as_bytes()) {
+                assert_eq!(token, ryu_js);
+                as_written += 1;
+            }
         }
-        assert!(short > 5_000, "{short}");
+        assert!(short > 10_000 && as_written > 1_000, "{short} {as_written}");
     }
 
     #[test]
