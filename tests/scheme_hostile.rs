@@ -233,6 +233,50 @@ fn a_signed_id_may_not_contain_its_separator() {
 }
 
 #[test]
+fn a_signed_header_may_not_run_into_a_longer_separator() {
+    // `x:` then `::` signs `x:::`, as `x` then `::` then `:y` does: one split only is accepted.
+    let scheme = at(
+        NOW,
+        Hmac::sha256("x-signature").signs([
+            Part::header("x-a"),
+            Part::literal("::"),
+            Part::header("x-b"),
+            Part::literal("."),
+            Part::Body,
+        ]),
+    );
+    let signed = |a: &'static str, b: &'static str| {
+        let mut values = HeaderMap::new();
+        values.insert("x-a", HeaderValue::from_static(a));
+        values.insert("x-b", HeaderValue::from_static(b));
+        let mut headers = scheme.sign(BODY, None, &values);
+        headers.extend(values);
+        headers
+    };
+    assert_eq!(
+        decide(&scheme, &signed("x", ":y"), BODY),
+        Ok(Signed::RawBody)
+    );
+    assert_eq!(
+        decide(&scheme, &signed("x:", "y"), BODY)
+            .unwrap_err()
+            .to_string(),
+        "malformed webhook signature in header `x-a`: expected a value that does not end with \
+         the start of `::`"
+    );
+    // A separator whose end does not repeat its start cannot be run into: `a-` before `-.`.
+    let other = at(
+        NOW,
+        Hmac::sha256("x-signature").signs([Part::header("x-a"), Part::literal("-."), Part::Body]),
+    );
+    let mut values = HeaderMap::new();
+    values.insert("x-a", HeaderValue::from_static("a-"));
+    let mut headers = other.sign(BODY, None, &values);
+    headers.extend(values);
+    assert_eq!(decide(&other, &headers, BODY), Ok(Signed::RawBody));
+}
+
+#[test]
 fn timestamps_that_are_not_plain_seconds_are_malformed() {
     for value in [
         "",

@@ -39,7 +39,9 @@ pub use self::{
     template::{Digest, Encoding, Grammar, KeyFormat, Part, TimestampSource},
 };
 use self::{
-    signature::{Few, Key, Tag, Timestamp, all_graphic, contains, decode, encode, split, trim_ows},
+    signature::{
+        Few, Key, Tag, Timestamp, all_graphic, contains, decode, encode, runs_into, split, trim_ows,
+    },
     template::GrammarKind,
 };
 
@@ -426,19 +428,24 @@ impl Scheme for Hmac {
                 let name = self.named(name, aliased);
                 let value = Self::single(&head.headers, name)?;
                 // A signed header value may not contain the separator that follows it (Standard
-                // Webhooks: "the id must not contain `.`"), so that no two requests sign the same
-                // bytes with a different split between the parts.
-                if let Some(Part::Literal(separator)) = self.parts.get(index + 1)
-                    && contains(value.as_bytes(), separator)
-                {
-                    return Err(SignatureError::Malformed {
-                        header: name.clone(),
-                        expected: format!(
-                            "a value without `{}`",
-                            String::from_utf8_lossy(separator)
-                        )
-                        .into(),
-                    });
+                // Webhooks: "the id must not contain `.`"), nor run into it (`x:` before `::`),
+                // so that no two requests sign the same bytes with a different split between the
+                // parts.
+                if let Some(Part::Literal(separator)) = self.parts.get(index + 1) {
+                    let problem = if contains(value.as_bytes(), separator) {
+                        Some("a value without")
+                    } else if runs_into(value.as_bytes(), separator) {
+                        Some("a value that does not end with the start of")
+                    } else {
+                        None
+                    };
+                    if let Some(problem) = problem {
+                        let separator = String::from_utf8_lossy(separator);
+                        return Err(SignatureError::Malformed {
+                            header: name.clone(),
+                            expected: format!("{problem} `{separator}`").into(),
+                        });
+                    }
                 }
                 signature.headers.push(value.clone());
             }

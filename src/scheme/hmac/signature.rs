@@ -228,11 +228,19 @@ pub(super) fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<T
 pub(super) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     match needle {
         [] => false,
-        [byte] => haystack.contains(byte),
-        _ => haystack
-            .windows(needle.len())
-            .any(|window| window == needle),
+        [byte] => memchr::memchr(*byte, haystack).is_some(),
+        _ => memchr::memmem::find(haystack, needle).is_some(),
     }
+}
+
+/// Whether `value`, followed by `separator`, ends with a start of the separator that the rest of
+/// the separator repeats (`x:` before `::`): the signed bytes would then hold the separator one
+/// byte early, and split into the value and what follows in a second way.
+pub(super) fn runs_into(value: &[u8], separator: &[u8]) -> bool {
+    (1..separator.len()).any(|overlap| {
+        value.ends_with(&separator[..overlap])
+            && separator[overlap..] == separator[..separator.len() - overlap]
+    })
 }
 
 /// The pieces of `value` between `separator` bytes, as `<[u8]>::split` gives them (an empty piece
