@@ -26,7 +26,8 @@ pub enum ConfigError {
         /// The name as given.
         name: String,
     },
-    /// The signature prefix contains characters that cannot appear in a header value.
+    /// The signature prefix contains characters that cannot appear in a header value, or starts
+    /// with white space (trimmed from every header value before the prefix is looked for).
     InvalidPrefix {
         /// The prefix as given.
         prefix: String,
@@ -55,10 +56,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "`{name}` is not a valid HTTP header name")
             }
             Self::InvalidPrefix { prefix } => {
-                write!(
-                    f,
-                    "signature prefix {prefix:?} cannot appear in a header value"
-                )
+                write!(f, "signature prefix {prefix:?} cannot start a header value")
             }
             Self::InvalidSecret { index } => write!(
                 f,

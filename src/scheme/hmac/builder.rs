@@ -184,7 +184,7 @@ impl HmacBuilder {
         let invalid = |reason: &'static str| Err(ConfigError::InvalidScheme { reason });
         match &grammar {
             GrammarKind::Value { prefix } => {
-                if HeaderValue::from_str(prefix).is_err() {
+                if HeaderValue::from_str(prefix).is_err() || prefix.starts_with([' ', '\t']) {
                     return Err(ConfigError::InvalidPrefix {
                         prefix: prefix.to_string(),
                     });

@@ -174,13 +174,16 @@ fn configuration_errors() {
         Hmac::sha256("bad header").secret("k").build(),
         Err(ConfigError::InvalidHeaderName { .. })
     ));
-    assert!(matches!(
-        Hmac::sha256("x-sig")
-            .grammar(Grammar::prefixed("a\nb"))
-            .secret("k")
-            .build(),
-        Err(ConfigError::InvalidPrefix { .. })
-    ));
+    // A prefix that cannot occur, or never at the start of a trimmed value.
+    for prefix in ["a\nb", " v0=", "\tv0="] {
+        assert!(matches!(
+            Hmac::sha256("x-sig")
+                .grammar(Grammar::prefixed(prefix))
+                .secret("k")
+                .build(),
+            Err(ConfigError::InvalidPrefix { .. })
+        ));
+    }
 }
 
 #[test]
