@@ -104,6 +104,9 @@
 //!   store or the queue unavailable, a failed attempt, a dead letter, a queue that cannot be
 //!   read, a settlement that could not be stored). No secret, signature, header value or
 //!   payload in any field.
+//! - `metrics`: counters and histograms of requests, deduplication, queueing and workers, and
+//!   gauges of what a queue holds, through the `metrics` facade (any exporter); the `metrics`
+//!   module lists every name.
 //!
 //! The items each feature adds are marked with it in these docs.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -116,6 +119,7 @@ mod macros;
 mod config;
 mod event;
 mod expiring;
+mod meter;
 #[cfg(feature = "redis")]
 mod redis_connection;
 #[cfg(feature = "redis")]
@@ -129,6 +133,14 @@ mod extract;
 
 pub mod decode;
 pub mod dedupe;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+// Without the feature, the names are still what the (no-op) meter is called with.
+#[cfg(not(feature = "metrics"))]
+#[allow(unreachable_pub, dead_code)]
+#[path = "metrics/names.rs"]
+mod metrics;
 pub mod provider;
 #[cfg(feature = "queue")]
 #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]

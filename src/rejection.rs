@@ -94,6 +94,40 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A short, stable name of the reason, in `snake_case`, for metrics and logs:
+    /// `missing_signature`, `malformed_signature`, `repeated_signature`, `signature_mismatch`,
+    /// `out_of_tolerance`, `signature_refused` (a scheme's own reason), `too_large`,
+    /// `body_error`, `invalid_event`, `duplicate`, `in_flight`, `store_unavailable`,
+    /// `queue_unavailable`, `not_verified`. Never anything of the request.
+    ///
+    /// ```
+    /// use tower_webhook::{Rejection, SignatureError};
+    ///
+    /// assert_eq!(Rejection::from(SignatureError::Mismatch).label(), "signature_mismatch");
+    /// assert_eq!(Rejection::PayloadTooLarge { limit: 1 }.label(), "too_large");
+    /// ```
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Signature(err) => match err {
+                SignatureError::Missing { .. } => "missing_signature",
+                SignatureError::Malformed { .. } => "malformed_signature",
+                SignatureError::Repeated { .. } => "repeated_signature",
+                SignatureError::Mismatch => "signature_mismatch",
+                SignatureError::OutOfTolerance { .. } => "out_of_tolerance",
+                SignatureError::Other(_) => "signature_refused",
+            },
+            Self::PayloadTooLarge { .. } => "too_large",
+            Self::Body(_) => "body_error",
+            Self::Decode(_) => "invalid_event",
+            Self::Duplicate => "duplicate",
+            Self::InFlight => "in_flight",
+            Self::Store(_) => "store_unavailable",
+            #[cfg(feature = "queue")]
+            Self::Queue(_) => "queue_unavailable",
+            Self::NotVerified { .. } => "not_verified",
+        }
+    }
+
     /// The HTTP status the default response uses.
     pub fn status(&self) -> StatusCode {
         match self {

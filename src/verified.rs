@@ -109,6 +109,11 @@ impl<E> Verified<E> {
         }
     }
 
+    /// The provider's name, shared.
+    pub(crate) fn provider_name(&self) -> &Arc<str> {
+        &self.provider
+    }
+
     /// Sets the provider (scheme) name.
     #[must_use]
     pub fn with_provider(mut self, provider: impl Into<Arc<str>>) -> Self {

@@ -24,7 +24,7 @@ use tower_webhook::{
     provider::videonest,
     queue::{
         Backoff, Delivery, Enqueue, MemoryQueue, Message, MessageId, Pull, Pushed, Queue,
-        QueueError, QueueFuture, Worker,
+        QueueError, QueueFuture, QueueStats, Worker,
     },
 };
 
@@ -513,6 +513,10 @@ impl Queue for FlakyAck {
     fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
         self.queue.dead_letter(message, error)
     }
+
+    fn stats(&self) -> QueueFuture<QueueStats> {
+        self.queue.stats()
+    }
 }
 
 /// An acknowledgement that fails while the queue is briefly unreachable is tried again: the
@@ -846,4 +850,9 @@ async fn a_panic_in_call_is_retried_then_dead_lettered() {
         .collect();
     assert_eq!(dead, [(2, "the service panicked".to_owned())]);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn memory_queue_stats_follow_the_traffic() {
+    common::queue::stats_follow_the_traffic(&MemoryQueue::new(10)).await;
 }

@@ -1148,3 +1148,13 @@ async fn dead_consumers_are_removed_once_their_entries_are_claimed() {
     }
     redis.clean_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_queue_stats_follow_the_traffic() {
+    let Some(redis) = Redis::get("stats").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    common::queue::stats_follow_the_traffic(&queue).await;
+    redis.clean_up().await;
+}

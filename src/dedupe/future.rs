@@ -15,7 +15,7 @@ use super::{
     DedupeLayer,
     store::{Claim, Store, StoreError, Token},
 };
-use crate::{Rejection, RejectionResponse, rejection::respond};
+use crate::{Rejection, RejectionResponse, meter::Label, metrics as names, rejection::respond};
 
 /// The header on a duplicate's answer: `x-webhook-duplicate: true`.
 pub const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-webhook-duplicate");
@@ -83,6 +83,8 @@ struct Pending<S, B, R> {
     fail_open: bool,
     in_flight: Option<StatusCode>,
     rejection: R,
+    /// The provider, for `metrics`.
+    label: Label,
 }
 
 /// A claim of the layer's: its key and token. While armed, dropping it hands the claim back
@@ -138,7 +140,8 @@ where
         }
     }
 
-    pub(crate) fn unguarded(mut inner: S, request: Request<B>) -> Self {
+    pub(crate) fn unguarded(mut inner: S, request: Request<B>, label: &Label) -> Self {
+        label.count(names::DEDUPE, names::UNKEYED);
         Self {
             state: State::Calling {
                 future: inner.call(request),
@@ -152,6 +155,7 @@ where
         request: Request<B>,
         key: Arc<str>,
         layer: &DedupeLayer<E, St, R>,
+        label: Label,
     ) -> Self
     where
         R: Clone,
@@ -165,6 +169,7 @@ where
                     fail_open: layer.fail_open,
                     in_flight: layer.in_flight_status,
                     rejection: layer.rejection.clone(),
+                    label,
                 }),
                 guard: Some(Guard {
                     store: Arc::clone(&layer.store),
@@ -244,8 +249,19 @@ where
                         fail_open,
                         in_flight,
                         rejection,
+                        label,
                     } = pending.take().expect(POLLED_AFTER_COMPLETION);
                     let mut guard = guard.take().expect(POLLED_AFTER_COMPLETION);
+                    let outcome = match &claim {
+                        Ok(Claim::Acquired) => names::FIRST,
+                        Ok(Claim::Done) => names::DUPLICATE,
+                        Ok(_) => names::IN_FLIGHT,
+                        Err(err) if fail_open && !matches!(err, StoreError::UnknownFormat) => {
+                            names::FAIL_OPEN
+                        }
+                        Err(_) => names::STORE_UNAVAILABLE,
+                    };
+                    label.count(names::DEDUPE, outcome);
                     let guard = match claim {
                         Ok(Claim::Acquired) => Some(guard),
                         Err(err) => {

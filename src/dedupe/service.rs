@@ -8,7 +8,7 @@ use http::{HeaderValue, Request, Response, Version, header::CONNECTION};
 use tower::Service;
 
 use super::{DedupeKey, DedupeLayer, future::ResponseFuture, store::Store, store_key};
-use crate::{Rejection, RejectionResponse, Verified, rejection::respond};
+use crate::{Rejection, RejectionResponse, Verified, meter::Label, rejection::respond};
 
 /// Middleware that runs the inner service once per event; made by [`DedupeLayer`].
 ///
@@ -52,6 +52,7 @@ where
             }
             return ResponseFuture::answered(response);
         };
+        let label = Label::new(verified.provider_name());
         let key = (layer.key)(verified).map(|key| {
             let namespace = layer.namespace.as_deref().unwrap_or(verified.provider());
             Arc::<str>::from(store_key(namespace, &key))
@@ -67,8 +68,8 @@ where
         let inner = mem::replace(&mut self.inner, clone);
         match key {
             // Nothing to deduplicate by: the event is processed, as it would be without the layer.
-            None => ResponseFuture::unguarded(inner, request),
-            Some(key) => ResponseFuture::claiming(inner, request, key, layer),
+            None => ResponseFuture::unguarded(inner, request, &label),
+            Some(key) => ResponseFuture::claiming(inner, request, key, layer, label),
         }
     }
 }

@@ -21,6 +21,8 @@ use super::{Pushed, Queue, QueueError, QueueFuture, delivery::StoredRef};
 use crate::{
     DefaultRejectionResponse, Rejection, RejectionResponse, Verified, WebhookEvent,
     dedupe::{DEFAULT_RETENTION, DUPLICATE_HEADER, DedupeKey, store_key},
+    meter::Label,
+    metrics as names,
     rejection::respond,
 };
 
@@ -217,6 +219,7 @@ where
                 },
             };
         };
+        let label = Label::new(verified.provider_name());
         // What the delivery is stored once under, if anything, and the key it carries.
         let (once, key) = match request.extensions().get::<DedupeKey>() {
             // A `DedupeLayer` in front has claimed the key (its `DedupeKey` is on the request).
@@ -254,6 +257,7 @@ where
                     error = %err,
                     "a verified delivery does not serialise; answered 503"
                 );
+                label.count(names::ENQUEUED, names::QUEUE_UNAVAILABLE);
                 let rejection = Rejection::Queue(QueueError::unavailable(err));
                 return ResponseFuture {
                     state: State::Answered {
@@ -274,6 +278,7 @@ where
                 push,
                 status: self.status,
                 rejection: self.rejection.clone(),
+                label,
             },
         }
     }
@@ -316,6 +321,7 @@ enum State<R> {
         push: QueueFuture<Pushed>,
         status: StatusCode,
         rejection: R,
+        label: Label,
     },
     Answered {
         response: Option<Response<Full<Bytes>>>,
@@ -331,16 +337,22 @@ impl<R: RejectionResponse<Full<Bytes>>> Future for ResponseFuture<R> {
                 push,
                 status,
                 rejection,
+                label,
             } => Poll::Ready(Ok(match ready!(push.poll(cx)) {
                 Ok(Pushed::Duplicate) => {
+                    label.count(names::ENQUEUED, names::DUPLICATE);
                     let mut response = respond(&*rejection, Rejection::Duplicate);
                     response
                         .headers_mut()
                         .insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
                     response
                 }
-                Ok(Pushed::Claimed) => respond(&*rejection, Rejection::InFlight),
+                Ok(Pushed::Claimed) => {
+                    label.count(names::ENQUEUED, names::IN_FLIGHT);
+                    respond(&*rejection, Rejection::InFlight)
+                }
                 Ok(Pushed::Stored(_)) => {
+                    label.count(names::ENQUEUED, names::STORED);
                     let mut response = Response::new(Full::new(Bytes::from_static(b"queued\n")));
                     *response.status_mut() = *status;
                     response.headers_mut().insert(
@@ -350,6 +362,7 @@ impl<R: RejectionResponse<Full<Bytes>>> Future for ResponseFuture<R> {
                     response
                 }
                 Err(err) => {
+                    label.count(names::ENQUEUED, names::QUEUE_UNAVAILABLE);
                     queue_failed(&err);
                     respond(&*rejection, Rejection::Queue(err))
                 }

@@ -11,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture};
+use super::{Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture, QueueStats};
 use crate::expiring::{ExpiringMap, Lookup, SWEEP};
 
 /// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers at most unless set with
@@ -339,6 +339,18 @@ impl Queue for MemoryQueue {
             });
         }
         Box::pin(async { Ok(()) })
+    }
+
+    fn stats(&self) -> QueueFuture<QueueStats> {
+        let state = self.state();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let stats = QueueStats {
+            ready: count(state.ready.len()),
+            pending: count(state.in_flight.len()),
+            delayed: count(state.delayed.len()),
+            dead: count(state.dead.len()),
+        };
+        Box::pin(async move { Ok(stats) })
     }
 }
 

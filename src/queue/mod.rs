@@ -90,6 +90,9 @@ pub use self::redis::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_BLOCK, DEFAULT_MAX_LEN,
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM, RedisQueue,
 };
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub use self::worker::DEFAULT_STATS_INTERVAL;
 pub use self::{
     delivery::{Delivery, PAYLOAD_FORMAT, PayloadError},
     enqueue::{Enqueue, ResponseFuture},
@@ -187,6 +190,9 @@ pub trait Queue: Send + Sync + 'static {
 
     /// The message failed for the last time with `error`: it moves to the dead letters.
     fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()>;
+
+    /// How many messages the queue holds, by state: for metrics, dashboards and alerts.
+    fn stats(&self) -> QueueFuture<QueueStats>;
 }
 
 impl<Q: Queue + ?Sized> Queue for Arc<Q> {
@@ -212,6 +218,47 @@ impl<Q: Queue + ?Sized> Queue for Arc<Q> {
 
     fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
         (**self).dead_letter(message, error)
+    }
+
+    fn stats(&self) -> QueueFuture<QueueStats> {
+        (**self).stats()
+    }
+}
+
+/// How many messages a queue holds, by state, from [`Queue::stats`].
+///
+/// ```
+/// use tower_webhook::queue::{MemoryQueue, Queue, QueueStats};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue = MemoryQueue::new(10);
+/// queue.push("{}".into()).await?;
+/// let stats = queue.stats().await?;
+/// assert_eq!((stats.ready, stats.pending, stats.depth()), (1, 0, 1));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Stored and not yet handed to a worker.
+    pub ready: u64,
+    /// Handed to a worker and not yet settled: being processed, or left by a worker that died
+    /// until they are delivered again.
+    pub pending: u64,
+    /// Failed, waiting for their next attempt.
+    pub delayed: u64,
+    /// Dead letters: failed their last attempt.
+    pub dead: u64,
+}
+
+impl QueueStats {
+    /// The messages not processed yet: ready, pending and delayed (dead letters aside).
+    pub fn depth(&self) -> u64 {
+        self.ready
+            .saturating_add(self.pending)
+            .saturating_add(self.delayed)
     }
 }
 

@@ -14,7 +14,9 @@ use redis::{
 };
 use tokio::sync::Mutex;
 
-use super::{DeadLetter, Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture};
+use super::{
+    DeadLetter, Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture, QueueStats,
+};
 
 /// The stream a [`RedisQueue`] uses unless set with [`RedisQueue::stream`].
 pub const DEFAULT_STREAM: &str = "tower-webhook:queue";
@@ -200,6 +202,18 @@ redis.call('XDEL', stream, id)
 return 1
 ";
 
+/// How many messages each part of the queue holds. KEYS: the stream, the delayed set, the
+/// dead-letter stream; ARGV: the group. Entries stay in the stream until settled, so the ready
+/// ones are its length less the group's pending entries (none before the group exists).
+const STATS: &str = r"
+local stream, delayed, dead, group = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local len = redis.call('XLEN', stream)
+local pending = 0
+local summary = redis.pcall('XPENDING', stream, group)
+if type(summary) == 'table' and not summary.err and summary[1] then pending = summary[1] end
+return {math.max(len - pending, 0), pending, redis.call('ZCARD', delayed), redis.call('XLEN', dead)}
+";
+
 /// A [`Queue`] on a Redis stream with a consumer group, shared by every replica of a service
 /// and every worker: what one replica stores, any worker may take. Works with Redis 6.2 or
 /// later and with Valkey, on one server or primary (not Redis Cluster).
@@ -318,6 +332,7 @@ struct Scripts {
     ack: Script,
     retry: Script,
     dead_letter: Script,
+    stats: Script,
 }
 
 impl RedisQueue {
@@ -398,6 +413,7 @@ impl RedisQueue {
                 ack: Script::new(&format!("{HELD}{ACK}")),
                 retry: Script::new(&format!("{HELD}{RETRY}")),
                 dead_letter: Script::new(&format!("{HELD}{DEAD_LETTER}")),
+                stats: Script::new(STATS),
             }),
         }
     }
@@ -729,6 +745,29 @@ impl Queue for RedisQueue {
             &keys,
             vec![error.as_bytes().to_vec()],
         )
+    }
+
+    fn stats(&self) -> QueueFuture<QueueStats> {
+        let queue = self.clone();
+        Box::pin(async move {
+            let mut connection = queue.connection.clone();
+            let [ready, pending, delayed, dead]: [u64; 4] = queue
+                .scripts
+                .stats
+                .key(&queue.keys.stream)
+                .key(&queue.keys.delayed)
+                .key(&queue.keys.dead)
+                .arg(&*queue.group)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(QueueStats {
+                ready,
+                pending,
+                delayed,
+                dead,
+            })
+        })
     }
 }
 

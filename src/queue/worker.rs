@@ -18,7 +18,11 @@ use tokio::task::JoinSet;
 use tower::Service;
 
 use super::{Delivery, Message, Pull, Queue, QueueError};
-use crate::WebhookEvent;
+use crate::{
+    WebhookEvent,
+    meter::{Label, seconds_since},
+    metrics as names,
+};
 
 /// How long to wait before a failed delivery is tried again: `base · 2^(attempt − 1)`, at most
 /// `max`, less a random part of up to `jitter` of it, so that deliveries that failed together
@@ -132,6 +136,8 @@ pub struct Worker<E, Q, S> {
     backoff: Backoff,
     poll_wait: Duration,
     drain: Duration,
+    #[cfg(feature = "metrics")]
+    stats_interval: Duration,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -154,6 +160,8 @@ impl<E, Q, S> Worker<E, Q, S> {
             backoff: Backoff::default(),
             poll_wait: Duration::from_secs(1),
             drain: Duration::from_secs(30),
+            #[cfg(feature = "metrics")]
+            stats_interval: DEFAULT_STATS_INTERVAL,
             _event: PhantomData,
         }
     }
@@ -202,7 +210,24 @@ impl<E, Q, S> Worker<E, Q, S> {
         self.drain = drain;
         self
     }
+
+    /// How often [`run`](Self::run) asks the queue for its [`stats`](Queue::stats) and sets the
+    /// `webhook_queue_messages` gauges ([`crate::metrics`]): every
+    /// [`DEFAULT_STATS_INTERVAL`] unless set; `Duration::ZERO` never does.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    #[must_use]
+    pub fn stats_interval(mut self, interval: Duration) -> Self {
+        self.stats_interval = interval;
+        self
+    }
 }
+
+/// How often a [`Worker`] sets the queue's gauges unless [`Worker::stats_interval`] says
+/// otherwise: 10 s.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(10);
 
 impl<E, Q, S> Worker<E, Q, S>
 where
@@ -240,8 +265,23 @@ where
         tokio::pin!(shutdown);
         // Whether the last pull failed: said once when it starts failing, once when it stops.
         let mut unreachable = false;
+        #[cfg(feature = "metrics")]
+        let mut stats_due = Instant::now();
         loop {
             while tasks.try_join_next().is_some() {}
+            #[cfg(feature = "metrics")]
+            if !self.stats_interval.is_zero() && Instant::now() >= stats_due {
+                stats_due = Instant::now() + self.stats_interval;
+                tokio::select! {
+                    stats = self.queue.stats() => {
+                        // An unreachable queue is said by the pull below.
+                        if let Ok(stats) = stats {
+                            crate::meter::queue_stats(&stats);
+                        }
+                    }
+                    () = &mut shutdown => break,
+                }
+            }
             let free = self.concurrency.saturating_sub(tasks.len());
             if free == 0 {
                 tokio::select! {
@@ -334,6 +374,7 @@ impl<Q: Queue> Settings<Q> {
                  timeout)",
                 self.max_attempts
             );
+            Label::default().count(names::DELIVERIES, names::DEAD_LETTERED);
             self.settle(&message, pulled, &Outcome::DeadLetter(error))
                 .await;
             return;
@@ -349,11 +390,14 @@ impl<Q: Queue> Settings<Q> {
                     error = %error,
                     "a stored webhook delivery cannot be read; dead-lettering it"
                 );
+                Label::default().count(names::DELIVERIES, names::DEAD_LETTERED);
                 self.settle(&message, pulled, &Outcome::DeadLetter(error))
                     .await;
                 return;
             }
         };
+        let label = Label::new(delivery.verified().provider_name());
+        let received_at = delivery.verified().received_at();
         let span = DeliverySpan::new(&delivery);
         let outcome = span
             .instrument(async {
@@ -388,6 +432,15 @@ impl<Q: Queue> Settings<Q> {
                 }
             })
             .await;
+        label.record(names::DELIVERY_SECONDS, pulled.elapsed().as_secs_f64());
+        match &outcome {
+            Outcome::Ack => {
+                label.count(names::DELIVERIES, names::PROCESSED);
+                label.record(names::QUEUE_LAG_SECONDS, seconds_since(received_at));
+            }
+            Outcome::Retry(..) => label.count(names::DELIVERIES, names::RETRIED),
+            Outcome::DeadLetter(_) => label.count(names::DELIVERIES, names::DEAD_LETTERED),
+        }
         span.instrument(self.settle(&message, pulled, &outcome))
             .await;
     }

@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
+    meter::Started,
     rejection::{respond, respond_early},
     scheme::{Scheme, Signed},
 };
@@ -97,7 +98,7 @@ where
             Ok(Signed::Reserialized(form)) => (form, true),
             Err(err) => {
                 let rejection = err.into();
-                trace::refused(&shared.provider, &rejection);
+                trace::refused(&shared.provider, &shared.meter, &rejection);
                 return Err((self.shared, rejection));
             }
         };
@@ -112,10 +113,12 @@ where
             Ok(event) => event,
             Err(err) => {
                 let rejection = err.into();
+                shared.meter.refused(&rejection);
                 Trace::verified(
                     &shared.provider,
                     delivery.event_type.as_deref(),
                     delivery.id.as_deref(),
+                    Started::NONE,
                 )
                 .refused(&rejection);
                 return Err((self.shared, rejection));
@@ -128,6 +131,7 @@ where
                 .as_deref()
                 .or_else(|| shared.event_type.map(|read| read(&event))),
             delivery.id.as_deref(),
+            shared.meter.verified(self.received_at),
         );
         self.head.extensions.insert(Verified::from_layer(
             event,
@@ -218,7 +222,11 @@ where
                         Ok(bytes) => pending.admit(bytes),
                         Err(rejection) => {
                             // Refused part-way through the body (too large, or it failed).
-                            trace::refused(&pending.shared.provider, &rejection);
+                            trace::refused(
+                                &pending.shared.provider,
+                                &pending.shared.meter,
+                                &rejection,
+                            );
                             let response = respond_early(
                                 &pending.shared.rejection,
                                 rejection,

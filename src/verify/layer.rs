@@ -7,6 +7,7 @@ use super::service::Shared;
 use crate::{
     DefaultRejectionResponse, VerifyWebhook, WebhookEvent,
     decode::{Decode, Json, Nothing, Strict},
+    meter::Meter,
     scheme::Scheme,
 };
 
@@ -34,9 +35,11 @@ impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
     /// A layer that verifies with `scheme`, keeps bodies up to [`DEFAULT_MAX_BODY_SIZE`], and
     /// decodes nothing (the handler gets `Verified<()>` with the signed bytes).
     pub fn new(scheme: Sc) -> Self {
+        let provider: Arc<str> = Arc::from(scheme.name());
         Self {
             shared: Shared {
-                provider: Arc::from(scheme.name()),
+                meter: Meter::new(&provider),
+                provider,
                 scheme: Arc::new(scheme),
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
                 decode: Arc::new(Nothing),
@@ -148,6 +151,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
                 decode,
                 event_type,
                 rejection,
+                meter: shared.meter,
             },
         }
     }

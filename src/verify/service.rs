@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
-    decode::Decode, rejection::respond_early, scheme::Scheme,
+    decode::Decode, meter::Meter, rejection::respond_early, scheme::Scheme,
 };
 
 /// Middleware that verifies webhook signatures; made by [`VerifyWebhookLayer`].
@@ -42,6 +42,8 @@ pub(crate) struct Shared<Sc, E, R> {
     pub(crate) decode: Arc<dyn Decode<E>>,
     pub(crate) event_type: Option<super::layer::EventTypeFn<E>>,
     pub(crate) rejection: R,
+    /// What the layer reports to `metrics` (nothing without the feature).
+    pub(crate) meter: Meter,
 }
 
 impl<Sc, E, R: Clone> Clone for Shared<Sc, E, R> {
@@ -53,6 +55,7 @@ impl<Sc, E, R: Clone> Clone for Shared<Sc, E, R> {
             decode: Arc::clone(&self.decode),
             event_type: self.event_type,
             rejection: self.rejection.clone(),
+            meter: self.meter.clone(),
         }
     }
 }
@@ -114,7 +117,7 @@ where
         let signature = match early {
             Ok(signature) => signature,
             Err(rejection) => {
-                trace::refused(&shared.provider, &rejection);
+                trace::refused(&shared.provider, &shared.meter, &rejection);
                 return ResponseFuture::rejected(respond_early(
                     &shared.rejection,
                     rejection,

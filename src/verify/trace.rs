@@ -1,18 +1,24 @@
 //! What the layer tells `tracing` (feature `tracing`): one `webhook` span per verified request,
-//! and a debug event per refusal. Without the feature, the same calls compile to nothing.
+//! and a debug event per refusal; and, through [`Meter`], what it tells `metrics` (feature
+//! `metrics`). Without the features, the same calls compile to nothing.
 //!
 //! Fields hold metadata only: the provider, the event type and delivery id (as the scheme or
 //! the event reports them), the status and the outcome. Never a secret, a signature value, a
 //! header value or any of the body: a decoder's message, which may quote the body, is left out
 //! of the reason.
 
-use crate::Rejection;
+use crate::{
+    Rejection,
+    meter::{Meter, Started},
+};
 
-/// The span of one verified request, entered while the inner service runs.
+/// The span of one verified request, entered while the inner service runs, and when its
+/// handler started (for `metrics`).
 #[derive(Debug)]
 pub(crate) struct Trace {
     #[cfg(feature = "tracing")]
     span: tracing::Span,
+    started: Started,
 }
 
 impl Trace {
@@ -22,8 +28,10 @@ impl Trace {
         provider: &str,
         event_type: Option<&str>,
         delivery_id: Option<&str>,
+        started: Started,
     ) -> Self {
         Self {
+            started,
             #[cfg(feature = "tracing")]
             span: tracing::info_span!(
                 "webhook",
@@ -46,6 +54,7 @@ impl Trace {
     /// The inner service answered with `status`.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn handled(&self, status: http::StatusCode) {
+        self.started.handled();
         // A span no subscriber wants records nothing: skip looking its fields up by name.
         #[cfg(feature = "tracing")]
         if !self.span.is_disabled() {
@@ -56,6 +65,7 @@ impl Trace {
 
     /// The inner service failed (its error goes to the server).
     pub(crate) fn failed(&self) {
+        self.started.handled();
         #[cfg(feature = "tracing")]
         if !self.span.is_disabled() {
             self.span.record("outcome", "error");
@@ -77,9 +87,10 @@ impl Trace {
     }
 }
 
-/// A request refused before its signature was verified: a debug event, no span.
+/// A request refused before its signature was verified: a debug event, no span, and a count.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn refused(provider: &str, rejection: &Rejection) {
+pub(crate) fn refused(provider: &str, meter: &Meter, rejection: &Rejection) {
+    meter.refused(rejection);
     #[cfg(feature = "tracing")]
     tracing::debug!(
         provider,

@@ -1,0 +1,210 @@
+//! What the crate tells the `metrics` facade (feature `metrics`). Without the feature every
+//! call here compiles to nothing and [`Label`] holds nothing.
+//!
+//! The public side (the names, their table) is [`crate::metrics`]. The hot path, a verified
+//! request, uses keys built once per layer ([`Meter`]): a no-op recorder then costs a
+//! thread-local read per metric, and a real one a lookup by a precomputed hash.
+
+#[cfg(feature = "metrics")]
+use std::sync::Arc;
+use std::time::SystemTime;
+
+#[cfg(feature = "metrics")]
+use metrics::{Key, Label as MetricLabel, Level, Metadata};
+
+use crate::Rejection;
+#[cfg(feature = "metrics")]
+use crate::metrics as names;
+
+#[cfg(feature = "metrics")]
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// A provider's name as a metric label: an `Arc<str>` with the feature, nothing without it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Label {
+    #[cfg(feature = "metrics")]
+    provider: Option<Arc<str>>,
+}
+
+impl Label {
+    /// The label of `provider`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(provider: &std::sync::Arc<str>) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            provider: Some(Arc::clone(provider)),
+        }
+    }
+
+    #[cfg(feature = "metrics")]
+    fn labels(&self, outcome: &'static str) -> Vec<MetricLabel> {
+        vec![
+            MetricLabel::new(names::PROVIDER, self.value()),
+            MetricLabel::from_static_parts(names::OUTCOME, outcome),
+        ]
+    }
+
+    #[cfg(feature = "metrics")]
+    fn value(&self) -> metrics::SharedString {
+        match &self.provider {
+            Some(provider) => metrics::SharedString::from(Arc::clone(provider)),
+            None => metrics::SharedString::const_str(names::UNKNOWN_PROVIDER),
+        }
+    }
+
+    /// Counts one `outcome` of `counter`.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn count(&self, counter: &'static str, outcome: &'static str) {
+        #[cfg(feature = "metrics")]
+        metrics::with_recorder(|recorder| {
+            let key = Key::from_parts(counter, self.labels(outcome));
+            recorder.register_counter(&key, &METADATA).increment(1);
+        });
+    }
+
+    /// Records `seconds` in `histogram`.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn record(&self, histogram: &'static str, seconds: f64) {
+        #[cfg(feature = "metrics")]
+        metrics::with_recorder(|recorder| {
+            let key = Key::from_parts(
+                histogram,
+                vec![MetricLabel::new(names::PROVIDER, self.value())],
+            );
+            recorder.register_histogram(&key, &METADATA).record(seconds);
+        });
+    }
+}
+
+/// The keys of a verifying layer's hot path, built once per layer.
+#[derive(Clone, Debug)]
+pub(crate) struct Meter {
+    #[cfg(feature = "metrics")]
+    keys: Arc<Keys>,
+}
+
+#[cfg(feature = "metrics")]
+#[derive(Debug)]
+struct Keys {
+    label: Label,
+    verified: Key,
+    verify_seconds: Key,
+    handler_seconds: Key,
+}
+
+impl Meter {
+    /// The keys of a layer verifying `provider`'s requests.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(provider: &std::sync::Arc<str>) -> Self {
+        Self {
+            #[cfg(feature = "metrics")]
+            keys: {
+                let label = Label::new(provider);
+                let provider_only = || vec![MetricLabel::new(names::PROVIDER, label.value())];
+                Arc::new(Keys {
+                    verified: Key::from_parts(names::REQUESTS, label.labels(names::VERIFIED)),
+                    verify_seconds: Key::from_parts(names::VERIFY_SECONDS, provider_only()),
+                    handler_seconds: Key::from_parts(names::HANDLER_SECONDS, provider_only()),
+                    label,
+                })
+            },
+        }
+    }
+
+    /// A request was verified (and decoded) `received_at` plus the returned time: counts it
+    /// and records how long that took. The time returned starts the handler's.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn verified(&self, received_at: SystemTime) -> Started {
+        #[cfg(feature = "metrics")]
+        {
+            let now = SystemTime::now();
+            let seconds = now
+                .duration_since(received_at)
+                .map_or(0.0, |took| took.as_secs_f64());
+            metrics::with_recorder(|recorder| {
+                recorder
+                    .register_counter(&self.keys.verified, &METADATA)
+                    .increment(1);
+                recorder
+                    .register_histogram(&self.keys.verify_seconds, &METADATA)
+                    .record(seconds);
+            });
+            Started {
+                at: now,
+                keys: Some(Arc::clone(&self.keys)),
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        Started::NONE
+    }
+
+    /// A request was refused, before or after its signature was verified.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn refused(&self, rejection: &Rejection) {
+        #[cfg(feature = "metrics")]
+        metrics::with_recorder(|recorder| {
+            let mut labels = self.keys.label.labels(names::REFUSED);
+            labels.push(MetricLabel::from_static_parts(
+                names::REASON,
+                rejection.label(),
+            ));
+            let key = Key::from_parts(names::REQUESTS, labels);
+            recorder.register_counter(&key, &METADATA).increment(1);
+        });
+    }
+}
+
+/// When a verified request's handler started.
+#[derive(Debug)]
+pub(crate) struct Started {
+    #[cfg(feature = "metrics")]
+    at: SystemTime,
+    #[cfg(feature = "metrics")]
+    keys: Option<Arc<Keys>>,
+}
+
+impl Started {
+    /// No handler to time (the request was refused after all).
+    pub(crate) const NONE: Self = Self {
+        #[cfg(feature = "metrics")]
+        at: SystemTime::UNIX_EPOCH,
+        #[cfg(feature = "metrics")]
+        keys: None,
+    };
+
+    /// The handler answered (or failed): records how long it took.
+    pub(crate) fn handled(&self) {
+        #[cfg(feature = "metrics")]
+        if let Some(keys) = &self.keys {
+            let seconds = self.at.elapsed().map_or(0.0, |took| took.as_secs_f64());
+            metrics::with_recorder(|recorder| {
+                recorder
+                    .register_histogram(&keys.handler_seconds, &METADATA)
+                    .record(seconds);
+            });
+        }
+    }
+}
+
+/// Sets the gauges of what a queue holds.
+#[cfg(all(feature = "metrics", feature = "queue"))]
+pub(crate) fn queue_stats(stats: &crate::queue::QueueStats) {
+    for (state, count) in [
+        ("ready", stats.ready),
+        ("pending", stats.pending),
+        ("delayed", stats.delayed),
+        ("dead", stats.dead),
+    ] {
+        // Gauges hold f64: exact up to 2^53 messages.
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!(names::QUEUE_MESSAGES, names::STATE => state).set(count as f64);
+    }
+}
+
+/// Seconds from `earlier` to now (0 when the clock went back).
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
+pub(crate) fn seconds_since(earlier: SystemTime) -> f64 {
+    earlier.elapsed().map_or(0.0, |took| took.as_secs_f64())
+}

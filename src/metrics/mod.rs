@@ -1,0 +1,60 @@
+//! Metrics (feature `metrics`): what the layers and the workers report to the [`metrics`] facade
+//! crate, so that any exporter (Prometheus, StatsD, OpenTelemetry, …) publishes them. Install a
+//! recorder before the first request; without one, every report is a no-op.
+//!
+//! ```
+//! use axum::{Router, body::Body, routing::post};
+//! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+//! use tower::ServiceExt;
+//! use tower_webhook::{metrics as names, provider::videonest};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let recorder = DebuggingRecorder::new();
+//! let snapshotter = recorder.snapshotter();
+//! let _local = metrics::set_default_local_recorder(&recorder);
+//!
+//! let app = Router::new().route(
+//!     "/webhooks/videonest",
+//!     post(|| async { "ok" }).route_layer(videonest::layer(["s3cret"])?),
+//! );
+//! let mut request = videonest::signed_request("s3cret", r#"{"event":"video.processed"}"#)?
+//!     .map(Body::new);
+//! *request.uri_mut() = "/webhooks/videonest".parse()?;
+//! app.oneshot(request).await?;
+//!
+//! let verified = snapshotter.snapshot().into_vec().into_iter().find(|(key, ..)| {
+//!     let key = key.key();
+//!     key.name() == names::REQUESTS
+//!         && key.labels().any(|label| label.value() == names::VERIFIED)
+//! });
+//! assert!(matches!(verified, Some((_, _, _, DebugValue::Counter(1)))));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Names
+//!
+//! Labels hold low-cardinality values only: the provider (the scheme's name, such as
+//! `videonest` or `github`), an outcome, a reason. Never an event id, a delivery id or a key.
+//! Counters are named without a `_total` suffix; Prometheus exporters add it
+//! (`webhook_requests_total`).
+//!
+//! | name | kind | labels | what |
+//! | --- | --- | --- | --- |
+//! | `webhook_requests` | counter | `provider`, `outcome` = `verified` | requests whose signature held and whose body decoded ([`VerifyWebhookLayer`](crate::VerifyWebhookLayer)) |
+//! | `webhook_requests` | counter | `provider`, `outcome` = `refused`, `reason` | requests the verifying layer refused, by [`Rejection::label`](crate::Rejection::label): `missing_signature`, `malformed_signature`, `repeated_signature`, `signature_mismatch`, `out_of_tolerance`, `signature_refused`, `too_large`, `body_error`, `invalid_event` |
+//! | `webhook_verify_duration_seconds` | histogram | `provider` | from a request reaching the verifying layer to its verdict, for verified requests: reading the body, checking the signature, decoding the event |
+//! | `webhook_handler_duration_seconds` | histogram | `provider` | how long the service behind the verifying layer took to answer a verified request (deduplication, queueing and the handler) |
+//! | `webhook_dedupe` | counter | `provider`, `outcome` | what [`DedupeLayer`](crate::dedupe::DedupeLayer) did with a verified request: `first` (claimed, handed on), `duplicate` (200, not handled), `in_flight` (409), `store_unavailable` (503), `fail_open` (store unavailable, handled anyway), `unkeyed` (no key: handled as without the layer) |
+//! | `webhook_enqueued` | counter | `provider`, `outcome` | what `queue::Enqueue` did: `stored`, `duplicate` (200, stored before), `in_flight` (409), `queue_unavailable` (503, nothing acknowledged) |
+//! | `webhook_deliveries` | counter | `provider`, `outcome` | what a `queue::Worker` did with each attempt: `processed` (acknowledged), `retried` (failed, tried again later), `dead_lettered` (failed its last attempt, or could not be read: provider `unknown`) |
+//! | `webhook_delivery_duration_seconds` | histogram | `provider` | how long a worker's service took on one attempt |
+//! | `webhook_queue_lag_seconds` | histogram | `provider` | for each processed delivery, from its request reaching the verifying layer to the worker's acknowledgement |
+//! | `webhook_queue_messages` | gauge | `state` = `ready`, `pending`, `delayed`, `dead` | what the queue holds ([`Queue::stats`](crate::queue::Queue::stats)), set by each running `queue::Worker` every [`Worker::stats_interval`](crate::queue::Worker::stats_interval) |
+//!
+//! Durations are in seconds.
+
+mod names;
+
+pub use self::names::*;
