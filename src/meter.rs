@@ -91,7 +91,6 @@ struct Keys {
     label: Label,
     verified: Key,
     verify_seconds: Key,
-    handler_seconds: Key,
 }
 
 impl Meter {
@@ -102,27 +101,25 @@ impl Meter {
             #[cfg(feature = "metrics")]
             keys: {
                 let label = Label::new(provider);
-                let provider_only = || vec![MetricLabel::new(names::PROVIDER, label.value())];
                 Arc::new(Keys {
                     verified: Key::from_parts(names::REQUESTS, label.labels(names::VERIFIED)),
-                    verify_seconds: Key::from_parts(names::VERIFY_SECONDS, provider_only()),
-                    handler_seconds: Key::from_parts(names::HANDLER_SECONDS, provider_only()),
+                    verify_seconds: Key::from_parts(
+                        names::VERIFY_SECONDS,
+                        vec![MetricLabel::new(names::PROVIDER, label.value())],
+                    ),
                     label,
                 })
             },
         }
     }
 
-    /// A request was verified (and decoded) `received_at` plus the returned time: counts it
-    /// and records how long that took. The time returned starts the handler's.
+    /// A request received at `received_at` was verified and decoded just now: counts it and
+    /// records how long that took (one clock read).
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn verified(&self, received_at: SystemTime) -> Started {
+    pub(crate) fn verified(&self, received_at: SystemTime) {
         #[cfg(feature = "metrics")]
         {
-            let now = SystemTime::now();
-            let seconds = now
-                .duration_since(received_at)
-                .map_or(0.0, |took| took.as_secs_f64());
+            let seconds = seconds_since(received_at);
             metrics::with_recorder(|recorder| {
                 recorder
                     .register_counter(&self.keys.verified, &METADATA)
@@ -131,13 +128,7 @@ impl Meter {
                     .register_histogram(&self.keys.verify_seconds, &METADATA)
                     .record(seconds);
             });
-            Started {
-                at: now,
-                keys: Some(Arc::clone(&self.keys)),
-            }
         }
-        #[cfg(not(feature = "metrics"))]
-        Started::NONE
     }
 
     /// A request was refused, before or after its signature was verified.
@@ -153,38 +144,6 @@ impl Meter {
             let key = Key::from_parts(names::REQUESTS, labels);
             recorder.register_counter(&key, &METADATA).increment(1);
         });
-    }
-}
-
-/// When a verified request's handler started.
-#[derive(Debug)]
-pub(crate) struct Started {
-    #[cfg(feature = "metrics")]
-    at: SystemTime,
-    #[cfg(feature = "metrics")]
-    keys: Option<Arc<Keys>>,
-}
-
-impl Started {
-    /// No handler to time (the request was refused after all).
-    pub(crate) const NONE: Self = Self {
-        #[cfg(feature = "metrics")]
-        at: SystemTime::UNIX_EPOCH,
-        #[cfg(feature = "metrics")]
-        keys: None,
-    };
-
-    /// The handler answered (or failed): records how long it took.
-    pub(crate) fn handled(&self) {
-        #[cfg(feature = "metrics")]
-        if let Some(keys) = &self.keys {
-            let seconds = self.at.elapsed().map_or(0.0, |took| took.as_secs_f64());
-            metrics::with_recorder(|recorder| {
-                recorder
-                    .register_histogram(&keys.handler_seconds, &METADATA)
-                    .record(seconds);
-            });
-        }
     }
 }
 
@@ -204,7 +163,7 @@ pub(crate) fn queue_stats(stats: &crate::queue::QueueStats) {
 }
 
 /// Seconds from `earlier` to now (0 when the clock went back).
-#[cfg_attr(not(feature = "queue"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "queue", feature = "metrics")), allow(dead_code))]
 pub(crate) fn seconds_since(earlier: SystemTime) -> f64 {
     earlier.elapsed().map_or(0.0, |took| took.as_secs_f64())
 }

@@ -45,11 +45,10 @@
 //! | `webhook_requests` | counter | `provider`, `outcome` = `verified` | requests whose signature held and whose body decoded ([`VerifyWebhookLayer`](crate::VerifyWebhookLayer)) |
 //! | `webhook_requests` | counter | `provider`, `outcome` = `refused`, `reason` | requests the verifying layer refused, by [`Rejection::label`](crate::Rejection::label): `missing_signature`, `malformed_signature`, `repeated_signature`, `signature_mismatch`, `out_of_tolerance`, `signature_refused`, `too_large`, `body_error`, `invalid_event` |
 //! | `webhook_verify_duration_seconds` | histogram | `provider` | from a request reaching the verifying layer to its verdict, for verified requests: reading the body, checking the signature, decoding the event |
-//! | `webhook_handler_duration_seconds` | histogram | `provider` | how long the service behind the verifying layer took to answer a verified request (deduplication, queueing and the handler) |
 //! | `webhook_dedupe` | counter | `provider`, `outcome` | what [`DedupeLayer`](crate::dedupe::DedupeLayer) did with a verified request: `first` (claimed, handed on), `duplicate` (200, not handled), `in_flight` (409), `store_unavailable` (503), `fail_open` (store unavailable, handled anyway), `unkeyed` (no key: handled as without the layer) |
 //! | `webhook_enqueued` | counter | `provider`, `outcome` | what `queue::Enqueue` did: `stored`, `duplicate` (200, stored before), `in_flight` (409), `queue_unavailable` (503, nothing acknowledged) |
 //! | `webhook_deliveries` | counter | `provider`, `outcome` | what a `queue::Worker` did with each attempt: `processed` (acknowledged), `retried` (failed, tried again later), `dead_lettered` (failed its last attempt, or could not be read: provider `unknown`) |
-//! | `webhook_delivery_duration_seconds` | histogram | `provider` | how long a worker's service took on one attempt |
+//! | `webhook_handler_duration_seconds` | histogram | `provider` | how long a worker's service took on one attempt (the handler of a delivery taken from the queue) |
 //! | `webhook_queue_lag_seconds` | histogram | `provider` | for each processed delivery, from its request reaching the verifying layer to the worker's acknowledgement |
 //! | `webhook_queue_messages` | gauge | `state` = `ready`, `pending`, `delayed`, `dead` | what the queue holds ([`Queue::stats`](crate::queue::Queue::stats)), set by each running `queue::Worker` every [`Worker::stats_interval`](crate::queue::Worker::stats_interval) |
 //!

@@ -5,7 +5,7 @@ pub const REQUESTS: &str = "webhook_requests";
 /// The histogram of the time from a request reaching the verifying layer to its verdict:
 /// `webhook_verify_duration_seconds`.
 pub const VERIFY_SECONDS: &str = "webhook_verify_duration_seconds";
-/// The histogram of the time the service behind the verifying layer took:
+/// The histogram of the time a worker's service took on one attempt:
 /// `webhook_handler_duration_seconds`.
 pub const HANDLER_SECONDS: &str = "webhook_handler_duration_seconds";
 /// The counter of deduplication outcomes: `webhook_dedupe`.
@@ -14,8 +14,6 @@ pub const DEDUPE: &str = "webhook_dedupe";
 pub const ENQUEUED: &str = "webhook_enqueued";
 /// The counter of worker attempts by outcome: `webhook_deliveries`.
 pub const DELIVERIES: &str = "webhook_deliveries";
-/// The histogram of a worker's service time per attempt: `webhook_delivery_duration_seconds`.
-pub const DELIVERY_SECONDS: &str = "webhook_delivery_duration_seconds";
 /// The histogram of the time from receipt to a worker's acknowledgement:
 /// `webhook_queue_lag_seconds`.
 pub const QUEUE_LAG_SECONDS: &str = "webhook_queue_lag_seconds";

@@ -432,7 +432,7 @@ impl<Q: Queue> Settings<Q> {
                 }
             })
             .await;
-        label.record(names::DELIVERY_SECONDS, pulled.elapsed().as_secs_f64());
+        label.record(names::HANDLER_SECONDS, pulled.elapsed().as_secs_f64());
         match &outcome {
             Outcome::Ack => {
                 label.count(names::DELIVERIES, names::PROCESSED);

@@ -25,7 +25,6 @@ use super::{
 };
 use crate::{
     BoxError, Rejection, RejectionResponse, Verified,
-    meter::Started,
     rejection::{respond, respond_early},
     scheme::{Scheme, Signed},
 };
@@ -118,7 +117,6 @@ where
                     &shared.provider,
                     delivery.event_type.as_deref(),
                     delivery.id.as_deref(),
-                    Started::NONE,
                 )
                 .refused(&rejection);
                 return Err((self.shared, rejection));
@@ -131,8 +129,8 @@ where
                 .as_deref()
                 .or_else(|| shared.event_type.map(|read| read(&event))),
             delivery.id.as_deref(),
-            shared.meter.verified(self.received_at),
         );
+        shared.meter.verified(self.received_at);
         self.head.extensions.insert(Verified::from_layer(
             event,
             body.clone(),

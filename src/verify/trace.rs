@@ -7,18 +7,13 @@
 //! header value or any of the body: a decoder's message, which may quote the body, is left out
 //! of the reason.
 
-use crate::{
-    Rejection,
-    meter::{Meter, Started},
-};
+use crate::{Rejection, meter::Meter};
 
-/// The span of one verified request, entered while the inner service runs, and when its
-/// handler started (for `metrics`).
+/// The span of one verified request, entered while the inner service runs.
 #[derive(Debug)]
 pub(crate) struct Trace {
     #[cfg(feature = "tracing")]
     span: tracing::Span,
-    started: Started,
 }
 
 impl Trace {
@@ -28,10 +23,8 @@ impl Trace {
         provider: &str,
         event_type: Option<&str>,
         delivery_id: Option<&str>,
-        started: Started,
     ) -> Self {
         Self {
-            started,
             #[cfg(feature = "tracing")]
             span: tracing::info_span!(
                 "webhook",
@@ -54,7 +47,6 @@ impl Trace {
     /// The inner service answered with `status`.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
     pub(crate) fn handled(&self, status: http::StatusCode) {
-        self.started.handled();
         // A span no subscriber wants records nothing: skip looking its fields up by name.
         #[cfg(feature = "tracing")]
         if !self.span.is_disabled() {
@@ -65,7 +57,6 @@ impl Trace {
 
     /// The inner service failed (its error goes to the server).
     pub(crate) fn failed(&self) {
-        self.started.handled();
         #[cfg(feature = "tracing")]
         if !self.span.is_disabled() {
             self.span.record("outcome", "error");
