@@ -23,8 +23,8 @@ use tower_webhook::{
     dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore, store_key},
     provider::videonest,
     queue::{
-        Backoff, Delivery, Enqueue, MemoryQueue, Message, MessageId, Pull, Pushed, Queue,
-        QueueError, QueueFuture, QueueStats, Worker,
+        Backoff, DeadLetterPage, Delivery, Enqueue, MemoryQueue, Message, MessageId, Page, Pull,
+        Pushed, Queue, QueueError, QueueFuture, QueueStats, Select, Worker,
     },
 };
 
@@ -517,6 +517,18 @@ impl Queue for FlakyAck {
     fn stats(&self) -> QueueFuture<QueueStats> {
         self.queue.stats()
     }
+
+    fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
+        self.queue.list_dead_letters(page)
+    }
+
+    fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        self.queue.replay_dead_letters(which)
+    }
+
+    fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        self.queue.purge_dead_letters(which)
+    }
 }
 
 /// An acknowledgement that fails while the queue is briefly unreachable is tried again: the
@@ -724,6 +736,7 @@ fn message(payload: &str) -> Message {
         id: MessageId("1".into()),
         payload: Bytes::from(payload.to_owned()),
         attempt: 1,
+        replays: 0,
     }
 }
 
@@ -855,4 +868,21 @@ async fn a_panic_in_call_is_retried_then_dead_lettered() {
 #[tokio::test]
 async fn memory_queue_stats_follow_the_traffic() {
     common::queue::stats_follow_the_traffic(&MemoryQueue::new(10)).await;
+}
+
+#[tokio::test]
+async fn memory_dead_letters_are_listed_replayed_and_purged() {
+    let queue = MemoryQueue::new(2_000);
+    common::queue::dead_letters_are_listed_replayed_and_purged(&queue).await;
+}
+
+#[tokio::test]
+async fn memory_concurrent_replays_enqueue_a_dead_letter_once() {
+    common::queue::concurrent_replays_enqueue_a_dead_letter_once(&MemoryQueue::new(10)).await;
+}
+
+#[tokio::test]
+async fn memory_a_replay_bypasses_the_dedupe_record_and_is_processed_once() {
+    common::queue::a_replay_bypasses_the_dedupe_record_and_is_processed_once(MemoryQueue::new(10))
+        .await;
 }

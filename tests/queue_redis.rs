@@ -1045,7 +1045,9 @@ async fn what_0_1_kept_in_redis_is_still_read() {
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].error, text(&dead["error"]));
     assert_eq!(letters[0].attempts, 5);
-    assert_eq!(letters[0].id.0, text(&dead["id"]));
+    assert_eq!(letters[0].message_id.0, text(&dead["id"]));
+    assert_eq!(letters[0].first_failed_at, None, "0.1 did not record it");
+    assert_eq!(letters[0].replays, 0);
 
     let seen = Seen::default();
     let worker = Running::start(Worker::new(queue.clone(), recorder(&seen)));
@@ -1156,5 +1158,35 @@ async fn redis_queue_stats_follow_the_traffic() {
     };
     let queue = redis.queue().await;
     common::queue::stats_follow_the_traffic(&queue).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_dead_letters_are_listed_replayed_and_purged() {
+    let Some(redis) = Redis::get("dead-letters").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    common::queue::dead_letters_are_listed_replayed_and_purged(&queue).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_concurrent_replays_enqueue_a_dead_letter_once() {
+    let Some(redis) = Redis::get("replays").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    common::queue::concurrent_replays_enqueue_a_dead_letter_once(&queue).await;
+    redis.clean_up().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_replay_bypasses_the_dedupe_record_and_is_processed_once() {
+    let Some(redis) = Redis::get("replay-dedupe").await else {
+        return;
+    };
+    let queue = redis.queue().await;
+    common::queue::a_replay_bypasses_the_dedupe_record_and_is_processed_once(queue).await;
     redis.clean_up().await;
 }

@@ -61,6 +61,9 @@ pub const QUEUE_UNAVAILABLE: &str = "queue_unavailable";
 pub const PROCESSED: &str = "processed";
 /// `outcome` of [`DELIVERIES`]: failed, to be tried again after a backoff.
 pub const RETRIED: &str = "retried";
+/// `outcome` of [`DELIVERIES`]: a delivery replayed from the dead letters, taken for its first
+/// attempt since (counted besides that attempt's own outcome).
+pub const REPLAYED: &str = "replayed";
 /// `outcome` of [`DELIVERIES`]: failed for the last time (or unreadable): moved to the dead
 /// letters.
 pub const DEAD_LETTERED: &str = "dead_lettered";

@@ -15,6 +15,7 @@ pub struct Delivery<E> {
     key: Option<String>,
     id: MessageId,
     attempt: u32,
+    replays: u32,
 }
 
 /// The format of the payloads this version stores, in their `v` field. Version 0.1 stored
@@ -144,6 +145,7 @@ impl<E: DeserializeOwned> Delivery<E> {
             key: stored.key,
             id: message.id.clone(),
             attempt: message.attempt,
+            replays: message.replays,
         })
     }
 }
@@ -167,6 +169,7 @@ impl<E> Delivery<E> {
             key: None,
             id: MessageId(String::new()),
             attempt,
+            replays: 0,
         }
     }
 
@@ -201,6 +204,13 @@ impl<E> Delivery<E> {
     /// idempotent, or check the attempt.
     pub fn attempt(&self) -> u32 {
         self.attempt
+    }
+
+    /// How many times it was replayed from the dead letters
+    /// ([`Queue::replay_dead_letters`](super::Queue::replay_dead_letters)): 0 unless an
+    /// operator sent it back. [`attempt`](Self::attempt) starts again at 1 after a replay.
+    pub fn replays(&self) -> u32 {
+        self.replays
     }
 }
 

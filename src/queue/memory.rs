@@ -5,13 +5,16 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::{Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture, QueueStats};
+use super::{
+    DeadLetter, DeadLetterPage, Message, MessageId, Page, Pull, Pushed, Queue, QueueError,
+    QueueFuture, QueueStats, Select,
+};
 use crate::expiring::{ExpiringMap, Lookup, SWEEP};
 
 /// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers at most unless set with
@@ -56,6 +59,8 @@ struct State {
     delayed: Vec<(Instant, Stored)>,
     in_flight: HashMap<u64, (Instant, Stored)>,
     dead: VecDeque<DeadLetter>,
+    /// The last dead letter's own id.
+    last_dead_id: u64,
     /// The keys of [`Queue::push_once`], each until its retention ends.
     keys: ExpiringMap<()>,
 }
@@ -83,19 +88,10 @@ struct Stored {
     payload: Bytes,
     /// How many times it has been handed out.
     attempts: u32,
-}
-
-/// A message that used all its attempts, with the last error.
-#[derive(Debug, Clone)]
-pub struct DeadLetter {
-    /// Its id in the queue.
-    pub id: MessageId,
-    /// What was stored.
-    pub payload: Bytes,
-    /// How many times it was handed out.
-    pub attempts: u32,
-    /// The last error.
-    pub error: String,
+    /// How many times it was replayed from the dead letters.
+    replays: u32,
+    /// When its first attempt failed.
+    first_failed: Option<SystemTime>,
 }
 
 impl MemoryQueue {
@@ -217,6 +213,8 @@ impl MemoryQueue {
             id,
             payload,
             attempts: 0,
+            replays: 0,
+            first_failed: None,
         });
         self.inner.arrived.notify_one();
         Ok(MessageId(id.to_string()))
@@ -260,6 +258,7 @@ impl MemoryQueue {
                 id: MessageId(stored.id.to_string()),
                 payload: stored.payload.clone(),
                 attempt: stored.attempts,
+                replays: stored.replays,
             });
             in_flight.insert(stored.id, (later(now, visibility), stored));
         }
@@ -319,7 +318,8 @@ impl Queue for MemoryQueue {
     }
 
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
-        if let Some((mut state, stored)) = self.settle(message) {
+        if let Some((mut state, mut stored)) = self.settle(message) {
+            stored.first_failed.get_or_insert_with(SystemTime::now);
             state.delayed.push((later(Instant::now(), delay), stored));
         }
         Box::pin(async { Ok(()) })
@@ -331,12 +331,19 @@ impl Queue for MemoryQueue {
             if state.dead.len() >= self.inner.capacity {
                 state.dead.pop_front();
             }
-            state.dead.push_back(DeadLetter {
-                id: message.id.clone(),
+            state.last_dead_id += 1;
+            let now = SystemTime::now();
+            let dead = DeadLetter {
+                id: MessageId(format!("{DEAD_ID_PREFIX}{}", state.last_dead_id)),
+                message_id: message.id.clone(),
                 payload: stored.payload,
                 attempts: stored.attempts,
                 error: error.to_owned(),
-            });
+                first_failed_at: Some(stored.first_failed.unwrap_or(now)),
+                failed_at: Some(now),
+                replays: stored.replays,
+            };
+            state.dead.push_back(dead);
         }
         Box::pin(async { Ok(()) })
     }
@@ -352,6 +359,73 @@ impl Queue for MemoryQueue {
         };
         Box::pin(async move { Ok(stats) })
     }
+
+    fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
+        let state = self.state();
+        let after = page.after.as_ref().map_or(Some(0), dead_number);
+        let listed = match after {
+            // Not an id of this queue's: nothing comes after it.
+            None => DeadLetterPage::new(Vec::new(), false),
+            Some(after) => {
+                let mut letters = state
+                    .dead
+                    .iter()
+                    .filter(|dead| dead_number(&dead.id).is_some_and(|n| n > after));
+                let page_of: Vec<DeadLetter> = letters.by_ref().take(page.limit).cloned().collect();
+                let more = letters.next().is_some();
+                DeadLetterPage::new(page_of, more)
+            }
+        };
+        Box::pin(async move { Ok(listed) })
+    }
+
+    fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        let mut state = self.state();
+        let mut replayed = 0;
+        let mut full = None;
+        let mut kept = VecDeque::with_capacity(state.dead.len());
+        let dead = std::mem::take(&mut state.dead);
+        for letter in dead {
+            if full.is_some() || !which.selects(&letter.id) {
+                kept.push_back(letter);
+                continue;
+            }
+            if let Err(err) = self.check_room(&state) {
+                full = Some(err);
+                kept.push_back(letter);
+                continue;
+            }
+            state.next_id += 1;
+            let id = state.next_id;
+            state.ready.push_back(Stored {
+                id,
+                payload: letter.payload,
+                attempts: 0,
+                replays: letter.replays.saturating_add(1),
+                first_failed: None,
+            });
+            self.inner.arrived.notify_one();
+            replayed += 1;
+        }
+        state.dead = kept;
+        Box::pin(async move { Ok(replayed) })
+    }
+
+    fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        let mut state = self.state();
+        let before = state.dead.len();
+        state.dead.retain(|letter| !which.selects(&letter.id));
+        let purged = u64::try_from(before - state.dead.len()).unwrap_or(u64::MAX);
+        Box::pin(async move { Ok(purged) })
+    }
+}
+
+/// What a dead letter's own id starts with (`dead-1`, `dead-2`, …: never a message's id).
+const DEAD_ID_PREFIX: &str = "dead-";
+
+/// The number in a dead letter's own id (they are numbered in order), if it is one.
+fn dead_number(id: &MessageId) -> Option<u64> {
+    id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
 }
 
 impl fmt::Debug for MemoryQueue {

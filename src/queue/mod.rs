@@ -73,6 +73,7 @@
 //! # }
 //! ```
 
+mod dead;
 mod delivery;
 mod enqueue;
 mod memory;
@@ -94,9 +95,10 @@ pub use self::redis::{
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use self::worker::DEFAULT_STATS_INTERVAL;
 pub use self::{
+    dead::{DeadLetter, DeadLetterPage, Page, Select},
     delivery::{Delivery, PAYLOAD_FORMAT, PayloadError},
     enqueue::{Enqueue, ResponseFuture},
-    memory::{DEFAULT_MAX_KEYS, DeadLetter, KeyStats, MemoryQueue},
+    memory::{DEFAULT_MAX_KEYS, KeyStats, MemoryQueue},
     worker::{Backoff, Worker},
 };
 
@@ -193,6 +195,22 @@ pub trait Queue: Send + Sync + 'static {
 
     /// How many messages the queue holds, by state: for metrics, dashboards and alerts.
     fn stats(&self) -> QueueFuture<QueueStats>;
+
+    /// A page of dead letters, oldest first: up to [`page.limit`](Page::limit) of them after
+    /// [`page.after`](Page::after), and where the next page starts.
+    fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage>;
+
+    /// Moves dead letters back into the queue as new messages, attempt count restarting at 1,
+    /// whatever their deduplication records say (the key was recorded when the delivery was
+    /// first stored; a replay is not a repeat), each carrying one more
+    /// [`replays`](Message::replays). Resolves to how many were replayed: a dead letter that is
+    /// gone (already replayed or purged, concurrently too) is not, so concurrent replays of
+    /// one dead letter enqueue it once. Stops early, with the rest left where they are, when
+    /// the queue is full.
+    fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64>;
+
+    /// Deletes dead letters; resolves to how many were deleted.
+    fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64>;
 }
 
 impl<Q: Queue + ?Sized> Queue for Arc<Q> {
@@ -222,6 +240,18 @@ impl<Q: Queue + ?Sized> Queue for Arc<Q> {
 
     fn stats(&self) -> QueueFuture<QueueStats> {
         (**self).stats()
+    }
+
+    fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
+        (**self).list_dead_letters(page)
+    }
+
+    fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        (**self).replay_dead_letters(which)
+    }
+
+    fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        (**self).purge_dead_letters(which)
     }
 }
 
@@ -291,8 +321,11 @@ pub struct Message {
     pub id: MessageId,
     /// What [`Queue::push`] stored.
     pub payload: Bytes,
-    /// Which delivery of the message this is: 1 the first time.
+    /// Which delivery of the message this is: 1 the first time (and the first time after a
+    /// replay).
     pub attempt: u32,
+    /// How many times it was replayed from the dead letters ([`Queue::replay_dead_letters`]).
+    pub replays: u32,
 }
 
 /// A queue could not do what was asked. The HTTP side answers 503 (the provider retries; nothing

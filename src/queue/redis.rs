@@ -15,7 +15,8 @@ use redis::{
 use tokio::sync::Mutex;
 
 use super::{
-    DeadLetter, Message, MessageId, Pull, Pushed, Queue, QueueError, QueueFuture, QueueStats,
+    DeadLetter, DeadLetterPage, Message, MessageId, Page, Pull, Pushed, Queue, QueueError,
+    QueueFuture, QueueStats, Select,
 };
 
 /// The stream a [`RedisQueue`] uses unless set with [`RedisQueue::stream`].
@@ -46,7 +47,8 @@ local function fields(entry)
   for i = 1, #entry, 2 do map[entry[i]] = entry[i + 1] end
   return map
 end
--- The entry's payload and previous attempts if `attempt` is its current delivery, else nil.
+-- The entry's payload, previous attempts, first failure time (milliseconds) and replays if
+-- `attempt` is its current delivery, else nil.
 local function held(stream, group, id, attempt)
   local pending = redis.pcall('XPENDING', stream, group, id, id, 1)
   if type(pending) ~= 'table' or pending.err or #pending == 0 then return nil end
@@ -55,7 +57,34 @@ local function held(stream, group, id, attempt)
   local map = fields(entries[1][2])
   local before = tonumber(map['attempts']) or 0
   if before + tonumber(pending[1][4]) ~= tonumber(attempt) then return nil end
-  return map['payload'] or '', before
+  return map['payload'] or '', before, map['failed'], map['replays']
+end
+-- The time on the server, in milliseconds.
+local function now_millis()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+-- Adds an entry to `stream` with `payload`, `attempts` and, when known, the first failure time
+-- and the replays, within `max` entries when `max` is given.
+local function add(stream, max, payload, attempts, failed, replays)
+  local args = {stream}
+  if max then
+    args[#args + 1] = 'MAXLEN'
+    args[#args + 1] = '~'
+    args[#args + 1] = max
+  end
+  for _, field in ipairs({'*', 'payload', payload, 'attempts', attempts}) do
+    args[#args + 1] = field
+  end
+  if failed then
+    args[#args + 1] = 'failed'
+    args[#args + 1] = failed
+  end
+  if replays then
+    args[#args + 1] = 'replays'
+    args[#args + 1] = replays
+  end
+  return redis.call('XADD', unpack(args))
 end
 ";
 
@@ -103,19 +132,18 @@ redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 100)) do
-  local payload = redis.call('HGET', data, 'p:' .. id)
-  local attempts = redis.call('HGET', data, 'a:' .. id)
-  if payload then
-    redis.call('XADD', stream, '*', 'payload', payload, 'attempts', attempts or '0')
+  local stored = redis.call('HMGET', data, 'p:' .. id, 'a:' .. id, 'f:' .. id, 'r:' .. id)
+  if stored[1] then
+    add(stream, nil, stored[1], stored[2] or '0', stored[3] or nil, stored[4] or nil)
   end
   redis.call('ZREM', delayed, id)
-  redis.call('HDEL', data, 'p:' .. id, 'a:' .. id)
+  redis.call('HDEL', data, 'p:' .. id, 'a:' .. id, 'f:' .. id, 'r:' .. id)
 end
 local out = {}
 local function take(id, entry, count)
   local map = fields(entry)
   local before = tonumber(map['attempts']) or 0
-  out[#out + 1] = {id, map['payload'] or '', before + count}
+  out[#out + 1] = {id, map['payload'] or '', before + count, tonumber(map['replays']) or 0}
 end
 local claimed = redis.call('XAUTOCLAIM', stream, group, consumer, visibility, '0-0', 'COUNT', max)
 local deleted = false
@@ -178,11 +206,12 @@ return 1
 const RETRY: &str = r"
 local stream, delayed, data = KEYS[1], KEYS[2], KEYS[3]
 local group, id = ARGV[1], ARGV[2]
-local payload = held(stream, group, id, ARGV[3])
+local payload, _, failed, replays = held(stream, group, id, ARGV[3])
 if not payload then return 0 end
-local time = redis.call('TIME')
-local due = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) + tonumber(ARGV[4])
-redis.call('HSET', data, 'p:' .. id, payload, 'a:' .. id, ARGV[3])
+local now = now_millis()
+local due = now + tonumber(ARGV[4])
+redis.call('HSET', data, 'p:' .. id, payload, 'a:' .. id, ARGV[3], 'f:' .. id, failed or now,
+  'r:' .. id, replays or '0')
 redis.call('ZADD', delayed, due, id)
 redis.call('XACK', stream, group, id)
 redis.call('XDEL', stream, id)
@@ -194,9 +223,10 @@ return 1
 const DEAD_LETTER: &str = r"
 local stream, dead = KEYS[1], KEYS[2]
 local group, id = ARGV[1], ARGV[2]
-local payload = held(stream, group, id, ARGV[3])
+local payload, _, failed, replays = held(stream, group, id, ARGV[3])
 if not payload then return 0 end
-redis.call('XADD', dead, '*', 'payload', payload, 'error', ARGV[4], 'attempts', ARGV[3], 'id', id)
+redis.call('XADD', dead, '*', 'payload', payload, 'error', ARGV[4], 'attempts', ARGV[3], 'id', id,
+  'first_failed', failed or now_millis(), 'replays', replays or '0')
 redis.call('XACK', stream, group, id)
 redis.call('XDEL', stream, id)
 return 1
@@ -213,6 +243,43 @@ local summary = redis.pcall('XPENDING', stream, group)
 if type(summary) == 'table' and not summary.err and summary[1] then pending = summary[1] end
 return {math.max(len - pending, 0), pending, redis.call('ZCARD', delayed), redis.call('XLEN', dead)}
 ";
+
+/// Moves dead letters back to the stream as new entries (attempts 0, one more replay), at most
+/// 100 per call: those listed in ARGV from the third on, or the oldest when ARGV[2] is `all`.
+/// Returns `{replayed, full, looked at}`. KEYS: the stream, the dead letters; ARGV: the maximum
+/// length, the mode, the ids.
+const REPLAY: &str = r"
+local stream, dead = KEYS[1], KEYS[2]
+local max = tonumber(ARGV[1])
+local entries = {}
+if ARGV[2] == 'all' then
+  entries = redis.call('XRANGE', dead, '-', '+', 'COUNT', 100)
+else
+  for i = 3, #ARGV do
+    local found = redis.call('XRANGE', dead, ARGV[i], ARGV[i])
+    if #found == 1 then entries[#entries + 1] = found[1] end
+  end
+end
+local replayed = 0
+for _, entry in ipairs(entries) do
+  if redis.call('XLEN', stream) >= max then return {replayed, 1, #entries} end
+  local map = fields(entry[2])
+  add(stream, max, map['payload'] or '', '0', nil, (tonumber(map['replays']) or 0) + 1)
+  redis.call('XDEL', dead, entry[1])
+  replayed = replayed + 1
+end
+return {replayed, 0, #entries}
+";
+
+/// Deletes every dead letter: how many there were. KEYS[1]: the dead letters.
+const PURGE_ALL: &str = r"
+local count = redis.call('XLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return count
+";
+
+/// How many ids a replay script takes at most.
+const REPLAY_BATCH: usize = 100;
 
 /// A [`Queue`] on a Redis stream with a consumer group, shared by every replica of a service
 /// and every worker: what one replica stores, any worker may take. Works with Redis 6.2 or
@@ -333,6 +400,8 @@ struct Scripts {
     retry: Script,
     dead_letter: Script,
     stats: Script,
+    replay: Script,
+    purge_all: Script,
 }
 
 impl RedisQueue {
@@ -414,6 +483,8 @@ impl RedisQueue {
                 retry: Script::new(&format!("{HELD}{RETRY}")),
                 dead_letter: Script::new(&format!("{HELD}{DEAD_LETTER}")),
                 stats: Script::new(STATS),
+                replay: Script::new(&format!("{HELD}{REPLAY}")),
+                purge_all: Script::new(PURGE_ALL),
             }),
         }
     }
@@ -502,32 +573,10 @@ impl RedisQueue {
         &self.connection
     }
 
-    /// Up to `count` dead letters, oldest first.
+    /// Up to `count` dead letters, oldest first: the first page of
+    /// [`list_dead_letters`](Queue::list_dead_letters).
     pub async fn dead_letters(&self, count: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        let mut connection = self.connection.clone();
-        let entries: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
-            .arg(&self.keys.dead)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
-        Ok(entries
-            .into_iter()
-            .map(|(_, mut fields)| {
-                let text = |value: Option<Vec<u8>>| {
-                    String::from_utf8_lossy(&value.unwrap_or_default()).into_owned()
-                };
-                DeadLetter {
-                    id: MessageId(text(fields.remove("id"))),
-                    payload: Bytes::from(fields.remove("payload").unwrap_or_default()),
-                    attempts: text(fields.remove("attempts")).parse().unwrap_or(0),
-                    error: text(fields.remove("error")),
-                }
-            })
-            .collect())
+        Ok(self.list_dead_letters(Page::first(count)).await?.letters)
     }
 
     fn full(&self) -> QueueError {
@@ -668,7 +717,7 @@ impl Queue for RedisQueue {
                 return Ok(Vec::new());
             }
             let mut connection = queue.connection.clone();
-            let taken: Vec<(String, Vec<u8>, u32)> = queue
+            let taken: Vec<(String, Vec<u8>, u32, u32)> = queue
                 .scripts
                 .pull
                 .key(&queue.keys.stream)
@@ -715,12 +764,15 @@ impl Queue for RedisQueue {
                 .flatten()
                 .flat_map(|(_, entries)| entries)
                 .map(|(id, mut fields)| {
-                    let before: u32 = fields
-                        .get("attempts")
-                        .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok())
-                        .unwrap_or(0);
+                    let number = |name: &str| -> u32 {
+                        fields
+                            .get(name)
+                            .and_then(|a| std::str::from_utf8(a).ok()?.parse().ok())
+                            .unwrap_or(0)
+                    };
+                    let (before, replays) = (number("attempts"), number("replays"));
                     let payload = fields.remove("payload").unwrap_or_default();
-                    (id, payload, before + 1)
+                    (id, payload, before + 1, replays)
                 })
                 .collect();
             Ok(messages(entries))
@@ -745,6 +797,121 @@ impl Queue for RedisQueue {
             &keys,
             vec![error.as_bytes().to_vec()],
         )
+    }
+
+    fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
+        let mut connection = self.connection.clone();
+        let key = self.keys.dead.clone();
+        Box::pin(async move {
+            let start = match &page.after {
+                None => "-".to_owned(),
+                Some(after) if is_stream_id(&after.0) => format!("({after}"),
+                // Not an id of a dead letter: nothing comes after it.
+                Some(_) => return Ok(DeadLetterPage::new(Vec::new(), false)),
+            };
+            if page.limit == 0 {
+                return Ok(DeadLetterPage::new(Vec::new(), false));
+            }
+            let mut entries: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg(start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(page.limit.saturating_add(1))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            let more = entries.len() > page.limit;
+            entries.truncate(page.limit);
+            let letters = entries.into_iter().map(dead_letter).collect();
+            Ok(DeadLetterPage::new(letters, more))
+        })
+    }
+
+    fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        let queue = self.clone();
+        Box::pin(async move {
+            let mut connection = queue.connection.clone();
+            let mut replayed = 0;
+            let mut batches: Vec<Vec<String>> = match &which {
+                Select::All => Vec::new(),
+                Select::Ids(ids) => ids
+                    .iter()
+                    .filter(|id| is_stream_id(&id.0))
+                    .map(|id| id.0.clone())
+                    .collect::<Vec<_>>()
+                    .chunks(REPLAY_BATCH)
+                    .map(<[String]>::to_vec)
+                    .collect(),
+            };
+            loop {
+                let ids = match &which {
+                    Select::All => Vec::new(),
+                    Select::Ids(_) => match batches.pop() {
+                        Some(ids) => ids,
+                        None => break,
+                    },
+                };
+                let mut invocation = queue.scripts.replay.prepare_invoke();
+                invocation
+                    .key(&queue.keys.stream)
+                    .key(&queue.keys.dead)
+                    .arg(queue.max_len)
+                    .arg(if ids.is_empty() { "all" } else { "ids" });
+                for id in &ids {
+                    invocation.arg(id);
+                }
+                let (count, full, looked_at): (u64, u8, usize) = invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+                replayed += count;
+                if full == 1 {
+                    break;
+                }
+                if matches!(which, Select::All) && looked_at < REPLAY_BATCH {
+                    break;
+                }
+            }
+            if replayed > 0 {
+                queue.wait_for_replicas_of(&mut connection).await?;
+            }
+            Ok(replayed)
+        })
+    }
+
+    fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        let queue = self.clone();
+        Box::pin(async move {
+            let mut connection = queue.connection.clone();
+            let purged: u64 = match which {
+                Select::All => queue
+                    .scripts
+                    .purge_all
+                    .key(&queue.keys.dead)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?,
+                Select::Ids(ids) => {
+                    let ids: Vec<&str> = ids
+                        .iter()
+                        .map(|id| id.0.as_str())
+                        .filter(|id| is_stream_id(id))
+                        .collect();
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    redis::cmd("XDEL")
+                        .arg(&queue.keys.dead)
+                        .arg(&ids)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(unavailable)?
+                }
+            };
+            queue.wait_for_replicas_of(&mut connection).await?;
+            Ok(purged)
+        })
     }
 
     fn stats(&self) -> QueueFuture<QueueStats> {
@@ -784,15 +951,52 @@ impl fmt::Debug for RedisQueue {
     }
 }
 
-fn messages(taken: Vec<(String, Vec<u8>, u32)>) -> Vec<Message> {
+fn messages(taken: Vec<(String, Vec<u8>, u32, u32)>) -> Vec<Message> {
     taken
         .into_iter()
-        .map(|(id, payload, attempt)| Message {
+        .map(|(id, payload, attempt, replays)| Message {
             id: MessageId(id),
             payload: Bytes::from(payload),
             attempt,
+            replays,
         })
         .collect()
+}
+
+/// Whether `id` is a stream entry id (`<milliseconds>-<sequence>`), as Redis would take it.
+fn is_stream_id(id: &str) -> bool {
+    let digits = |part: &str| {
+        !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit())
+    };
+    id.split_once('-')
+        .is_some_and(|(millis, sequence)| digits(millis) && digits(sequence))
+}
+
+/// A dead letter from its entry in the dead-letter stream.
+fn dead_letter((id, mut fields): (String, HashMap<String, Vec<u8>>)) -> DeadLetter {
+    let text =
+        |value: Option<Vec<u8>>| String::from_utf8_lossy(&value.unwrap_or_default()).into_owned();
+    let number = |value: Option<Vec<u8>>| text(value).parse::<u64>().ok();
+    let at = |millis: u64| std::time::UNIX_EPOCH.checked_add(Duration::from_millis(millis));
+    // The entry's id is the time it was added: when its last attempt failed.
+    let failed_at = id
+        .split_once('-')
+        .and_then(|(millis, _)| millis.parse().ok())
+        .and_then(at);
+    DeadLetter {
+        message_id: MessageId(text(fields.remove("id"))),
+        payload: Bytes::from(fields.remove("payload").unwrap_or_default()),
+        attempts: number(fields.remove("attempts"))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        error: text(fields.remove("error")),
+        first_failed_at: number(fields.remove("first_failed")).and_then(at),
+        failed_at,
+        replays: number(fields.remove("replays"))
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        id: MessageId(id),
+    }
 }
 
 /// The blocking connection's settings: `config` with a response timeout that allows for

@@ -397,6 +397,9 @@ impl<Q: Queue> Settings<Q> {
             }
         };
         let label = Label::new(delivery.verified().provider_name());
+        if delivery.replays() > 0 && delivery.attempt() == 1 {
+            label.count(names::DELIVERIES, names::REPLAYED);
+        }
         let received_at = delivery.verified().received_at();
         let span = DeliverySpan::new(&delivery);
         let outcome = span

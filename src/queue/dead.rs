@@ -1,0 +1,146 @@
+//! Dead letters: what a queue keeps of a message that failed its last attempt, and how they are
+//! listed a page at a time, replayed and purged ([`Queue`](super::Queue)'s administration).
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::{Delivery, Message, MessageId, PayloadError};
+
+/// A message that used all its attempts, with the last error.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_webhook::queue::{MemoryQueue, Page, Pull, Queue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue = MemoryQueue::new(10);
+/// queue.push(r#"{"v":1}"#.into()).await?;
+/// let message = queue.pull("worker", Pull::up_to(1)).await?.remove(0);
+/// queue.dead_letter(&message, "the service failed").await?;
+///
+/// let page = queue.list_dead_letters(Page::first(10)).await?;
+/// let dead = &page.letters[0];
+/// assert_eq!((dead.attempts, dead.error.as_str()), (1, "the service failed"));
+/// assert_eq!(dead.message_id, message.id);
+/// assert_ne!(dead.id, message.id, "its own id among the dead letters");
+/// assert!(page.next.is_none(), "the last page");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its own id among the dead letters: what [`Select::Ids`] and [`Page::after`] take.
+    pub id: MessageId,
+    /// The message's id in the queue when it failed.
+    pub message_id: MessageId,
+    /// What was stored: read it with [`delivery`](Self::delivery).
+    pub payload: Bytes,
+    /// How many times it was handed out.
+    pub attempts: u32,
+    /// The last error.
+    pub error: String,
+    /// When its first attempt failed, where the queue knows it (not for dead letters of a
+    /// version that did not record it).
+    pub first_failed_at: Option<SystemTime>,
+    /// When it was dead-lettered: its last attempt failed.
+    pub failed_at: Option<SystemTime>,
+    /// How many times it had been replayed before.
+    pub replays: u32,
+}
+
+impl DeadLetter {
+    /// The delivery it holds, decoded as a worker would.
+    ///
+    /// # Errors
+    ///
+    /// [`PayloadError`] when the payload is not a stored delivery of `E` in a format this
+    /// version reads.
+    pub fn delivery<E: DeserializeOwned>(&self) -> Result<Delivery<E>, PayloadError> {
+        Delivery::from_message(&Message {
+            id: self.message_id.clone(),
+            payload: self.payload.clone(),
+            attempt: self.attempts,
+            replays: self.replays,
+        })
+    }
+}
+
+/// Which page of dead letters [`Queue::list_dead_letters`](super::Queue::list_dead_letters)
+/// answers: up to `limit` of them, oldest first, after `after`.
+///
+/// ```
+/// use tower_webhook::queue::{MessageId, Page};
+///
+/// let page = Page::first(100).after(MessageId("1700000000000-0".into()));
+/// assert_eq!(page.limit, 100);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Page {
+    /// At most this many.
+    pub limit: usize,
+    /// Those after this dead letter's id ([`DeadLetterPage::next`] of the page before); from
+    /// the oldest when `None`.
+    pub after: Option<MessageId>,
+}
+
+impl Page {
+    /// The first `limit` dead letters, oldest first.
+    pub fn first(limit: usize) -> Self {
+        Self { limit, after: None }
+    }
+
+    /// Those after the dead letter `id`.
+    #[must_use]
+    pub fn after(self, id: MessageId) -> Self {
+        Self {
+            after: Some(id),
+            ..self
+        }
+    }
+}
+
+/// One page of dead letters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeadLetterPage {
+    /// The dead letters, oldest first.
+    pub letters: Vec<DeadLetter>,
+    /// Where the next page starts ([`Page::after`]), or `None` when this was the last.
+    pub next: Option<MessageId>,
+}
+
+impl DeadLetterPage {
+    /// A page of `letters`, the next one starting after its last when `more` are left.
+    pub(crate) fn new(letters: Vec<DeadLetter>, more: bool) -> Self {
+        let next = if more {
+            letters.last().map(|letter| letter.id.clone())
+        } else {
+            None
+        };
+        Self { letters, next }
+    }
+}
+
+/// Which dead letters to replay or purge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Select {
+    /// Every one.
+    All,
+    /// Those with these ids ([`DeadLetter::id`]); ids that are not dead letters are skipped.
+    Ids(Vec<MessageId>),
+}
+
+impl Select {
+    /// Whether the dead letter `id` is selected.
+    pub(crate) fn selects(&self, id: &MessageId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Ids(ids) => ids.contains(id),
+        }
+    }
+}
