@@ -1,7 +1,8 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics]
+//! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
 //! Serves `POST /webhook` with the provider's preset. Its first line on stdout is
@@ -38,6 +39,22 @@
 //!   on the same backend as `--queue` (both `memory`, or the same Redis URL), a delivery is
 //!   deduplicated and stored in one step (one Redis round trip), and every repeat gets 200 with
 //!   `x-webhook-duplicate: true`.
+//! - `--metrics` (built with the `metrics` feature) serves the crate's metrics as Prometheus
+//!   text at `GET /metrics` on the listening address (counters named `…_total`, durations as
+//!   histograms with buckets from 0.5 ms to 5 min).
+//!
+//! Administration of a Redis queue (the receivers serving it may run meanwhile):
+//!
+//! - `receiver stats --queue URL [--json]`: `ready N`, `pending N`, `delayed N`, `dead N`, one
+//!   per line, or one JSON object.
+//! - `receiver dlq list --queue URL [--json]`: one line per dead letter, oldest first
+//!   (`ID attempts=N provider=… event=… id=… error="…"`), or a JSON array of objects (`id`,
+//!   `message_id`, `attempts`, `error`, `first_failed_at_ms`, `failed_at_ms`, `replays`,
+//!   `provider`, `event`, `delivery_id`, `body`, and `unreadable` with the reason when the
+//!   payload cannot be read).
+//! - `receiver dlq replay --queue URL (--all | ID...)`: back into the queue, processed again
+//!   (attempt 1, whatever the deduplication record says): prints `replayed N`.
+//! - `receiver dlq purge --queue URL (--all | ID...)`: deleted: prints `purged N`.
 
 use std::{
     cell::RefCell,
@@ -66,7 +83,11 @@ use tower_webhook::{
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N]";
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics]
+       receiver stats --queue redis://HOST:PORT [--json]
+       receiver dlq list --queue redis://HOST:PORT [--json]
+       receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
+       receiver dlq purge --queue redis://HOST:PORT (--all | ID...)";
 
 #[derive(Debug, Clone, Copy)]
 enum Provider {
@@ -118,6 +139,8 @@ struct Args {
     visibility: Duration,
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     max_attempts: u32,
+    /// `--metrics`: Prometheus text at `GET /metrics`.
+    metrics: bool,
 }
 
 impl Args {
@@ -145,6 +168,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut workers = 4;
     let mut visibility = Duration::from_millis(30_000);
     let mut max_attempts = 5;
+    let mut metrics = false;
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match flag.as_str() {
@@ -218,6 +242,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| format!("--max-attempts: {n:?} is not a positive number"))?;
             }
+            "--metrics" => metrics = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -238,6 +263,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         workers,
         visibility,
         max_attempts,
+        metrics,
     })
 }
 
@@ -480,6 +506,46 @@ mod queued {
     }
 }
 
+/// With `--metrics`: a Prometheus recorder for the crate's metrics, rendered at `GET /metrics`.
+fn metrics_route(args: &Args) -> Result<Option<Router>, String> {
+    if !args.metrics {
+        return Ok(None);
+    }
+    #[cfg(feature = "metrics")]
+    {
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        // Seconds, from half a millisecond to five minutes: histograms with buckets, for
+        // `histogram_quantile`.
+        const BUCKETS: &[f64] = &[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0, 60.0, 300.0,
+        ];
+        // Counters as `…_total`, as the crate's docs name them.
+        let handle = PrometheusBuilder::new()
+            .with_recommended_naming(true)
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+            .and_then(PrometheusBuilder::install_recorder)
+            .map_err(|err| format!("--metrics: {err}"))?;
+        let upkeep = handle.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                upkeep.run_upkeep();
+            }
+        });
+        Ok(Some(Router::new().route(
+            "/metrics",
+            axum::routing::get(move || std::future::ready(handle.render())),
+        )))
+    }
+    #[cfg(not(feature = "metrics"))]
+    Err(
+        "--metrics: this receiver was built without the `metrics` feature \
+         (cargo run --features metrics --example receiver -- …)"
+            .to_owned(),
+    )
+}
+
 fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, String> {
     match &args.dedupe {
         None => app_with(args, None::<MemoryStore>, stop),
@@ -599,6 +665,9 @@ async fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if matches!(argv.peek().map(String::as_str), Some("stats" | "dlq")) {
+        return admin::run(argv.collect()).await;
+    }
     let args = match parse_args(argv) {
         Ok(args) => args,
         Err(message) => {
@@ -609,6 +678,14 @@ async fn main() -> ExitCode {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = match app(&args, &stopped) {
         Ok(app) => app,
+        Err(err) => {
+            eprintln!("receiver: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let router = match metrics_route(&args) {
+        Ok(Some(metrics)) => app.router.merge(metrics),
+        Ok(None) => app.router,
         Err(err) => {
             eprintln!("receiver: {err}");
             return ExitCode::from(2);
@@ -638,7 +715,7 @@ async fn main() -> ExitCode {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     };
-    let served = axum::serve(listener, app.router)
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await;
     // The workers finish what they are processing; the rest stays queued.
@@ -653,4 +730,217 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `receiver stats …` and `receiver dlq …`: what an operator asks of a queue from another
+/// process than the receivers serving it.
+mod admin {
+    use std::process::ExitCode;
+
+    /// Runs the subcommand in `args` (its name first); prints its answer on stdout.
+    pub(super) async fn run(args: Vec<String>) -> ExitCode {
+        if args.iter().any(|arg| arg == "--help" || arg == "-h") {
+            println!("{}", super::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        match command(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("receiver: {message}\n{}", super::USAGE);
+                ExitCode::from(2)
+            }
+        }
+    }
+
+    #[cfg(not(all(feature = "queue", feature = "redis")))]
+    async fn command(_args: Vec<String>) -> Result<(), String> {
+        Err(
+            "this receiver was built without the `queue` and `redis` features \
+             (cargo run --features queue,redis --example receiver -- …)"
+                .to_owned(),
+        )
+    }
+
+    /// What the command line asks.
+    #[cfg(all(feature = "queue", feature = "redis"))]
+    struct Command {
+        /// `stats`, `dlq list`, `dlq replay` or `dlq purge`.
+        name: String,
+        queue: Option<String>,
+        json: bool,
+        all: bool,
+        ids: Vec<tower_webhook::queue::MessageId>,
+    }
+
+    #[cfg(all(feature = "queue", feature = "redis"))]
+    fn parse(args: Vec<String>) -> Result<Command, String> {
+        let mut args = args.into_iter();
+        let mut name = args.next().unwrap_or_default();
+        if name == "dlq" {
+            match args.next().as_deref() {
+                Some(action @ ("list" | "replay" | "purge")) => name = format!("dlq {action}"),
+                Some(other) => return Err(format!("dlq: unknown action {other:?}")),
+                None => return Err("dlq: list, replay or purge?".to_owned()),
+            }
+        }
+        let mut command = Command {
+            name,
+            queue: None,
+            json: false,
+            all: false,
+            ids: Vec::new(),
+        };
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--queue" => command.queue = Some(args.next().ok_or("--queue needs a value")?),
+                "--json" if matches!(command.name.as_str(), "stats" | "dlq list") => {
+                    command.json = true;
+                }
+                "--all" if matches!(command.name.as_str(), "dlq replay" | "dlq purge") => {
+                    command.all = true;
+                }
+                id if !id.starts_with('-')
+                    && matches!(command.name.as_str(), "dlq replay" | "dlq purge") =>
+                {
+                    command
+                        .ids
+                        .push(tower_webhook::queue::MessageId(id.to_owned()));
+                }
+                other => return Err(format!("{}: unknown argument {other:?}", command.name)),
+            }
+        }
+        if matches!(command.name.as_str(), "dlq replay" | "dlq purge")
+            && command.all != command.ids.is_empty()
+        {
+            return Err(format!(
+                "{}: either --all or the ids of dead letters",
+                command.name
+            ));
+        }
+        Ok(command)
+    }
+
+    #[cfg(all(feature = "queue", feature = "redis"))]
+    async fn command(args: Vec<String>) -> Result<(), String> {
+        use tower_webhook::queue::{Page, Queue, RedisQueue, Select};
+
+        let command = parse(args)?;
+        let url = command
+            .queue
+            .clone()
+            .ok_or_else(|| format!("{}: --queue redis://HOST:PORT is required", command.name))?;
+        match super::Backend::parse("--queue", &url)? {
+            super::Backend::Memory => {
+                return Err(
+                    "--queue memory: a memory queue lives inside the receiver serving \
+                            it; another process cannot reach it"
+                        .to_owned(),
+                );
+            }
+            super::Backend::Redis(_) => {}
+        }
+        let queue = RedisQueue::connect(url.as_str())
+            .await
+            .map_err(|err| format!("--queue {url}: {err}"))?;
+        let failed = |err: tower_webhook::queue::QueueError| format!("--queue {url}: {err}");
+        let which = || {
+            if command.all {
+                Select::All
+            } else {
+                Select::Ids(command.ids.clone())
+            }
+        };
+        match command.name.as_str() {
+            "stats" => {
+                let stats = queue.stats().await.map_err(failed)?;
+                if command.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ready": stats.ready,
+                            "pending": stats.pending,
+                            "delayed": stats.delayed,
+                            "dead": stats.dead,
+                        })
+                    );
+                } else {
+                    println!(
+                        "ready {}\npending {}\ndelayed {}\ndead {}",
+                        stats.ready, stats.pending, stats.delayed, stats.dead
+                    );
+                }
+            }
+            "dlq list" => {
+                let mut letters = Vec::new();
+                let mut page = Page::first(500);
+                loop {
+                    let listed = queue.list_dead_letters(page).await.map_err(failed)?;
+                    letters.extend(listed.letters);
+                    let Some(next) = listed.next else { break };
+                    page = Page::first(500).after(next);
+                }
+                let shown: Vec<serde_json::Value> = letters.iter().map(describe).collect();
+                if command.json {
+                    println!("{}", serde_json::Value::Array(shown));
+                } else {
+                    for (letter, shown) in letters.iter().zip(&shown) {
+                        println!(
+                            "{} attempts={} provider={} event={} id={} error={}",
+                            letter.id,
+                            letter.attempts,
+                            shown["provider"],
+                            shown["event"],
+                            shown["delivery_id"],
+                            serde_json::Value::from(letter.error.as_str()),
+                        );
+                    }
+                }
+            }
+            "dlq replay" => {
+                let replayed = queue.replay_dead_letters(which()).await.map_err(failed)?;
+                println!("replayed {replayed}");
+            }
+            "dlq purge" => {
+                let purged = queue.purge_dead_letters(which()).await.map_err(failed)?;
+                println!("purged {purged}");
+            }
+            other => return Err(format!("unknown command {other:?}")),
+        }
+        Ok(())
+    }
+
+    /// A dead letter as JSON: its ids, attempts, error, times (Unix milliseconds), and what
+    /// its delivery holds (the provider, the event type, the delivery id and the signed body,
+    /// as text).
+    #[cfg(all(feature = "queue", feature = "redis"))]
+    fn describe(letter: &tower_webhook::queue::DeadLetter) -> serde_json::Value {
+        let millis = |at: Option<std::time::SystemTime>| {
+            at.and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        };
+        let delivery = letter.delivery::<serde_json::Value>();
+        let (provider, event, delivery_id, body) = match &delivery {
+            Ok(delivery) => (
+                Some(delivery.provider()),
+                delivery.delivery_event_type(),
+                delivery.delivery_id(),
+                Some(String::from_utf8_lossy(delivery.body()).into_owned()),
+            ),
+            Err(_) => (None, None, None, None),
+        };
+        serde_json::json!({
+            "id": letter.id.0,
+            "message_id": letter.message_id.0,
+            "attempts": letter.attempts,
+            "error": letter.error,
+            "first_failed_at_ms": millis(letter.first_failed_at),
+            "failed_at_ms": millis(letter.failed_at),
+            "replays": letter.replays,
+            "provider": provider,
+            "event": event,
+            "delivery_id": delivery_id,
+            "body": body,
+            "unreadable": delivery.err().map(|err| err.to_string()),
+        })
+    }
 }

@@ -33,7 +33,7 @@ fn receiver_binary() -> PathBuf {
     if modified(&binary) < modified(&exe) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
-            .args(["build", "--example", "receiver"])
+            .args(["build", "--all-features", "--example", "receiver"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .unwrap();
@@ -81,7 +81,12 @@ impl Receiver {
     /// Posts `body` signed as VideoNest signs it: the status, and whether it was answered as a
     /// duplicate.
     fn post(&self, body: &str) -> (u16, bool) {
-        let signed = videonest::signed_request(SECRET, body.to_owned()).unwrap();
+        self.post_signed_with(SECRET, body)
+    }
+
+    /// Posts `body` signed with `secret`.
+    fn post_signed_with(&self, secret: &str, body: &str) -> (u16, bool) {
+        let signed = videonest::signed_request(secret, body.to_owned()).unwrap();
         let signature = signed.headers()[videonest::SIGNATURE_HEADER]
             .to_str()
             .unwrap()
@@ -218,4 +223,187 @@ fn post_to(addr: SocketAddr, body: &str) -> (u16, bool) {
         lines: Arc::default(),
     };
     receiver.post(body)
+}
+
+/// The body of `GET path` on the receiver.
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the series `name{labels}` in Prometheus text (labels in any order); 0 when
+/// absent.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (found, rest) = series.split_once('{').unwrap_or((series, "}"));
+            if found != name {
+                return None;
+            }
+            let found: Vec<&str> = rest.trim_end_matches('}').split(',').collect();
+            let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+            (found.len() == wanted.len() && wanted.iter().all(|w| found.contains(&w.as_str())))
+                .then(|| value.parse::<f64>().unwrap())
+        })
+        .sum()
+}
+
+/// Runs `receiver ARGS…` (an administration command) to its end: its stdout.
+fn admin(args: &[&str]) -> String {
+    let output = Command::new(receiver_binary()).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "receiver {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// An operator's round trip through the command line: a receiver whose handler always fails
+/// dead-letters every delivery; `receiver dlq list --json` lists exactly those; once the cause
+/// is fixed, `receiver dlq replay --all` has a healthy receiver process each once; and
+/// `GET /metrics` counted what was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_from_the_command_line_and_counted() {
+    let Some(server) = Server::require("receiver-dlq").await else {
+        return;
+    };
+    let url = server.url();
+    let serve = |fail_rate: &str| {
+        Receiver::start(&[
+            "--provider",
+            "videonest",
+            "--secret",
+            SECRET,
+            "--listen",
+            "127.0.0.1:0",
+            "--queue",
+            &url,
+            "--dedupe",
+            &url,
+            "--fail-rate",
+            fail_rate,
+            "--max-attempts",
+            "2",
+            "--metrics",
+        ])
+    };
+    let failing = serve("1");
+    let ids: Vec<String> = (0..6).map(|i| format!("vid_dead_{i}")).collect();
+    for id in &ids {
+        assert_eq!(failing.post(&event(id)), (200, false));
+    }
+    assert_eq!(failing.post(&event(&ids[0])), (200, true), "a repeat");
+    for id in ["vid_forged_1", "vid_forged_2"] {
+        assert_eq!(
+            failing.post_signed_with("not the secret", &event(id)).0,
+            401
+        );
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listed = loop {
+        let listed: serde_json::Value =
+            serde_json::from_str(&admin(&["dlq", "list", "--queue", &url, "--json"])).unwrap();
+        if listed.as_array().unwrap().len() == ids.len() {
+            break listed;
+        }
+        assert!(Instant::now() < deadline, "not all dead-lettered: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut bodies: Vec<String> = Vec::new();
+    for letter in listed.as_array().unwrap() {
+        assert_eq!(letter["attempts"], 2);
+        assert_eq!(letter["error"], "handler failed (--fail-rate)");
+        assert_eq!(letter["provider"], "videonest");
+        assert_eq!(letter["replays"], 0);
+        assert_ne!(letter["id"], letter["message_id"]);
+        bodies.push(letter["body"].as_str().unwrap().to_owned());
+    }
+    bodies.sort();
+    let mut sent: Vec<String> = ids.iter().map(|id| event(id)).collect();
+    sent.sort();
+    assert_eq!(bodies, sent, "exactly the deliveries sent, each once");
+    assert_eq!(
+        failing.lines.lock().unwrap().len(),
+        0,
+        "nothing was processed"
+    );
+
+    let metrics = get(failing.addr, "/metrics");
+    let count = |name, labels: &[(&str, &str)]| sample(&metrics, name, labels);
+    let vn = ("provider", "videonest");
+    let requests = "webhook_requests_total";
+    assert_eq!(
+        count(requests, &[vn, ("outcome", "verified")]),
+        7.0,
+        "{metrics}"
+    );
+    let forged = [vn, ("outcome", "refused"), ("reason", "signature_mismatch")];
+    assert_eq!(count(requests, &forged), 2.0);
+    let enqueued = "webhook_enqueued_total";
+    assert_eq!(count(enqueued, &[vn, ("outcome", "stored")]), 6.0);
+    assert_eq!(count(enqueued, &[vn, ("outcome", "duplicate")]), 1.0);
+    let deliveries = "webhook_deliveries_total";
+    assert_eq!(count(deliveries, &[vn, ("outcome", "retried")]), 6.0);
+    assert_eq!(count(deliveries, &[vn, ("outcome", "dead_lettered")]), 6.0);
+    assert_eq!(count(deliveries, &[vn, ("outcome", "processed")]), 0.0);
+    drop(failing);
+
+    // The cause is fixed: a healthy receiver, and every dead letter replayed.
+    let healthy = serve("0");
+    assert_eq!(
+        admin(&["dlq", "replay", "--all", "--queue", &url]),
+        "replayed 6\n"
+    );
+    for id in &ids {
+        assert_eq!(healthy.printed_for(id), 1, "{id} processed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats: serde_json::Value =
+            serde_json::from_str(&admin(&["stats", "--queue", &url, "--json"])).unwrap();
+        if stats == serde_json::json!({"ready": 0, "pending": 0, "delayed": 0, "dead": 0}) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not settled: {stats}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        admin(&["dlq", "list", "--queue", &url]),
+        "",
+        "no dead letter left"
+    );
+    // Still a duplicate, and nothing was processed twice.
+    assert_eq!(healthy.post(&event(&ids[1])), (200, true));
+    assert_eq!(healthy.post(&event("vid_after_replay")), (200, false));
+    assert_eq!(healthy.printed_for("vid_after_replay"), 1);
+    for id in &ids {
+        assert_eq!(healthy.lines_for(id), 1, "{id} processed once");
+    }
+    let metrics = get(healthy.addr, "/metrics");
+    let count = |name, labels: &[(&str, &str)]| sample(&metrics, name, labels);
+    assert_eq!(
+        count(deliveries, &[vn, ("outcome", "replayed")]),
+        6.0,
+        "{metrics}"
+    );
+    assert_eq!(count(deliveries, &[vn, ("outcome", "processed")]), 7.0);
+    assert_eq!(count(enqueued, &[vn, ("outcome", "duplicate")]), 1.0);
 }
