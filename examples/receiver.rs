@@ -89,6 +89,43 @@ const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|s
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
        receiver dlq purge --queue redis://HOST:PORT (--all | ID...)";
 
+/// What `--help` prints (anywhere on the command line): the usage, then each flag with its
+/// default.
+const HELP: &str = "
+Serves POST /webhook with a provider's preset and prints one JSON line per processed event.
+
+Serving:
+  --provider NAME          videonest, videoaiditor, github, stripe, standardwebhooks, svix,
+                           shopify or slack (required)
+  --secret S               a signing secret; repeat it for several (any one matching is enough)
+  --secret-file PATH       secrets from a file, one per line (not shown by ps)
+                           (or the RECEIVER_SECRETS environment variable, white-space separated)
+  --tolerance SECS         the replay window of providers that sign a timestamp [default: 300;
+                           VideoNest: none unless set, above 2160]
+  --listen ADDR            [default: 127.0.0.1:3000; port 0 picks a free port]
+  --max-body BYTES         [default: 2097152]
+  --dedupe BACKEND         memory, or a Redis URL [default: no deduplication]
+  --fail-rate P            the handler answers 500 with probability P [default: 0]
+  --handler-delay-ms MS    the handler sleeps first [default: 0]
+  --queue BACKEND          memory, or a Redis URL: answer once stored, process in workers
+                           [default: no queue, the handler runs before the answer]
+  --workers N              with --queue: deliveries processed at a time [default: 4]
+  --visibility-ms MS       with --queue: how long a worker holds a delivery [default: 30000]
+  --max-attempts N         with --queue: attempts before a dead letter [default: 5]
+  --stream NAME            with a Redis --queue: the stream [default: tower-webhook:queue]
+  --group NAME             with a Redis --queue: the consumer group [default: workers]
+  --consumer NAME          with a Redis --queue: this receiver's consumer name
+                           [default: worker-PID-N]
+  --metrics                Prometheus text at GET /metrics (the `metrics` feature)
+
+Administering a Redis queue (--stream and --group as above):
+  stats --queue URL [--json]                 messages ready, pending, delayed and dead
+  dlq list --queue URL [--json]              the dead letters, oldest first
+  dlq replay --queue URL (--all | ID...)     back into the queue: prints `replayed N`
+  dlq purge --queue URL (--all | ID...)      deleted: prints `purged N`
+
+A Redis URL is redis://HOST:PORT[/DB], rediss://… (TLS), redis+unix:///PATH or unix:///PATH.";
+
 #[derive(Debug, Clone, Copy)]
 enum Provider {
     VideoNest,
@@ -112,11 +149,15 @@ impl Backend {
     fn parse(flag: &str, value: &str) -> Result<Self, String> {
         match value {
             "memory" => Ok(Self::Memory),
-            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            url if ["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme)) =>
+            {
                 Ok(Self::Redis(url.to_owned()))
             }
             other => Err(format!(
-                "{flag}: {other:?} is neither `memory` nor a redis:// URL"
+                "{flag}: {other:?} is neither `memory` nor a redis://, rediss://, \
+                 redis+unix:// or unix:// URL"
             )),
         }
     }
@@ -141,7 +182,64 @@ struct Args {
     max_attempts: u32,
     /// `--metrics`: Prometheus text at `GET /metrics`.
     metrics: bool,
+    /// `--stream`, `--group`, `--consumer`: the Redis queue's names.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    redis_names: RedisNames,
 }
+
+/// The names a Redis queue uses, where the command line sets them.
+#[derive(Default)]
+struct RedisNames {
+    stream: Option<String>,
+    group: Option<String>,
+    consumer: Option<String>,
+}
+
+impl RedisNames {
+    /// Takes `flag` if it is one of these names' flags.
+    fn take(
+        &mut self,
+        flag: &str,
+        value: &mut dyn FnMut(&str) -> Result<String, String>,
+    ) -> Result<bool, String> {
+        let slot = match flag {
+            "--stream" => &mut self.stream,
+            "--group" => &mut self.group,
+            "--consumer" => &mut self.consumer,
+            _ => return Ok(false),
+        };
+        *slot = Some(value(flag)?);
+        Ok(true)
+    }
+
+    fn any(&self) -> bool {
+        self.stream.is_some() || self.group.is_some() || self.consumer.is_some()
+    }
+
+    /// `queue` with these names.
+    #[cfg(all(feature = "queue", feature = "redis"))]
+    fn apply(
+        &self,
+        mut queue: tower_webhook::queue::RedisQueue,
+    ) -> tower_webhook::queue::RedisQueue {
+        if let Some(stream) = &self.stream {
+            queue = queue.stream(stream);
+        }
+        if let Some(group) = &self.group {
+            queue = queue.group(group.as_str());
+        }
+        queue
+    }
+}
+
+/// The secrets in `text`: one per line (or separated by white space), blank lines ignored.
+fn secrets_in(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split_whitespace().map(str::to_owned)
+}
+
+/// The environment variable the secrets may come from instead of the command line (where
+/// `ps` shows them): one or more, separated by white space.
+const SECRETS_VAR: &str = "RECEIVER_SECRETS";
 
 impl Args {
     /// Whether `--dedupe` and `--queue` name one backend: then the queue keeps the records,
@@ -169,8 +267,20 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut visibility = Duration::from_millis(30_000);
     let mut max_attempts = 5;
     let mut metrics = false;
+    let mut redis_names = RedisNames::default();
+    // Flags that only mean something with `--queue`, where they were given.
+    let mut queue_only = Vec::new();
     while let Some(flag) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        if redis_names.take(&flag, &mut value)? {
+            continue;
+        }
+        if matches!(
+            flag.as_str(),
+            "--workers" | "--visibility-ms" | "--max-attempts"
+        ) {
+            queue_only.push(flag.clone());
+        }
         match flag.as_str() {
             "--provider" => {
                 provider = Some(match value("--provider")?.as_str() {
@@ -186,6 +296,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 });
             }
             "--secret" => secrets.push(value("--secret")?),
+            "--secret-file" => {
+                let path = value("--secret-file")?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|err| format!("--secret-file {path}: {err}"))?;
+                let before = secrets.len();
+                secrets.extend(secrets_in(&text));
+                if secrets.len() == before {
+                    return Err(format!("--secret-file {path}: no secret in it"));
+                }
+            }
             "--tolerance" => {
                 let secs = value("--tolerance")?;
                 tolerance = Some(Duration::from_secs(secs.parse().map_err(|_| {
@@ -247,8 +367,27 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     let provider = provider.ok_or("--provider is required")?;
+    if secrets.is_empty()
+        && let Ok(text) = std::env::var(SECRETS_VAR)
+    {
+        secrets.extend(secrets_in(&text));
+    }
     if secrets.is_empty() {
-        return Err("at least one --secret is required".into());
+        return Err(format!(
+            "at least one secret is required: --secret S, --secret-file PATH or {SECRETS_VAR}"
+        ));
+    }
+    if queue.is_none()
+        && let Some(flag) = queue_only.first()
+    {
+        return Err(format!("{flag} sets the queue's workers: it needs --queue"));
+    }
+    if redis_names.any() && !matches!(queue, Some(Backend::Redis(_))) {
+        return Err(
+            "--stream, --group and --consumer name a Redis queue: they need \
+                    --queue redis://…"
+                .to_owned(),
+        );
     }
     Ok(Args {
         provider,
@@ -264,6 +403,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         visibility,
         max_attempts,
         metrics,
+        redis_names,
     })
 }
 
@@ -454,8 +594,10 @@ mod queued {
             Backend::Memory => Arc::new(MemoryQueue::new(100_000)),
             #[cfg(feature = "redis")]
             Backend::Redis(url) => Arc::new(
-                tower_webhook::queue::RedisQueue::connect_lazy(url.as_str())
-                    .map_err(|err| format!("--queue {url}: {err}"))?,
+                args.redis_names.apply(
+                    tower_webhook::queue::RedisQueue::connect_lazy(url.as_str())
+                        .map_err(|err| format!("--queue {url}: {err}"))?,
+                ),
             ),
             #[cfg(not(feature = "redis"))]
             Backend::Redis(url) => {
@@ -482,10 +624,13 @@ mod queued {
                 }
             }
         });
-        let worker = Worker::new(Arc::clone(&queue), service)
+        let mut worker = Worker::new(Arc::clone(&queue), service)
             .concurrency(args.workers)
             .visibility_timeout(args.visibility)
             .max_attempts(args.max_attempts);
+        if let Some(consumer) = &args.redis_names.consumer {
+            worker = worker.consumer(consumer.as_str());
+        }
         let workers = tokio::spawn(async move {
             let stopped = async move {
                 let _ = stop.wait_for(|stop| *stop).await;
@@ -661,8 +806,8 @@ fn app_with<St: Store + Clone>(
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1).peekable();
-    if matches!(argv.peek().map(String::as_str), Some("--help" | "-h")) {
-        println!("{USAGE}");
+    if std::env::args().any(|arg| arg == "--help" || arg == "-h") {
+        println!("{USAGE}\n{HELP}");
         return ExitCode::SUCCESS;
     }
     if matches!(argv.peek().map(String::as_str), Some("stats" | "dlq")) {
@@ -739,10 +884,6 @@ mod admin {
 
     /// Runs the subcommand in `args` (its name first); prints its answer on stdout.
     pub(super) async fn run(args: Vec<String>) -> ExitCode {
-        if args.iter().any(|arg| arg == "--help" || arg == "-h") {
-            println!("{}", super::USAGE);
-            return ExitCode::SUCCESS;
-        }
         match command(args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -767,6 +908,7 @@ mod admin {
         /// `stats`, `dlq list`, `dlq replay` or `dlq purge`.
         name: String,
         queue: Option<String>,
+        names: super::RedisNames,
         json: bool,
         all: bool,
         ids: Vec<tower_webhook::queue::MessageId>,
@@ -786,13 +928,19 @@ mod admin {
         let mut command = Command {
             name,
             queue: None,
+            names: super::RedisNames::default(),
             json: false,
             all: false,
             ids: Vec::new(),
         };
         while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+            if matches!(arg.as_str(), "--stream" | "--group") {
+                command.names.take(&arg, &mut value)?;
+                continue;
+            }
             match arg.as_str() {
-                "--queue" => command.queue = Some(args.next().ok_or("--queue needs a value")?),
+                "--queue" => command.queue = Some(value("--queue")?),
                 "--json" if matches!(command.name.as_str(), "stats" | "dlq list") => {
                     command.json = true;
                 }
@@ -839,9 +987,11 @@ mod admin {
             }
             super::Backend::Redis(_) => {}
         }
-        let queue = RedisQueue::connect(url.as_str())
-            .await
-            .map_err(|err| format!("--queue {url}: {err}"))?;
+        let queue = command.names.apply(
+            RedisQueue::connect(url.as_str())
+                .await
+                .map_err(|err| format!("--queue {url}: {err}"))?,
+        );
         let failed = |err: tower_webhook::queue::QueueError| format!("--queue {url}: {err}");
         let which = || {
             if command.all {

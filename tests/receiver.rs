@@ -51,8 +51,14 @@ struct Receiver {
 
 impl Receiver {
     fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Starts a receiver with `args` and the environment variables `env` set.
+    fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(receiver_binary())
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -406,4 +412,106 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line_and_counted(
     );
     assert_eq!(count(deliveries, &[vn, ("outcome", "processed")]), 7.0);
     assert_eq!(count(enqueued, &[vn, ("outcome", "duplicate")]), 1.0);
+}
+
+/// The receiver's own output for `args`: whether it succeeded, stdout, stderr.
+fn run(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(receiver_binary()).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `--help` works anywhere and shows the defaults; a flag that would do nothing is refused;
+/// secrets come from a file or the environment as well as the command line.
+#[test]
+fn the_command_line_helps_refuses_idle_flags_and_reads_secrets_from_a_file_or_the_environment() {
+    for args in [
+        &["--help"][..],
+        &["--provider", "videonest", "--help"],
+        &["dlq", "list", "-h"],
+    ] {
+        let (ok, out, _) = run(args);
+        assert!(ok, "{args:?}");
+        assert!(
+            out.contains("--secret-file PATH") && out.contains("[default: 30000]"),
+            "{out}"
+        );
+    }
+    for (args, says) in [
+        (
+            &["--provider", "videonest", "--secret", "s", "--workers", "3"][..],
+            "needs --queue",
+        ),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--secret",
+                "s",
+                "--max-attempts",
+                "2",
+            ],
+            "needs --queue",
+        ),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--secret",
+                "s",
+                "--queue",
+                "memory",
+                "--stream",
+                "x",
+            ],
+            "Redis queue",
+        ),
+        (&["--provider", "videonest"], "RECEIVER_SECRETS"),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--secret-file",
+                "/nonexistent/secrets",
+            ],
+            "--secret-file",
+        ),
+        (
+            &["dlq", "replay", "--queue", "redis://127.0.0.1:1"],
+            "either --all or the ids",
+        ),
+        (&["dlq", "list", "--queue", "memory"], "memory queue"),
+        (&["stats", "--queue", "ftp://x"], "redis+unix://"),
+    ] {
+        let (ok, _, err) = run(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains(SECRET));
+    }
+
+    let dir = std::env::temp_dir().join(format!("receiver-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secrets");
+    std::fs::write(&file, format!("old-secret\n\n  {SECRET}  \n")).unwrap();
+    let from_file = Receiver::start(&[
+        "--provider",
+        "videonest",
+        "--secret-file",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(from_file.post(&event("vid_from_file")), (200, false));
+    assert_eq!(from_file.post_signed_with("not it", &event("vid_x")).0, 401);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let from_env = Receiver::start_with_env(
+        &["--provider", "videonest", "--listen", "127.0.0.1:0"],
+        &[("RECEIVER_SECRETS", &format!("old-secret {SECRET}"))],
+    );
+    assert_eq!(from_env.post(&event("vid_from_env")), (200, false));
+    assert_eq!(from_env.post_signed_with("not it", &event("vid_y")).0, 401);
 }
