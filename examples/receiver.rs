@@ -39,6 +39,10 @@
 //!   on the same backend as `--queue` (both `memory`, or the same Redis URL), a delivery is
 //!   deduplicated and stored in one step (one Redis round trip), and every repeat gets 200 with
 //!   `x-webhook-duplicate: true`.
+//! - `--admin-token TOKEN` (with `--queue`, at least 16 characters) serves the admin page
+//!   (`tower_webhook::admin`) at `/admin/`: the queue's stats and dead letters, with replay and
+//!   purge buttons. Requests need `Authorization: Bearer TOKEN`, or Basic authentication with
+//!   the token as the password, which a browser asks for.
 //! - `--metrics` (built with the `metrics` feature) serves the crate's metrics as Prometheus
 //!   text at `GET /metrics` on the listening address (counters named `…_total`, durations as
 //!   histograms with buckets from 0.5 ms to 5 min).
@@ -83,7 +87,7 @@ use tower_webhook::{
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -117,6 +121,9 @@ Serving:
   --consumer NAME          with a Redis --queue: this receiver's consumer name
                            [default: worker-PID-N]
   --metrics                Prometheus text at GET /metrics (the `metrics` feature)
+  --admin-token TOKEN      with --queue: the admin page at /admin/ (stats, dead letters,
+                           replay, purge) for `Authorization: Bearer TOKEN`, or Basic
+                           authentication with TOKEN as the password (a browser asks for it)
 
 Administering a Redis queue (--stream and --group as above):
   stats --queue URL [--json]                 messages ready, pending, delayed and dead
@@ -182,6 +189,9 @@ struct Args {
     max_attempts: u32,
     /// `--metrics`: Prometheus text at `GET /metrics`.
     metrics: bool,
+    /// `--admin-token`: the admin page at `/admin/`, for requests that carry this token.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    admin_token: Option<String>,
     /// `--stream`, `--group`, `--consumer`: the Redis queue's names.
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     redis_names: RedisNames,
@@ -267,6 +277,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut visibility = Duration::from_millis(30_000);
     let mut max_attempts = 5;
     let mut metrics = false;
+    let mut admin_token = None;
     let mut redis_names = RedisNames::default();
     // Flags that only mean something with `--queue`, where they were given.
     let mut queue_only = Vec::new();
@@ -277,7 +288,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
         if matches!(
             flag.as_str(),
-            "--workers" | "--visibility-ms" | "--max-attempts"
+            "--workers" | "--visibility-ms" | "--max-attempts" | "--admin-token"
         ) {
             queue_only.push(flag.clone());
         }
@@ -363,6 +374,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .ok_or_else(|| format!("--max-attempts: {n:?} is not a positive number"))?;
             }
             "--metrics" => metrics = true,
+            "--admin-token" => {
+                let token = value("--admin-token")?;
+                if token.len() < 16 {
+                    return Err("--admin-token: use at least 16 characters".to_owned());
+                }
+                admin_token = Some(token);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -403,6 +421,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         visibility,
         max_attempts,
         metrics,
+        admin_token,
         redis_names,
     })
 }
@@ -639,15 +658,72 @@ mod queued {
                 eprintln!("receiver: worker: {err}");
             }
         });
-        let mut enqueue = Enqueue::<E, _>::new(queue);
+        let mut enqueue = Enqueue::<E, _>::new(Arc::clone(&queue));
         if args.dedupe_in_queue() {
             enqueue = enqueue.deduplicate();
         }
         let enqueue = layers.layer(enqueue);
+        let mut router = Router::new().route("/webhook", post_service(enqueue));
+        if let Some(token) = &args.admin_token {
+            router = router.merge(admin(Arc::clone(&queue), token));
+        }
         Ok(App {
-            router: Router::new().route("/webhook", post_service(enqueue)),
+            router,
             workers: Some(workers),
         })
+    }
+
+    /// The admin page of `queue` at `/admin/`, for requests with `Authorization: Bearer
+    /// <token>` (or, so that a browser can ask for it, `Basic` with the token as the password).
+    fn admin(queue: Arc<dyn Queue>, token: &str) -> Router {
+        use axum::{
+            extract::Request,
+            http::{HeaderValue, StatusCode, header},
+            middleware::{Next, from_fn},
+            response::Response,
+        };
+        use base64::Engine as _;
+        use subtle::ConstantTimeEq as _;
+
+        let token: Arc<str> = Arc::from(token);
+        let check = move |request: Request, next: Next| {
+            let token = Arc::clone(&token);
+            async move {
+                let presented = request
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| {
+                        if let Some(bearer) = value.strip_prefix("Bearer ") {
+                            return Some(bearer.as_bytes().to_vec());
+                        }
+                        let basic = value.strip_prefix("Basic ")?;
+                        let decoded = base64::engine::general_purpose::STANDARD
+                            .decode(basic.trim())
+                            .ok()?;
+                        let colon = decoded.iter().position(|&b| b == b':')?;
+                        Some(decoded[colon + 1..].to_vec())
+                    });
+                let allowed = presented
+                    .is_some_and(|presented| bool::from(presented.ct_eq(token.as_bytes())));
+                if allowed {
+                    return next.run(request).await;
+                }
+                let mut refused = Response::new(axum::body::Body::from("admin token required\n"));
+                *refused.status_mut() = StatusCode::UNAUTHORIZED;
+                refused.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"receiver admin\", charset=\"UTF-8\""),
+                );
+                refused
+            }
+        };
+        Router::new()
+            .nest_service(
+                "/admin",
+                tower_webhook::admin::QueueAdmin::new(queue).mounted_at("/admin/"),
+            )
+            .layer(from_fn(check))
     }
 }
 

@@ -104,6 +104,8 @@
 //!   store or the queue unavailable, a failed attempt, a dead letter, a queue that cannot be
 //!   read, a settlement that could not be stored). No secret, signature, header value or
 //!   payload in any field.
+//! - `admin`: the `admin` module, a mountable page of a queue's stats and dead letters with
+//!   replay and purge buttons (server-rendered HTML, CSRF-protected forms); with `queue`.
 //! - `metrics`: counters and histograms of requests, deduplication, queueing and workers, and
 //!   gauges of what a queue holds, through the `metrics` facade (any exporter); the `metrics`
 //!   module lists every name.
@@ -131,6 +133,9 @@ mod verified;
 #[cfg(feature = "axum")]
 mod extract;
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 pub mod decode;
 pub mod dedupe;
 #[cfg(feature = "metrics")]

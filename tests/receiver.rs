@@ -515,3 +515,289 @@ fn the_command_line_helps_refuses_idle_flags_and_reads_secrets_from_a_file_or_th
     assert_eq!(from_env.post(&event("vid_from_env")), (200, false));
     assert_eq!(from_env.post_signed_with("not it", &event("vid_y")).0, 401);
 }
+
+/// A binary on the `PATH` by one of `names`.
+fn on_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    names.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// A WebDriver session of a headless Chromium, through `chromedriver` (killed when dropped).
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+impl Browser {
+    /// `None`, after saying why, when Chromium or chromedriver is missing, unless `CI=true`:
+    /// then the test fails.
+    fn start() -> Option<Self> {
+        let chromium = on_path(&["chromium", "chromium-browser", "google-chrome"]);
+        let driver = on_path(&["chromedriver"]);
+        let (Some(chromium), Some(driver)) = (chromium, driver) else {
+            assert!(
+                !common::redis::in_ci(),
+                "CI=true but chromium or chromedriver is missing: the browser test must run"
+            );
+            eprintln!("skipped: the browser test needs chromium and chromedriver");
+            return None;
+        };
+        let port = common::redis::free_port();
+        let driver = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut browser = Self {
+            driver,
+            port,
+            session: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let created = browser.call(
+            "POST",
+            "/session",
+            Some(serde_json::json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--disable-dev-shm-usage", "--window-size=1100,900"],
+                },
+            }}})),
+        );
+        browser.session = created["sessionId"].as_str().unwrap().to_owned();
+        Some(browser)
+    }
+
+    /// One WebDriver command: its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let body = body.map(|body| body.to_string()).unwrap_or_default();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // chromedriver may keep the connection open: read the head, then as much as it says.
+        let mut reader = BufReader::new(stream);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let lower = head.to_ascii_lowercase();
+        let mut body = Vec::new();
+        if let Some(length) = lower
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length:"))
+        {
+            body.resize(length.trim().parse().unwrap(), 0);
+            reader.read_exact(&mut body).unwrap();
+        } else {
+            // Chunked.
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).unwrap();
+                let size = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).unwrap();
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        }
+        let body = String::from_utf8(body).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "{method} {path}: {head}\n{value}"
+        );
+        value["value"].clone()
+    }
+
+    fn session(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    fn open(&self, url: &str) {
+        self.session("POST", "/url", Some(serde_json::json!({ "url": url })));
+    }
+
+    /// The page's HTML as the browser has it.
+    fn source(&self) -> String {
+        self.session("GET", "/source", None)
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Waits until the page holds `text` (bounded).
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let source = self.source();
+            if source.contains(text) {
+                return source;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {text:?}: {source}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn click(&self, css: &str) {
+        let found = self.session(
+            "POST",
+            "/element",
+            Some(serde_json::json!({"using": "css selector", "value": css})),
+        );
+        let element = found
+            .as_object()
+            .and_then(|found| found.values().next())
+            .and_then(serde_json::Value::as_str)
+            .unwrap()
+            .to_owned();
+        self.session(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(serde_json::json!({})),
+        );
+    }
+
+    fn screenshot_png(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let encoded = self.session("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_str().unwrap())
+            .unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.session("DELETE", "", None);
+            }));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The admin page in a real browser (headless Chromium through chromedriver), as an operator
+/// uses it: a delivery dead-lettered by a failing receiver shows up on a healthy receiver's
+/// `/admin/` (behind `--admin-token`, asked for as Basic authentication); pressing its Replay
+/// button has it processed, and the page says so. `TOWER_WEBHOOK_ADMIN_SCREENSHOT=PATH` saves a
+/// picture of the page with the dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_in_a_browser_shows_a_dead_letter_and_replays_it() {
+    let Some(server) = Server::require("receiver-admin").await else {
+        return;
+    };
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let url = server.url();
+    let token = "admin-token-for-the-browser-test";
+    let serve = |fail_rate: &str| {
+        Receiver::start(&[
+            "--provider",
+            "videonest",
+            "--secret",
+            SECRET,
+            "--listen",
+            "127.0.0.1:0",
+            "--queue",
+            &url,
+            "--fail-rate",
+            fail_rate,
+            "--max-attempts",
+            "1",
+            "--admin-token",
+            token,
+        ])
+    };
+    let failing = serve("1");
+    assert_eq!(failing.post(&event("vid_in_the_browser")), (200, false));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let dead_one = serde_json::json!({"ready": 0, "pending": 0, "delayed": 0, "dead": 1});
+    while serde_json::from_str::<serde_json::Value>(&admin(&["stats", "--queue", &url, "--json"]))
+        .unwrap()
+        != dead_one
+    {
+        assert!(Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(failing);
+
+    let healthy = serve("0");
+    let base = format!("http://{}/admin/", healthy.addr);
+    // Without the token: refused, and asked for.
+    let refused = {
+        let mut stream = TcpStream::connect(healthy.addr).unwrap();
+        write!(
+            stream,
+            "GET /admin/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic")
+    );
+
+    browser.open(&format!("http://admin:{token}@{}/admin/", healthy.addr));
+    let page = browser.wait_for("vid_in_the_browser");
+    assert!(page.contains("<td id=\"dead\">1</td>"), "{page}");
+    assert!(page.contains("handler failed (--fail-rate)"));
+    if let Ok(path) = std::env::var("TOWER_WEBHOOK_ADMIN_SCREENSHOT") {
+        std::fs::write(path, browser.screenshot_png()).unwrap();
+    }
+    assert!(browser.screenshot_png().starts_with(b"\x89PNG"));
+
+    browser.click("section.dead-letter form[action='/admin/replay'] button");
+    let after = browser.wait_for("Replayed 1 dead letter(s).");
+    assert!(after.contains("No dead letters."), "{after}");
+    assert_eq!(
+        healthy.printed_for("vid_in_the_browser"),
+        1,
+        "processed after the replay"
+    );
+    browser.open(&base.replace("http://", &format!("http://admin:{token}@")));
+    browser.wait_for("<td id=\"dead\">0</td>");
+    assert_eq!(healthy.lines_for("vid_in_the_browser"), 1, "once");
+}
