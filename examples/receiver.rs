@@ -120,7 +120,8 @@ Serving:
   --group NAME             with a Redis --queue: the consumer group [default: workers]
   --consumer NAME          with a Redis --queue: this receiver's consumer name
                            [default: worker-PID-N]
-  --metrics                Prometheus text at GET /metrics (the `metrics` feature)
+  --metrics                Prometheus text at GET /metrics (the `metrics` feature), without
+                           authentication: listen on a private address, or put a proxy in front
   --admin-token TOKEN      with --queue: the admin page at /admin/ (stats, dead letters,
                            replay, purge) for `Authorization: Bearer TOKEN`, or Basic
                            authentication with TOKEN as the password (a browser asks for it)
@@ -879,10 +880,44 @@ fn app_with<St: Store + Clone>(
     }
 }
 
+/// Whether `--help` or `-h` is on the command line as a flag (not as the value of a flag that
+/// takes one, such as a secret).
+fn asks_for_help(args: impl Iterator<Item = String>) -> bool {
+    const TAKE_A_VALUE: &[&str] = &[
+        "--provider",
+        "--secret",
+        "--secret-file",
+        "--tolerance",
+        "--listen",
+        "--max-body",
+        "--dedupe",
+        "--fail-rate",
+        "--handler-delay-ms",
+        "--queue",
+        "--workers",
+        "--visibility-ms",
+        "--max-attempts",
+        "--stream",
+        "--group",
+        "--consumer",
+        "--admin-token",
+    ];
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            return true;
+        }
+        if TAKE_A_VALUE.contains(&arg.as_str()) {
+            args.next();
+        }
+    }
+    false
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut argv = std::env::args().skip(1).peekable();
-    if std::env::args().any(|arg| arg == "--help" || arg == "-h") {
+    if asks_for_help(std::env::args().skip(1)) {
         println!("{USAGE}\n{HELP}");
         return ExitCode::SUCCESS;
     }
@@ -962,19 +997,72 @@ mod admin {
     pub(super) async fn run(args: Vec<String>) -> ExitCode {
         match command(args).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
+            Err(Failure::Usage(message)) => {
                 eprintln!("receiver: {message}\n{}", super::USAGE);
                 ExitCode::from(2)
+            }
+            Err(Failure::Runtime(message)) => {
+                eprintln!("receiver: {message}");
+                ExitCode::FAILURE
             }
         }
     }
 
+    /// Why a command did not do all it was asked.
+    enum Failure {
+        /// The command line is wrong (exit 2, with the usage).
+        Usage(String),
+        /// The queue failed, or part of the work was not done (exit 1).
+        Runtime(String),
+    }
+
+    impl From<String> for Failure {
+        fn from(message: String) -> Self {
+            Self::Usage(message)
+        }
+    }
+
+    impl From<&str> for Failure {
+        fn from(message: &str) -> Self {
+            Self::Usage(message.to_owned())
+        }
+    }
+
+    /// `url` with its password, if any, replaced by `***`.
+    #[cfg_attr(not(all(feature = "queue", feature = "redis")), allow(dead_code))]
+    fn redacted(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        match rest[..authority_end].rfind('@') {
+            Some(at) => match rest[..at].find(':') {
+                Some(colon) => format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        }
+    }
+
+    /// An error and its sources, `a: b: c`.
+    #[cfg_attr(not(all(feature = "queue", feature = "redis")), allow(dead_code))]
+    fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+        let mut text = err.to_string();
+        let mut source = err.source();
+        while let Some(err) = source {
+            text.push_str(": ");
+            text.push_str(&err.to_string());
+            source = err.source();
+        }
+        text
+    }
+
     #[cfg(not(all(feature = "queue", feature = "redis")))]
-    async fn command(_args: Vec<String>) -> Result<(), String> {
+    async fn command(_args: Vec<String>) -> Result<(), Failure> {
         Err(
             "this receiver was built without the `queue` and `redis` features \
              (cargo run --features queue,redis --example receiver -- …)"
-                .to_owned(),
+                .into(),
         )
     }
 
@@ -1045,7 +1133,7 @@ mod admin {
     }
 
     #[cfg(all(feature = "queue", feature = "redis"))]
-    async fn command(args: Vec<String>) -> Result<(), String> {
+    async fn command(args: Vec<String>) -> Result<(), Failure> {
         use tower_webhook::queue::{Page, Queue, RedisQueue, Select};
 
         let command = parse(args)?;
@@ -1058,17 +1146,18 @@ mod admin {
                 return Err(
                     "--queue memory: a memory queue lives inside the receiver serving \
                             it; another process cannot reach it"
-                        .to_owned(),
+                        .into(),
                 );
             }
             super::Backend::Redis(_) => {}
         }
-        let queue = command.names.apply(
-            RedisQueue::connect(url.as_str())
-                .await
-                .map_err(|err| format!("--queue {url}: {err}"))?,
-        );
-        let failed = |err: tower_webhook::queue::QueueError| format!("--queue {url}: {err}");
+        let shown = redacted(&url);
+        let failed = |err: tower_webhook::queue::QueueError| {
+            Failure::Runtime(format!("--queue {shown}: {}", chain(&err)))
+        };
+        let queue = command
+            .names
+            .apply(RedisQueue::connect(url.as_str()).await.map_err(failed)?);
         let which = || {
             if command.all {
                 Select::All
@@ -1122,15 +1211,31 @@ mod admin {
                     }
                 }
             }
-            "dlq replay" => {
-                let replayed = queue.replay_dead_letters(which()).await.map_err(failed)?;
-                println!("replayed {replayed}");
+            "dlq replay" | "dlq purge" => {
+                let replay = command.name == "dlq replay";
+                let done = if replay {
+                    queue.replay_dead_letters(which()).await
+                } else {
+                    queue.purge_dead_letters(which()).await
+                }
+                .map_err(failed)?;
+                println!("{} {done}", if replay { "replayed" } else { "purged" });
+                let asked: std::collections::HashSet<_> = command.ids.iter().collect();
+                let left = u64::try_from(asked.len())
+                    .unwrap_or(u64::MAX)
+                    .saturating_sub(done);
+                if left > 0 {
+                    return Err(Failure::Runtime(format!(
+                        "{left} of the ids given {}",
+                        if replay {
+                            "were not replayed: not dead letters, or the queue is full"
+                        } else {
+                            "were not dead letters"
+                        }
+                    )));
+                }
             }
-            "dlq purge" => {
-                let purged = queue.purge_dead_letters(which()).await.map_err(failed)?;
-                println!("purged {purged}");
-            }
-            other => return Err(format!("unknown command {other:?}")),
+            other => return Err(format!("unknown command {other:?}").into()),
         }
         Ok(())
     }

@@ -886,3 +886,9 @@ async fn memory_a_replay_bypasses_the_dedupe_record_and_is_processed_once() {
     common::queue::a_replay_bypasses_the_dedupe_record_and_is_processed_once(MemoryQueue::new(10))
         .await;
 }
+
+#[tokio::test]
+async fn memory_replays_take_each_id_once_skip_strangers_and_go_oldest_first() {
+    let queue = MemoryQueue::new(400);
+    common::queue::replays_take_each_id_once_skip_strangers_and_go_oldest_first(&queue).await;
+}

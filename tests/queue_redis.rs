@@ -1190,3 +1190,13 @@ async fn redis_a_replay_bypasses_the_dedupe_record_and_is_processed_once() {
     common::queue::a_replay_bypasses_the_dedupe_record_and_is_processed_once(queue).await;
     redis.clean_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_replays_take_each_id_once_skip_strangers_and_go_oldest_first() {
+    let Some(redis) = Redis::get("replay-ids").await else {
+        return;
+    };
+    let queue = redis.queue().await.max_len(400);
+    common::queue::replays_take_each_id_once_skip_strangers_and_go_oldest_first(&queue).await;
+    redis.clean_up().await;
+}

@@ -396,6 +396,13 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line_and_counted(
         "",
         "no dead letter left"
     );
+    let replayed_id = listed[0]["id"].as_str().unwrap();
+    let (ok, out, err) = run(&["dlq", "replay", "--queue", &url, replayed_id]);
+    assert!(!ok && out == "replayed 0\n", "{out}{err}");
+    assert!(
+        err.contains("1 of the ids given were not replayed"),
+        "{err}"
+    );
     // Still a duplicate, and nothing was processed twice.
     assert_eq!(healthy.post(&event(&ids[1])), (200, true));
     assert_eq!(healthy.post(&event("vid_after_replay")), (200, false));
@@ -485,12 +492,36 @@ fn the_command_line_helps_refuses_idle_flags_and_reads_secrets_from_a_file_or_th
         ),
         (&["dlq", "list", "--queue", "memory"], "memory queue"),
         (&["stats", "--queue", "ftp://x"], "redis+unix://"),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--secret",
+                "-h",
+                "--workers",
+                "2",
+            ],
+            "needs --queue",
+        ),
     ] {
         let (ok, _, err) = run(args);
         assert!(!ok, "{args:?} succeeded");
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!err.contains(SECRET));
     }
+
+    // A queue that cannot be reached: said with its cause, the password hidden, exit 1.
+    let output = Command::new(receiver_binary())
+        .args(["stats", "--queue", "redis://:hunter2-secret@127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("redis://:***@127.0.0.1:1") && !err.contains("hunter2"),
+        "{err}"
+    );
+    assert!(!err.contains("usage:"), "{err}");
 
     let dir = std::env::temp_dir().join(format!("receiver-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

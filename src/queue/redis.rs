@@ -59,6 +59,13 @@ local function held(stream, group, id, attempt)
   if before + tonumber(pending[1][4]) ~= tonumber(attempt) then return nil end
   return map['payload'] or '', before, map['failed'], map['replays']
 end
+-- When a message that fails on `attempt` first failed: as recorded, now on its first attempt,
+-- or nil (unknown: it failed before a version that records it).
+local function first_failure(failed, attempt, now)
+  if failed then return failed end
+  if tonumber(attempt) == 1 then return now end
+  return nil
+end
 -- The time on the server, in milliseconds.
 local function now_millis()
   local time = redis.call('TIME')
@@ -210,8 +217,9 @@ local payload, _, failed, replays = held(stream, group, id, ARGV[3])
 if not payload then return 0 end
 local now = now_millis()
 local due = now + tonumber(ARGV[4])
-redis.call('HSET', data, 'p:' .. id, payload, 'a:' .. id, ARGV[3], 'f:' .. id, failed or now,
-  'r:' .. id, replays or '0')
+redis.call('HSET', data, 'p:' .. id, payload, 'a:' .. id, ARGV[3], 'r:' .. id, replays or '0')
+local first = first_failure(failed, ARGV[3], now)
+if first then redis.call('HSET', data, 'f:' .. id, first) end
 redis.call('ZADD', delayed, due, id)
 redis.call('XACK', stream, group, id)
 redis.call('XDEL', stream, id)
@@ -225,8 +233,14 @@ local stream, dead = KEYS[1], KEYS[2]
 local group, id = ARGV[1], ARGV[2]
 local payload, _, failed, replays = held(stream, group, id, ARGV[3])
 if not payload then return 0 end
-redis.call('XADD', dead, '*', 'payload', payload, 'error', ARGV[4], 'attempts', ARGV[3], 'id', id,
-  'first_failed', failed or now_millis(), 'replays', replays or '0')
+local first = first_failure(failed, ARGV[3], now_millis())
+if first then
+  redis.call('XADD', dead, '*', 'payload', payload, 'error', ARGV[4], 'attempts', ARGV[3],
+    'id', id, 'first_failed', first, 'replays', replays or '0')
+else
+  redis.call('XADD', dead, '*', 'payload', payload, 'error', ARGV[4], 'attempts', ARGV[3],
+    'id', id, 'replays', replays or '0')
+end
 redis.call('XACK', stream, group, id)
 redis.call('XDEL', stream, id)
 return 1
@@ -245,30 +259,33 @@ return {math.max(len - pending, 0), pending, redis.call('ZCARD', delayed), redis
 ";
 
 /// Moves dead letters back to the stream as new entries (attempts 0, one more replay), at most
-/// 100 per call: those listed in ARGV from the third on, or the oldest when ARGV[2] is `all`.
-/// Returns `{replayed, full, looked at}`. KEYS: the stream, the dead letters; ARGV: the maximum
-/// length, the mode, the ids.
+/// 100 per call: those listed in ARGV from the third on, or (ARGV[2] `all`) the oldest up to
+/// the id in ARGV[3]. Each is looked up as it is moved: one listed twice, or moved meanwhile by
+/// another replay, is moved once. Returns `{replayed, full, looked at}`. KEYS: the stream, the
+/// dead letters; ARGV: the maximum length, the mode, then the last id or the ids.
 const REPLAY: &str = r"
 local stream, dead = KEYS[1], KEYS[2]
 local max = tonumber(ARGV[1])
-local entries = {}
+local ids = {}
 if ARGV[2] == 'all' then
-  entries = redis.call('XRANGE', dead, '-', '+', 'COUNT', 100)
-else
-  for i = 3, #ARGV do
-    local found = redis.call('XRANGE', dead, ARGV[i], ARGV[i])
-    if #found == 1 then entries[#entries + 1] = found[1] end
+  for _, entry in ipairs(redis.call('XRANGE', dead, '-', ARGV[3], 'COUNT', 100)) do
+    ids[#ids + 1] = entry[1]
   end
+else
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 end
 local replayed = 0
-for _, entry in ipairs(entries) do
-  if redis.call('XLEN', stream) >= max then return {replayed, 1, #entries} end
-  local map = fields(entry[2])
-  add(stream, max, map['payload'] or '', '0', nil, (tonumber(map['replays']) or 0) + 1)
-  redis.call('XDEL', dead, entry[1])
-  replayed = replayed + 1
+for _, id in ipairs(ids) do
+  local found = redis.call('XRANGE', dead, id, id)
+  if #found == 1 then
+    if redis.call('XLEN', stream) >= max then return {replayed, 1, #ids} end
+    local map = fields(found[1][2])
+    add(stream, max, map['payload'] or '', '0', nil, (tonumber(map['replays']) or 0) + 1)
+    redis.call('XDEL', dead, id)
+    replayed = replayed + 1
+  end
 end
-return {replayed, 0, #entries}
+return {replayed, 0, #ids}
 ";
 
 /// Deletes every dead letter: how many there were. KEYS[1]: the dead letters.
@@ -805,6 +822,10 @@ impl Queue for RedisQueue {
         Box::pin(async move {
             let start = match &page.after {
                 None => "-".to_owned(),
+                // Nothing comes after the largest id there is.
+                Some(after) if stream_id(&after.0) == Some((u64::MAX, u64::MAX)) => {
+                    return Ok(DeadLetterPage::new(Vec::new(), false));
+                }
                 Some(after) if is_stream_id(&after.0) => format!("({after}"),
                 // Not an id of a dead letter: nothing comes after it.
                 Some(_) => return Ok(DeadLetterPage::new(Vec::new(), false)),
@@ -833,22 +854,41 @@ impl Queue for RedisQueue {
         Box::pin(async move {
             let mut connection = queue.connection.clone();
             let mut replayed = 0;
-            let mut batches: Vec<Vec<String>> = match &which {
-                Select::All => Vec::new(),
-                Select::Ids(ids) => ids
-                    .iter()
-                    .filter(|id| is_stream_id(&id.0))
-                    .map(|id| id.0.clone())
-                    .collect::<Vec<_>>()
-                    .chunks(REPLAY_BATCH)
-                    .map(<[String]>::to_vec)
-                    .collect(),
+            // Oldest first. `all` means the dead letters there are now, up to the newest: those
+            // that fail again meanwhile are not replayed again.
+            let mut batches: std::collections::VecDeque<Vec<String>> = match &which {
+                Select::All => {
+                    let newest: Vec<(String, HashMap<String, Vec<u8>>)> = redis::cmd("XREVRANGE")
+                        .arg(&queue.keys.dead)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(unavailable)?;
+                    let Some((newest, _)) = newest.into_iter().next() else {
+                        return Ok(0);
+                    };
+                    std::collections::VecDeque::from([vec![newest]])
+                }
+                Select::Ids(ids) => {
+                    let mut seen = std::collections::HashSet::new();
+                    ids.iter()
+                        .filter(|id| is_stream_id(&id.0) && seen.insert(id.0.as_str()))
+                        .map(|id| id.0.clone())
+                        .collect::<Vec<_>>()
+                        .chunks(REPLAY_BATCH)
+                        .map(<[String]>::to_vec)
+                        .collect()
+                }
             };
             loop {
-                let ids = match &which {
-                    Select::All => Vec::new(),
-                    Select::Ids(_) => match batches.pop() {
-                        Some(ids) => ids,
+                let (mode, args) = match &which {
+                    // The same bound each time: each batch is the oldest up to it.
+                    Select::All => ("all", batches[0].clone()),
+                    Select::Ids(_) => match batches.pop_front() {
+                        Some(ids) => ("ids", ids),
                         None => break,
                     },
                 };
@@ -857,9 +897,9 @@ impl Queue for RedisQueue {
                     .key(&queue.keys.stream)
                     .key(&queue.keys.dead)
                     .arg(queue.max_len)
-                    .arg(if ids.is_empty() { "all" } else { "ids" });
-                for id in &ids {
-                    invocation.arg(id);
+                    .arg(mode);
+                for arg in &args {
+                    invocation.arg(arg);
                 }
                 let (count, full, looked_at): (u64, u8, usize) = invocation
                     .invoke_async(&mut connection)
@@ -963,13 +1003,21 @@ fn messages(taken: Vec<(String, Vec<u8>, u32, u32)>) -> Vec<Message> {
         .collect()
 }
 
-/// Whether `id` is a stream entry id (`<milliseconds>-<sequence>`), as Redis would take it.
+/// Whether `id` is a stream entry id (`<milliseconds>-<sequence>`, each a `u64`), as Redis
+/// takes it.
 fn is_stream_id(id: &str) -> bool {
-    let digits = |part: &str| {
-        !part.is_empty() && part.len() <= 20 && part.bytes().all(|b| b.is_ascii_digit())
+    stream_id(id).is_some()
+}
+
+/// The two numbers of a stream entry id.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let number = |part: &str| {
+        (!part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| part.parse::<u64>().ok())
+            .flatten()
     };
-    id.split_once('-')
-        .is_some_and(|(millis, sequence)| digits(millis) && digits(sequence))
+    let (millis, sequence) = id.split_once('-')?;
+    Some((number(millis)?, number(sequence)?))
 }
 
 /// A dead letter from its entry in the dead-letter stream.

@@ -72,28 +72,91 @@ pub(crate) async fn stats_follow_the_traffic(queue: &impl Queue) {
     );
 }
 
-/// Pushes `n` payloads and dead-letters each after one attempt: their message ids, in order.
+/// Pushes `n` payloads and dead-letters each after one attempt, 100 at a time (a small queue
+/// holds them): their message ids, in order.
 async fn dead_letters(queue: &impl Queue, n: usize) -> Vec<MessageId> {
     let mut ids = Vec::with_capacity(n);
-    for i in 0..n {
-        ids.push(queue.push(format!("{{\"n\":{i}}}").into()).await.unwrap());
-    }
-    let mut taken = Vec::with_capacity(n);
-    while taken.len() < n {
-        let pulled = queue
-            .pull("dead", Pull::up_to(n - taken.len()))
-            .await
-            .unwrap();
-        assert!(!pulled.is_empty(), "every pushed message can be pulled");
-        taken.extend(pulled);
-    }
-    for message in &taken {
-        queue
-            .dead_letter(message, &format!("failed: {}", message.id))
-            .await
-            .unwrap();
+    while ids.len() < n {
+        let round = (n - ids.len()).min(100);
+        for _ in 0..round {
+            let i = ids.len();
+            ids.push(queue.push(format!("{{\"n\":{i}}}").into()).await.unwrap());
+        }
+        let mut taken = Vec::with_capacity(round);
+        while taken.len() < round {
+            let pulled = queue
+                .pull("dead", Pull::up_to(round - taken.len()))
+                .await
+                .unwrap();
+            assert!(!pulled.is_empty(), "every pushed message can be pulled");
+            taken.extend(pulled);
+        }
+        taken.sort_by_key(|message| ids.iter().position(|id| *id == message.id));
+        for message in &taken {
+            queue
+                .dead_letter(message, &format!("failed: {}", message.id))
+                .await
+                .unwrap();
+        }
     }
     ids
+}
+
+/// Replays of ids listed twice, of ids no dead letter has (some that are not ids at all, or
+/// past what Redis takes) and of more than fit: each once, the rest skipped, the oldest first.
+/// `queue` holds at most 400 messages.
+pub(crate) async fn replays_take_each_id_once_skip_strangers_and_go_oldest_first(
+    queue: &impl Queue,
+) {
+    let pushed = dead_letters(queue, 250).await;
+    // Room for 150 more messages.
+    for _ in 0..250 {
+        queue.push("{}".into()).await.unwrap();
+    }
+    let (letters, _) = all_pages(queue, 100).await;
+    let ids: Vec<MessageId> = letters.iter().map(|l| l.id.clone()).collect();
+    let strangers = [
+        "99999999999999999999-0",
+        "18446744073709551615-18446744073709551615",
+        "-",
+        "+",
+        "(0-0",
+        "",
+        "dead-",
+        "dead-99999999999999999999",
+    ];
+    for stranger in strangers {
+        let stranger = MessageId(stranger.into());
+        let which = Select::Ids(vec![stranger.clone()]);
+        assert_eq!(
+            queue.replay_dead_letters(which.clone()).await.unwrap(),
+            0,
+            "{stranger}"
+        );
+        assert_eq!(
+            queue.purge_dead_letters(which).await.unwrap(),
+            0,
+            "{stranger}"
+        );
+        let page = Page::first(10).after(stranger.clone());
+        let after = queue.list_dead_letters(page).await;
+        let after = after.unwrap_or_else(|err| panic!("{stranger}: {err}"));
+        assert!(after.letters.is_empty(), "{stranger}: nothing after it");
+    }
+    let twice = Select::Ids(vec![ids[0].clone(), ids[0].clone(), ids[0].clone()]);
+    assert_eq!(
+        queue.replay_dead_letters(twice).await.unwrap(),
+        1,
+        "an id listed thrice, once"
+    );
+    assert_eq!(queue.stats().await.unwrap().ready, 251);
+    // 249 asked for, 149 fit: the oldest go first, the newest 100 stay.
+    let rest = Select::Ids(ids[1..].to_vec());
+    assert_eq!(queue.replay_dead_letters(rest).await.unwrap(), 149);
+    let (left, _) = all_pages(queue, 100).await;
+    let left: Vec<&MessageId> = left.iter().map(|l| &l.message_id).collect();
+    let newest: Vec<&MessageId> = pushed[150..].iter().collect();
+    assert_eq!(left, newest);
 }
 
 /// Every dead letter, a page of `limit` at a time.
