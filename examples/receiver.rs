@@ -1134,6 +1134,7 @@ mod admin {
 
     #[cfg(all(feature = "queue", feature = "redis"))]
     async fn command(args: Vec<String>) -> Result<(), Failure> {
+        use std::io::Write as _;
         use tower_webhook::queue::{Page, Queue, RedisQueue, Select};
 
         let command = parse(args)?;
@@ -1155,6 +1156,7 @@ mod admin {
         let failed = |err: tower_webhook::queue::QueueError| {
             Failure::Runtime(format!("--queue {shown}: {}", chain(&err)))
         };
+        let printing = |err: std::io::Error| Failure::Runtime(format!("stdout: {err}"));
         let queue = command
             .names
             .apply(RedisQueue::connect(url.as_str()).await.map_err(failed)?);
@@ -1186,29 +1188,41 @@ mod admin {
                 }
             }
             "dlq list" => {
-                let mut letters = Vec::new();
+                // A page at a time, printed as it comes: memory stays bounded however many
+                // dead letters there are. JSON: one array, written element by element.
+                let mut out = std::io::stdout().lock();
                 let mut page = Page::first(500);
+                let mut first = true;
+                if command.json {
+                    write!(out, "[").map_err(printing)?;
+                }
                 loop {
                     let listed = queue.list_dead_letters(page).await.map_err(failed)?;
-                    letters.extend(listed.letters);
+                    for letter in &listed.letters {
+                        let shown = describe(letter);
+                        if command.json {
+                            let comma = if first { "" } else { "," };
+                            write!(out, "{comma}{shown}").map_err(printing)?;
+                        } else {
+                            writeln!(
+                                out,
+                                "{} attempts={} provider={} event={} id={} error={}",
+                                letter.id,
+                                letter.attempts,
+                                shown["provider"],
+                                shown["event"],
+                                shown["delivery_id"],
+                                serde_json::Value::from(letter.error.as_str()),
+                            )
+                            .map_err(printing)?;
+                        }
+                        first = false;
+                    }
                     let Some(next) = listed.next else { break };
                     page = Page::first(500).after(next);
                 }
-                let shown: Vec<serde_json::Value> = letters.iter().map(describe).collect();
                 if command.json {
-                    println!("{}", serde_json::Value::Array(shown));
-                } else {
-                    for (letter, shown) in letters.iter().zip(&shown) {
-                        println!(
-                            "{} attempts={} provider={} event={} id={} error={}",
-                            letter.id,
-                            letter.attempts,
-                            shown["provider"],
-                            shown["event"],
-                            shown["delivery_id"],
-                            serde_json::Value::from(letter.error.as_str()),
-                        );
-                    }
+                    writeln!(out, "]").map_err(printing)?;
                 }
             }
             "dlq replay" | "dlq purge" => {

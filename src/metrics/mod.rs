@@ -52,7 +52,12 @@
 //! | `webhook_queue_lag_seconds` | histogram | `provider` | for each processed delivery, from its request reaching the verifying layer to the worker's acknowledgement |
 //! | `webhook_queue_messages` | gauge | `state` = `ready`, `pending`, `delayed`, `dead` | what the queue holds ([`Queue::stats`](crate::queue::Queue::stats)), set by each running `queue::Worker` every [`Worker::stats_interval`](crate::queue::Worker::stats_interval) |
 //!
-//! Durations are in seconds.
+//! Durations are in seconds. The queue gauges name no queue: a process whose workers serve
+//! several queues should let one of them set the gauges and give the others
+//! `Worker::stats_interval(Duration::ZERO)` (or read [`Queue::stats`](crate::queue::Queue::stats)
+//! itself). Verification time is measured on the system clock, the one
+//! [`Verified::received_at`](crate::Verified::received_at) reads: a clock step shows as one odd
+//! value (a step back as 0).
 
 mod names;
 
