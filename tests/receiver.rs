@@ -231,8 +231,27 @@ fn post_to(addr: SocketAddr, body: &str) -> (u16, bool) {
     receiver.post(body)
 }
 
-/// The body of `GET path` on the receiver.
-fn get(addr: SocketAddr, path: &str) -> String {
+/// A VideoNest receiver on a free port with `--queue url`, whose handler fails with
+/// probability `fail_rate`, with `more` arguments.
+fn queued_receiver(url: &str, fail_rate: &str, more: &[&str]) -> Receiver {
+    let mut args = vec![
+        "--provider",
+        "videonest",
+        "--secret",
+        SECRET,
+        "--listen",
+        "127.0.0.1:0",
+        "--queue",
+        url,
+        "--fail-rate",
+        fail_rate,
+    ];
+    args.extend_from_slice(more);
+    Receiver::start(&args)
+}
+
+/// The whole answer (head and body) to `GET path` on the receiver.
+fn get_answer(addr: SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -244,6 +263,12 @@ fn get(addr: SocketAddr, path: &str) -> String {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// The body of `GET path` on the receiver, which answers 200.
+fn get(addr: SocketAddr, path: &str) -> String {
+    let response = get_answer(addr, path);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
         .split_once("\r\n\r\n")
@@ -292,23 +317,11 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line_and_counted(
     };
     let url = server.url();
     let serve = |fail_rate: &str| {
-        Receiver::start(&[
-            "--provider",
-            "videonest",
-            "--secret",
-            SECRET,
-            "--listen",
-            "127.0.0.1:0",
-            "--queue",
+        queued_receiver(
             &url,
-            "--dedupe",
-            &url,
-            "--fail-rate",
             fail_rate,
-            "--max-attempts",
-            "2",
-            "--metrics",
-        ])
+            &["--dedupe", &url, "--max-attempts", "2", "--metrics"],
+        )
     };
     let failing = serve("1");
     let ids: Vec<String> = (0..6).map(|i| format!("vid_dead_{i}")).collect();
@@ -760,22 +773,11 @@ async fn the_admin_page_in_a_browser_shows_a_dead_letter_and_replays_it() {
     let url = server.url();
     let token = "admin-token-for-the-browser-test";
     let serve = |fail_rate: &str| {
-        Receiver::start(&[
-            "--provider",
-            "videonest",
-            "--secret",
-            SECRET,
-            "--listen",
-            "127.0.0.1:0",
-            "--queue",
+        queued_receiver(
             &url,
-            "--fail-rate",
             fail_rate,
-            "--max-attempts",
-            "1",
-            "--admin-token",
-            token,
-        ])
+            &["--max-attempts", "1", "--admin-token", token],
+        )
     };
     let failing = serve("1");
     assert_eq!(failing.post(&event("vid_in_the_browser")), (200, false));
@@ -793,17 +795,7 @@ async fn the_admin_page_in_a_browser_shows_a_dead_letter_and_replays_it() {
     let healthy = serve("0");
     let base = format!("http://{}/admin/", healthy.addr);
     // Without the token: refused, and asked for.
-    let refused = {
-        let mut stream = TcpStream::connect(healthy.addr).unwrap();
-        write!(
-            stream,
-            "GET /admin/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
+    let refused = get_answer(healthy.addr, "/admin/");
     assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
     assert!(
         refused
