@@ -24,6 +24,8 @@
 //!   `timestamp`, which must exceed VideoNest's 36-minute retry horizon (2160 s). GitHub,
 //!   Shopify and VideoAIditor sign no timestamp and refuse the flag.
 //!
+//! - `--dedupe sqlite:PATH` keeps the deduplication records in a SQLite file (created if
+//!   missing; they survive a restart or a SIGKILL).
 //! - `--dedupe memory` deduplicates deliveries in this process, `--dedupe redis://HOST:PORT` in
 //!   Redis (shared by every receiver pointed at it): a repeat of a
 //!   processed event gets 200 with `x-webhook-duplicate: true` and prints nothing, a repeat while
@@ -108,7 +110,8 @@ Serving:
                            VideoNest: none unless set, above 2160]
   --listen ADDR            [default: 127.0.0.1:3000; port 0 picks a free port]
   --max-body BYTES         [default: 2097152]
-  --dedupe BACKEND         memory, or a Redis URL [default: no deduplication]
+  --dedupe BACKEND         memory, sqlite:PATH (a file: survives restarts, shared by the
+                           processes of one host), or a Redis URL [default: no deduplication]
   --fail-rate P            the handler answers 500 with probability P [default: 0]
   --handler-delay-ms MS    the handler sleeps first [default: 0]
   --queue BACKEND          memory, or a Redis URL: answer once stored, process in workers
@@ -151,12 +154,26 @@ enum Provider {
 enum Backend {
     Memory,
     Redis(String),
+    /// A SQLite file (`sqlite:PATH`): deduplication records only, so far.
+    Sqlite(std::path::PathBuf),
 }
 
 impl Backend {
     fn parse(flag: &str, value: &str) -> Result<Self, String> {
         match value {
             "memory" => Ok(Self::Memory),
+            path if path.starts_with("sqlite:") => {
+                let path = &path["sqlite:".len()..];
+                if path.is_empty() {
+                    return Err(format!("{flag}: sqlite:PATH needs a path"));
+                }
+                if flag == "--queue" {
+                    return Err("--queue sqlite:PATH: the SQLite queue is not there yet; \
+                         --dedupe sqlite:PATH is (with --queue memory or redis://)"
+                        .to_owned());
+                }
+                Ok(Self::Sqlite(path.into()))
+            }
             url if ["redis://", "rediss://", "redis+unix://", "unix://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme)) =>
@@ -164,7 +181,7 @@ impl Backend {
                 Ok(Self::Redis(url.to_owned()))
             }
             other => Err(format!(
-                "{flag}: {other:?} is neither `memory` nor a redis://, rediss://, \
+                "{flag}: {other:?} is neither `memory`, sqlite:PATH nor a redis://, rediss://, \
                  redis+unix:// or unix:// URL"
             )),
         }
@@ -626,6 +643,9 @@ mod queued {
                      (cargo run --features queue,redis --example receiver -- …)"
                 ));
             }
+            Backend::Sqlite(_) => {
+                return Err("--queue sqlite:PATH: the SQLite queue is not there yet".to_owned());
+            }
         };
         let service = service_fn(move |delivery: Delivery<E>| {
             let behaviour = Arc::clone(&behaviour);
@@ -768,7 +788,7 @@ fn metrics_route(args: &Args) -> Result<Option<Router>, String> {
     )
 }
 
-fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, String> {
+async fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, String> {
     match &args.dedupe {
         None => app_with(args, None::<MemoryStore>, stop),
         // The queue deduplicates.
@@ -786,7 +806,25 @@ fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<App, St
             "--dedupe {url}: this receiver was built without the `redis` feature \
              (cargo run --features redis --example receiver -- …)"
         )),
+        Some(Backend::Sqlite(path)) => {
+            let store = tower_webhook::dedupe::store::SqliteStore::open(path)
+                .await
+                .map_err(|err| format!("--dedupe sqlite:{}: {}", path.display(), chain(&err)))?;
+            app_with(args, Some(store), stop)
+        }
     }
+}
+
+/// An error and its sources, `a: b: c`.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
 }
 
 fn app_with<St: Store + Clone>(
@@ -932,7 +970,7 @@ async fn main() -> ExitCode {
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let app = match app(&args, &stopped) {
+    let app = match app(&args, &stopped).await {
         Ok(app) => app,
         Err(err) => {
             eprintln!("receiver: {err}");
@@ -1044,19 +1082,6 @@ mod admin {
         }
     }
 
-    /// An error and its sources, `a: b: c`.
-    #[cfg_attr(not(all(feature = "queue", feature = "redis")), allow(dead_code))]
-    fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(err) = source {
-            text.push_str(": ");
-            text.push_str(&err.to_string());
-            source = err.source();
-        }
-        text
-    }
-
     #[cfg(not(all(feature = "queue", feature = "redis")))]
     async fn command(_args: Vec<String>) -> Result<(), Failure> {
         Err(
@@ -1151,10 +1176,13 @@ mod admin {
                 );
             }
             super::Backend::Redis(_) => {}
+            super::Backend::Sqlite(_) => {
+                return Err("--queue sqlite:PATH: the SQLite queue is not there yet".into());
+            }
         }
         let shown = redacted(&url);
         let failed = |err: tower_webhook::queue::QueueError| {
-            Failure::Runtime(format!("--queue {shown}: {}", chain(&err)))
+            Failure::Runtime(format!("--queue {shown}: {}", super::chain(&err)))
         };
         let printing = |err: std::io::Error| Failure::Runtime(format!("stdout: {err}"));
         let queue = command

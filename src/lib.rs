@@ -106,6 +106,8 @@
 //!   payload in any field.
 //! - `admin`: the `admin` module, a mountable page of a queue's stats and dead letters with
 //!   replay and purge buttons (server-rendered HTML, CSRF-protected forms); with `queue`.
+//! - `sqlite`: `dedupe::store::SqliteStore`, a deduplication store in a SQLite file (rusqlite
+//!   with its bundled SQLite: nothing to install), durable as the disk.
 //! - `metrics`: counters and histograms of requests, deduplication, queueing and workers, and
 //!   gauges of what a queue holds, through the `metrics` facade (any exporter); the `metrics`
 //!   module lists every name.
@@ -128,6 +130,8 @@ mod redis_connection;
 mod redis_record;
 mod rejection;
 mod secret;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod verified;
 
 #[cfg(feature = "axum")]

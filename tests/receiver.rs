@@ -824,3 +824,47 @@ async fn the_admin_page_in_a_browser_shows_a_dead_letter_and_replays_it() {
     browser.wait_for("<td id=\"dead\">0</td>");
     assert_eq!(healthy.lines_for("vid_in_the_browser"), 1, "once");
 }
+
+/// `--dedupe sqlite:PATH`: what was answered survives a SIGKILL. A delivery processed before
+/// the receiver was killed is a duplicate for the receiver started again on the same file.
+#[test]
+fn sqlite_dedupe_records_survive_a_sigkill() {
+    let dir = std::env::temp_dir().join(format!(
+        "receiver-sqlite-{}-{}",
+        std::process::id(),
+        tower_webhook::dedupe::store::Token::random().as_str()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
+    let args = [
+        "--provider",
+        "videonest",
+        "--secret",
+        SECRET,
+        "--listen",
+        "127.0.0.1:0",
+        "--dedupe",
+        &file,
+    ];
+    let first = Receiver::start(&args);
+    assert_eq!(first.post(&event("vid_before_kill")), (200, false));
+    assert_eq!(first.printed_for("vid_before_kill"), 1);
+    assert_eq!(first.post(&event("vid_before_kill")), (200, true));
+    drop(first); // SIGKILL
+
+    let second = Receiver::start(&args);
+    assert_eq!(
+        second.post(&event("vid_before_kill")),
+        (200, true),
+        "still a duplicate"
+    );
+    assert_eq!(second.post(&event("vid_after_kill")), (200, false));
+    assert_eq!(second.printed_for("vid_after_kill"), 1);
+    assert_eq!(
+        second.lines_for("vid_before_kill"),
+        0,
+        "not processed again"
+    );
+    drop(second);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

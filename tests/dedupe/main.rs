@@ -6,6 +6,8 @@ mod common;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod suite;
 
 use std::{

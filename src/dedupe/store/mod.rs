@@ -14,6 +14,8 @@
 //! - [`MemoryStore`]: in this process, bounded, sharded. The default.
 //! - `RedisStore` (with the `redis` feature): in Redis 6+ or Valkey, shared by every replica of
 //!   a service; one round trip per claim, completion or release.
+//! - `SqliteStore` (with the `sqlite` feature): in a SQLite file, durable as the disk, shared by
+//!   the processes of one host; nothing to install.
 //!
 //! # Example
 //!
@@ -39,6 +41,8 @@
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::{
     collections::hash_map::RandomState,
@@ -58,6 +62,12 @@ pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore, MemoryStoreStats};
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_PREFIX, DEFAULT_RESPONSE_TIMEOUT, RedisStore,
+};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use self::sqlite::{
+    DEFAULT_MAX_ENTRIES as SQLITE_DEFAULT_MAX_ENTRIES, Durability, SqliteCommits, SqliteError,
+    SqliteFuture, SqliteStore,
 };
 
 /// A deduplication store, shared by every request of a [`DedupeLayer`](super::DedupeLayer).
