@@ -24,7 +24,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 /// The schema version this version of the crate writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The schema, version by version: `MIGRATIONS[n]` upgrades a file of version `n`.
 const MIGRATIONS: &[&str] = &[
@@ -36,6 +36,34 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX tower_webhook_dedupe_expiry ON tower_webhook_dedupe (expires_at);",
+    // 1 → 2: the queues (several may share the file, by name), their lengths, dead letters.
+    "CREATE TABLE tower_webhook_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        attempts INTEGER NOT NULL,
+        pulled INTEGER NOT NULL,
+        visible_at INTEGER NOT NULL,
+        replays INTEGER NOT NULL,
+        first_failed_at INTEGER
+    ) STRICT;
+    CREATE INDEX tower_webhook_queue_due ON tower_webhook_queue (queue, visible_at, id);
+    CREATE TABLE tower_webhook_queue_length (
+        queue TEXT PRIMARY KEY NOT NULL,
+        length INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE tower_webhook_dead (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        message_id INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        attempts INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        first_failed_at INTEGER,
+        failed_at INTEGER NOT NULL,
+        replays INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX tower_webhook_dead_queue ON tower_webhook_dead (queue, id);",
 ];
 
 /// At most this many jobs share one transaction.

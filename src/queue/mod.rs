@@ -21,6 +21,7 @@
 //! | --- | --- | --- |
 //! | [`MemoryQueue`] | no | no: for tests and single processes that can lose work |
 //! | `RedisQueue` (feature `redis`): a Redis stream and consumer group | yes | as Redis is configured to (AOF) |
+//! | `SqliteQueue` (feature `sqlite`): a SQLite file | by the processes of one host | yes: a 2xx is in the fsynced log |
 //!
 //! # Example
 //!
@@ -79,6 +80,8 @@ mod enqueue;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 mod worker;
 
 use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
@@ -91,6 +94,9 @@ pub use self::redis::{
     DEFAULT_CONNECTION_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_BLOCK, DEFAULT_MAX_LEN,
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM, RedisQueue,
 };
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use self::sqlite::{DEFAULT_SQLITE_MAX_LEN, DEFAULT_SQLITE_QUEUE, SqliteQueue};
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use self::worker::DEFAULT_STATS_INTERVAL;
@@ -101,6 +107,9 @@ pub use self::{
     memory::{DEFAULT_MAX_KEYS, KeyStats, MemoryQueue},
     worker::{Backoff, Worker},
 };
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use crate::sqlite::Durability;
 
 /// A boxed future of a queue operation.
 pub type QueueFuture<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send + 'static>>;

@@ -136,7 +136,7 @@ async fn the_file_is_wal_with_a_schema_version_and_a_newer_one_is_refused() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     connection.execute_batch("PRAGMA user_version = 7").unwrap();
     drop(connection);
     let refused = SqliteStore::open(folder.file()).await.unwrap_err();
@@ -149,7 +149,7 @@ async fn the_file_is_wal_with_a_schema_version_and_a_newer_one_is_refused() {
             err,
             SqliteError::NewerSchema {
                 found: 7,
-                supported: 1
+                supported: 2
             }
         ),
         "{err:?}"

@@ -42,7 +42,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub(crate) mod sqlite;
 
 use std::{
     collections::hash_map::RandomState,

@@ -12,9 +12,9 @@ pub use crate::sqlite::{Durability, SqliteError};
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000_000;
 
 /// A record's `state`: claimed by a delivery being processed.
-const CLAIMED: i64 = 1;
+pub(crate) const CLAIMED: i64 = 1;
 /// A record's `state`: processed, kept for the retention.
-const DONE: i64 = 2;
+pub(crate) const DONE: i64 = 2;
 
 /// How many expired records each transaction deletes, at most.
 const SWEEP: i64 = 64;
@@ -133,7 +133,7 @@ impl SqliteStore {
 }
 
 /// Deletes a few expired records: run at the end of every transaction.
-fn sweep(connection: &Connection, now: i64) -> rusqlite::Result<()> {
+pub(crate) fn sweep(connection: &Connection, now: i64) -> rusqlite::Result<()> {
     connection
         .prepare_cached(
             "DELETE FROM tower_webhook_dedupe WHERE rowid IN (SELECT rowid FROM \
