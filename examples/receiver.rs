@@ -25,7 +25,8 @@
 //!   Shopify and VideoAIditor sign no timestamp and refuse the flag.
 //!
 //! - `--dedupe sqlite:PATH` keeps the deduplication records in a SQLite file (created if
-//!   missing; they survive a restart or a SIGKILL).
+//!   missing; they survive a restart or a SIGKILL), and `--queue sqlite:PATH` the queue; the
+//!   administration commands take `--queue sqlite:PATH` too.
 //! - `--dedupe memory` deduplicates deliveries in this process, `--dedupe redis://HOST:PORT` in
 //!   Redis (shared by every receiver pointed at it): a repeat of a
 //!   processed event gets 200 with `x-webhook-duplicate: true` and prints nothing, a repeat while
@@ -114,7 +115,8 @@ Serving:
                            processes of one host), or a Redis URL [default: no deduplication]
   --fail-rate P            the handler answers 500 with probability P [default: 0]
   --handler-delay-ms MS    the handler sleeps first [default: 0]
-  --queue BACKEND          memory, or a Redis URL: answer once stored, process in workers
+  --queue BACKEND          memory, sqlite:PATH, or a Redis URL: answer once stored, process in
+                           workers (with --dedupe on the same file or URL: one step)
                            [default: no queue, the handler runs before the answer]
   --workers N              with --queue: deliveries processed at a time [default: 4]
   --visibility-ms MS       with --queue: how long a worker holds a delivery [default: 30000]
@@ -154,7 +156,7 @@ enum Provider {
 enum Backend {
     Memory,
     Redis(String),
-    /// A SQLite file (`sqlite:PATH`): deduplication records only, so far.
+    /// A SQLite file (`sqlite:PATH`).
     Sqlite(std::path::PathBuf),
 }
 
@@ -166,11 +168,6 @@ impl Backend {
                 let path = &path["sqlite:".len()..];
                 if path.is_empty() {
                     return Err(format!("{flag}: sqlite:PATH needs a path"));
-                }
-                if flag == "--queue" {
-                    return Err("--queue sqlite:PATH: the SQLite queue is not there yet; \
-                         --dedupe sqlite:PATH is (with --queue memory or redis://)"
-                        .to_owned());
                 }
                 Ok(Self::Sqlite(path.into()))
             }
@@ -210,6 +207,8 @@ struct Args {
     /// `--admin-token`: the admin page at `/admin/`, for requests that carry this token.
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     admin_token: Option<String>,
+    /// With `--queue sqlite:PATH`: the queue, opened.
+    sqlite_queue: Option<tower_webhook::queue::SqliteQueue>,
     /// `--stream`, `--group`, `--consumer`: the Redis queue's names.
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     redis_names: RedisNames,
@@ -276,6 +275,7 @@ impl Args {
         match (&self.dedupe, &self.queue) {
             (Some(Backend::Memory), Some(Backend::Memory)) => true,
             (Some(Backend::Redis(dedupe)), Some(Backend::Redis(queue))) => dedupe == queue,
+            (Some(Backend::Sqlite(dedupe)), Some(Backend::Sqlite(queue))) => dedupe == queue,
             _ => false,
         }
     }
@@ -441,6 +441,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         metrics,
         admin_token,
         redis_names,
+        sqlite_queue: None,
     })
 }
 
@@ -643,9 +644,12 @@ mod queued {
                      (cargo run --features queue,redis --example receiver -- …)"
                 ));
             }
-            Backend::Sqlite(_) => {
-                return Err("--queue sqlite:PATH: the SQLite queue is not there yet".to_owned());
-            }
+            Backend::Sqlite(path) => match &args.sqlite_queue {
+                Some(queue) => Arc::new(queue.clone()),
+                None => {
+                    return Err(format!("--queue sqlite:{}: not opened", path.display()));
+                }
+            },
         };
         let service = service_fn(move |delivery: Delivery<E>| {
             let behaviour = Arc::clone(&behaviour);
@@ -962,13 +966,27 @@ async fn main() -> ExitCode {
     if matches!(argv.peek().map(String::as_str), Some("stats" | "dlq")) {
         return admin::run(argv.collect()).await;
     }
-    let args = match parse_args(argv) {
+    let mut args = match parse_args(argv) {
         Ok(args) => args,
         Err(message) => {
             eprintln!("receiver: {message}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
+    // A SQLite queue is opened (its thread started, its schema upgraded) before serving.
+    if let Some(Backend::Sqlite(path)) = &args.queue {
+        match tower_webhook::queue::SqliteQueue::open(path).await {
+            Ok(queue) => args.sqlite_queue = Some(queue),
+            Err(err) => {
+                eprintln!(
+                    "receiver: --queue sqlite:{}: {}",
+                    path.display(),
+                    chain(&err)
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = match app(&args, &stopped).await {
         Ok(app) => app,
@@ -1167,27 +1185,34 @@ mod admin {
             .queue
             .clone()
             .ok_or_else(|| format!("{}: --queue redis://HOST:PORT is required", command.name))?;
-        match super::Backend::parse("--queue", &url)? {
-            super::Backend::Memory => {
-                return Err(
-                    "--queue memory: a memory queue lives inside the receiver serving \
-                            it; another process cannot reach it"
-                        .into(),
-                );
-            }
-            super::Backend::Redis(_) => {}
-            super::Backend::Sqlite(_) => {
-                return Err("--queue sqlite:PATH: the SQLite queue is not there yet".into());
-            }
+        let backend = super::Backend::parse("--queue", &url)?;
+        if command.names.any() && !matches!(backend, super::Backend::Redis(_)) {
+            return Err("--stream and --group name a Redis queue's parts".into());
         }
         let shown = redacted(&url);
         let failed = |err: tower_webhook::queue::QueueError| {
             Failure::Runtime(format!("--queue {shown}: {}", super::chain(&err)))
         };
         let printing = |err: std::io::Error| Failure::Runtime(format!("stdout: {err}"));
-        let queue = command
-            .names
-            .apply(RedisQueue::connect(url.as_str()).await.map_err(failed)?);
+        let queue: std::sync::Arc<dyn Queue> = match backend {
+            super::Backend::Memory => {
+                return Err(
+                    "--queue memory: a memory queue lives inside the receiver serving \
+                     it; another process cannot reach it"
+                        .into(),
+                );
+            }
+            super::Backend::Redis(_) => std::sync::Arc::new(
+                command
+                    .names
+                    .apply(RedisQueue::connect(url.as_str()).await.map_err(failed)?),
+            ),
+            super::Backend::Sqlite(path) => std::sync::Arc::new(
+                tower_webhook::queue::SqliteQueue::open(path)
+                    .await
+                    .map_err(failed)?,
+            ),
+        };
         let which = || {
             if command.all {
                 Select::All
