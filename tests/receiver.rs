@@ -980,3 +980,128 @@ fn a_sqlite_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
     drop(second);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Two receiver processes on one SQLite file, 64 concurrent deliveries of one event split
+/// between them: all answered 200, one stored (the others duplicates), processed once.
+#[test]
+fn two_receivers_on_one_sqlite_file_store_and_process_a_repeated_delivery_once() {
+    let dir = std::env::temp_dir().join(format!(
+        "receiver-sqlite-two-{}-{}",
+        std::process::id(),
+        tower_webhook::dedupe::store::Token::random().as_str()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
+    let args = [
+        "--provider",
+        "videonest",
+        "--secret",
+        SECRET,
+        "--listen",
+        "127.0.0.1:0",
+        "--queue",
+        &file,
+        "--dedupe",
+        &file,
+    ];
+    let (one, two) = (Receiver::start(&args), Receiver::start(&args));
+    let body = event("vid_twice_64");
+    let answers: Vec<(u16, bool)> = (0..64)
+        .map(|i| {
+            let addr = if i % 2 == 0 { one.addr } else { two.addr };
+            let body = body.clone();
+            std::thread::spawn(move || post_to(addr, &body))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|sender| sender.join().unwrap())
+        .collect();
+    assert!(
+        answers.iter().all(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let first = answers.iter().filter(|(_, duplicate)| !duplicate).count();
+    assert_eq!(first, 1, "stored once: {answers:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let processed = || one.lines_for("vid_twice_64") + two.lines_for("vid_twice_64");
+    while processed() == 0 {
+        assert!(Instant::now() < deadline, "never processed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Time for a second processing to show, if there were one.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(processed(), 1);
+    drop((one, two));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--queue sqlite:PATH` killed while its workers are busy: after the restart every
+/// acknowledged delivery is processed, and only those in progress at the kill may be processed
+/// twice (at most one per worker).
+#[test]
+fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
+    let dir = std::env::temp_dir().join(format!(
+        "receiver-sqlite-busy-{}-{}",
+        std::process::id(),
+        tower_webhook::dedupe::store::Token::random().as_str()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
+    let args = [
+        "--provider",
+        "videonest",
+        "--secret",
+        SECRET,
+        "--listen",
+        "127.0.0.1:0",
+        "--queue",
+        &file,
+        "--workers",
+        "4",
+        "--handler-delay-ms",
+        "200",
+        "--visibility-ms",
+        "1000",
+    ];
+    let ids: Vec<String> = (0..24).map(|i| format!("vid_busy_{i}")).collect();
+    let first = Receiver::start(&args);
+    for id in &ids {
+        assert_eq!(first.post(&event(id)), (200, false), "{id}");
+    }
+    // Some processed, others in the workers' hands.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first.lines.lock().unwrap().len() < 6 {
+        assert!(Instant::now() < deadline, "the workers did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let first_lines = Arc::clone(&first.lines);
+    drop(first);
+    let second = Receiver::start(&args);
+    let count = |id: &str| {
+        let needle = format!("\"id\":\"{id}\"");
+        let before = first_lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(&needle))
+            .count();
+        before + second.lines_for(id)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ids.iter().any(|id| count(id) == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "acknowledged deliveries were lost"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let twice = ids.iter().filter(|id| count(id) > 1).count();
+    assert!(
+        twice <= 4,
+        "{twice} processed twice: more than were in progress"
+    );
+    assert!(ids.iter().all(|id| count(id) <= 2));
+    drop(second);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
