@@ -2,7 +2,9 @@
 //!
 //! Everything runs in process through the real stack: `videonest::layer`, optionally
 //! `DedupeLayer<_, RedisStore>`, then `Enqueue` over `RedisQueue` (or `MemoryQueue` to
-//! compare), driven with `videonest::signed_request` (signing happens outside the timing).
+//! compare), or `SqliteQueue` in a file (`synchronous=FULL`: every acknowledged delivery in the
+//! fsynced log; with and without `Enqueue::deduplicate`), driven with
+//! `videonest::signed_request` (signing happens outside the timing).
 //!
 //! 1. Redis round trips per first delivery, with and without deduplication, and per delivery a
 //!    worker processes, counted with `MONITOR` (commands that scripts run inside the server
@@ -63,7 +65,7 @@ mod bench {
             store::{RedisStore, Token},
         },
         provider::videonest,
-        queue::{Delivery, Enqueue, MemoryQueue, RedisQueue, Worker},
+        queue::{Delivery, Enqueue, MemoryQueue, RedisQueue, SqliteQueue, Worker},
     };
 
     use super::redis_server::{Monitor, Persistence, Server, URL_VAR, redis_server_binary};
@@ -105,6 +107,11 @@ mod bench {
     #[derive(Clone)]
     enum Target {
         Memory(MemoryQueue),
+        /// A SQLite file (`synchronous=FULL`), with `Enqueue::deduplicate` or not.
+        Sqlite {
+            path: std::path::PathBuf,
+            dedupe: bool,
+        },
         Redis {
             url: String,
             stream: String,
@@ -127,6 +134,8 @@ mod bench {
         fn name(&self) -> &'static str {
             match self {
                 Self::Memory(_) => "MemoryQueue",
+                Self::Sqlite { dedupe: false, .. } => "SqliteQueue (FULL)",
+                Self::Sqlite { dedupe: true, .. } => "SqliteQueue, Enqueue::deduplicate",
                 Self::Redis {
                     dedupe: Dedupe::Off,
                     ..
@@ -157,6 +166,21 @@ mod bench {
                         .layer(verify)
                         .service(Enqueue::<videonest::Event, _>::new(queue.clone())),
                 ),
+                Self::Sqlite { path, dedupe } => {
+                    let queue = SqliteQueue::open(path).await.expect("the file opens");
+                    let enqueue = Enqueue::<videonest::Event, _>::new(queue);
+                    if *dedupe {
+                        BoxCloneSyncService::new(
+                            ServiceBuilder::new()
+                                .layer(verify)
+                                .service(enqueue.deduplicate()),
+                        )
+                    } else {
+                        BoxCloneSyncService::new(
+                            ServiceBuilder::new().layer(verify).service(enqueue),
+                        )
+                    }
+                }
                 Self::Redis {
                     url,
                     stream,
@@ -197,6 +221,13 @@ mod bench {
         async fn reset(&mut self) {
             match self {
                 Self::Memory(queue) => *queue = MemoryQueue::new(DELIVERIES.max(1_000_000)),
+                Self::Sqlite { path, .. } => {
+                    for suffix in ["", "-wal", "-shm"] {
+                        let mut file = path.clone().into_os_string();
+                        file.push(suffix);
+                        let _ = std::fs::remove_file(file);
+                    }
+                }
                 Self::Redis { url, stream, .. } => {
                     let queue = Self::redis_queue(url, stream).await;
                     let mut connection = queue.connection().clone();
@@ -241,6 +272,17 @@ mod bench {
                             done.await.ok();
                         })
                         .await
+                }
+                Self::Sqlite { path, .. } => {
+                    Worker::new(
+                        SqliteQueue::open(path).await.expect("the file opens"),
+                        service,
+                    )
+                    .concurrency(concurrency)
+                    .run(async {
+                        done.await.ok();
+                    })
+                    .await
                 }
                 Self::Redis { url, stream, .. } => {
                     Worker::new(Self::redis_queue(url, stream).await, service)
@@ -335,7 +377,20 @@ mod bench {
             }
         };
 
-        let mut targets = vec![Target::Memory(MemoryQueue::new(1_000_000))];
+        let sqlite_dir = std::env::temp_dir().join(format!("tower-webhook-bench-{run}"));
+        std::fs::create_dir_all(&sqlite_dir).expect("a folder for the SQLite files");
+        let mut targets = vec![
+            Target::Memory(MemoryQueue::new(1_000_000)),
+            Target::Sqlite {
+                path: sqlite_dir.join("queue.db"),
+                dedupe: false,
+            },
+            Target::Sqlite {
+                path: sqlite_dir.join("queue-dedupe.db"),
+                dedupe: true,
+            },
+        ];
+        let redis_targets = targets.len();
         if let Some(url) = &url {
             for dedupe in [Dedupe::Off, Dedupe::Layer, Dedupe::InQueue] {
                 targets.push(Target::Redis {
@@ -344,7 +399,7 @@ mod bench {
                     dedupe,
                 });
             }
-            round_trips(&runtime, url, &targets[1..], &run);
+            round_trips(&runtime, url, &targets[redis_targets..], &run);
         }
 
         let mut criterion = Criterion::default()
@@ -356,6 +411,7 @@ mod bench {
 
         table(&runtime, &mut targets, &run);
         drop(server);
+        let _ = std::fs::remove_dir_all(&sqlite_dir);
     }
 
     /// Round trips of one first delivery, and of a repeat (with dedupe).
@@ -510,7 +566,7 @@ mod bench {
                 Target::Redis {
                     dedupe: Dedupe::Off,
                     ..
-                }
+                } | Target::Sqlite { dedupe: false, .. }
             ) {
                 continue; // the same queue as without dedupe
             }
