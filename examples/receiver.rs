@@ -169,6 +169,12 @@ impl Backend {
                 if path.is_empty() {
                     return Err(format!("{flag}: sqlite:PATH needs a path"));
                 }
+                if path.starts_with("//") {
+                    return Err(format!(
+                        "{flag}: sqlite:PATH takes a path (sqlite:webhooks.db, \
+                         sqlite:/var/lib/webhooks.db), not a sqlite:// URL"
+                    ));
+                }
                 Ok(Self::Sqlite(path.into()))
             }
             url if ["redis://", "rediss://", "redis+unix://", "unix://"]

@@ -63,7 +63,19 @@ const MIGRATIONS: &[&str] = &[
         failed_at INTEGER NOT NULL,
         replays INTEGER NOT NULL
     ) STRICT;
-    CREATE INDEX tower_webhook_dead_queue ON tower_webhook_dead (queue, id);",
+    CREATE INDEX tower_webhook_dead_queue ON tower_webhook_dead (queue, id);
+    CREATE TABLE tower_webhook_dedupe_count (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        count INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO tower_webhook_dedupe_count (id, count)
+        VALUES (1, (SELECT COUNT(*) FROM tower_webhook_dedupe));
+    CREATE TRIGGER tower_webhook_dedupe_added AFTER INSERT ON tower_webhook_dedupe BEGIN
+        UPDATE tower_webhook_dedupe_count SET count = count + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER tower_webhook_dedupe_removed AFTER DELETE ON tower_webhook_dedupe BEGIN
+        UPDATE tower_webhook_dedupe_count SET count = count - 1 WHERE id = 1;
+    END;",
 ];
 
 /// At most this many jobs share one transaction.
@@ -107,6 +119,8 @@ pub enum SqliteError {
     Stopped,
     /// The thread that serves the file could not be started.
     Spawn(std::io::Error),
+    /// The operation panicked (it was undone; the others went on).
+    Panicked,
     /// The file could not be put in WAL mode (an in-memory database, or a file system that does
     /// not allow it): it stays in this journal mode.
     NotWal(String),
@@ -122,6 +136,7 @@ impl fmt::Display for SqliteError {
                  tower-webhook reads ({supported}): a later version wrote it"
             ),
             Self::Stopped => f.write_str("the thread serving the SQLite file has stopped"),
+            Self::Panicked => f.write_str("the SQLite operation panicked (it was undone)"),
             Self::Spawn(err) => {
                 write!(f, "the thread serving the SQLite file did not start: {err}")
             }
@@ -138,7 +153,7 @@ impl StdError for SqliteError {
         match self {
             Self::Sqlite(err) => Some(err),
             Self::Spawn(err) => Some(err),
-            Self::NewerSchema { .. } | Self::Stopped | Self::NotWal(_) => None,
+            Self::NewerSchema { .. } | Self::Stopped | Self::NotWal(_) | Self::Panicked => None,
         }
     }
 }
@@ -185,7 +200,8 @@ where
         let answer = match (committed, self.result) {
             (Ok(()), Some(result)) => result,
             (Err(err), _) => Err(E::from(err)),
-            (Ok(()), None) => Err(E::from(Arc::new(SqliteError::Stopped))),
+            // It panicked.
+            (Ok(()), None) => Err(E::from(Arc::new(SqliteError::Panicked))),
         };
         // The caller may have gone (a dropped future): its job ran all the same.
         let _ = self.reply.send(answer);
@@ -196,7 +212,10 @@ where
 /// thread; the thread stops when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Database {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    /// Unbounded, so that a job that must not be lost (a claim handed back) is always queued,
+    /// in order; [`call`](Self::call)s wait for room in `room` first.
+    jobs: mpsc::UnboundedSender<Box<dyn Job>>,
+    room: Arc<tokio::sync::Semaphore>,
     path: Arc<PathBuf>,
     counts: Arc<Counts>,
 }
@@ -239,7 +258,7 @@ impl Database {
         durability: Durability,
         tidy: fn(&Connection, i64) -> rusqlite::Result<()>,
     ) -> Result<Self, SqliteError> {
-        let (jobs, mut queue) = mpsc::channel::<Box<dyn Job>>(QUEUE_DEPTH);
+        let (jobs, mut queue) = mpsc::unbounded_channel::<Box<dyn Job>>();
         let (opened, ready) = oneshot::channel();
         let file = path.to_owned();
         let counts = Arc::new(Counts::default());
@@ -263,6 +282,7 @@ impl Database {
         ready.await.map_err(|_| SqliteError::Stopped)??;
         Ok(Self {
             jobs,
+            room: Arc::new(tokio::sync::Semaphore::new(QUEUE_DEPTH)),
             path: Arc::new(path.to_owned()),
             counts,
         })
@@ -298,14 +318,13 @@ impl Database {
             result: None,
             reply,
         });
-        let jobs = self.jobs.clone();
+        let (jobs, room) = (self.jobs.clone(), Arc::clone(&self.room));
         async move {
-            jobs.send(job)
-                .await
-                .map_err(|_| E::from(Arc::new(SqliteError::Stopped)))?;
-            answer
-                .await
-                .map_err(|_| E::from(Arc::new(SqliteError::Stopped)))?
+            let stopped = || E::from(Arc::new(SqliteError::Stopped));
+            // Held until answered: at most QUEUE_DEPTH calls wait for the thread.
+            let _permit = room.acquire_owned().await.map_err(|_| stopped())?;
+            jobs.send(job).map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
         }
     }
 
@@ -322,17 +341,49 @@ impl Database {
             result: None,
             reply,
         });
-        self.jobs.try_send(job).is_ok()
+        self.jobs.send(job).is_ok()
     }
 }
 
 /// Opens the file, sets its pragmas and brings its schema to [`SCHEMA_VERSION`].
 fn open_file(path: &Path, durability: Durability) -> Result<Connection, SqliteError> {
-    let mut connection = Connection::open(path)?;
+    // Only its owner may read the keys and tokens it holds (SQLite gives its -wal and -shm
+    // files the same permissions).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+    }
+    // A path, never a `file:` URI.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+        | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut connection = Connection::open_with_flags(path, flags)?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(SqliteError::NotWal(mode));
+    // The record count's triggers see the rows `INSERT OR REPLACE` deletes.
+    connection.execute_batch("PRAGMA recursive_triggers = ON")?;
+    // Switching a new file to WAL takes a lock that the busy timeout does not wait for: another
+    // process opening the file at the same moment makes it fail at once. Try again meanwhile.
+    let started = std::time::Instant::now();
+    loop {
+        let mode: String = connection.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            break;
+        }
+        match connection.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        }) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => break,
+            Ok(mode) => return Err(SqliteError::NotWal(mode)),
+            Err(err) if is_busy(&err) && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
     connection.execute_batch(match durability {
         Durability::Full => "PRAGMA synchronous = FULL;",
@@ -347,7 +398,7 @@ fn migrate(connection: &mut Connection) -> Result<(), SqliteError> {
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let found: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    if found > SCHEMA_VERSION {
+    if !(0..=SCHEMA_VERSION).contains(&found) {
         return Err(SqliteError::NewerSchema {
             found,
             supported: SCHEMA_VERSION,
@@ -361,11 +412,19 @@ fn migrate(connection: &mut Connection) -> Result<(), SqliteError> {
     Ok(())
 }
 
+/// Whether SQLite answered that another connection holds the lock.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// Serves jobs until every handle is dropped: each wake-up, every job waiting (up to
 /// [`MAX_BATCH`]) in one transaction.
 fn serve(
     connection: &Connection,
-    queue: &mut mpsc::Receiver<Box<dyn Job>>,
+    queue: &mut mpsc::UnboundedReceiver<Box<dyn Job>>,
     tidy: fn(&Connection, i64) -> rusqlite::Result<()>,
     counts: &Counts,
 ) {
@@ -402,9 +461,11 @@ fn run_batch(
     connection.execute_batch("BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         connection.execute_batch("SAVEPOINT job")?;
-        match job.run(connection) {
-            Ok(()) => connection.execute_batch("RELEASE job")?,
-            Err(()) => connection.execute_batch("ROLLBACK TO job; RELEASE job")?,
+        // A job that panics is undone and answered with an error; the others go on.
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(connection)));
+        match ran {
+            Ok(Ok(())) => connection.execute_batch("RELEASE job")?,
+            Ok(Err(())) | Err(_) => connection.execute_batch("ROLLBACK TO job; RELEASE job")?,
         }
     }
     tidy(connection, now_millis())?;

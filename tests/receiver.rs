@@ -519,6 +519,17 @@ fn the_command_line_helps_refuses_idle_flags_and_reads_secrets_from_a_file_or_th
                 "--provider",
                 "videonest",
                 "--secret",
+                "s",
+                "--dedupe",
+                "sqlite://x.db",
+            ],
+            "not a sqlite:// URL",
+        ),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--secret",
                 "-h",
                 "--workers",
                 "2",

@@ -223,3 +223,103 @@ async fn a_full_store_refuses_new_keys_until_records_expire() {
         Claim::Acquired
     );
 }
+
+/// A claim handed back while thousands of operations wait behind another process's lock is
+/// still freed once it lands: the release is never dropped for want of room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_handed_back_under_load_is_freed() {
+    let folder = Folder::new("abandon");
+    let store = folder.store().await;
+    let other = rusqlite::Connection::open(folder.file()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lease = Duration::from_secs(300);
+    let token = Token::random();
+    // Its answer never comes (the caller gave up): it lands later, and is handed back.
+    let claim = store.claim("abandoned", &token, lease);
+    let _ = tokio::time::timeout(Duration::from_millis(50), claim).await;
+    let waiting: Vec<_> = (0..5_000)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { store.claim(&format!("k{i}"), &Token::random(), lease).await },
+            )
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.abandon("abandoned", &token);
+    other.execute_batch("COMMIT").unwrap();
+    for claim in waiting {
+        claim.await.unwrap().unwrap();
+    }
+    let again = store
+        .claim("abandoned", &Token::random(), lease)
+        .await
+        .unwrap();
+    assert_eq!(again, Claim::Acquired, "the handed-back claim was freed");
+}
+
+/// Several processes opening a new file at once all open it (the switch to WAL is retried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_opening_a_new_file_at_once_all_open_it() {
+    for round in 0..10 {
+        let folder = Folder::new(&format!("open-{round}"));
+        let file = folder.file();
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let file = file.clone();
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(SqliteStore::open(file))
+                        .map(drop)
+                })
+            })
+            .collect();
+        for open in opens {
+            open.join().unwrap().unwrap();
+        }
+    }
+}
+
+/// A file of the first schema version, with a record in it, is upgraded when opened: the
+/// record is kept and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_an_older_schema_is_upgraded_and_keeps_its_records() {
+    let folder = Folder::new("upgrade");
+    {
+        let connection = rusqlite::Connection::open(folder.file()).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE tower_webhook_dedupe (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    state INTEGER NOT NULL,
+                    token TEXT,
+                    expires_at INTEGER NOT NULL
+                ) STRICT;
+                CREATE INDEX tower_webhook_dedupe_expiry ON tower_webhook_dedupe (expires_at);
+                INSERT INTO tower_webhook_dedupe VALUES ('kept', 2, NULL, 99999999999999);
+                PRAGMA user_version = 1;",
+            )
+            .unwrap();
+    }
+    let store = folder.store().await.max_entries(2);
+    let lease = Duration::from_secs(300);
+    assert_eq!(
+        store.claim("kept", &Token::random(), lease).await.unwrap(),
+        Claim::Done
+    );
+    assert_eq!(
+        store.claim("new", &Token::random(), lease).await.unwrap(),
+        Claim::Acquired
+    );
+    let full = store
+        .claim("third", &Token::random(), lease)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(full, StoreError::Full { max_entries: 2 }),
+        "the old record counts: {full:?}"
+    );
+}

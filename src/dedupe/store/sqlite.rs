@@ -17,7 +17,7 @@ pub(crate) const CLAIMED: i64 = 1;
 pub(crate) const DONE: i64 = 2;
 
 /// How many expired records each transaction deletes, at most.
-const SWEEP: i64 = 64;
+const SWEEP: i64 = 1024;
 
 /// A [`Store`] in a SQLite file (feature `sqlite`): durable as the disk with nothing to
 /// install (the SQLite library is built into the crate), shared by every process on the host
@@ -147,14 +147,27 @@ fn failed(err: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(Arc::new(SqliteError::Sqlite(err)))
 }
 
-/// Claims `key` in the open transaction.
+/// How many expired records a claim that finds the store full deletes at most, to make room.
+const MAKE_ROOM: i64 = 4096;
+
+/// How many records the file keeps (the count its triggers maintain).
+fn records(connection: &Connection) -> Result<u64, StoreError> {
+    connection
+        .prepare_cached("SELECT count FROM tower_webhook_dedupe_count WHERE id = 1")
+        .and_then(|mut select| select.query_row([], |row| row.get::<_, i64>(0)))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(failed)
+}
+
+/// Claims `key` in the open transaction. The outer error undoes the job; the inner one (a full
+/// store) keeps what it did to make room.
 fn claim(
     connection: &Connection,
     key: &str,
     token: &str,
     lease: Duration,
     max_entries: u64,
-) -> Result<Claim, StoreError> {
+) -> Result<Result<Claim, StoreError>, StoreError> {
     let now = now_millis();
     let current: Option<(i64, i64)> = connection
         .prepare_cached("SELECT state, expires_at FROM tower_webhook_dedupe WHERE key = ?1")
@@ -165,48 +178,50 @@ fn claim(
         })
         .map_err(failed)?;
     match current {
-        Some((DONE, expires)) if expires > now => return Ok(Claim::Done),
-        Some((CLAIMED, expires)) if expires > now => return Ok(Claim::InFlight),
+        Some((DONE, expires)) if expires > now => return Ok(Ok(Claim::Done)),
+        Some((CLAIMED, expires)) if expires > now => return Ok(Ok(Claim::InFlight)),
         // A state a later version wrote: neither free nor done.
-        Some((state, expires)) if expires > now && state != DONE && state != CLAIMED => {
-            return Err(StoreError::UnknownFormat);
+        Some((_, expires)) if expires > now => return Ok(Err(StoreError::UnknownFormat)),
+        // Expired: taken over in place.
+        Some(_) => {
+            connection
+                .prepare_cached(
+                    "UPDATE tower_webhook_dedupe SET state = ?1, token = ?2, expires_at = ?3 \
+                     WHERE key = ?4",
+                )
+                .and_then(|mut update| {
+                    update.execute(params![CLAIMED, token, millis_after(now, lease), key])
+                })
+                .map_err(failed)?;
+            return Ok(Ok(Claim::Acquired));
         }
-        Some(_) => {}
-        None => {
-            // A new key needs room: expired records go first.
-            let count = |connection: &Connection| -> Result<u64, StoreError> {
-                connection
-                    .query_row("SELECT COUNT(*) FROM tower_webhook_dedupe", [], |row| {
-                        row.get::<_, i64>(0)
-                    })
-                    .map(|n| u64::try_from(n).unwrap_or(0))
-                    .map_err(failed)
-            };
-            if count(connection)? >= max_entries {
-                connection
-                    .execute(
-                        "DELETE FROM tower_webhook_dedupe WHERE expires_at <= ?1",
-                        params![now],
-                    )
-                    .map_err(failed)?;
-                if count(connection)? >= max_entries {
-                    return Err(StoreError::Full {
-                        max_entries: usize::try_from(max_entries).unwrap_or(usize::MAX),
-                    });
-                }
-            }
+        None => {}
+    }
+    // A new key needs room: expired records go first.
+    if records(connection)? >= max_entries {
+        connection
+            .prepare_cached(
+                "DELETE FROM tower_webhook_dedupe WHERE rowid IN (SELECT rowid FROM \
+                 tower_webhook_dedupe WHERE expires_at <= ?1 LIMIT ?2)",
+            )
+            .and_then(|mut delete| delete.execute(params![now, MAKE_ROOM]))
+            .map_err(failed)?;
+        if records(connection)? >= max_entries {
+            return Ok(Err(StoreError::Full {
+                max_entries: usize::try_from(max_entries).unwrap_or(usize::MAX),
+            }));
         }
     }
     connection
         .prepare_cached(
-            "INSERT OR REPLACE INTO tower_webhook_dedupe (key, state, token, expires_at) \
+            "INSERT INTO tower_webhook_dedupe (key, state, token, expires_at) \
              VALUES (?1, ?2, ?3, ?4)",
         )
         .and_then(|mut insert| {
             insert.execute(params![key, CLAIMED, token, millis_after(now, lease)])
         })
         .map_err(failed)?;
-    Ok(Claim::Acquired)
+    Ok(Ok(Claim::Acquired))
 }
 
 /// Frees `key` if `token` holds its claim.
@@ -227,10 +242,10 @@ impl Store for SqliteStore {
     fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
         let (key, token, max_entries) =
             (key.to_owned(), token.as_str().to_owned(), self.max_entries);
-        Box::pin(
-            self.database
-                .call(move |connection| claim(connection, &key, &token, lease, max_entries)),
-        )
+        let claimed = self
+            .database
+            .call(move |connection| claim(connection, &key, &token, lease, max_entries));
+        Box::pin(async move { claimed.await? })
     }
 
     fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture {
