@@ -892,3 +892,8 @@ async fn memory_replays_take_each_id_once_skip_strangers_and_go_oldest_first() {
     let queue = MemoryQueue::new(400);
     common::queue::replays_take_each_id_once_skip_strangers_and_go_oldest_first(&queue).await;
 }
+
+#[tokio::test]
+async fn memory_failures_are_retried_then_dead_lettered() {
+    common::queue::failures_are_retried_then_dead_lettered(MemoryQueue::new(10)).await;
+}

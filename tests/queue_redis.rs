@@ -1200,3 +1200,12 @@ async fn redis_replays_take_each_id_once_skip_strangers_and_go_oldest_first() {
     common::queue::replays_take_each_id_once_skip_strangers_and_go_oldest_first(&queue).await;
     redis.clean_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_failures_are_retried_then_dead_lettered() {
+    let Some(redis) = Redis::get("retried").await else {
+        return;
+    };
+    common::queue::failures_are_retried_then_dead_lettered(redis.queue().await).await;
+    redis.clean_up().await;
+}

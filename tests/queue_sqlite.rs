@@ -135,3 +135,9 @@ async fn queues_share_a_file_apart_and_concurrent_pushes_of_a_key_store_once() {
     let taken = two.pull("w", Pull::up_to(10)).await.unwrap();
     assert_eq!(taken.len(), 1, "only its own");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_failures_are_retried_then_dead_lettered() {
+    let folder = Folder::new("retried");
+    common::queue::failures_are_retried_then_dead_lettered(folder.queue().await).await;
+}

@@ -15,7 +15,8 @@ use tower_webhook::{
     dedupe::{DUPLICATE_HEADER, store::Token},
     provider::videonest,
     queue::{
-        DeadLetter, Delivery, Enqueue, MessageId, Page, Pull, Queue, QueueStats, Select, Worker,
+        Backoff, DeadLetter, Delivery, Enqueue, MessageId, Page, Pull, Queue, QueueStats, Select,
+        Worker,
     },
 };
 
@@ -393,4 +394,85 @@ where
     assert_eq!(*seen.lock().unwrap(), [(1, 0), (1, 1)]);
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats.depth(), stats.dead), (0, 0));
+}
+
+/// A delivery whose service fails is retried with backoff, as attempts 1, 2, 3, then
+/// dead-lettered with its last error; a delivery whose service succeeds is processed once and
+/// acknowledged.
+pub(crate) async fn failures_are_retried_then_dead_lettered<Q>(queue: Q)
+where
+    Q: Queue + Clone,
+{
+    let body = |id: &str| {
+        format!(r#"{{"event":"video.processed","timestamp":"t","data":{{"id":"{id}"}}}}"#)
+    };
+    let http = ServiceBuilder::new()
+        .layer(videonest::layer([SECRET]).unwrap())
+        .service(Enqueue::<videonest::Event, _>::new(queue.clone()));
+    for id in ["poison", "fine"] {
+        let request = videonest::signed_request(SECRET, body(id)).unwrap();
+        let response = http.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let handler = {
+        let seen = Arc::clone(&seen);
+        service_fn(move |delivery: Delivery<videonest::Event>| {
+            let id = delivery.event().id().unwrap_or("-").to_owned();
+            seen.lock().unwrap().push((id.clone(), delivery.attempt()));
+            let attempt = delivery.attempt();
+            async move {
+                if id == "poison" {
+                    Err(format!("poison failed on attempt {attempt}"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(queue.clone(), handler)
+            .max_attempts(3)
+            .backoff(Backoff::exponential(
+                Duration::from_millis(20),
+                Duration::from_millis(40),
+            ))
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = queue.stats().await.unwrap();
+        if stats.dead == 1 && stats.depth() == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not settled: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("fine".to_owned(), 1),
+            ("poison".to_owned(), 1),
+            ("poison".to_owned(), 2),
+            ("poison".to_owned(), 3)
+        ]
+    );
+    let dead = queue
+        .list_dead_letters(Page::first(10))
+        .await
+        .unwrap()
+        .letters;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].attempts, dead[0].error.as_str()),
+        (3, "poison failed on attempt 3")
+    );
+    assert!(dead[0].first_failed_at.is_some() && dead[0].first_failed_at <= dead[0].failed_at);
 }
