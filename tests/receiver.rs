@@ -232,9 +232,8 @@ fn post_signed(addr: SocketAddr, secret: &str, body: &str) -> (u16, bool) {
     (status, duplicate)
 }
 
-/// A VideoNest receiver on a free port with `--queue url`, whose handler fails with
-/// probability `fail_rate`, with `more` arguments.
-fn queued_receiver(url: &str, fail_rate: &str, more: &[&str]) -> Receiver {
+/// The arguments of a VideoNest receiver on a free port, then `more`.
+fn videonest_args<'a>(more: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "--provider",
         "videonest",
@@ -242,13 +241,48 @@ fn queued_receiver(url: &str, fail_rate: &str, more: &[&str]) -> Receiver {
         SECRET,
         "--listen",
         "127.0.0.1:0",
-        "--queue",
-        url,
-        "--fail-rate",
-        fail_rate,
     ];
     args.extend_from_slice(more);
-    Receiver::start(&args)
+    args
+}
+
+/// A VideoNest receiver on a free port, with `more` arguments.
+fn videonest_receiver(more: &[&str]) -> Receiver {
+    Receiver::start(&videonest_args(more))
+}
+
+/// A VideoNest receiver on a free port with `--queue url`, whose handler fails with
+/// probability `fail_rate`, with `more` arguments.
+fn queued_receiver(url: &str, fail_rate: &str, more: &[&str]) -> Receiver {
+    let mut args = vec!["--queue", url, "--fail-rate", fail_rate];
+    args.extend_from_slice(more);
+    videonest_receiver(&args)
+}
+
+/// A SQLite file in a folder of the test's own, removed when dropped.
+struct SqliteFile {
+    dir: PathBuf,
+    /// `sqlite:PATH`, as the receiver takes it.
+    url: String,
+}
+
+impl SqliteFile {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "receiver-{test}-{}-{}",
+            std::process::id(),
+            tower_webhook::dedupe::store::Token::random().as_str()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite:{}", dir.join("webhooks.db").display());
+        Self { dir, url }
+    }
+}
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The whole answer (head and body) to `GET path` on the receiver.
@@ -850,23 +884,9 @@ async fn the_admin_page_in_a_browser_shows_a_dead_letter_and_replays_it() {
 /// the receiver was killed is a duplicate for the receiver started again on the same file.
 #[test]
 fn sqlite_dedupe_records_survive_a_sigkill() {
-    let dir = std::env::temp_dir().join(format!(
-        "receiver-sqlite-{}-{}",
-        std::process::id(),
-        tower_webhook::dedupe::store::Token::random().as_str()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
-    let args = [
-        "--provider",
-        "videonest",
-        "--secret",
-        SECRET,
-        "--listen",
-        "127.0.0.1:0",
-        "--dedupe",
-        &file,
-    ];
+    let sqlite = SqliteFile::new("sqlite");
+    let file = sqlite.url.clone();
+    let args = videonest_args(&["--dedupe", &file]);
     let first = Receiver::start(&args);
     assert_eq!(first.post(&event("vid_before_kill")), (200, false));
     assert_eq!(first.printed_for("vid_before_kill"), 1);
@@ -887,7 +907,6 @@ fn sqlite_dedupe_records_survive_a_sigkill() {
         "not processed again"
     );
     drop(second);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `--queue sqlite:PATH --dedupe sqlite:PATH` (one file): the receiver is SIGKILLed while
@@ -897,25 +916,9 @@ fn sqlite_dedupe_records_survive_a_sigkill() {
 /// retries them.
 #[test]
 fn a_sqlite_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
-    let dir = std::env::temp_dir().join(format!(
-        "receiver-sqlite-queue-{}-{}",
-        std::process::id(),
-        tower_webhook::dedupe::store::Token::random().as_str()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
-    let args = [
-        "--provider",
-        "videonest",
-        "--secret",
-        SECRET,
-        "--listen",
-        "127.0.0.1:0",
-        "--queue",
-        &file,
-        "--dedupe",
-        &file,
-    ];
+    let sqlite = SqliteFile::new("sqlite-queue");
+    let file = sqlite.url.clone();
+    let args = videonest_args(&["--queue", &file, "--dedupe", &file]);
     let ids: Vec<String> = (0..2_000).map(|i| format!("vid_sq_{i}")).collect();
     let first = Receiver::start(&args);
     let addr = first.addr;
@@ -990,32 +993,15 @@ fn a_sqlite_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(second);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Two receiver processes on one SQLite file, 64 concurrent deliveries of one event split
 /// between them: all answered 200, one stored (the others duplicates), processed once.
 #[test]
 fn two_receivers_on_one_sqlite_file_store_and_process_a_repeated_delivery_once() {
-    let dir = std::env::temp_dir().join(format!(
-        "receiver-sqlite-two-{}-{}",
-        std::process::id(),
-        tower_webhook::dedupe::store::Token::random().as_str()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
-    let args = [
-        "--provider",
-        "videonest",
-        "--secret",
-        SECRET,
-        "--listen",
-        "127.0.0.1:0",
-        "--queue",
-        &file,
-        "--dedupe",
-        &file,
-    ];
+    let sqlite = SqliteFile::new("sqlite-two");
+    let file = sqlite.url.clone();
+    let args = videonest_args(&["--queue", &file, "--dedupe", &file]);
     let (one, two) = (Receiver::start(&args), Receiver::start(&args));
     let body = event("vid_twice_64");
     let answers: Vec<(u16, bool)> = (0..64)
@@ -1044,7 +1030,6 @@ fn two_receivers_on_one_sqlite_file_store_and_process_a_repeated_delivery_once()
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(processed(), 1);
     drop((one, two));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `--queue sqlite:PATH` killed while its workers are busy: after the restart every
@@ -1052,20 +1037,9 @@ fn two_receivers_on_one_sqlite_file_store_and_process_a_repeated_delivery_once()
 /// twice (at most one per worker).
 #[test]
 fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
-    let dir = std::env::temp_dir().join(format!(
-        "receiver-sqlite-busy-{}-{}",
-        std::process::id(),
-        tower_webhook::dedupe::store::Token::random().as_str()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = format!("sqlite:{}", dir.join("webhooks.db").display());
-    let args = [
-        "--provider",
-        "videonest",
-        "--secret",
-        SECRET,
-        "--listen",
-        "127.0.0.1:0",
+    let sqlite = SqliteFile::new("sqlite-busy");
+    let file = sqlite.url.clone();
+    let args = videonest_args(&[
         "--queue",
         &file,
         "--workers",
@@ -1074,7 +1048,7 @@ fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
         "200",
         "--visibility-ms",
         "1000",
-    ];
+    ]);
     let ids: Vec<String> = (0..24).map(|i| format!("vid_busy_{i}")).collect();
     let first = Receiver::start(&args);
     for id in &ids {
@@ -1115,5 +1089,4 @@ fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
     );
     assert!(ids.iter().all(|id| count(id) <= 2));
     drop(second);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

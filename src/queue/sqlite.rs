@@ -14,8 +14,11 @@ use super::{
     QueueFuture, QueueStats, Select,
 };
 use crate::{
-    dedupe::store::sqlite::{CLAIMED, DONE},
-    sqlite::{Database, Durability, SqliteError, millis_after, now_millis},
+    dedupe::store::{
+        SqliteStore, StoreError,
+        sqlite::{DONE, Record, record},
+    },
+    sqlite::{Database, SqliteError, millis_after, now_millis},
 };
 
 /// How many messages a [`SqliteQueue`] holds unless set with [`SqliteQueue::max_len`]:
@@ -93,39 +96,31 @@ fn failed(err: rusqlite::Error) -> QueueError {
 }
 
 impl SqliteQueue {
-    /// Opens the queue in the file at `path` (created if missing), durable with
-    /// [`Durability::Full`].
+    /// The queue in the file at `path`, created if missing, upgraded if older, durable with
+    /// [`Durability::Full`] ([`sharing`](Self::sharing) a [`SqliteStore`] opened with
+    /// [`SqliteStore::open_with`] takes another durability).
     ///
     /// # Errors
     ///
-    /// [`QueueError::Unavailable`] when the file cannot be opened, put in WAL mode or upgraded,
-    /// or when its schema is newer than this version reads.
+    /// [`QueueError::Unavailable`] with the reason [`SqliteStore::open`] gives: the file cannot
+    /// be opened or upgraded, or its schema is newer than this version reads.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, QueueError> {
-        Self::open_with(path, Durability::Full).await
+        match SqliteStore::open(path).await {
+            Ok(store) => Ok(Self::sharing(&store)),
+            Err(StoreError::Unavailable(err)) => Err(QueueError::Unavailable(err)),
+            Err(other) => Err(QueueError::unavailable(other)),
+        }
     }
 
-    /// Opens the queue in the file at `path` with the given durability.
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    pub async fn open_with(
-        path: impl AsRef<Path>,
-        durability: Durability,
-    ) -> Result<Self, QueueError> {
-        let database = Database::open(
-            path.as_ref(),
-            durability,
-            crate::dedupe::store::sqlite::sweep,
-        )
-        .await
-        .map_err(|err| QueueError::Unavailable(Arc::new(err)))?;
-        Ok(Self {
-            database,
+    /// The queue in `store`'s file, on its thread: the deduplication records and the queue
+    /// share transactions.
+    pub fn sharing(store: &SqliteStore) -> Self {
+        Self {
+            database: store.database().clone(),
             name: Arc::from(DEFAULT_SQLITE_QUEUE),
             max_len: DEFAULT_SQLITE_MAX_LEN,
             arrived: Arc::new(Notify::new()),
-        })
+        }
     }
 
     /// Uses the queue `name` in the file instead of [`DEFAULT_SQLITE_QUEUE`].
@@ -141,6 +136,23 @@ impl SqliteQueue {
     pub fn max_len(mut self, max_len: u64) -> Self {
         self.max_len = max_len.max(1);
         self
+    }
+
+    /// Runs `change` on `message`'s row if this delivery of it still holds it (a worker whose
+    /// lease ran out no longer does): settling is idempotent.
+    fn settle(
+        &self,
+        message: &Message,
+        change: impl FnOnce(&Connection, &str, i64) -> Result<(), QueueError> + Send + 'static,
+    ) -> QueueFuture<()> {
+        let (name, message) = (Arc::clone(&self.name), message.clone());
+        Box::pin(
+            self.database
+                .call(move |connection| match held(connection, &name, &message)? {
+                    Some(id) => change(connection, &name, id),
+                    None => Ok(()),
+                }),
+        )
     }
 
     fn full(&self) -> QueueError {
@@ -200,6 +212,15 @@ fn store(
         .map_err(failed)?;
     add_length(connection, queue, 1)?;
     Ok(Some(id))
+}
+
+/// Deletes the message `id` of `queue`.
+fn remove(connection: &Connection, queue: &str, id: i64) -> Result<(), QueueError> {
+    connection
+        .prepare_cached("DELETE FROM tower_webhook_queue WHERE id = ?1")
+        .and_then(|mut delete| delete.execute(params![id]))
+        .map_err(failed)?;
+    add_length(connection, queue, -1)
 }
 
 /// The message `message` of `queue`, if this delivery of it still holds it: its row id.
@@ -301,19 +322,11 @@ impl Queue for SqliteQueue {
         let key = key.to_owned();
         let pushed = self.database.call(move |connection| {
             let now = now_millis();
-            let record: Option<(i64, i64)> = connection
-                .prepare_cached("SELECT state, expires_at FROM tower_webhook_dedupe WHERE key = ?1")
-                .and_then(|mut select| {
-                    select
-                        .query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?)))
-                        .optional()
-                })
-                .map_err(failed)?;
-            match record {
-                Some((DONE, expires)) if expires > now => return Ok(Pushed::Duplicate),
-                Some((CLAIMED, expires)) if expires > now => return Ok(Pushed::Claimed),
-                Some((_, expires)) if expires > now => return Err(QueueError::UnknownFormat),
-                _ => {}
+            match record(connection, &key, now).map_err(failed)? {
+                Record::Done => return Ok(Pushed::Duplicate),
+                Record::Claimed => return Ok(Pushed::Claimed),
+                Record::Unknown => return Err(QueueError::UnknownFormat),
+                Record::Expired | Record::Absent => {}
             }
             let id = store(connection, &name, max_len, &payload, 0)?.ok_or(full)?;
             connection
@@ -395,64 +408,42 @@ impl Queue for SqliteQueue {
     }
 
     fn ack(&self, message: &Message) -> QueueFuture<()> {
-        let (name, message) = (Arc::clone(&self.name), message.clone());
-        Box::pin(self.database.call(move |connection| {
-            if let Some(id) = held(connection, &name, &message)? {
-                connection
-                    .prepare_cached("DELETE FROM tower_webhook_queue WHERE id = ?1")
-                    .and_then(|mut delete| delete.execute(params![id]))
-                    .map_err(failed)?;
-                add_length(connection, &name, -1)?;
-            }
-            Ok(())
-        }))
+        self.settle(message, remove)
     }
 
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
-        let (name, message) = (Arc::clone(&self.name), message.clone());
-        Box::pin(self.database.call(move |connection| {
-            if let Some(id) = held(connection, &name, &message)? {
-                let now = now_millis();
-                connection
-                    .prepare_cached(
-                        "UPDATE tower_webhook_queue SET pulled = 0, visible_at = ?1, \
-                         first_failed_at = COALESCE(first_failed_at, \
-                           CASE WHEN attempts = 1 THEN ?2 END) \
-                         WHERE id = ?3",
-                    )
-                    .and_then(|mut update| {
-                        update.execute(params![millis_after(now, delay), now, id])
-                    })
-                    .map_err(failed)?;
-            }
+        self.settle(message, move |connection, _, id| {
+            let now = now_millis();
+            connection
+                .prepare_cached(
+                    "UPDATE tower_webhook_queue SET pulled = 0, visible_at = ?1, \
+                     first_failed_at = COALESCE(first_failed_at, \
+                       CASE WHEN attempts = 1 THEN ?2 END) \
+                     WHERE id = ?3",
+                )
+                .and_then(|mut update| update.execute(params![millis_after(now, delay), now, id]))
+                .map_err(failed)?;
             Ok(())
-        }))
+        })
     }
 
     fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
-        let (name, message, error) = (Arc::clone(&self.name), message.clone(), error.to_owned());
-        Box::pin(self.database.call(move |connection| {
-            if let Some(id) = held(connection, &name, &message)? {
-                let now = now_millis();
-                connection
-                    .prepare_cached(
-                        "INSERT INTO tower_webhook_dead (queue, message_id, payload, attempts, \
-                         error, first_failed_at, failed_at, replays) \
-                         SELECT queue, id, payload, attempts, ?1, \
-                           COALESCE(first_failed_at, CASE WHEN attempts = 1 THEN ?2 END), ?2, \
-                           replays \
-                         FROM tower_webhook_queue WHERE id = ?3",
-                    )
-                    .and_then(|mut insert| insert.execute(params![error, now, id]))
-                    .map_err(failed)?;
-                connection
-                    .prepare_cached("DELETE FROM tower_webhook_queue WHERE id = ?1")
-                    .and_then(|mut delete| delete.execute(params![id]))
-                    .map_err(failed)?;
-                add_length(connection, &name, -1)?;
-            }
-            Ok(())
-        }))
+        let error = error.to_owned();
+        self.settle(message, move |connection, name, id| {
+            let now = now_millis();
+            connection
+                .prepare_cached(
+                    "INSERT INTO tower_webhook_dead (queue, message_id, payload, attempts, \
+                     error, first_failed_at, failed_at, replays) \
+                     SELECT queue, id, payload, attempts, ?1, \
+                       COALESCE(first_failed_at, CASE WHEN attempts = 1 THEN ?2 END), ?2, \
+                       replays \
+                     FROM tower_webhook_queue WHERE id = ?3",
+                )
+                .and_then(|mut insert| insert.execute(params![error, now, id]))
+                .map_err(failed)?;
+            remove(connection, name, id)
+        })
     }
 
     fn stats(&self) -> QueueFuture<QueueStats> {

@@ -112,6 +112,12 @@ impl SqliteStore {
         })
     }
 
+    /// The thread serving its file.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    pub(crate) fn database(&self) -> &Database {
+        &self.database
+    }
+
     /// How many operations it has committed, and in how many transactions (each one fsync
     /// with [`Durability::Full`]): concurrent operations share transactions.
     pub fn commits(&self) -> SqliteCommits {
@@ -150,6 +156,35 @@ fn failed(err: rusqlite::Error) -> StoreError {
 /// How many expired records a claim that finds the store full deletes at most, to make room.
 const MAKE_ROOM: i64 = 4096;
 
+/// What the file says of a key now.
+pub(crate) enum Record {
+    /// Done, within its retention.
+    Done,
+    /// Claimed, within its lease.
+    Claimed,
+    /// In a state a later version wrote, unexpired: neither free nor done.
+    Unknown,
+    /// A record whose time ran out: free, its row to be reused.
+    Expired,
+    /// No record.
+    Absent,
+}
+
+/// The record of `key` at `now`.
+pub(crate) fn record(connection: &Connection, key: &str, now: i64) -> rusqlite::Result<Record> {
+    let found: Option<(i64, i64)> = connection
+        .prepare_cached("SELECT state, expires_at FROM tower_webhook_dedupe WHERE key = ?1")?
+        .query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(match found {
+        None => Record::Absent,
+        Some((_, expires)) if expires <= now => Record::Expired,
+        Some((DONE, _)) => Record::Done,
+        Some((CLAIMED, _)) => Record::Claimed,
+        Some(_) => Record::Unknown,
+    })
+}
+
 /// How many records the file keeps (the count its triggers maintain).
 fn records(connection: &Connection) -> Result<u64, StoreError> {
     connection
@@ -169,21 +204,12 @@ fn claim(
     max_entries: u64,
 ) -> Result<Result<Claim, StoreError>, StoreError> {
     let now = now_millis();
-    let current: Option<(i64, i64)> = connection
-        .prepare_cached("SELECT state, expires_at FROM tower_webhook_dedupe WHERE key = ?1")
-        .and_then(|mut select| {
-            select
-                .query_row(params![key], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
-        })
-        .map_err(failed)?;
-    match current {
-        Some((DONE, expires)) if expires > now => return Ok(Ok(Claim::Done)),
-        Some((CLAIMED, expires)) if expires > now => return Ok(Ok(Claim::InFlight)),
-        // A state a later version wrote: neither free nor done.
-        Some((_, expires)) if expires > now => return Ok(Err(StoreError::UnknownFormat)),
+    match record(connection, key, now).map_err(failed)? {
+        Record::Done => return Ok(Ok(Claim::Done)),
+        Record::Claimed => return Ok(Ok(Claim::InFlight)),
+        Record::Unknown => return Ok(Err(StoreError::UnknownFormat)),
         // Expired: taken over in place.
-        Some(_) => {
+        Record::Expired => {
             connection
                 .prepare_cached(
                     "UPDATE tower_webhook_dedupe SET state = ?1, token = ?2, expires_at = ?3 \
@@ -195,7 +221,7 @@ fn claim(
                 .map_err(failed)?;
             return Ok(Ok(Claim::Acquired));
         }
-        None => {}
+        Record::Absent => {}
     }
     // A new key needs room: expired records go first.
     if records(connection)? >= max_entries {
