@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
         first_failed_at INTEGER
     ) STRICT;
     CREATE INDEX tower_webhook_queue_due ON tower_webhook_queue (queue, visible_at, id);
+    CREATE INDEX tower_webhook_queue_state ON tower_webhook_queue (queue, pulled, visible_at);
     CREATE TABLE tower_webhook_queue_length (
         queue TEXT PRIMARY KEY NOT NULL,
         length INTEGER NOT NULL
@@ -178,6 +179,9 @@ struct Call<T, E, F> {
     work: Option<F>,
     result: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
+    /// Whether it runs even when nobody waits for its answer any more (a claim handed back);
+    /// otherwise a caller that went away before it ran (a dropped future) has it skipped.
+    always: bool,
 }
 
 impl<T, E, F> Job for Call<T, E, F>
@@ -187,6 +191,9 @@ where
     F: FnOnce(&Connection) -> Result<T, E> + Send,
 {
     fn run(&mut self, connection: &Connection) -> Result<(), ()> {
+        if !self.always && self.reply.is_closed() {
+            return Err(());
+        }
         let Some(work) = self.work.take() else {
             return Err(());
         };
@@ -317,6 +324,7 @@ impl Database {
             work: Some(work),
             result: None,
             reply,
+            always: false,
         });
         let (jobs, room) = (self.jobs.clone(), Arc::clone(&self.room));
         async move {
@@ -340,6 +348,7 @@ impl Database {
             work: Some(work),
             result: None,
             reply,
+            always: true,
         });
         self.jobs.send(job).is_ok()
     }

@@ -141,3 +141,27 @@ async fn sqlite_failures_are_retried_then_dead_lettered() {
     let folder = Folder::new("retried");
     common::queue::failures_are_retried_then_dead_lettered(folder.queue().await).await;
 }
+
+/// A pull given up before its turn (its future dropped while another process holds the file)
+/// takes nothing: the message is not hidden and no attempt is spent. A wait too long to add to
+/// the clock is a long wait, not a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_given_up_before_its_turn_takes_nothing() {
+    let folder = Folder::new("dropped-pull");
+    let queue = folder.queue().await;
+    queue.push("{}".into()).await.unwrap();
+    let other = rusqlite::Connection::open(folder.0.join("webhooks.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let pull = queue.pull("gives-up", Pull::up_to(1));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), pull)
+            .await
+            .is_err()
+    );
+    other.execute_batch("COMMIT").unwrap();
+    let stats = queue.stats().await.unwrap();
+    assert_eq!((stats.ready, stats.pending), (1, 0), "nothing was taken");
+    let forever = Pull::up_to(1).waiting(Duration::MAX);
+    let taken = queue.pull("stays", forever).await.unwrap();
+    assert_eq!((taken.len(), taken[0].attempt), (1, 1), "its first attempt");
+}

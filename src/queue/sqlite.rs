@@ -49,6 +49,11 @@ const REPLAY_BATCH: usize = 100;
 /// attempt raised; settling checks the attempt, so a worker that outlived its lease changes
 /// nothing. Several queues may share one file by [`name`](SqliteQueue::name).
 ///
+/// The keys of [`Queue::push_once`] are the file's deduplication records, as a
+/// [`SqliteStore`]'s: every queue of the file shares them, and they count toward a store's
+/// [`max_entries`](SqliteStore::max_entries) on that file (the queue itself refuses no key:
+/// the records expire with their retention).
+///
 /// ```
 /// use tower_webhook::queue::{Pull, Queue, SqliteQueue};
 ///
@@ -355,7 +360,11 @@ impl Queue for SqliteQueue {
             if pull.max == 0 {
                 return Ok(Vec::new());
             }
-            let deadline = tokio::time::Instant::now() + pull.wait;
+            let now = tokio::time::Instant::now();
+            // A wait too long to add is as good as forever.
+            let deadline = now
+                .checked_add(pull.wait)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
             loop {
                 let arrived = queue.arrived.notified();
                 let (name, max) = (Arc::clone(&queue.name), pull.max);
@@ -521,27 +530,28 @@ impl Queue for SqliteQueue {
     fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
         let queue = self.clone();
         Box::pin(async move {
-            let mut replayed = 0;
-            // The ids to replay, oldest first: `all` means those there are now.
-            let ids: Vec<i64> = match which {
+            let name = Arc::clone(&queue.name);
+            // Oldest first, 100 a transaction. `all` means those there are now: up to the
+            // newest, so that those that fail again meanwhile are not replayed again.
+            let mut batches: std::collections::VecDeque<Vec<i64>> = match &which {
                 Select::All => {
-                    let name = Arc::clone(&queue.name);
-                    queue
+                    let name = Arc::clone(&name);
+                    let newest: Option<i64> = queue
                         .database
                         .call(move |connection| {
-                            let mut select = connection
-                                .prepare_cached(
-                                    "SELECT id FROM tower_webhook_dead WHERE queue = ?1 ORDER BY id",
+                            connection
+                                .query_row(
+                                    "SELECT MAX(id) FROM tower_webhook_dead WHERE queue = ?1",
+                                    params![name],
+                                    |row| row.get(0),
                                 )
-                                .map_err(failed)?;
-                            let ids = select
-                                .query_map(params![name], |row| row.get(0))
-                                .map_err(failed)?
-                                .collect::<Result<Vec<i64>, _>>()
-                                .map_err(failed)?;
-                            Ok::<_, QueueError>(ids)
+                                .map_err(failed)
                         })
-                        .await?
+                        .await?;
+                    match newest {
+                        Some(newest) => std::collections::VecDeque::from([vec![newest]]),
+                        None => return Ok(0),
+                    }
                 }
                 Select::Ids(ids) => {
                     let mut seen = std::collections::HashSet::new();
@@ -551,31 +561,57 @@ impl Queue for SqliteQueue {
                         .filter(|id| seen.insert(*id))
                         .collect();
                     ids.sort_unstable();
-                    ids
+                    ids.chunks(REPLAY_BATCH).map(<[i64]>::to_vec).collect()
                 }
             };
-            for batch in ids.chunks(REPLAY_BATCH) {
-                let (name, max_len, batch) =
-                    (Arc::clone(&queue.name), queue.max_len, batch.to_vec());
-                let (count, full) = queue
+            let all = matches!(which, Select::All);
+            let mut replayed = 0;
+            loop {
+                let batch = if all {
+                    batches[0].clone()
+                } else {
+                    match batches.pop_front() {
+                        Some(batch) => batch,
+                        None => break,
+                    }
+                };
+                let (name, max_len) = (Arc::clone(&name), queue.max_len);
+                let (count, full, looked_at) = queue
                     .database
                     .call(move |connection| {
+                        let ids = if all {
+                            // The oldest left, up to the newest there was.
+                            let mut select = connection
+                                .prepare_cached(
+                                    "SELECT id FROM tower_webhook_dead \
+                                     WHERE queue = ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
+                                )
+                                .map_err(failed)?;
+                            let limit = i64::try_from(REPLAY_BATCH).unwrap_or(100);
+                            select
+                                .query_map(params![name, batch[0], limit], |row| row.get(0))
+                                .map_err(failed)?
+                                .collect::<Result<Vec<i64>, _>>()
+                                .map_err(failed)?
+                        } else {
+                            batch
+                        };
                         let mut count = 0u64;
-                        for id in batch {
+                        for &id in &ids {
                             match replay_one(connection, &name, max_len, id)? {
                                 Some(true) => count += 1,
                                 Some(false) => {}
-                                None => return Ok::<_, QueueError>((count, true)),
+                                None => return Ok::<_, QueueError>((count, true, ids.len())),
                             }
                         }
-                        Ok((count, false))
+                        Ok((count, false, ids.len()))
                     })
                     .await?;
                 replayed += count;
                 if count > 0 {
                     queue.arrived.notify_waiters();
                 }
-                if full {
+                if full || (all && looked_at < REPLAY_BATCH) {
                     break;
                 }
             }
@@ -584,32 +620,56 @@ impl Queue for SqliteQueue {
     }
 
     fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
-        let name = Arc::clone(&self.name);
-        Box::pin(self.database.call(move |connection| {
-            let purged = match which {
-                Select::All => connection
-                    .execute(
-                        "DELETE FROM tower_webhook_dead WHERE queue = ?1",
-                        params![name],
-                    )
-                    .map_err(failed)?,
-                Select::Ids(ids) => {
-                    let mut delete = connection
-                        .prepare_cached(
-                            "DELETE FROM tower_webhook_dead WHERE id = ?1 AND queue = ?2",
-                        )
-                        .map_err(failed)?;
-                    let mut seen = std::collections::HashSet::new();
-                    let mut purged = 0;
-                    for id in ids.iter().filter_map(dead_number) {
-                        if seen.insert(id) {
-                            purged += delete.execute(params![id, name]).map_err(failed)?;
-                        }
+        let queue = self.clone();
+        Box::pin(async move {
+            let mut purged = 0u64;
+            match which {
+                // A thousand a transaction, so that the file is not held while all go.
+                Select::All => loop {
+                    let name = Arc::clone(&queue.name);
+                    let deleted = queue
+                        .database
+                        .call(move |connection| {
+                            connection
+                                .prepare_cached(
+                                    "DELETE FROM tower_webhook_dead WHERE id IN \
+                                     (SELECT id FROM tower_webhook_dead WHERE queue = ?1 \
+                                     LIMIT 1000)",
+                                )
+                                .and_then(|mut delete| delete.execute(params![name]))
+                                .map_err(failed)
+                        })
+                        .await?;
+                    purged += u64::try_from(deleted).unwrap_or(0);
+                    if deleted == 0 {
+                        break;
                     }
-                    purged
+                },
+                Select::Ids(ids) => {
+                    let name = Arc::clone(&queue.name);
+                    purged = queue
+                        .database
+                        .call(move |connection| {
+                            let mut delete = connection
+                                .prepare_cached(
+                                    "DELETE FROM tower_webhook_dead WHERE id = ?1 AND queue = ?2",
+                                )
+                                .map_err(failed)?;
+                            let mut seen = std::collections::HashSet::new();
+                            let mut purged = 0u64;
+                            for id in ids.iter().filter_map(dead_number) {
+                                if seen.insert(id) {
+                                    let deleted =
+                                        delete.execute(params![id, name]).map_err(failed)?;
+                                    purged += u64::try_from(deleted).unwrap_or(0);
+                                }
+                            }
+                            Ok::<_, QueueError>(purged)
+                        })
+                        .await?;
                 }
-            };
-            Ok(u64::try_from(purged).unwrap_or(u64::MAX))
-        }))
+            }
+            Ok(purged)
+        })
     }
 }
