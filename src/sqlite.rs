@@ -319,12 +319,39 @@ impl Database {
         E: From<Arc<SqliteError>> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        self.queue_call(work, true)
+    }
+
+    /// [`call`](Self::call), except that `work` is skipped if the caller has gone (its future
+    /// dropped) before its turn: for work whose result is worth nothing unanswered (a pull).
+    pub(crate) fn call_if_awaited<T, E, F>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<Arc<SqliteError>> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.queue_call(work, false)
+    }
+
+    fn queue_call<T, E, F>(
+        &self,
+        work: F,
+        always: bool,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<Arc<SqliteError>> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Call {
             work: Some(work),
             result: None,
             reply,
-            always: false,
+            always,
         });
         let (jobs, room) = (self.jobs.clone(), Arc::clone(&self.room));
         async move {

@@ -371,7 +371,7 @@ impl Queue for SqliteQueue {
                 let visibility = pull.visibility;
                 let taken = queue
                     .database
-                    .call(move |connection| {
+                    .call_if_awaited(move |connection| {
                         let now = now_millis();
                         let mut take = connection
                             .prepare_cached(
