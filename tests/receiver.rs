@@ -202,34 +202,36 @@ fn post_to(addr: SocketAddr, body: &str) -> (u16, bool) {
 /// Posts `body` to the receiver at `addr`, signed with `secret`: the status, and whether it was
 /// answered as a duplicate.
 fn post_signed(addr: SocketAddr, secret: &str, body: &str) -> (u16, bool) {
+    try_post_signed(addr, secret, body).unwrap_or_else(|err| panic!("POST to {addr}: {err}"))
+}
+
+/// [`post_signed`], or why no answer came (the connection refused, reset or cut short).
+fn try_post_signed(addr: SocketAddr, secret: &str, body: &str) -> std::io::Result<(u16, bool)> {
     let signed = videonest::signed_request(secret, body.to_owned()).unwrap();
     let signature = signed.headers()[videonest::SIGNATURE_HEADER]
         .to_str()
         .unwrap()
         .to_owned();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
         "POST /webhook HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          X-VideoNest-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         addr,
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
     let status = response
         .split(' ')
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("{response:?}"));
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {response:?}")))?;
     let duplicate = response
         .to_ascii_lowercase()
         .contains("x-webhook-duplicate: true");
-    (status, duplicate)
+    Ok((status, duplicate))
 }
 
 /// The arguments of a VideoNest receiver on a free port, then `more`.
@@ -931,7 +933,7 @@ fn a_sqlite_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
             std::thread::spawn(move || {
                 for id in chunk {
                     // A connection the kill cuts off is not an acknowledgement.
-                    let answer = std::panic::catch_unwind(|| post_to(addr, &event(&id)));
+                    let answer = try_post_signed(addr, SECRET, &event(&id));
                     if let Ok((200, _)) = answer {
                         acknowledged.lock().unwrap().push(id);
                     }
