@@ -215,6 +215,17 @@ where
     }
 }
 
+/// Whether a job runs when nobody awaits its answer any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Run {
+    /// Always: its effect matters on its own (a completion, an acknowledgement).
+    Always,
+    /// Only if its caller still awaits it when its turn comes: its result is worth nothing
+    /// unanswered (a pull, whose messages would be hidden for nobody).
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    IfAwaited,
+}
+
 /// A handle on the thread serving one SQLite file. Cloning it gives another handle on the same
 /// thread; the thread stops when the last handle is dropped.
 #[derive(Clone)]
@@ -309,7 +320,8 @@ impl Database {
     }
 
     /// Runs `work` in the thread's next transaction; resolves once that transaction is
-    /// committed (durable as [`Durability`] says) with `work`'s result.
+    /// committed (durable as [`Durability`] says) with `work`'s result. `work` runs whether or
+    /// not its answer is still awaited.
     pub(crate) fn call<T, E, F>(
         &self,
         work: F,
@@ -319,27 +331,15 @@ impl Database {
         E: From<Arc<SqliteError>> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        self.queue_call(work, true)
+        self.call_when(work, Run::Always)
     }
 
-    /// [`call`](Self::call), except that `work` is skipped if the caller has gone (its future
-    /// dropped) before its turn: for work whose result is worth nothing unanswered (a pull).
-    pub(crate) fn call_if_awaited<T, E, F>(
+    /// [`call`](Self::call), with `run` saying whether `work` is skipped when its caller has
+    /// gone (its future dropped) before its turn.
+    pub(crate) fn call_when<T, E, F>(
         &self,
         work: F,
-    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
-    where
-        T: Send + 'static,
-        E: From<Arc<SqliteError>> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
-    {
-        self.queue_call(work, false)
-    }
-
-    fn queue_call<T, E, F>(
-        &self,
-        work: F,
-        always: bool,
+        run: Run,
     ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
     where
         T: Send + 'static,
@@ -351,7 +351,7 @@ impl Database {
             work: Some(work),
             result: None,
             reply,
-            always,
+            always: run == Run::Always,
         });
         let (jobs, room) = (self.jobs.clone(), Arc::clone(&self.room));
         async move {

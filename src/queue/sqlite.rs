@@ -18,7 +18,7 @@ use crate::{
         SqliteStore, StoreError,
         sqlite::{DONE, Record, record},
     },
-    sqlite::{Database, SqliteError, millis_after, now_millis},
+    sqlite::{Database, Run, SqliteError, millis_after, now_millis},
 };
 
 /// How many messages a [`SqliteQueue`] holds unless set with [`SqliteQueue::max_len`]:
@@ -371,40 +371,44 @@ impl Queue for SqliteQueue {
                 let visibility = pull.visibility;
                 let taken = queue
                     .database
-                    .call_if_awaited(move |connection| {
-                        let now = now_millis();
-                        let mut take = connection
-                            .prepare_cached(
-                                "UPDATE tower_webhook_queue \
+                    .call_when(
+                        move |connection| {
+                            let now = now_millis();
+                            let mut take = connection
+                                .prepare_cached(
+                                    "UPDATE tower_webhook_queue \
                                  SET attempts = attempts + 1, pulled = 1, visible_at = ?1 \
                                  WHERE id IN (SELECT id FROM tower_webhook_queue \
                                    WHERE queue = ?2 AND visible_at <= ?3 \
                                    ORDER BY visible_at, id LIMIT ?4) \
                                  RETURNING id, payload, attempts, replays",
-                            )
-                            .map_err(failed)?;
-                        let rows = take
-                            .query_map(
-                                params![
-                                    millis_after(now, visibility),
-                                    name,
-                                    now,
-                                    i64::try_from(max).unwrap_or(i64::MAX)
-                                ],
-                                |row| {
-                                    Ok(Message {
-                                        id: MessageId(row.get::<_, i64>(0)?.to_string()),
-                                        payload: Bytes::from(row.get::<_, Vec<u8>>(1)?),
-                                        attempt: row.get(2)?,
-                                        replays: row.get(3)?,
-                                    })
-                                },
-                            )
-                            .map_err(failed)?;
-                        let mut messages = rows.collect::<Result<Vec<_>, _>>().map_err(failed)?;
-                        messages.sort_by_key(|m| m.id.0.parse::<i64>().unwrap_or(0));
-                        Ok::<_, QueueError>(messages)
-                    })
+                                )
+                                .map_err(failed)?;
+                            let rows = take
+                                .query_map(
+                                    params![
+                                        millis_after(now, visibility),
+                                        name,
+                                        now,
+                                        i64::try_from(max).unwrap_or(i64::MAX)
+                                    ],
+                                    |row| {
+                                        Ok(Message {
+                                            id: MessageId(row.get::<_, i64>(0)?.to_string()),
+                                            payload: Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                                            attempt: row.get(2)?,
+                                            replays: row.get(3)?,
+                                        })
+                                    },
+                                )
+                                .map_err(failed)?;
+                            let mut messages =
+                                rows.collect::<Result<Vec<_>, _>>().map_err(failed)?;
+                            messages.sort_by_key(|m| m.id.0.parse::<i64>().unwrap_or(0));
+                            Ok::<_, QueueError>(messages)
+                        },
+                        Run::IfAwaited,
+                    )
                     .await?;
                 let now = tokio::time::Instant::now();
                 if !taken.is_empty() || now >= deadline {
