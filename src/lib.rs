@@ -145,6 +145,9 @@ pub mod dedupe;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 // Without the feature, the names are still what the (no-op) meter is called with.
 #[cfg(not(feature = "metrics"))]
 #[allow(unreachable_pub, dead_code)]

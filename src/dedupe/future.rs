@@ -154,6 +154,7 @@ where
         inner: S,
         request: Request<B>,
         key: Arc<str>,
+        token: Token,
         layer: &DedupeLayer<E, St, R>,
         label: Label,
     ) -> Self
@@ -174,7 +175,7 @@ where
                 guard: Some(Guard {
                     store: Arc::clone(&layer.store),
                     key,
-                    token: Token::random(),
+                    token,
                     retention: layer.retention,
                     armed: false,
                 }),

@@ -91,11 +91,22 @@ pub struct DedupeKey {
     key: std::sync::Arc<str>,
     /// The layer's retention, for what is stored under the key further in (`Enqueue`).
     retention: std::time::Duration,
+    /// The token of the layer's claim on the key, for a completion in the handler's own
+    /// transaction.
+    token: store::Token,
 }
 
 impl DedupeKey {
-    pub(crate) fn new(key: std::sync::Arc<str>, retention: std::time::Duration) -> Self {
-        Self { key, retention }
+    pub(crate) fn new(
+        key: std::sync::Arc<str>,
+        retention: std::time::Duration,
+        token: store::Token,
+    ) -> Self {
+        Self {
+            key,
+            retention,
+            token,
+        }
     }
 
     /// The key as stored: `{namespace}:{SHA-256 of the event's key, in hex}`.
@@ -104,9 +115,15 @@ impl DedupeKey {
     }
 
     /// How long the layer remembers a processed event.
-    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "queue", feature = "postgres")), allow(dead_code))]
     pub(crate) fn retention(&self) -> std::time::Duration {
         self.retention
+    }
+
+    /// The token of the layer's claim.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn token(&self) -> &store::Token {
+        &self.token
     }
 }
 

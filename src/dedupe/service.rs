@@ -7,7 +7,12 @@ use std::{
 use http::{HeaderValue, Request, Response, Version, header::CONNECTION};
 use tower::Service;
 
-use super::{DedupeKey, DedupeLayer, future::ResponseFuture, store::Store, store_key};
+use super::{
+    DedupeKey, DedupeLayer,
+    future::ResponseFuture,
+    store::{Store, Token},
+    store_key,
+};
 use crate::{Rejection, RejectionResponse, Verified, meter::Label, rejection::respond};
 
 /// Middleware that runs the inner service once per event; made by [`DedupeLayer`].
@@ -58,18 +63,23 @@ where
             Arc::<str>::from(store_key(namespace, &key))
         });
         let mut request = request;
-        if let Some(key) = &key {
-            request
-                .extensions_mut()
-                .insert(DedupeKey::new(Arc::clone(key), layer.retention));
+        let claim = key.map(|key| (key, Token::random()));
+        if let Some((key, token)) = &claim {
+            request.extensions_mut().insert(DedupeKey::new(
+                Arc::clone(key),
+                layer.retention,
+                token.clone(),
+            ));
         }
         // The instance that was driven to readiness goes with the request.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        match key {
+        match claim {
             // Nothing to deduplicate by: the event is processed, as it would be without the layer.
             None => ResponseFuture::unguarded(inner, request, &label),
-            Some(key) => ResponseFuture::claiming(inner, request, key, layer, label),
+            Some((key, token)) => {
+                ResponseFuture::claiming(inner, request, key, token, layer, label)
+            }
         }
     }
 }

@@ -22,6 +22,7 @@
 //! | [`MemoryQueue`] | no | no: for tests and single processes that can lose work |
 //! | `RedisQueue` (feature `redis`): a Redis stream and consumer group | yes | as Redis is configured to (AOF) |
 //! | `SqliteQueue` (feature `sqlite`): a SQLite file | by the processes of one host | yes: a 2xx is in the fsynced log |
+//! | `PostgresQueue` (feature `postgres`): tables in PostgreSQL | yes | yes: a 2xx is committed; effects can commit with the acknowledgement |
 //!
 //! # Example
 //!
@@ -78,6 +79,8 @@ mod dead;
 mod delivery;
 mod enqueue;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
@@ -88,6 +91,9 @@ use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, ti
 
 use bytes::Bytes;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::{DEFAULT_POSTGRES_MAX_LEN, DEFAULT_POSTGRES_QUEUE, PostgresQueue};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{
@@ -358,6 +364,10 @@ pub enum QueueError {
     /// The delivery's deduplication record is in a format this version does not read: a later
     /// version of the crate wrote it (a rolling upgrade, or a rollback).
     UnknownFormat,
+    /// The delivery no longer holds its message (its visibility timeout ran out and another
+    /// worker took it, or it was settled): an acknowledgement in the handler's own transaction
+    /// (`PostgresQueue::ack_in`) refuses, so that the transaction is rolled back.
+    NotHeld,
 }
 
 impl QueueError {
@@ -381,6 +391,10 @@ impl fmt::Display for QueueError {
                 "the delivery's deduplication record is in a format this version does not read \
                  (a later version wrote it)",
             ),
+            Self::NotHeld => f.write_str(
+                "the delivery no longer holds its message (its visibility timeout ran out, or it \
+                 was settled)",
+            ),
         }
     }
 }
@@ -389,7 +403,7 @@ impl StdError for QueueError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(err) => Some(&**err),
-            Self::Full { .. } | Self::KeysFull { .. } | Self::UnknownFormat => None,
+            Self::Full { .. } | Self::KeysFull { .. } | Self::UnknownFormat | Self::NotHeld => None,
         }
     }
 }

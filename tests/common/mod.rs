@@ -3,6 +3,8 @@
 //! Every test file uses a different subset of these, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 #[cfg(feature = "queue")]
 pub(crate) mod queue;
 pub(crate) mod redis;

@@ -16,6 +16,8 @@
 //!   a service; one round trip per claim, completion or release.
 //! - `SqliteStore` (with the `sqlite` feature): in a SQLite file, durable as the disk, shared by
 //!   the processes of one host; nothing to install.
+//! - `PostgresStore` (with the `postgres` feature): in PostgreSQL, shared by every replica;
+//!   its record can commit in the handler's own transaction.
 //!
 //! # Example
 //!
@@ -39,6 +41,8 @@
 //! ```
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]
@@ -58,6 +62,11 @@ use std::{
 };
 
 pub use self::memory::{DEFAULT_MAX_ENTRIES, MemoryStore, MemoryStoreStats};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::{
+    DEFAULT_MAX_ENTRIES as POSTGRES_DEFAULT_MAX_ENTRIES, PostgresFuture, PostgresStore,
+};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{
@@ -182,6 +191,10 @@ pub enum StoreError {
     /// The key's record is in a format this version does not read: a later version of the
     /// crate wrote it (a rolling upgrade, or a rollback). Neither taken for free nor for done.
     UnknownFormat,
+    /// The delivery no longer holds its claim (its lease ran out, and another delivery may
+    /// hold the key now): a completion in the handler's own transaction
+    /// (`PostgresStore::complete_in`) refuses, so that the transaction is rolled back.
+    ClaimLost,
 }
 
 impl StoreError {
@@ -203,6 +216,9 @@ impl fmt::Display for StoreError {
                 "the deduplication record is in a format this version does not read (a later \
                  version wrote it)",
             ),
+            Self::ClaimLost => f.write_str(
+                "the delivery no longer holds its deduplication claim (its lease ran out)",
+            ),
         }
     }
 }
@@ -211,7 +227,7 @@ impl StdError for StoreError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Unavailable(err) => Some(&**err),
-            Self::Full { .. } | Self::UnknownFormat => None,
+            Self::Full { .. } | Self::UnknownFormat | Self::ClaimLost => None,
         }
     }
 }

@@ -1,0 +1,348 @@
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use super::{Claim, Store, StoreError, Token};
+use crate::{
+    dedupe::DedupeKey,
+    postgres::{Postgres, PostgresError, millis, tokio_postgres::Transaction},
+};
+
+/// How many records a [`PostgresStore`] keeps at most unless set with
+/// [`PostgresStore::max_entries`]: 10,000,000.
+pub const DEFAULT_MAX_ENTRIES: u64 = 10_000_000;
+
+/// How long an abandoned claim's release is tried again, at most: 10 minutes (twice the
+/// default lease). A claim whose release could not run by then frees itself when its lease
+/// runs out.
+const RELEASE_HORIZON: Duration = Duration::from_secs(600);
+
+/// At most this many abandoned claims of one store are being released in the background at
+/// once; past it, a claim frees itself when its lease runs out.
+const MAX_PENDING_RELEASES: usize = 10_000;
+
+/// How often expired records are deleted, at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The future of a [`PostgresStore`] operation.
+pub type PostgresFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// A [`Store`] in PostgreSQL (feature `postgres`): the records of every replica of a service,
+/// in the database it already runs, durable as its commits; and the one store whose record can
+/// commit in the handler's own transaction ([`complete_in`](Self::complete_in)), so that a
+/// delivery's effects and its "done" are written together or not at all.
+///
+/// A claim is one statement (a function of the crate's schema); concurrent claims of one key
+/// are decided by the key's primary key, so exactly one acquires it. Expired records are
+/// deleted as claims go on. Every operation fails after the database's timeout: a stalled or
+/// unreachable server is a 503, never a hang, and a claim whose answer never came is released
+/// in the background once it has landed.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_webhook::dedupe::store::{Claim, PostgresStore, Store, Token};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::connect("postgres://webhooks@127.0.0.1/app").await?;
+/// let token = Token::random();
+/// let key = "videonest:video.processed:vid_1";
+/// assert_eq!(store.claim(key, &token, Duration::from_secs(300)).await?, Claim::Acquired);
+/// store.complete(key, &token, Duration::from_secs(86_400)).await?;
+/// assert_eq!(store.claim(key, &Token::random(), Duration::from_secs(300)).await?, Claim::Done);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    database: Postgres,
+    max_entries: u64,
+    releasing: Arc<AtomicUsize>,
+    /// When expired records were last deleted, in milliseconds since the epoch.
+    swept: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("database", &self.database)
+            .field("max_entries", &self.max_entries)
+            .finish()
+    }
+}
+
+impl From<PostgresError> for StoreError {
+    fn from(err: PostgresError) -> Self {
+        Self::unavailable(err)
+    }
+}
+
+impl PostgresStore {
+    /// Connects with a URL ([`Postgres::connect`]) and uses its database.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] with the reason [`Postgres::connect`] gives.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Ok(Self::new(&Postgres::connect(url).await?))
+    }
+
+    /// The store in `database`'s schema.
+    pub fn new(database: &Postgres) -> Self {
+        Self {
+            database: database.clone(),
+            max_entries: DEFAULT_MAX_ENTRIES,
+            releasing: Arc::new(AtomicUsize::new(0)),
+            swept: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Keeps at most `max_entries` records (at least 1) instead of [`DEFAULT_MAX_ENTRIES`]:
+    /// a claim of a new key while as many unexpired records are kept is refused
+    /// ([`StoreError::Full`], 503); no record is dropped before it expires. Concurrent claims
+    /// of new keys may pass the bound by as many as they are.
+    #[must_use]
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = max_entries.max(1);
+        self
+    }
+
+    /// Its database: for the handler's own transactions.
+    pub fn database(&self) -> &Postgres {
+        &self.database
+    }
+
+    /// Marks the request's claim done inside `transaction`, the handler's own: the record and
+    /// the handler's writes commit together or not at all (exactly-once effects). `key` is the
+    /// request's [`DedupeKey`] extension; the layer's own completion afterwards changes
+    /// nothing.
+    ///
+    /// ```no_run
+    /// use axum::Extension;
+    /// use tower_webhook::{dedupe::{DedupeKey, store::PostgresStore}, Verified};
+    /// # use tower_webhook::provider::videonest;
+    ///
+    /// async fn handler(
+    ///     Extension(store): Extension<PostgresStore>,
+    ///     Extension(key): Extension<DedupeKey>,
+    ///     event: Verified<videonest::Event>,
+    /// ) -> Result<(), http::StatusCode> {
+    ///     let fail = |_| http::StatusCode::SERVICE_UNAVAILABLE;
+    ///     let mut client = store.database().pool().get().await.map_err(fail)?;
+    ///     let transaction = client.transaction().await.map_err(|_| http::StatusCode::SERVICE_UNAVAILABLE)?;
+    ///     transaction
+    ///         .execute("INSERT INTO videos (id) VALUES ($1)", &[&event.id()])
+    ///         .await
+    ///         .map_err(|_| http::StatusCode::SERVICE_UNAVAILABLE)?;
+    ///     store.complete_in(&transaction, &key).await.map_err(|_| http::StatusCode::CONFLICT)?;
+    ///     transaction.commit().await.map_err(|_| http::StatusCode::SERVICE_UNAVAILABLE)
+    /// }
+    /// # let _ = handler;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::ClaimLost`] when the request no longer holds the claim (its lease ran out
+    /// and another delivery may hold it now, or the layer failed open): roll the transaction
+    /// back, its effects would repeat another delivery's. [`StoreError::Unavailable`] when
+    /// the statement fails (the transaction is then aborted).
+    pub async fn complete_in(
+        &self,
+        transaction: &Transaction<'_>,
+        key: &DedupeKey,
+    ) -> Result<(), StoreError> {
+        let completed = transaction
+            .execute(
+                &self.database.sql().complete,
+                &[
+                    &key.as_str(),
+                    &key.token().as_str(),
+                    &millis(key.retention()),
+                ],
+            )
+            .await
+            .map_err(PostgresError::from)?;
+        if completed == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::ClaimLost)
+        }
+    }
+
+    /// Deletes a batch of expired records in the background, at most every second.
+    fn sweep_now_and_then(&self) {
+        let now = now_millis();
+        let last = self.swept.load(Ordering::Relaxed);
+        let every = u64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(1000);
+        if now.saturating_sub(last) < every
+            || self
+                .swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let database = self.database.clone();
+        drop(runtime.spawn(async move {
+            let sql = database.sql().clone();
+            let _ = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.sweep).await?;
+                    client.execute(&statement, &[]).await?;
+                    Ok(())
+                })
+                .await;
+        }));
+    }
+
+    /// Frees `key` if `token` holds it: whether it did, and whether another unexpired record
+    /// holds the key (then a claim of `token` still on its way cannot take it).
+    async fn release_now(
+        database: Postgres,
+        key: String,
+        token: Token,
+    ) -> Result<(bool, bool), StoreError> {
+        let sql = database.sql().clone();
+        Ok(database
+            .run(|client| async move {
+                let statement = client.prepare_cached(&sql.release).await?;
+                let row = client
+                    .query_one(&statement, &[&key, &token.as_str()])
+                    .await?;
+                Ok((row.get(0), row.get(1)))
+            })
+            .await?)
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A count of releases under way, given back when dropped.
+struct Releasing(Arc<AtomicUsize>);
+
+impl Releasing {
+    fn count(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(counter))
+    }
+}
+
+impl Drop for Releasing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Store for PostgresStore {
+    type ClaimFuture = PostgresFuture<Claim>;
+    type SettleFuture = PostgresFuture<()>;
+
+    fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
+        self.sweep_now_and_then();
+        let database = self.database.clone();
+        let (key, token) = (key.to_owned(), token.clone());
+        let max_entries = i64::try_from(self.max_entries).unwrap_or(i64::MAX);
+        Box::pin(async move {
+            let sql = database.sql().clone();
+            let verdict: i16 = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.claim).await?;
+                    let row = client
+                        .query_one(
+                            &statement,
+                            &[&key, &token.as_str(), &millis(lease), &max_entries],
+                        )
+                        .await?;
+                    Ok(row.get(0))
+                })
+                .await?;
+            match verdict {
+                0 => Ok(Claim::Acquired),
+                1 => Ok(Claim::Done),
+                2 => Ok(Claim::InFlight),
+                4 => Err(StoreError::Full {
+                    max_entries: usize::try_from(max_entries).unwrap_or(usize::MAX),
+                }),
+                _ => Err(StoreError::UnknownFormat),
+            }
+        })
+    }
+
+    fn complete(&self, key: &str, token: &Token, retention: Duration) -> Self::SettleFuture {
+        let database = self.database.clone();
+        let (key, token) = (key.to_owned(), token.clone());
+        Box::pin(async move {
+            let sql = database.sql().clone();
+            database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.complete).await?;
+                    client
+                        .execute(&statement, &[&key, &token.as_str(), &millis(retention)])
+                        .await?;
+                    Ok(())
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn release(&self, key: &str, token: &Token) -> Self::SettleFuture {
+        let release = Self::release_now(self.database.clone(), key.to_owned(), token.clone());
+        Box::pin(async move { release.await.map(drop) })
+    }
+
+    fn abandon(&self, key: &str, token: &Token) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            log_warn!(
+                key,
+                "a claim could not be released outside a Tokio runtime; it frees itself when \
+                 its lease runs out"
+            );
+            return;
+        };
+        let releasing = Releasing::count(&self.releasing);
+        if releasing.0.load(Ordering::Relaxed) > MAX_PENDING_RELEASES {
+            log_warn!(
+                key,
+                "too many claims are being released; this one frees itself when its lease runs \
+                 out"
+            );
+            return;
+        }
+        let (database, key, token) = (self.database.clone(), key.to_owned(), token.clone());
+        // The claim may still land after this release has run (another connection; a stalled
+        // server runs both when it wakes): released again until it has gone.
+        drop(runtime.spawn(async move {
+            let _releasing = releasing;
+            let started = tokio::time::Instant::now();
+            let mut pause = Duration::from_millis(100);
+            loop {
+                if let Ok((released, taken)) =
+                    Self::release_now(database.clone(), key.clone(), token.clone()).await
+                    && (released || taken)
+                {
+                    break;
+                }
+                if started.elapsed() + pause >= RELEASE_HORIZON {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+        }));
+    }
+}

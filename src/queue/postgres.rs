@@ -1,0 +1,538 @@
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+
+use super::{
+    DeadLetter, DeadLetterPage, Delivery, Message, MessageId, Page, Pull, Pushed, Queue,
+    QueueError, QueueFuture, QueueStats, Select,
+};
+use crate::postgres::{Postgres, PostgresError, Sql, millis, tokio_postgres::Transaction};
+
+/// How many messages a [`PostgresQueue`] holds unless set with [`PostgresQueue::max_len`]:
+/// 1,000,000.
+pub const DEFAULT_POSTGRES_MAX_LEN: u64 = 1_000_000;
+
+/// The queue name a [`PostgresQueue`] uses unless set with [`PostgresQueue::name`].
+pub const DEFAULT_POSTGRES_QUEUE: &str = "webhooks";
+
+/// What a dead letter's own id starts with (`dead-1`, …: never a message's id).
+const DEAD_ID_PREFIX: &str = "dead-";
+
+/// How many dead letters one replay transaction moves at most.
+const REPLAY_BATCH: i64 = 100;
+
+/// A [`Queue`] in PostgreSQL (feature `postgres` with `queue`): shared by every replica,
+/// durable as the database's commits, and settled in the handler's own transaction when it
+/// asks ([`ack_in`](Self::ack_in)): the delivery's effects and its acknowledgement commit
+/// together or not at all.
+///
+/// Each push is one statement and one transaction (a 2xx means committed, `fsync`ed with
+/// `synchronous_commit=on`); [`Queue::push_once`] records the key in the same statement. A
+/// pull takes due messages with `FOR UPDATE SKIP LOCKED`, so that workers never wait for each
+/// other, and hides them for their visibility timeout: a worker that dies leaves its messages
+/// to be taken again, their attempt raised, and settling checks the attempt, so that a worker
+/// that outlived its lease changes nothing. Waiting workers are woken by `LISTEN/NOTIFY` when
+/// the database was opened with a URL or [`listen_with`](crate::postgres::PostgresBuilder::listen_with).
+/// Several queues share a schema by [`name`](Self::name); the keys of
+/// [`Queue::push_once`] are the schema's deduplication records, shared with a
+/// [`PostgresStore`](crate::dedupe::store::PostgresStore) on it.
+///
+/// ```no_run
+/// use tower_webhook::queue::{PostgresQueue, Pull, Queue};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let queue = PostgresQueue::connect("postgres://webhooks@127.0.0.1/app").await?;
+/// queue.push(r#"{"v":1}"#.into()).await?;
+/// let message = queue.pull("worker-1", Pull::up_to(1)).await?.remove(0);
+/// queue.ack(&message).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresQueue {
+    database: Postgres,
+    name: Arc<str>,
+    max_len: u64,
+}
+
+impl fmt::Debug for PostgresQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresQueue")
+            .field("database", &self.database)
+            .field("name", &self.name)
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+impl From<PostgresError> for QueueError {
+    fn from(err: PostgresError) -> Self {
+        Self::unavailable(err)
+    }
+}
+
+/// Its number, of a message id this queue gave.
+fn number(id: &MessageId) -> Option<i64> {
+    id.0.parse().ok()
+}
+
+/// The number in a dead letter's own id.
+fn dead_number(id: &MessageId) -> Option<i64> {
+    id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
+}
+
+fn attempt(attempt: u32) -> i32 {
+    i32::try_from(attempt).unwrap_or(i32::MAX)
+}
+
+impl PostgresQueue {
+    /// Connects with a URL ([`Postgres::connect`]) and uses the queue
+    /// [`DEFAULT_POSTGRES_QUEUE`] of its database.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::Unavailable`] with the reason [`Postgres::connect`] gives.
+    pub async fn connect(url: &str) -> Result<Self, QueueError> {
+        Ok(Self::new(&Postgres::connect(url).await?))
+    }
+
+    /// The queue [`DEFAULT_POSTGRES_QUEUE`] in `database`'s schema.
+    pub fn new(database: &Postgres) -> Self {
+        Self {
+            database: database.clone(),
+            name: Arc::from(DEFAULT_POSTGRES_QUEUE),
+            max_len: DEFAULT_POSTGRES_MAX_LEN,
+        }
+    }
+
+    /// Uses the queue `name` of the schema instead of [`DEFAULT_POSTGRES_QUEUE`].
+    #[must_use]
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Holds at most `max_len` messages (ready, delayed or being processed; at least 1) instead
+    /// of [`DEFAULT_POSTGRES_MAX_LEN`]: a push beyond is refused ([`QueueError::Full`], 503).
+    /// Concurrent pushes may pass the bound by as many as they are.
+    #[must_use]
+    pub fn max_len(mut self, max_len: u64) -> Self {
+        self.max_len = max_len.max(1);
+        self
+    }
+
+    /// Its database: for the handler's own transactions.
+    pub fn database(&self) -> &Postgres {
+        &self.database
+    }
+
+    /// Acknowledges `delivery` inside `transaction`, the handler's own: the handler's writes
+    /// and the acknowledgement commit together or not at all (exactly-once effects). If the
+    /// worker dies before the commit, neither is there and the delivery comes back; after it,
+    /// both are, and it never comes back. The worker's own acknowledgement afterwards changes
+    /// nothing.
+    ///
+    /// ```no_run
+    /// use std::convert::Infallible;
+    /// use tower::service_fn;
+    /// use tower_webhook::queue::{Delivery, PostgresQueue, QueueError, Worker};
+    /// # use tower_webhook::provider::videonest;
+    ///
+    /// # async fn run(queue: PostgresQueue) {
+    /// let handler = {
+    ///     let queue = queue.clone();
+    ///     service_fn(move |delivery: Delivery<videonest::Event>| {
+    ///         let queue = queue.clone();
+    ///         async move {
+    ///             let mut client = queue.database().pool().get().await?;
+    ///             let transaction = client.transaction().await?;
+    ///             transaction
+    ///                 .execute("INSERT INTO videos (id) VALUES ($1)", &[&delivery.id()])
+    ///                 .await?;
+    ///             queue.ack_in(&transaction, &delivery).await?;
+    ///             transaction.commit().await?;
+    ///             Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    ///         }
+    ///     })
+    /// };
+    /// Worker::new(queue, handler).run(std::future::pending::<()>()).await.ok();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::NotHeld`] when this delivery no longer holds the message (its visibility
+    /// timeout ran out and another worker took it, or it was settled): roll the transaction
+    /// back, its effects would repeat another delivery's. [`QueueError::Unavailable`] when the
+    /// statement fails (the transaction is then aborted).
+    pub async fn ack_in<E>(
+        &self,
+        transaction: &Transaction<'_>,
+        delivery: &Delivery<E>,
+    ) -> Result<(), QueueError> {
+        let Some(id) = number(delivery.id()) else {
+            return Err(QueueError::NotHeld);
+        };
+        let acked = transaction
+            .execute(
+                &self.database.sql().ack,
+                &[&id, &&*self.name, &attempt(delivery.attempt())],
+            )
+            .await
+            .map_err(PostgresError::from)?;
+        if acked == 1 {
+            Ok(())
+        } else {
+            Err(QueueError::NotHeld)
+        }
+    }
+
+    fn full(&self) -> QueueError {
+        QueueError::Full {
+            capacity: usize::try_from(self.max_len).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn max(&self) -> i64 {
+        i64::try_from(self.max_len).unwrap_or(i64::MAX)
+    }
+
+    /// Runs the settling statement `which` picks on `message`, with `extra` after the three
+    /// parameters that say which message and attempt: a message this delivery no longer holds
+    /// is left as it is (settling is idempotent).
+    fn settle(&self, message: &Message, which: fn(&Sql) -> &str, extra: Extra) -> QueueFuture<()> {
+        let (database, name) = (self.database.clone(), Arc::clone(&self.name));
+        let (id, attempt) = (number(&message.id), attempt(message.attempt));
+        Box::pin(async move {
+            let Some(id) = id else {
+                return Ok(());
+            };
+            let sql = database.sql().clone();
+            database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(which(&sql)).await?;
+                    let name: &str = &name;
+                    match &extra {
+                        Extra::None => client.execute(&statement, &[&id, &name, &attempt]).await,
+                        Extra::Millis(delay) => {
+                            client
+                                .execute(&statement, &[&id, &name, &attempt, delay])
+                                .await
+                        }
+                        Extra::Text(error) => {
+                            client
+                                .execute(&statement, &[&id, &name, &attempt, error])
+                                .await
+                        }
+                    }?;
+                    Ok(())
+                })
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+/// The parameter a settling statement takes after the message and attempt.
+enum Extra {
+    None,
+    Millis(i64),
+    Text(String),
+}
+
+impl Queue for PostgresQueue {
+    fn push(&self, payload: Bytes) -> QueueFuture<MessageId> {
+        let (database, name, max, full) = (
+            self.database.clone(),
+            Arc::clone(&self.name),
+            self.max(),
+            self.full(),
+        );
+        Box::pin(async move {
+            let sql = database.sql().clone();
+            let id: Option<i64> = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.push).await?;
+                    let row = client
+                        .query_one(&statement, &[&&*name, &&*payload, &max])
+                        .await?;
+                    Ok(row.get(0))
+                })
+                .await?;
+            let id = id.ok_or(full)?;
+            database.stored();
+            Ok(MessageId(id.to_string()))
+        })
+    }
+
+    fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed> {
+        let (database, name, max, full) = (
+            self.database.clone(),
+            Arc::clone(&self.name),
+            self.max(),
+            self.full(),
+        );
+        let key = key.to_owned();
+        Box::pin(async move {
+            let sql = database.sql().clone();
+            let (outcome, id): (i16, Option<i64>) = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.push_once).await?;
+                    let row = client
+                        .query_one(
+                            &statement,
+                            &[&&*name, &key, &millis(retention), &&*payload, &max],
+                        )
+                        .await?;
+                    Ok((row.get(0), row.get(1)))
+                })
+                .await?;
+            match (outcome, id) {
+                (0, Some(id)) => {
+                    database.stored();
+                    Ok(Pushed::Stored(MessageId(id.to_string())))
+                }
+                (1, _) => Ok(Pushed::Duplicate),
+                (2, _) => Ok(Pushed::Claimed),
+                (4, _) => Err(full),
+                _ => Err(QueueError::UnknownFormat),
+            }
+        })
+    }
+
+    fn pull(&self, _consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>> {
+        let (database, name) = (self.database.clone(), Arc::clone(&self.name));
+        Box::pin(async move {
+            if pull.max == 0 {
+                return Ok(Vec::new());
+            }
+            let now = tokio::time::Instant::now();
+            // A wait too long to add is as good as forever.
+            let deadline = now
+                .checked_add(pull.wait)
+                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+            let max = i64::try_from(pull.max).unwrap_or(i64::MAX);
+            let visibility = millis(pull.visibility);
+            loop {
+                let (arrived, poll) = database.arrival();
+                let sql = database.sql().clone();
+                let name = Arc::clone(&name);
+                let mut taken: Vec<Message> = database
+                    .run(|client| async move {
+                        let statement = client.prepare_cached(&sql.pull).await?;
+                        let rows = client
+                            .query(&statement, &[&&*name, &max, &visibility])
+                            .await?;
+                        Ok(rows
+                            .iter()
+                            .map(|row| Message {
+                                id: MessageId(row.get::<_, i64>(0).to_string()),
+                                payload: Bytes::from(row.get::<_, Vec<u8>>(1)),
+                                attempt: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+                                replays: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                            })
+                            .collect())
+                    })
+                    .await?;
+                let now = tokio::time::Instant::now();
+                if !taken.is_empty() || now >= deadline {
+                    taken.sort_by_key(|m| number(&m.id).unwrap_or(0));
+                    return Ok(taken);
+                }
+                // Woken by a push here or a notification from elsewhere, or looking again.
+                let _ = tokio::time::timeout(poll.min(deadline - now), arrived).await;
+            }
+        })
+    }
+
+    fn ack(&self, message: &Message) -> QueueFuture<()> {
+        self.settle(message, |sql| &sql.ack, Extra::None)
+    }
+
+    fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
+        self.settle(message, |sql| &sql.retry, Extra::Millis(millis(delay)))
+    }
+
+    fn dead_letter(&self, message: &Message, error: &str) -> QueueFuture<()> {
+        self.settle(
+            message,
+            |sql| &sql.dead_letter,
+            Extra::Text(error.to_owned()),
+        )
+    }
+
+    fn stats(&self) -> QueueFuture<QueueStats> {
+        let (database, name) = (self.database.clone(), Arc::clone(&self.name));
+        Box::pin(async move {
+            let sql = database.sql().clone();
+            let counts: [i64; 4] = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.stats).await?;
+                    let row = client.query_one(&statement, &[&&*name]).await?;
+                    Ok([row.get(0), row.get(1), row.get(2), row.get(3)])
+                })
+                .await?;
+            let [ready, pending, delayed, dead] = counts.map(|n| u64::try_from(n).unwrap_or(0));
+            Ok(QueueStats {
+                ready,
+                pending,
+                delayed,
+                dead,
+            })
+        })
+    }
+
+    fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
+        let (database, name) = (self.database.clone(), Arc::clone(&self.name));
+        Box::pin(async move {
+            let after = match &page.after {
+                None => 0,
+                Some(after) => match dead_number(after) {
+                    Some(after) => after,
+                    None => return Ok(DeadLetterPage::new(Vec::new(), false)),
+                },
+            };
+            if page.limit == 0 {
+                return Ok(DeadLetterPage::new(Vec::new(), false));
+            }
+            let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
+            let sql = database.sql().clone();
+            let mut letters: Vec<DeadLetter> = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.list_dead).await?;
+                    let rows = client
+                        .query(&statement, &[&&*name, &after, &limit.saturating_add(1)])
+                        .await?;
+                    Ok(rows
+                        .iter()
+                        .map(|row| DeadLetter {
+                            id: MessageId(format!("{DEAD_ID_PREFIX}{}", row.get::<_, i64>(0))),
+                            message_id: MessageId(row.get::<_, i64>(1).to_string()),
+                            payload: Bytes::from(row.get::<_, Vec<u8>>(2)),
+                            attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                            error: row.get(4),
+                            first_failed_at: row.get::<_, Option<SystemTime>>(5),
+                            failed_at: Some(row.get::<_, SystemTime>(6)),
+                            replays: u32::try_from(row.get::<_, i32>(7)).unwrap_or(0),
+                        })
+                        .collect())
+                })
+                .await?;
+            let more = letters.len() > page.limit;
+            letters.truncate(page.limit);
+            Ok(DeadLetterPage::new(letters, more))
+        })
+    }
+
+    fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        let queue = self.clone();
+        Box::pin(async move {
+            let (database, name, max) = (&queue.database, &*queue.name, queue.max());
+            let sql = database.sql().clone();
+            // Oldest first, 100 a transaction. `all` means those there are now: up to the
+            // newest, so that those that fail again meanwhile are not replayed again.
+            let mut batches: std::collections::VecDeque<Vec<i64>> = match &which {
+                Select::All => {
+                    let sql = sql.clone();
+                    let newest: Option<i64> = database
+                        .run(|client| async move {
+                            let row = client.query_one(&sql.newest_dead, &[&name]).await?;
+                            Ok(row.get(0))
+                        })
+                        .await?;
+                    match newest {
+                        Some(newest) => std::collections::VecDeque::from([vec![newest]]),
+                        None => return Ok(0),
+                    }
+                }
+                Select::Ids(ids) => {
+                    let mut seen = std::collections::HashSet::new();
+                    let mut ids: Vec<i64> = ids
+                        .iter()
+                        .filter_map(dead_number)
+                        .filter(|id| seen.insert(*id))
+                        .collect();
+                    ids.sort_unstable();
+                    ids.chunks(100).map(<[i64]>::to_vec).collect()
+                }
+            };
+            let all = matches!(which, Select::All);
+            let mut replayed = 0u64;
+            loop {
+                let batch = if all {
+                    batches[0].clone()
+                } else {
+                    match batches.pop_front() {
+                        Some(batch) => batch,
+                        None => break,
+                    }
+                };
+                let sql = sql.clone();
+                let (count, full, looked_at) = database
+                    .run(|client| async move {
+                        let ids: Vec<i64> = if all {
+                            // The oldest left, up to the newest there was.
+                            client
+                                .query(&sql.oldest_dead, &[&name, &batch[0], &REPLAY_BATCH])
+                                .await?
+                                .iter()
+                                .map(|row| row.get(0))
+                                .collect()
+                        } else {
+                            batch
+                        };
+                        let statement = client.prepare_cached(&sql.replay).await?;
+                        let row = client.query_one(&statement, &[&name, &ids, &max]).await?;
+                        Ok((row.get::<_, i64>(0), row.get::<_, bool>(1), ids.len()))
+                    })
+                    .await?;
+                replayed += u64::try_from(count).unwrap_or(0);
+                if count > 0 {
+                    database.stored();
+                }
+                if full || (all && looked_at < 100) {
+                    break;
+                }
+            }
+            Ok(replayed)
+        })
+    }
+
+    fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
+        let queue = self.clone();
+        Box::pin(async move {
+            let (database, name) = (&queue.database, &*queue.name);
+            let sql = database.sql().clone();
+            let mut purged = 0u64;
+            match which {
+                // A thousand a transaction.
+                Select::All => loop {
+                    let sql = sql.clone();
+                    let deleted = database
+                        .run(|client| async move {
+                            Ok(client.execute(&sql.purge_some, &[&name]).await?)
+                        })
+                        .await?;
+                    purged += deleted;
+                    if deleted == 0 {
+                        break;
+                    }
+                },
+                Select::Ids(ids) => {
+                    let ids: Vec<i64> = ids.iter().filter_map(dead_number).collect();
+                    purged = database
+                        .run(|client| async move {
+                            Ok(client.execute(&sql.purge_ids, &[&name, &ids]).await?)
+                        })
+                        .await?;
+                }
+            }
+            Ok(purged)
+        })
+    }
+}
