@@ -4,6 +4,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "sqlite")]

@@ -31,7 +31,7 @@ use crate::{
         SECRET,
         redis::{Monitor, Server, URL_VAR, describe, free_port, in_ci},
     },
-    suite::{self, Harness, answer, vn_event},
+    suite::{self, Harness, answer, until_processed, vn_event},
 };
 
 /// A Redis server for one test, and a key prefix no other test uses.
@@ -428,39 +428,6 @@ async fn redis_round_trips_two_per_first_delivery_one_per_duplicate() {
         "claim, release"
     );
     assert_eq!(harness.calls(), 4);
-}
-
-/// Sends `body` until it is processed (a 2xx that is not a duplicate), accepting only 503 and
-/// 409 before that; fails after `patience`. Returns the refusals seen on the way.
-async fn until_processed(harness: &Harness, body: &str, patience: Duration) -> Vec<StatusCode> {
-    let deadline = Instant::now() + patience;
-    let mut refusals = Vec::new();
-    loop {
-        let answer = harness.send(body).await;
-        if answer.status.is_success() {
-            assert!(!answer.duplicate, "{answer:?} after {refusals:?}");
-            return refusals;
-        }
-        assert!(
-            matches!(
-                answer.status,
-                StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT
-            ),
-            "{answer:?}"
-        );
-        refusals.push(answer.status);
-        if Instant::now() > deadline {
-            let conflicts = refusals
-                .iter()
-                .filter(|s| **s == StatusCode::CONFLICT)
-                .count();
-            panic!(
-                "still refused after {patience:?}: {} times, {conflicts} of them 409",
-                refusals.len()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A stall is not an outage: Redis frozen (SIGSTOP) while a delivery arrives answers 503 after

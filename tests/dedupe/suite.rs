@@ -6,7 +6,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -323,4 +323,41 @@ pub(crate) async fn without_verification<St: Store>(store: St) -> Answer {
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     answer(response).await
+}
+
+/// Sends `body` until it is processed (a 2xx that is not a duplicate), accepting only 503 and
+/// 409 before that; fails after `patience`. Returns the refusals seen on the way.
+pub(crate) async fn until_processed(
+    harness: &Harness,
+    body: &str,
+    patience: Duration,
+) -> Vec<StatusCode> {
+    let deadline = Instant::now() + patience;
+    let mut refusals = Vec::new();
+    loop {
+        let answer = harness.send(body).await;
+        if answer.status.is_success() {
+            assert!(!answer.duplicate, "{answer:?} after {refusals:?}");
+            return refusals;
+        }
+        assert!(
+            matches!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT
+            ),
+            "{answer:?}"
+        );
+        refusals.push(answer.status);
+        if Instant::now() > deadline {
+            let conflicts = refusals
+                .iter()
+                .filter(|s| **s == StatusCode::CONFLICT)
+                .count();
+            panic!(
+                "still refused after {patience:?}: {} times, {conflicts} of them 409",
+                refusals.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
