@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics]
 //! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
@@ -27,6 +27,11 @@
 //! - `--dedupe sqlite:PATH` keeps the deduplication records in a SQLite file (created if
 //!   missing; they survive a restart or a SIGKILL), and `--queue sqlite:PATH` the queue; the
 //!   administration commands take `--queue sqlite:PATH` too.
+//! - `--dedupe postgres://USER:PASSWORD@HOST:PORT/DB` keeps them in PostgreSQL (the schema
+//!   `tower_webhook`, created or upgraded at start), and `--queue postgres://…` the queue,
+//!   shared by every receiver pointed at the database; with the same URL for both, a first
+//!   delivery is recorded and stored in one transaction. An unreachable database answers 503.
+//!   The administration commands take `--queue postgres://…` too.
 //! - `--dedupe memory` deduplicates deliveries in this process, `--dedupe redis://HOST:PORT` in
 //!   Redis (shared by every receiver pointed at it): a repeat of a
 //!   processed event gets 200 with `x-webhook-duplicate: true` and prints nothing, a repeat while
@@ -90,7 +95,7 @@ use tower_webhook::{
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -112,12 +117,13 @@ Serving:
   --listen ADDR            [default: 127.0.0.1:3000; port 0 picks a free port]
   --max-body BYTES         [default: 2097152]
   --dedupe BACKEND         memory, sqlite:PATH (a file: survives restarts, shared by the
-                           processes of one host), or a Redis URL [default: no deduplication]
+                           processes of one host), a Redis URL, or a PostgreSQL URL
+                           (postgres://USER:PASSWORD@HOST:PORT/DB) [default: no deduplication]
   --fail-rate P            the handler answers 500 with probability P [default: 0]
   --handler-delay-ms MS    the handler sleeps first [default: 0]
-  --queue BACKEND          memory, sqlite:PATH, or a Redis URL: answer once stored, process in
-                           workers (with --dedupe on the same file or URL: one step)
-                           [default: no queue, the handler runs before the answer]
+  --queue BACKEND          memory, sqlite:PATH, a Redis or a PostgreSQL URL: answer once
+                           stored, process in workers (with --dedupe on the same file or
+                           URL: one step) [default: no queue, the handler runs before the answer]
   --workers N              with --queue: deliveries processed at a time [default: 4]
   --visibility-ms MS       with --queue: how long a worker holds a delivery [default: 30000]
   --max-attempts N         with --queue: attempts before a dead letter [default: 5]
@@ -137,7 +143,8 @@ Administering a Redis queue (--stream and --group as above):
   dlq replay --queue URL (--all | ID...)     back into the queue: prints `replayed N`
   dlq purge --queue URL (--all | ID...)      deleted: prints `purged N`
 
-A Redis URL is redis://HOST:PORT[/DB], rediss://… (TLS), redis+unix:///PATH or unix:///PATH.";
+A Redis URL is redis://HOST:PORT[/DB], rediss://… (TLS), redis+unix:///PATH or unix:///PATH.
+A PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB (or postgresql://…; no TLS).";
 
 #[derive(Debug, Clone, Copy)]
 enum Provider {
@@ -158,6 +165,8 @@ enum Backend {
     Redis(String),
     /// A SQLite file (`sqlite:PATH`).
     Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`).
+    Postgres(String),
 }
 
 impl Backend {
@@ -177,6 +186,9 @@ impl Backend {
                 }
                 Ok(Self::Sqlite(path.into()))
             }
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Self::Postgres(url.to_owned()))
+            }
             url if ["redis://", "rediss://", "redis+unix://", "unix://"]
                 .iter()
                 .any(|scheme| url.starts_with(scheme)) =>
@@ -185,7 +197,7 @@ impl Backend {
             }
             other => Err(format!(
                 "{flag}: {other:?} is neither `memory`, sqlite:PATH nor a redis://, rediss://, \
-                 redis+unix:// or unix:// URL"
+                 redis+unix://, unix://, postgres:// or postgresql:// URL"
             )),
         }
     }
@@ -215,6 +227,9 @@ struct Args {
     admin_token: Option<String>,
     /// With `--queue sqlite:PATH`: the queue, opened.
     sqlite_queue: Option<tower_webhook::queue::SqliteQueue>,
+    /// The databases of `--dedupe postgres://…` and `--queue postgres://…`, opened, by URL.
+    #[cfg(feature = "postgres")]
+    databases: Vec<(String, tower_webhook::postgres::Postgres)>,
     /// `--stream`, `--group`, `--consumer`: the Redis queue's names.
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     redis_names: RedisNames,
@@ -275,6 +290,16 @@ fn secrets_in(text: &str) -> impl Iterator<Item = String> + '_ {
 const SECRETS_VAR: &str = "RECEIVER_SECRETS";
 
 impl Args {
+    /// The opened database of a `postgres://` URL of `--dedupe` or `--queue`.
+    #[cfg(feature = "postgres")]
+    fn database(&self, url: &str) -> Result<&tower_webhook::postgres::Postgres, String> {
+        self.databases
+            .iter()
+            .find(|(opened, _)| opened == url)
+            .map(|(_, database)| database)
+            .ok_or_else(|| format!("{}: not opened", admin::redacted(url)))
+    }
+
     /// Whether `--dedupe` and `--queue` name one backend: then the queue keeps the records,
     /// and deduplicates and stores each delivery in one step.
     fn dedupe_in_queue(&self) -> bool {
@@ -282,6 +307,7 @@ impl Args {
             (Some(Backend::Memory), Some(Backend::Memory)) => true,
             (Some(Backend::Redis(dedupe)), Some(Backend::Redis(queue))) => dedupe == queue,
             (Some(Backend::Sqlite(dedupe)), Some(Backend::Sqlite(queue))) => dedupe == queue,
+            (Some(Backend::Postgres(dedupe)), Some(Backend::Postgres(queue))) => dedupe == queue,
             _ => false,
         }
     }
@@ -448,6 +474,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         admin_token,
         redis_names,
         sqlite_queue: None,
+        #[cfg(feature = "postgres")]
+        databases: Vec::new(),
     })
 }
 
@@ -656,6 +684,16 @@ mod queued {
                     return Err(format!("--queue sqlite:{}: not opened", path.display()));
                 }
             },
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(url) => Arc::new(tower_webhook::queue::PostgresQueue::new(
+                args.database(url)?,
+            )),
+            #[cfg(not(feature = "postgres"))]
+            Backend::Postgres(_) => {
+                return Err("--queue postgres://…: this receiver was built without the \
+                     `postgres` feature"
+                    .into());
+            }
         };
         let service = service_fn(move |delivery: Delivery<E>| {
             let behaviour = Arc::clone(&behaviour);
@@ -822,6 +860,15 @@ async fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<A
                 .map_err(|err| format!("--dedupe sqlite:{}: {}", path.display(), chain(&err)))?;
             app_with(args, Some(store), stop)
         }
+        #[cfg(feature = "postgres")]
+        Some(Backend::Postgres(url)) => {
+            let store = tower_webhook::dedupe::store::PostgresStore::new(args.database(url)?);
+            app_with(args, Some(store), stop)
+        }
+        #[cfg(not(feature = "postgres"))]
+        Some(Backend::Postgres(_)) => Err(
+            "--dedupe postgres://…: this receiver was built without the `postgres` feature".into(),
+        ),
     }
 }
 
@@ -993,6 +1040,23 @@ async fn main() -> ExitCode {
             }
         }
     }
+    // A PostgreSQL database is opened (its schema created or upgraded) before serving.
+    #[cfg(feature = "postgres")]
+    for (flag, backend) in [("--dedupe", &args.dedupe), ("--queue", &args.queue)] {
+        let Some(Backend::Postgres(url)) = backend else {
+            continue;
+        };
+        if args.databases.iter().any(|(opened, _)| opened == url) {
+            continue;
+        }
+        match tower_webhook::postgres::Postgres::connect(url).await {
+            Ok(database) => args.databases.push((url.clone(), database)),
+            Err(err) => {
+                eprintln!("receiver: {flag} {}: {}", admin::redacted(url), chain(&err));
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let app = match app(&args, &stopped).await {
         Ok(app) => app,
@@ -1092,7 +1156,7 @@ mod admin {
 
     /// `url` with its password, if any, replaced by `***`.
     #[cfg_attr(not(all(feature = "queue", feature = "redis")), allow(dead_code))]
-    fn redacted(url: &str) -> String {
+    pub(super) fn redacted(url: &str) -> String {
         let Some((scheme, rest)) = url.split_once("://") else {
             return url.to_owned();
         };
@@ -1218,6 +1282,16 @@ mod admin {
                     .await
                     .map_err(failed)?,
             ),
+            #[cfg(feature = "postgres")]
+            super::Backend::Postgres(url) => std::sync::Arc::new(
+                tower_webhook::queue::PostgresQueue::connect(&url)
+                    .await
+                    .map_err(failed)?,
+            ),
+            #[cfg(not(feature = "postgres"))]
+            super::Backend::Postgres(_) => {
+                return Err("this receiver was built without the `postgres` feature".into());
+            }
         };
         let which = || {
             if command.all {

@@ -919,8 +919,14 @@ fn sqlite_dedupe_records_survive_a_sigkill() {
 #[test]
 fn a_sqlite_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
     let sqlite = SqliteFile::new("sqlite-queue");
-    let file = sqlite.url.clone();
-    let args = videonest_args(&["--queue", &file, "--dedupe", &file]);
+    keeps_every_acknowledged_delivery_through_a_sigkill(&sqlite.url);
+}
+
+/// A receiver with `--queue url --dedupe url` SIGKILLed while 2,000 deliveries arrive 32 at a
+/// time, and started again: every acknowledged delivery is processed, and a duplicate when sent
+/// again.
+fn keeps_every_acknowledged_delivery_through_a_sigkill(url: &str) {
+    let args = videonest_args(&["--queue", url, "--dedupe", url]);
     let ids: Vec<String> = (0..2_000).map(|i| format!("vid_sq_{i}")).collect();
     let first = Receiver::start(&args);
     let addr = first.addr;
@@ -1002,8 +1008,13 @@ fn a_sqlite_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
 #[test]
 fn two_receivers_on_one_sqlite_file_store_and_process_a_repeated_delivery_once() {
     let sqlite = SqliteFile::new("sqlite-two");
-    let file = sqlite.url.clone();
-    let args = videonest_args(&["--queue", &file, "--dedupe", &file]);
+    two_receivers_store_and_process_a_repeated_delivery_once(&sqlite.url);
+}
+
+/// Two receivers with `--queue url --dedupe url`, 64 concurrent deliveries of one event split
+/// between them: all answered 200, one stored, processed once.
+fn two_receivers_store_and_process_a_repeated_delivery_once(url: &str) {
+    let args = videonest_args(&["--queue", url, "--dedupe", url]);
     let (one, two) = (Receiver::start(&args), Receiver::start(&args));
     let body = event("vid_twice_64");
     let answers: Vec<(u16, bool)> = (0..64)
@@ -1040,10 +1051,15 @@ fn two_receivers_on_one_sqlite_file_store_and_process_a_repeated_delivery_once()
 #[test]
 fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
     let sqlite = SqliteFile::new("sqlite-busy");
-    let file = sqlite.url.clone();
-    let args = videonest_args(&[
-        "--queue",
-        &file,
+    killed_while_workers_are_busy_loses_nothing(&["--queue", &sqlite.url]);
+}
+
+/// A receiver on `backend` (its `--queue` and maybe `--dedupe`) SIGKILLed while its workers
+/// are busy: after the restart every acknowledged delivery is processed, and only those in
+/// progress at the kill may be processed twice (at most one per worker).
+fn killed_while_workers_are_busy_loses_nothing(backend: &[&str]) {
+    let mut more = backend.to_vec();
+    more.extend_from_slice(&[
         "--workers",
         "4",
         "--handler-delay-ms",
@@ -1051,6 +1067,7 @@ fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
         "--visibility-ms",
         "1000",
     ]);
+    let args = videonest_args(&more);
     let ids: Vec<String> = (0..24).map(|i| format!("vid_busy_{i}")).collect();
     let first = Receiver::start(&args);
     for id in &ids {
@@ -1091,4 +1108,161 @@ fn a_sqlite_queue_killed_while_workers_are_busy_loses_nothing() {
     );
     assert!(ids.iter().all(|id| count(id) <= 2));
     drop(second);
+}
+
+/// A database of the test's own on the PostgreSQL server of `common::postgres` (each receiver
+/// test has its own, since a receiver uses the schema `tower_webhook`); `None` (skipped,
+/// outside CI) without a server.
+#[cfg(feature = "postgres")]
+struct PostgresDatabase {
+    /// The URL of the database, as `--queue` and `--dedupe` take it.
+    url: String,
+    server: common::postgres::Database,
+    runtime: tokio::runtime::Runtime,
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let name = self.server.schema.clone();
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.on_server(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+        }));
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl PostgresDatabase {
+    fn new(test: &str) -> Option<Self> {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime.block_on(common::postgres::database(test))?;
+        let name = server.schema.clone();
+        let (base, _) = server.url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        let database = Self {
+            url,
+            server,
+            runtime,
+        };
+        database.on_server(&format!("CREATE DATABASE \"{name}\""));
+        Some(database)
+    }
+
+    /// Runs `sql` on the server's own database.
+    fn on_server(&self, sql: &str) {
+        self.runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&self.server.url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+            tokio::spawn(connection);
+            client.batch_execute(sql).await.unwrap();
+        });
+    }
+
+    /// How many rows `sql` counts.
+    fn count(&self, sql: &str) -> i64 {
+        self.runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client.query_one(sql, &[]).await.unwrap().get(0)
+        })
+    }
+}
+
+/// `--queue postgres://… --dedupe postgres://…` (one database): the receiver is SIGKILLed while
+/// 2,000 deliveries arrive 32 at a time and started again: every acknowledged delivery is
+/// processed, and a duplicate when sent again.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
+    let Some(database) = PostgresDatabase::new("receiver_pg_sigkill") else {
+        return;
+    };
+    keeps_every_acknowledged_delivery_through_a_sigkill(&database.url);
+}
+
+/// Two receiver processes on one database, 64 concurrent deliveries of one event split between
+/// them: all answered 200, one row stored and recorded, one handler run.
+#[cfg(feature = "postgres")]
+#[test]
+fn two_receivers_on_one_postgres_database_store_and_process_a_repeated_delivery_once() {
+    let Some(database) = PostgresDatabase::new("receiver_pg_two") else {
+        return;
+    };
+    two_receivers_store_and_process_a_repeated_delivery_once(&database.url);
+    assert_eq!(
+        database.count("SELECT count(*) FROM tower_webhook.dedupe"),
+        1,
+        "one record"
+    );
+    assert_eq!(
+        database.count("SELECT count(*) FROM tower_webhook.queue"),
+        0,
+        "the one message stored was processed and acknowledged"
+    );
+}
+
+/// `--queue postgres://… --dedupe postgres://…` SIGKILLed while its workers are busy (the
+/// receiver's SIGKILL-mid-processing test): nothing acknowledged is lost.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_queue_killed_while_workers_are_busy_loses_nothing() {
+    let Some(database) = PostgresDatabase::new("receiver_pg_busy") else {
+        return;
+    };
+    killed_while_workers_are_busy_loses_nothing(&[
+        "--queue",
+        &database.url,
+        "--dedupe",
+        &database.url,
+    ]);
+}
+
+/// PostgreSQL stopped while the receiver serves `--queue` and `--dedupe` on it: every delivery
+/// is 503, never 2xx; started again, the provider's retry is stored and processed, once.
+#[cfg(feature = "postgres")]
+#[test]
+fn a_postgres_outage_is_503_and_the_retry_is_processed_once_it_is_back() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(mut server) =
+        runtime.block_on(common::postgres::Server::require("receiver_pg_outage"))
+    else {
+        return;
+    };
+    let url = server.url();
+    let receiver = videonest_receiver(&["--queue", &url, "--dedupe", &url]);
+    assert_eq!(receiver.post(&event("vid_before_outage")), (200, false));
+    assert_eq!(receiver.printed_for("vid_before_outage"), 1);
+
+    runtime.block_on(server.stop());
+    for _ in 0..3 {
+        let (status, _) = receiver.post(&event("vid_during_outage"));
+        assert_eq!(status, 503, "never 2xx while the database is down");
+    }
+    assert_eq!(receiver.lines_for("vid_during_outage"), 0);
+
+    runtime.block_on(server.restart());
+    // The provider retries until it is answered 2xx.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match receiver.post(&event("vid_during_outage")) {
+            (200, duplicate) => {
+                assert!(!duplicate, "stored by this retry");
+                break;
+            }
+            (503, _) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "still refused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(receiver.printed_for("vid_during_outage"), 1);
+    assert_eq!(receiver.post(&event("vid_during_outage")), (200, true));
+    assert_eq!(receiver.post(&event("vid_before_outage")), (200, true));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.lines_for("vid_during_outage"), 1);
+    assert_eq!(receiver.lines_for("vid_before_outage"), 1);
 }
