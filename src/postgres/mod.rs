@@ -47,8 +47,11 @@ use std::{
     fmt,
     future::Future,
     str::FromStr,
-    sync::{Arc, Mutex, Weak},
-    time::Duration,
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 pub use deadpool_postgres;
@@ -80,6 +83,9 @@ const POLL_UNNOTIFIED: Duration = Duration::from_millis(250);
 const POLL_NOTIFIED: Duration = Duration::from_secs(1);
 
 #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+/// How often expired deduplication records are deleted, at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
 /// How often the background tasks look whether their database is still in use.
 const TASK_CHECK: Duration = Duration::from_secs(5);
 
@@ -103,6 +109,8 @@ struct Inner {
     pushed: Notify,
     /// Whether the listening and notifying tasks run.
     tasks: Mutex<bool>,
+    /// When expired deduplication records were last deleted, in milliseconds since the epoch.
+    swept: AtomicU64,
 }
 
 impl fmt::Debug for Postgres {
@@ -217,6 +225,38 @@ impl Postgres {
     }
 
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
+    /// Deletes a batch of expired deduplication records in the background, at most every
+    /// second: called by the operations that add records (claims, deduplicated pushes).
+    pub(crate) fn sweep_now_and_then(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let swept = &self.inner.swept;
+        let last = swept.load(Ordering::Relaxed);
+        let every = u64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(1000);
+        if now.saturating_sub(last) < every
+            || swept
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let database = self.clone();
+        drop(runtime.spawn(async move {
+            let sql = database.sql().clone();
+            let _ = database
+                .run(|client| async move {
+                    let statement = client.prepare_cached(&sql.sweep).await?;
+                    client.execute(&statement, &[]).await?;
+                    Ok(())
+                })
+                .await;
+        }));
+    }
+
     /// Says that messages were stored: waiting pulls of this process wake now, those of other
     /// processes once the notifying task has told them.
     pub(crate) fn stored(&self) {
@@ -375,6 +415,7 @@ impl PostgresBuilder {
                 arrived: Notify::new(),
                 pushed: Notify::new(),
                 tasks: Mutex::new(false),
+                swept: AtomicU64::new(0),
             }),
         };
         let sql = database.inner.sql.clone();

@@ -278,6 +278,7 @@ impl Queue for PostgresQueue {
             self.full(),
         );
         let key = key.to_owned();
+        self.database.sweep_now_and_then();
         Box::pin(async move {
             let sql = database.sql().clone();
             let (outcome, id): (i16, Option<i64>) = database

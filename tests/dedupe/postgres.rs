@@ -449,3 +449,60 @@ async fn a_lost_claim_is_not_completed_in_a_transaction() {
     ));
     slow.await.unwrap().unwrap();
 }
+
+/// Expired records are deleted as claims go on (at most every second, in the background), and
+/// so are the records of deduplicated pushes: the table does not grow with every key ever seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_records_are_swept_as_claims_go_on() {
+    let Some((db, store)) = store("pg_dedupe_sweep").await else {
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let records = || async {
+        client
+            .query_one(
+                &format!("SELECT count(*) FROM \"{}\".dedupe", db.schema),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    for n in 0..50 {
+        let key = format!("short-{n}");
+        assert_eq!(
+            store
+                .claim(&key, &Token::random(), Duration::from_millis(50))
+                .await
+                .unwrap(),
+            Claim::Acquired
+        );
+    }
+    assert_eq!(records().await, 50);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let token = Token::random();
+    assert_eq!(
+        store
+            .claim("kept", &token, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
+    crate::common::guard("the sweep", async {
+        while records().await > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        store
+            .claim("kept", &Token::random(), Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::InFlight,
+        "the live record stays"
+    );
+}

@@ -4,9 +4,9 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use super::{Claim, Store, StoreError, Token};
@@ -27,9 +27,6 @@ const RELEASE_HORIZON: Duration = Duration::from_secs(600);
 /// At most this many abandoned claims of one store are being released in the background at
 /// once; past it, a claim frees itself when its lease runs out.
 const MAX_PENDING_RELEASES: usize = 10_000;
-
-/// How often expired records are deleted, at most.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The future of a [`PostgresStore`] operation.
 pub type PostgresFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
@@ -65,8 +62,6 @@ pub struct PostgresStore {
     database: Postgres,
     max_entries: u64,
     releasing: Arc<AtomicUsize>,
-    /// When expired records were last deleted, in milliseconds since the epoch.
-    swept: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -100,7 +95,6 @@ impl PostgresStore {
             database: database.clone(),
             max_entries: DEFAULT_MAX_ENTRIES,
             releasing: Arc::new(AtomicUsize::new(0)),
-            swept: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -176,35 +170,6 @@ impl PostgresStore {
         }
     }
 
-    /// Deletes a batch of expired records in the background, at most every second.
-    fn sweep_now_and_then(&self) {
-        let now = now_millis();
-        let last = self.swept.load(Ordering::Relaxed);
-        let every = u64::try_from(SWEEP_EVERY.as_millis()).unwrap_or(1000);
-        if now.saturating_sub(last) < every
-            || self
-                .swept
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let database = self.database.clone();
-        drop(runtime.spawn(async move {
-            let sql = database.sql().clone();
-            let _ = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.sweep).await?;
-                    client.execute(&statement, &[]).await?;
-                    Ok(())
-                })
-                .await;
-        }));
-    }
-
     /// Frees `key` if `token` holds it: whether it did, and whether another unexpired record
     /// holds the key (then a claim of `token` still on its way cannot take it).
     async fn release_now(
@@ -223,12 +188,6 @@ impl PostgresStore {
             })
             .await?)
     }
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A count of releases under way, given back when dropped.
@@ -252,7 +211,7 @@ impl Store for PostgresStore {
     type SettleFuture = PostgresFuture<()>;
 
     fn claim(&self, key: &str, token: &Token, lease: Duration) -> Self::ClaimFuture {
-        self.sweep_now_and_then();
+        self.database.sweep_now_and_then();
         let database = self.database.clone();
         let (key, token) = (key.to_owned(), token.clone());
         let max_entries = i64::try_from(self.max_entries).unwrap_or(i64::MAX);
