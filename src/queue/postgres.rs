@@ -152,7 +152,7 @@ impl PostgresQueue {
     ///             let mut client = queue.database().pool().get().await?;
     ///             let transaction = client.transaction().await?;
     ///             transaction
-    ///                 .execute("INSERT INTO videos (id) VALUES ($1)", &[&delivery.id()])
+    ///                 .execute("INSERT INTO videos (id) VALUES ($1)", &[&delivery.event().id()])
     ///                 .await?;
     ///             queue.ack_in(&transaction, &delivery).await?;
     ///             transaction.commit().await?;
