@@ -1154,20 +1154,44 @@ mod admin {
         }
     }
 
-    /// `url` with its password, if any, replaced by `***`.
+    /// `url` with its password, if any, replaced by `***`: in the user information (all that
+    /// comes before the last `@` ahead of the query, `/` included, as PostgreSQL's parser reads
+    /// it) and in a `password=` query parameter.
     #[cfg_attr(not(all(feature = "queue", feature = "redis")), allow(dead_code))]
     pub(super) fn redacted(url: &str) -> String {
         let Some((scheme, rest)) = url.split_once("://") else {
             return url.to_owned();
         };
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        match rest[..authority_end].rfind('@') {
+        let (rest, query) = match rest.split_once('?') {
+            Some((rest, query)) => (rest, Some(query)),
+            None => (rest, None),
+        };
+        let mut shown = format!("{scheme}://");
+        match rest.rfind('@') {
             Some(at) => match rest[..at].find(':') {
-                Some(colon) => format!("{scheme}://{}:***{}", &rest[..colon], &rest[at..]),
-                None => url.to_owned(),
+                Some(colon) => {
+                    shown.push_str(&rest[..colon]);
+                    shown.push_str(":***");
+                    shown.push_str(&rest[at..]);
+                }
+                None => shown.push_str(rest),
             },
-            None => url.to_owned(),
+            None => shown.push_str(rest),
         }
+        if let Some(query) = query {
+            shown.push('?');
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            shown.push_str(&pairs.join("&"));
+        }
+        shown
     }
 
     #[cfg(not(all(feature = "queue", feature = "redis")))]

@@ -156,15 +156,17 @@ async fn queues_share_a_schema_apart_and_concurrent_pushes_of_a_key_store_once()
     assert!(b.pull("w", Pull::up_to(5)).await.unwrap().is_empty());
     assert_eq!(b.stats().await.unwrap().depth(), 0);
     let other = PostgresQueue::new(&connect(&db).await).name("a");
-    let pushes = (0..64).map(|i| {
-        let queue = if i % 2 == 0 { a.clone() } else { other.clone() };
-        tokio::spawn(async move {
-            queue
-                .push_once("key", Duration::from_secs(60), "once".into())
-                .await
-                .unwrap()
+    let pushes = (0..64)
+        .map(|i| {
+            let queue = if i % 2 == 0 { a.clone() } else { other.clone() };
+            tokio::spawn(async move {
+                queue
+                    .push_once("key", Duration::from_secs(60), "once".into())
+                    .await
+                    .unwrap()
+            })
         })
-    });
+        .collect::<Vec<_>>();
     let mut stored = 0;
     for push in pushes {
         match push.await.unwrap() {
@@ -570,4 +572,293 @@ async fn a_committed_delivery_has_its_effect_once_and_never_comes_back() {
     assert_eq!(runs.lock().unwrap().len(), 20, "each processed once");
     assert_eq!(effect_rows(&reader, &db).await.len(), 20);
     assert_eq!(queue.stats().await.unwrap().depth(), 0);
+}
+
+/// Concurrent replays of many dead letters each (an operator's and the admin page's) neither
+/// deadlock nor fail: a transaction counts its messages on one row only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_replays_of_many_dead_letters_do_not_deadlock() {
+    let Some((_db, postgres)) = open("postgres_replay_deadlock").await else {
+        return;
+    };
+    let queue = PostgresQueue::new(&postgres);
+    for n in 0..2000 {
+        queue.push(format!("{n}").into()).await.unwrap();
+    }
+    for _ in 0..3 {
+        let mut left = 2000;
+        while left > 0 {
+            let taken = queue.pull("w", Pull::up_to(500)).await.unwrap();
+            for message in &taken {
+                queue.dead_letter(message, "failed").await.unwrap();
+            }
+            left -= taken.len();
+        }
+        let ids: Vec<_> = queue
+            .list_dead_letters(tower_webhook::queue::Page::first(5000))
+            .await
+            .unwrap()
+            .letters
+            .into_iter()
+            .map(|letter| letter.id)
+            .collect();
+        assert_eq!(ids.len(), 2000);
+        let start = Arc::new(tokio::sync::Barrier::new(4));
+        let replays = ids
+            .chunks(500)
+            .map(|chunk| {
+                let (queue, chunk, start) = (queue.clone(), chunk.to_vec(), Arc::clone(&start));
+                tokio::spawn(async move {
+                    // Each with a connection, all at once.
+                    queue.stats().await.unwrap();
+                    start.wait().await;
+                    queue
+                        .replay_dead_letters(tower_webhook::queue::Select::Ids(chunk))
+                        .await
+                })
+            })
+            .collect::<Vec<_>>();
+        let mut replayed = 0;
+        for replay in replays {
+            replayed += replay.await.unwrap().unwrap();
+        }
+        assert_eq!(replayed, 2000);
+    }
+}
+
+/// A handler's transaction that acknowledged (`ack_in`) and has not committed yet holds no lock
+/// a push needs: pushes go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_handler_transaction_does_not_hold_pushes_back() {
+    let Some((db, postgres)) = open("postgres_ack_in_locks").await else {
+        return;
+    };
+    let _effects = effects(&db).await;
+    let queue = PostgresQueue::new(
+        &Postgres::builder(&db.url)
+            .unwrap()
+            .schema(db.schema.clone())
+            .timeout(Duration::from_secs(2))
+            .open()
+            .await
+            .unwrap(),
+    );
+    drop(postgres);
+    for n in 0..8 {
+        queue.push(payload(&format!("vid_open_{n}"))).await.unwrap();
+    }
+    let taken = queue.pull("w", Pull::up_to(8)).await.unwrap();
+    // Eight handlers, each holding its transaction open after `ack_in` until told to end.
+    let (end, ended) = tokio::sync::watch::channel(false);
+    let (acked, mut acks) = tokio::sync::mpsc::unbounded_channel();
+    for message in taken {
+        let (queue, acked, mut ended) = (queue.clone(), acked.clone(), ended.clone());
+        tokio::spawn(async move {
+            let delivery = Delivery::<Event>::from_message(&message).unwrap();
+            let mut client = queue.database().pool().get().await.unwrap();
+            let transaction = client.transaction().await.unwrap();
+            queue.ack_in(&transaction, &delivery).await.unwrap();
+            acked.send(()).ok();
+            let _ = ended.wait_for(|end| *end).await;
+            transaction.rollback().await.unwrap();
+        });
+    }
+    for _ in 0..8 {
+        common::guard("an acknowledgement in a transaction", acks.recv())
+            .await
+            .unwrap();
+    }
+    let pushes = (0..32)
+        .map(|n| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.push(format!("{n}").into()).await })
+        })
+        .collect::<Vec<_>>();
+    for push in pushes {
+        push.await.unwrap().unwrap();
+    }
+    end.send(true).ok();
+}
+
+/// A pull that timed out (a statement waiting on a lock) neither keeps its connection busy for
+/// the next operation nor takes the message later: the statement is cancelled and the
+/// connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_that_timed_out_is_cancelled_and_its_connection_not_reused() {
+    let Some((db, _postgres)) = open("postgres_timeout_cancel").await else {
+        return;
+    };
+    // One connection, so that the next operation would get the busy one.
+    let config: tokio_postgres::Config = db.url.parse().unwrap();
+    let manager =
+        tower_webhook::postgres::deadpool_postgres::Manager::new(config, tokio_postgres::NoTls);
+    let pool = tower_webhook::postgres::deadpool_postgres::Pool::builder(manager)
+        .max_size(1)
+        .build()
+        .unwrap();
+    let postgres = Postgres::on(pool)
+        .schema(db.schema.clone())
+        .timeout(Duration::from_millis(500))
+        .open()
+        .await
+        .unwrap();
+    let queue = PostgresQueue::new(&postgres);
+    // The pull's statement is prepared on the connection: the next pull waits in its execution.
+    assert!(queue.pull("w", Pull::up_to(1)).await.unwrap().is_empty());
+    queue.push("held".into()).await.unwrap();
+    // Another session locks the whole table: the pull waits for it.
+    let mut blocker = client(&db).await;
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute(&format!(
+        "LOCK TABLE \"{}\".queue IN ACCESS EXCLUSIVE MODE",
+        db.schema
+    ))
+    .await
+    .unwrap();
+    let timed_out = queue.pull("w", Pull::up_to(1)).await;
+    assert!(
+        matches!(&timed_out, Err(QueueError::Unavailable(_))),
+        "{timed_out:?}"
+    );
+    // The abandoned statement is cancelled: no session waits for the lock any more.
+    let watcher = client(&db).await;
+    common::guard("the abandoned pull cancelled", async {
+        loop {
+            let waiting: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    lock.rollback().await.unwrap();
+    // The next operation is not stuck behind the abandoned pull, and the message was not taken
+    // by it: it is here, attempt 1.
+    let taken = queue.pull("w", Pull::up_to(1)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(
+        taken[0].attempt, 1,
+        "the timed-out pull did not take it later"
+    );
+}
+
+/// Open without migrating: a missing schema is refused and nothing is created; a current one is
+/// opened by a role that may use the tables but create nothing in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_current_schema_opens_without_ddl_for_a_role_that_may_not_create() {
+    let Some((db, postgres)) = open("postgres_least_privilege").await else {
+        return;
+    };
+    let missing = Postgres::builder(&db.url)
+        .unwrap()
+        .schema(format!("missing_{}", std::process::id()))
+        .without_migrating()
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            missing,
+            tower_webhook::postgres::PostgresError::OlderSchema { found: 0, .. }
+        ),
+        "{missing:?}"
+    );
+    let admin = client(&db).await;
+    let role = format!("{}_app", db.schema);
+    let schema = &db.schema;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN; \
+             GRANT USAGE ON SCHEMA \"{schema}\" TO \"{role}\"; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \"{schema}\" TO \"{role}\"; \
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA \"{schema}\" TO \"{role}\"; \
+             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA \"{schema}\" TO \"{role}\";"
+        ))
+        .await
+        .unwrap();
+    let as_role = db.url.replacen("postgres@", &format!("{role}@"), 1);
+    let opened = Postgres::builder(&as_role)
+        .unwrap()
+        .schema(db.schema.clone())
+        .open()
+        .await;
+    let result = match &opened {
+        Ok(database) => PostgresQueue::new(database)
+            .push("{}".into())
+            .await
+            .map(drop),
+        Err(_) => Ok(()),
+    };
+    drop(opened.as_ref().map(drop));
+    drop(postgres);
+    let cleanup = admin
+        .batch_execute(&format!("DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\";"))
+        .await;
+    assert!(opened.is_ok(), "{:?}", opened.err());
+    result.unwrap();
+    drop(cleanup);
+}
+
+/// The crate's statements need `read committed`: connections whose default isolation is
+/// another are refused when opened, with an error that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_default_isolation_is_refused() {
+    let Some((db, _postgres)) = open("postgres_isolation").await else {
+        return;
+    };
+    let url = format!(
+        "{}?options=-c%20default_transaction_isolation%3Drepeatable%5C%20read",
+        db.url
+    );
+    let refused = Postgres::builder(&url)
+        .unwrap()
+        .schema(db.schema.clone())
+        .open()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, PostgresError::Isolation(level) if level == "repeatable read"),
+        "{refused:?}"
+    );
+}
+
+/// A dead letter's error with a NUL (PostgreSQL's text has none) is stored, the NUL replaced;
+/// a queue emptied with `TRUNCATE` takes pushes again (its count went with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_an_error_and_a_truncated_queue_are_handled() {
+    let Some((db, postgres)) = open("postgres_nul_truncate").await else {
+        return;
+    };
+    let queue = PostgresQueue::new(&postgres).max_len(3);
+    queue.push("1".into()).await.unwrap();
+    let taken = queue.pull("w", Pull::up_to(1)).await.unwrap();
+    queue.dead_letter(&taken[0], "bad\u{0}byte").await.unwrap();
+    let letters = queue
+        .list_dead_letters(tower_webhook::queue::Page::first(10))
+        .await
+        .unwrap()
+        .letters;
+    assert_eq!(letters[0].error, "bad\u{fffd}byte");
+    for n in 0..3 {
+        queue.push(format!("{n}").into()).await.unwrap();
+    }
+    assert!(matches!(
+        queue.push("full".into()).await,
+        Err(QueueError::Full { .. })
+    ));
+    client(&db)
+        .await
+        .batch_execute(&format!("TRUNCATE \"{}\".queue", db.schema))
+        .await
+        .unwrap();
+    queue.push("after".into()).await.unwrap();
 }

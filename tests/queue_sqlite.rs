@@ -109,10 +109,13 @@ async fn queues_share_a_file_apart_and_concurrent_pushes_of_a_key_store_once() {
     let one = folder.queue().await.name("one").max_len(3);
     let two = folder.queue().await.name("two");
     let retention = Duration::from_secs(3600);
-    let pushes = (0..32).map(|_| {
-        let one = one.clone();
-        tokio::spawn(async move { one.push_once("key", retention, "{}".into()).await })
-    });
+    // All spawned before any is awaited: concurrent.
+    let pushes: Vec<_> = (0..32)
+        .map(|_| {
+            let one = one.clone();
+            tokio::spawn(async move { one.push_once("key", retention, "{}".into()).await })
+        })
+        .collect();
     let mut stored = 0;
     for push in pushes {
         match push.await.unwrap().unwrap() {

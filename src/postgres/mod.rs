@@ -107,8 +107,9 @@ struct Inner {
     arrived: Notify,
     /// Pushes of this process, for the task that tells other processes.
     pushed: Notify,
-    /// Whether the listening and notifying tasks run.
-    tasks: Mutex<bool>,
+    /// The listening and notifying tasks, once started (again when they have ended: their
+    /// runtime was shut down).
+    tasks: Mutex<Option<[tokio::task::JoinHandle<()>; 2]>>,
     /// When expired deduplication records were last deleted, in milliseconds since the epoch.
     swept: AtomicU64,
 }
@@ -124,6 +125,31 @@ impl fmt::Debug for Postgres {
     }
 }
 
+/// The future of an operation [`Postgres::run`] runs on a connection.
+pub(crate) type Operation<'c, T> =
+    std::pin::Pin<Box<dyn Future<Output = Result<T, PostgresError>> + Send + 'c>>;
+
+/// A connection an operation is using: if it is dropped before the operation ends, the
+/// connection is taken out of the pool, its statement cancelled and the connection closed.
+struct Busy(Option<Object>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let Some(object) = self.0.take() else {
+            return;
+        };
+        let client = Object::take(object);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cancel = client.cancel_token();
+        drop(runtime.spawn(async move {
+            let _ = tokio::time::timeout(DEFAULT_TIMEOUT, cancel.cancel_query(NoTls)).await;
+            drop(client);
+        }));
+    }
+}
+
 /// How to open a [`Postgres`] on a pool: [`Postgres::on`].
 #[derive(Debug)]
 #[must_use = "a builder does nothing until it is opened"]
@@ -132,6 +158,7 @@ pub struct PostgresBuilder {
     schema: String,
     timeout: Duration,
     config: Option<Config>,
+    migrate: bool,
 }
 
 impl Postgres {
@@ -160,6 +187,14 @@ impl Postgres {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_TIMEOUT);
         }
+        // A connection to a server that went away (a failover, a cut) is noticed within a
+        // minute rather than TCP's quarter of an hour.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -170,8 +205,12 @@ impl Postgres {
         let pool = Pool::builder(manager)
             .max_size(DEFAULT_POOL_SIZE)
             .runtime(Runtime::Tokio1)
+            // The handler's own transactions (`ack_in`, `complete_in`) wait no longer either.
+            .wait_timeout(Some(DEFAULT_TIMEOUT))
+            .create_timeout(Some(DEFAULT_TIMEOUT))
+            .recycle_timeout(Some(DEFAULT_TIMEOUT))
             .build()
-            .map_err(|err| PostgresError::Pool(err.to_string()))?;
+            .map_err(PostgresError::PoolBuild)?;
         Ok(Self::on(pool).listen_with(config))
     }
 
@@ -185,6 +224,7 @@ impl Postgres {
             schema: DEFAULT_SCHEMA.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             config: None,
+            migrate: true,
         }
     }
 
@@ -203,30 +243,37 @@ impl Postgres {
         &self.inner.sql
     }
 
-    /// Runs `operation` with a connection of the pool, within the timeout.
-    pub(crate) async fn run<T, F>(
+    /// Runs `operation` with a connection of the pool, within the timeout. A connection whose
+    /// statement did not finish (the timeout, or this future dropped) never goes back to the
+    /// pool: its statement is cancelled and the connection closed, so that the next operation
+    /// does not queue behind it, and the abandoned statement does not commit later.
+    pub(crate) async fn run<T>(
         &self,
-        operation: impl FnOnce(Object) -> F,
-    ) -> Result<T, PostgresError>
-    where
-        F: Future<Output = Result<T, PostgresError>>,
-    {
-        tokio::time::timeout(self.inner.timeout, async {
-            let client = self
-                .inner
-                .pool
-                .get()
-                .await
-                .map_err(|err| PostgresError::Pool(err.to_string()))?;
-            operation(client).await
-        })
-        .await
-        .unwrap_or(Err(PostgresError::TimedOut(self.inner.timeout)))
+        operation: impl for<'c> FnOnce(&'c Object) -> Operation<'c, T>,
+    ) -> Result<T, PostgresError> {
+        let timeout = self.inner.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let client = tokio::time::timeout_at(deadline, self.inner.pool.get())
+            .await
+            .map_err(|_| PostgresError::TimedOut(timeout))?
+            .map_err(PostgresError::Pool)?;
+        let mut busy = Busy(Some(client));
+        let done = match &busy.0 {
+            Some(client) => tokio::time::timeout_at(deadline, operation(client)).await,
+            None => unreachable!("the connection is held until the operation ends"),
+        };
+        let Ok(result) = done else {
+            return Err(PostgresError::TimedOut(timeout));
+        };
+        // Finished: the connection goes back to the pool.
+        drop(busy.0.take());
+        result
     }
 
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
-    /// Deletes a batch of expired deduplication records in the background, at most every
-    /// second: called by the operations that add records (claims, deduplicated pushes).
+    /// Deletes a batch of expired deduplication records, and of messages acknowledged in a
+    /// handler's transaction whose worker did not delete them, in the background, at most every
+    /// second: called by claims, deduplicated pushes and pulls.
     pub(crate) fn sweep_now_and_then(&self) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -248,10 +295,14 @@ impl Postgres {
         drop(runtime.spawn(async move {
             let sql = database.sql().clone();
             let _ = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.sweep).await?;
-                    client.execute(&statement, &[]).await?;
-                    Ok(())
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.sweep).await?;
+                        client.execute(&statement, &[]).await?;
+                        let statement = client.prepare_cached(&sql.sweep_acked).await?;
+                        client.execute(&statement, &[]).await?;
+                        Ok(())
+                    })
                 })
                 .await;
         }));
@@ -288,18 +339,25 @@ impl Postgres {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut started = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
-        if *started {
+        let mut tasks = self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if tasks
+            .as_ref()
+            .is_some_and(|tasks| tasks.iter().all(|task| !task.is_finished()))
+        {
             return;
         }
-        *started = true;
+        if let Some(tasks) = tasks.take() {
+            tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        }
         let channel = self.inner.sql.channel().to_owned();
-        runtime.spawn(listen(
-            Arc::downgrade(&self.inner),
-            config.clone(),
-            channel.clone(),
-        ));
-        runtime.spawn(notify(Arc::downgrade(&self.inner), channel));
+        *tasks = Some([
+            runtime.spawn(listen(
+                Arc::downgrade(&self.inner),
+                config.clone(),
+                channel.clone(),
+            )),
+            runtime.spawn(notify(Arc::downgrade(&self.inner), channel)),
+        ]);
     }
 }
 
@@ -364,11 +422,13 @@ async fn notify(inner: Weak<Inner>, channel: String) {
             let database = Postgres { inner: strong };
             let channel = channel.clone();
             let _ = database
-                .run(|client| async move {
-                    client
-                        .execute("SELECT pg_notify($1, '')", &[&channel])
-                        .await?;
-                    Ok(())
+                .run(|client| {
+                    Box::pin(async move {
+                        client
+                            .execute("SELECT pg_notify($1, '')", &[&channel])
+                            .await?;
+                        Ok(())
+                    })
                 })
                 .await;
         }
@@ -397,7 +457,16 @@ impl PostgresBuilder {
         self
     }
 
-    /// Creates the schema's tables, or upgrades them, and opens the database.
+    /// Opens the schema as it is, never creating or upgrading it (no DDL, no `CREATE` right
+    /// needed): for tools and for roles that may only read and write the tables. A missing or
+    /// older schema is refused ([`PostgresError::OlderSchema`]).
+    pub fn without_migrating(mut self) -> Self {
+        self.migrate = false;
+        self
+    }
+
+    /// Creates the schema's tables, or upgrades them, and opens the database. A schema that is
+    /// current is only read (no DDL).
     ///
     /// # Errors
     ///
@@ -414,14 +483,18 @@ impl PostgresBuilder {
                 config: self.config,
                 arrived: Notify::new(),
                 pushed: Notify::new(),
-                tasks: Mutex::new(false),
+                tasks: Mutex::new(None),
                 swept: AtomicU64::new(0),
             }),
         };
-        let sql = database.inner.sql.clone();
-        database
-            .run(|mut client| async move { schema::migrate(&mut client, &sql).await })
-            .await?;
+        let (sql, migrate) = (database.inner.sql.clone(), self.migrate);
+        let client = tokio::time::timeout(self.timeout, database.inner.pool.get())
+            .await
+            .map_err(|_| PostgresError::TimedOut(self.timeout))?
+            .map_err(PostgresError::Pool)?;
+        tokio::time::timeout(self.timeout, schema::open(client, &sql, migrate))
+            .await
+            .map_err(|_| PostgresError::TimedOut(self.timeout))??;
         Ok(database)
     }
 }
@@ -433,7 +506,9 @@ pub enum PostgresError {
     /// The database failed or refused (unreachable, a lost connection, an error reply).
     Postgres(tokio_postgres::Error),
     /// No connection could be had from the pool (it could not connect, or was closed).
-    Pool(String),
+    Pool(deadpool_postgres::PoolError),
+    /// The pool for a URL could not be built.
+    PoolBuild(deadpool_postgres::BuildError),
     /// The operation took longer than the timeout (a stalled server, an exhausted pool).
     TimedOut(Duration),
     /// The URL does not parse.
@@ -449,13 +524,26 @@ pub enum PostgresError {
         /// The newest this version reads.
         supported: i32,
     },
+    /// The schema is missing or older than this version reads, and the database was opened
+    /// [`without_migrating`](PostgresBuilder::without_migrating).
+    OlderSchema {
+        /// The schema's version (0: no schema).
+        found: i32,
+        /// The version this version reads.
+        expected: i32,
+    },
+    /// The connections' `default_transaction_isolation` is not `read committed`, which the
+    /// crate's statements are written for (a claim under `repeatable read` fails when another
+    /// delivery claimed the key meanwhile, instead of seeing its claim).
+    Isolation(String),
 }
 
 impl fmt::Display for PostgresError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Postgres(_) => f.write_str("PostgreSQL failed"),
-            Self::Pool(reason) => write!(f, "no PostgreSQL connection: {reason}"),
+            Self::Pool(_) => f.write_str("no PostgreSQL connection"),
+            Self::PoolBuild(_) => f.write_str("the PostgreSQL pool could not be built"),
             Self::TimedOut(after) => write!(
                 f,
                 "the PostgreSQL operation did not finish within {} ms",
@@ -466,6 +554,16 @@ impl fmt::Display for PostgresError {
                 f,
                 "{name:?} is not a schema name tower-webhook uses (lowercase ASCII letters, \
                  digits and _, starting with a letter or _, at most 48)"
+            ),
+            Self::OlderSchema { found, expected } => write!(
+                f,
+                "the database's tower-webhook schema is version {found}, not {expected}, and \
+                 this database was opened without migrating (open it once with migrations)"
+            ),
+            Self::Isolation(level) => write!(
+                f,
+                "the connections' default_transaction_isolation is {level:?}; tower-webhook's \
+                 statements need \"read committed\""
             ),
             Self::NewerSchema { found, supported } => write!(
                 f,
@@ -480,10 +578,13 @@ impl StdError for PostgresError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
             Self::Postgres(err) | Self::Url(err) => Some(err),
-            Self::Pool(_)
-            | Self::TimedOut(_)
+            Self::Pool(err) => Some(err),
+            Self::PoolBuild(err) => Some(err),
+            Self::TimedOut(_)
             | Self::InvalidSchema(_)
-            | Self::NewerSchema { .. } => None,
+            | Self::NewerSchema { .. }
+            | Self::OlderSchema { .. }
+            | Self::Isolation(_) => None,
         }
     }
 }

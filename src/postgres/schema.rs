@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use deadpool_postgres::Object;
+use tokio_postgres::GenericClient;
 
 use super::PostgresError;
 
@@ -18,7 +19,12 @@ const STRIPES: i32 = 32;
 ///
 /// A record's `state`: 1 claimed by a delivery being processed (with its token), 2 done.
 /// `counts` holds the number of deduplication records (`dedupe`) and of each queue's messages
-/// (`queue:NAME`), kept by statement triggers, summed over its stripes.
+/// (`queue:NAME`), kept by statement triggers, summed over its stripes: a transaction adds to
+/// the row of its transaction id's stripe only, so that transactions of several statements (a
+/// replay, a handler's own) never lock two rows of one count, in whatever order.
+/// A queue's `acked` message was acknowledged in a handler's own transaction
+/// (`PostgresQueue::ack_in`: an update, which takes no count row); its worker's acknowledgement,
+/// or the sweep once its lease has run out, deletes it.
 const MIGRATIONS: &[&str] = &[
     // 0 → 1: the deduplication records, the queues, the dead letters, their counts.
     r"
@@ -37,9 +43,11 @@ CREATE TABLE {s}.queue (
     pulled boolean NOT NULL DEFAULT false,
     visible_at timestamptz NOT NULL DEFAULT now(),
     replays integer NOT NULL DEFAULT 0,
-    first_failed_at timestamptz
+    first_failed_at timestamptz,
+    acked boolean NOT NULL DEFAULT false
 );
 CREATE INDEX queue_due ON {s}.queue (queue, visible_at, id);
+CREATE INDEX queue_acked ON {s}.queue (visible_at) WHERE acked;
 CREATE TABLE {s}.dead (
     id bigserial PRIMARY KEY,
     queue text NOT NULL,
@@ -59,7 +67,8 @@ CREATE TABLE {s}.counts (
     PRIMARY KEY (name, stripe)
 );
 
-CREATE FUNCTION {s}.dedupe_counted() RETURNS trigger LANGUAGE plpgsql AS $f$
+CREATE FUNCTION {s}.dedupe_counted() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE delta bigint;
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -69,7 +78,7 @@ BEGIN
     END IF;
     IF delta <> 0 THEN
         INSERT INTO {s}.counts AS c (name, stripe, n)
-            VALUES ('dedupe', floor(random() * {stripes})::smallint, delta)
+            VALUES ('dedupe', (txid_current() % {stripes})::smallint, delta)
             ON CONFLICT (name, stripe) DO UPDATE SET n = c.n + EXCLUDED.n;
     END IF;
     RETURN NULL;
@@ -79,16 +88,17 @@ CREATE TRIGGER dedupe_added AFTER INSERT ON {s}.dedupe
 CREATE TRIGGER dedupe_removed AFTER DELETE ON {s}.dedupe
     REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION {s}.dedupe_counted();
 
-CREATE FUNCTION {s}.queue_counted() RETURNS trigger LANGUAGE plpgsql AS $f$
+CREATE FUNCTION {s}.queue_counted() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO {s}.counts AS c (name, stripe, n)
-            SELECT 'queue:' || queue, floor(random() * {stripes})::smallint, count(*)
+            SELECT 'queue:' || queue, (txid_current() % {stripes})::smallint, count(*)
             FROM added GROUP BY queue
             ON CONFLICT (name, stripe) DO UPDATE SET n = c.n + EXCLUDED.n;
     ELSE
         INSERT INTO {s}.counts AS c (name, stripe, n)
-            SELECT 'queue:' || queue, floor(random() * {stripes})::smallint, -count(*)
+            SELECT 'queue:' || queue, (txid_current() % {stripes})::smallint, -count(*)
             FROM removed GROUP BY queue
             ON CONFLICT (name, stripe) DO UPDATE SET n = c.n + EXCLUDED.n;
     END IF;
@@ -99,16 +109,30 @@ CREATE TRIGGER queue_added AFTER INSERT ON {s}.queue
 CREATE TRIGGER queue_removed AFTER DELETE ON {s}.queue
     REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION {s}.queue_counted();
 
+-- A table emptied at once (TRUNCATE) takes its counts with it.
+CREATE FUNCTION {s}.counts_truncated() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
+BEGIN
+    DELETE FROM {s}.counts WHERE name LIKE TG_ARGV[0];
+    RETURN NULL;
+END $f$;
+CREATE TRIGGER dedupe_truncated AFTER TRUNCATE ON {s}.dedupe
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.counts_truncated('dedupe');
+CREATE TRIGGER queue_truncated AFTER TRUNCATE ON {s}.queue
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.counts_truncated('queue:%');
+
 -- What a record says to a claim or a deduplicated push: 1 done, 2 claimed, 3 a state a
 -- later version wrote.
-CREATE FUNCTION {s}.verdict(state smallint) RETURNS smallint LANGUAGE sql IMMUTABLE AS $f$
+CREATE FUNCTION {s}.verdict(state smallint) RETURNS smallint LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $f$
     SELECT CASE state WHEN 2 THEN 1 WHEN 1 THEN 2 ELSE 3 END::smallint
 $f$;
 
 -- Claims k for lease_ms with token t: 0 acquired, 1 done, 2 in flight, 3 unknown state,
 -- 4 full (a new key while max_entries records have not expired).
 CREATE FUNCTION {s}.claim(k text, t text, lease_ms bigint, max_entries bigint)
-RETURNS smallint LANGUAGE plpgsql AS $f$
+RETURNS smallint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE found_state smallint;
 BEGIN
     SELECT state INTO found_state FROM {s}.dedupe WHERE key = k AND expires_at > now();
@@ -142,7 +166,8 @@ END $f$;
 
 -- Stores a message in queue q unless it holds max_len: its id, or NULL when full.
 CREATE FUNCTION {s}.push(q text, p bytea, max_len bigint, r integer)
-RETURNS bigint LANGUAGE plpgsql AS $f$
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE stored bigint;
 BEGIN
     IF (SELECT coalesce(sum(n), 0) FROM {s}.counts WHERE name = 'queue:' || q) >= max_len THEN
@@ -155,7 +180,8 @@ END $f$;
 -- Stores a message in queue q and records k done for retention_ms, unless k has a record:
 -- outcome 0 stored (message is its id), 1 duplicate, 2 claimed, 3 unknown state, 4 full.
 CREATE FUNCTION {s}.push_once(q text, k text, retention_ms bigint, p bytea, max_len bigint,
-    OUT outcome smallint, OUT message bigint) LANGUAGE plpgsql AS $f$
+    OUT outcome smallint, OUT message bigint) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE found_state smallint;
 BEGIN
     SELECT state INTO found_state FROM {s}.dedupe WHERE key = k AND expires_at > now();
@@ -183,7 +209,8 @@ END $f$;
 
 -- Moves the dead letters ids of queue q back to it, oldest first, while it has room.
 CREATE FUNCTION {s}.replay(q text, ids bigint[], max_len bigint,
-    OUT replayed bigint, OUT is_full boolean) LANGUAGE plpgsql AS $f$
+    OUT replayed bigint, OUT is_full boolean) LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $f$
 DECLARE letter record;
 DECLARE room bigint;
 BEGIN
@@ -221,10 +248,12 @@ pub(crate) struct Statements {
     pub(crate) complete: String,
     pub(crate) release: String,
     pub(crate) sweep: String,
+    pub(crate) sweep_acked: String,
     pub(crate) push: String,
     pub(crate) push_once: String,
     pub(crate) pull: String,
     pub(crate) ack: String,
+    pub(crate) ack_in: String,
     pub(crate) retry: String,
     pub(crate) dead_letter: String,
     pub(crate) stats: String,
@@ -268,33 +297,44 @@ impl Sql {
             complete: s("UPDATE {s}.dedupe SET state = 2, token = NULL, \
                  expires_at = now() + $3::bigint::float8 * interval '1 millisecond' \
                  WHERE key = $1 AND token = $2 AND state = 1"),
+            // Whether the claim was released, and whether the key is done (then a claim of the
+            // token still on its way cannot take it).
             release: s("WITH gone AS (DELETE FROM {s}.dedupe \
                  WHERE key = $1 AND token = $2 AND state = 1 RETURNING 1) \
                  SELECT EXISTS (SELECT 1 FROM gone), \
-                 EXISTS (SELECT 1 FROM {s}.dedupe WHERE key = $1 AND expires_at > now() \
-                   AND token IS DISTINCT FROM $2)"),
+                 EXISTS (SELECT 1 FROM {s}.dedupe WHERE key = $1 AND state = 2 \
+                   AND expires_at > now())"),
             sweep: s(
                 "DELETE FROM {s}.dedupe WHERE key IN (SELECT key FROM {s}.dedupe \
                  WHERE expires_at <= now() LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+            ),
+            sweep_acked: s(
+                "DELETE FROM {s}.queue WHERE id IN (SELECT id FROM {s}.queue \
+                 WHERE acked AND visible_at <= now() LIMIT 1000 FOR UPDATE SKIP LOCKED)",
             ),
             push: s("SELECT {s}.push($1, $2, $3, 0)"),
             push_once: s("SELECT outcome, message FROM {s}.push_once($1, $2, $3, $4, $5)"),
             pull: s(
                 "UPDATE {s}.queue m SET attempts = m.attempts + 1, pulled = true, \
                  visible_at = now() + $3::bigint::float8 * interval '1 millisecond' \
-                 FROM (SELECT id FROM {s}.queue WHERE queue = $1 AND visible_at <= now() \
+                 FROM (SELECT id FROM {s}.queue \
+                   WHERE queue = $1 AND visible_at <= now() AND NOT acked \
                    ORDER BY visible_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) due \
                  WHERE m.id = due.id RETURNING m.id, m.payload, m.attempts, m.replays",
             ),
             ack: s(&format!("DELETE FROM {{s}}.queue WHERE {held}")),
+            ack_in: s(&format!(
+                "UPDATE {{s}}.queue SET acked = true WHERE {held} AND NOT acked"
+            )),
             retry: s(&format!(
                 "UPDATE {{s}}.queue SET pulled = false, \
                  visible_at = now() + $4::bigint::float8 * interval '1 millisecond', \
                  first_failed_at = coalesce(first_failed_at, \
-                   CASE WHEN attempts = 1 THEN now() END) WHERE {held}"
+                   CASE WHEN attempts = 1 THEN now() END) WHERE {held} AND NOT acked"
             )),
             dead_letter: s(&format!(
-                "WITH gone AS (DELETE FROM {{s}}.queue WHERE {held} RETURNING *) \
+                "WITH gone AS (DELETE FROM {{s}}.queue WHERE {held} AND NOT acked \
+                   RETURNING *) \
                  INSERT INTO {{s}}.dead (queue, message_id, payload, attempts, error, \
                    first_failed_at, failed_at, replays) \
                  SELECT queue, id, payload, attempts, $4, \
@@ -303,7 +343,7 @@ impl Sql {
             )),
             stats: s("SELECT \
                  count(*) FILTER (WHERE NOT pulled AND visible_at <= now()), \
-                 count(*) FILTER (WHERE pulled), \
+                 count(*) FILTER (WHERE pulled AND NOT acked), \
                  count(*) FILTER (WHERE NOT pulled AND visible_at > now()), \
                  (SELECT count(*) FROM {s}.dead WHERE queue = $1) \
                  FROM {s}.queue WHERE queue = $1"),
@@ -334,10 +374,54 @@ impl Sql {
     }
 }
 
-/// Creates or upgrades the schema, one process at a time (an advisory lock), in one
-/// transaction; refuses a newer one.
-pub(crate) async fn migrate(client: &mut Object, sql: &Sql) -> Result<(), PostgresError> {
+/// The version of the schema, 0 when it has none: read only.
+async fn version(client: &impl GenericClient, quoted: &str) -> Result<i32, PostgresError> {
+    let table = format!("{quoted}.schema_version");
+    let exists: bool = client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(client
+        .query_opt(&format!("SELECT version FROM {table} WHERE id = 1"), &[])
+        .await?
+        .map_or(0, |row| row.get(0)))
+}
+
+/// Opens the schema: checks the connections' isolation level, reads the schema's version, and,
+/// when `migrate` and it is missing or older, creates or upgrades it, one process at a time (an
+/// advisory lock), in one transaction; refuses a newer one.
+pub(crate) async fn open(
+    mut client: Object,
+    sql: &Sql,
+    migrate: bool,
+) -> Result<(), PostgresError> {
+    let isolation: String = client
+        .query_one("SHOW default_transaction_isolation", &[])
+        .await?
+        .get(0);
+    if isolation != "read committed" {
+        return Err(PostgresError::Isolation(isolation));
+    }
     let quoted = &sql.0.quoted;
+    let found = version(&**client, quoted).await?;
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if found > SCHEMA_VERSION {
+        return Err(PostgresError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if !migrate {
+        return Err(PostgresError::OlderSchema {
+            found,
+            expected: SCHEMA_VERSION,
+        });
+    }
     let transaction = client.transaction().await?;
     transaction
         .execute(
@@ -352,21 +436,13 @@ pub(crate) async fn migrate(client: &mut Object, sql: &Sql) -> Result<(), Postgr
                (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL);"
         ))
         .await?;
-    let found: i32 = transaction
-        .query_opt(
-            &format!("SELECT version FROM {quoted}.schema_version WHERE id = 1"),
-            &[],
-        )
-        .await?
-        .map_or(0, |row| row.get(0));
+    // Read again under the lock: another process may have migrated meanwhile.
+    let found = version(&*transaction, quoted).await?;
     if found > SCHEMA_VERSION {
         return Err(PostgresError::NewerSchema {
             found,
             supported: SCHEMA_VERSION,
         });
-    }
-    if found == SCHEMA_VERSION {
-        return Ok(());
     }
     for migration in &MIGRATIONS[usize::try_from(found).unwrap_or(0)..] {
         transaction

@@ -180,7 +180,7 @@ impl PostgresQueue {
         };
         let acked = transaction
             .execute(
-                &self.database.sql().ack,
+                &self.database.sql().ack_in,
                 &[&id, &&*self.name, &attempt(delivery.attempt())],
             )
             .await
@@ -214,23 +214,27 @@ impl PostgresQueue {
             };
             let sql = database.sql().clone();
             database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(which(&sql)).await?;
-                    let name: &str = &name;
-                    match &extra {
-                        Extra::None => client.execute(&statement, &[&id, &name, &attempt]).await,
-                        Extra::Millis(delay) => {
-                            client
-                                .execute(&statement, &[&id, &name, &attempt, delay])
-                                .await
-                        }
-                        Extra::Text(error) => {
-                            client
-                                .execute(&statement, &[&id, &name, &attempt, error])
-                                .await
-                        }
-                    }?;
-                    Ok(())
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(which(&sql)).await?;
+                        let name: &str = &name;
+                        match &extra {
+                            Extra::None => {
+                                client.execute(&statement, &[&id, &name, &attempt]).await
+                            }
+                            Extra::Millis(delay) => {
+                                client
+                                    .execute(&statement, &[&id, &name, &attempt, delay])
+                                    .await
+                            }
+                            Extra::Text(error) => {
+                                client
+                                    .execute(&statement, &[&id, &name, &attempt, error])
+                                    .await
+                            }
+                        }?;
+                        Ok(())
+                    })
                 })
                 .await?;
             Ok(())
@@ -256,12 +260,14 @@ impl Queue for PostgresQueue {
         Box::pin(async move {
             let sql = database.sql().clone();
             let id: Option<i64> = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.push).await?;
-                    let row = client
-                        .query_one(&statement, &[&&*name, &&*payload, &max])
-                        .await?;
-                    Ok(row.get(0))
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.push).await?;
+                        let row = client
+                            .query_one(&statement, &[&&*name, &&*payload, &max])
+                            .await?;
+                        Ok(row.get(0))
+                    })
                 })
                 .await?;
             let id = id.ok_or(full)?;
@@ -282,15 +288,17 @@ impl Queue for PostgresQueue {
         Box::pin(async move {
             let sql = database.sql().clone();
             let (outcome, id): (i16, Option<i64>) = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.push_once).await?;
-                    let row = client
-                        .query_one(
-                            &statement,
-                            &[&&*name, &key, &millis(retention), &&*payload, &max],
-                        )
-                        .await?;
-                    Ok((row.get(0), row.get(1)))
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.push_once).await?;
+                        let row = client
+                            .query_one(
+                                &statement,
+                                &[&&*name, &key, &millis(retention), &&*payload, &max],
+                            )
+                            .await?;
+                        Ok((row.get(0), row.get(1)))
+                    })
                 })
                 .await?;
             match (outcome, id) {
@@ -307,6 +315,7 @@ impl Queue for PostgresQueue {
     }
 
     fn pull(&self, _consumer: &str, pull: Pull) -> QueueFuture<Vec<Message>> {
+        self.database.sweep_now_and_then();
         let (database, name) = (self.database.clone(), Arc::clone(&self.name));
         Box::pin(async move {
             if pull.max == 0 {
@@ -324,20 +333,22 @@ impl Queue for PostgresQueue {
                 let sql = database.sql().clone();
                 let name = Arc::clone(&name);
                 let mut taken: Vec<Message> = database
-                    .run(|client| async move {
-                        let statement = client.prepare_cached(&sql.pull).await?;
-                        let rows = client
-                            .query(&statement, &[&&*name, &max, &visibility])
-                            .await?;
-                        Ok(rows
-                            .iter()
-                            .map(|row| Message {
-                                id: MessageId(row.get::<_, i64>(0).to_string()),
-                                payload: Bytes::from(row.get::<_, Vec<u8>>(1)),
-                                attempt: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
-                                replays: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
-                            })
-                            .collect())
+                    .run(|client| {
+                        Box::pin(async move {
+                            let statement = client.prepare_cached(&sql.pull).await?;
+                            let rows = client
+                                .query(&statement, &[&&*name, &max, &visibility])
+                                .await?;
+                            Ok(rows
+                                .iter()
+                                .map(|row| Message {
+                                    id: MessageId(row.get::<_, i64>(0).to_string()),
+                                    payload: Bytes::from(row.get::<_, Vec<u8>>(1)),
+                                    attempt: u32::try_from(row.get::<_, i32>(2)).unwrap_or(0),
+                                    replays: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                                })
+                                .collect())
+                        })
                     })
                     .await?;
                 let now = tokio::time::Instant::now();
@@ -363,7 +374,8 @@ impl Queue for PostgresQueue {
         self.settle(
             message,
             |sql| &sql.dead_letter,
-            Extra::Text(error.to_owned()),
+            // PostgreSQL's text has no NUL.
+            Extra::Text(error.replace('\0', "\u{fffd}")),
         )
     }
 
@@ -372,10 +384,12 @@ impl Queue for PostgresQueue {
         Box::pin(async move {
             let sql = database.sql().clone();
             let counts: [i64; 4] = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.stats).await?;
-                    let row = client.query_one(&statement, &[&&*name]).await?;
-                    Ok([row.get(0), row.get(1), row.get(2), row.get(3)])
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.stats).await?;
+                        let row = client.query_one(&statement, &[&&*name]).await?;
+                        Ok([row.get(0), row.get(1), row.get(2), row.get(3)])
+                    })
                 })
                 .await?;
             let [ready, pending, delayed, dead] = counts.map(|n| u64::try_from(n).unwrap_or(0));
@@ -404,24 +418,26 @@ impl Queue for PostgresQueue {
             let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
             let sql = database.sql().clone();
             let mut letters: Vec<DeadLetter> = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.list_dead).await?;
-                    let rows = client
-                        .query(&statement, &[&&*name, &after, &limit.saturating_add(1)])
-                        .await?;
-                    Ok(rows
-                        .iter()
-                        .map(|row| DeadLetter {
-                            id: MessageId(format!("{DEAD_ID_PREFIX}{}", row.get::<_, i64>(0))),
-                            message_id: MessageId(row.get::<_, i64>(1).to_string()),
-                            payload: Bytes::from(row.get::<_, Vec<u8>>(2)),
-                            attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
-                            error: row.get(4),
-                            first_failed_at: row.get::<_, Option<SystemTime>>(5),
-                            failed_at: Some(row.get::<_, SystemTime>(6)),
-                            replays: u32::try_from(row.get::<_, i32>(7)).unwrap_or(0),
-                        })
-                        .collect())
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.list_dead).await?;
+                        let rows = client
+                            .query(&statement, &[&&*name, &after, &limit.saturating_add(1)])
+                            .await?;
+                        Ok(rows
+                            .iter()
+                            .map(|row| DeadLetter {
+                                id: MessageId(format!("{DEAD_ID_PREFIX}{}", row.get::<_, i64>(0))),
+                                message_id: MessageId(row.get::<_, i64>(1).to_string()),
+                                payload: Bytes::from(row.get::<_, Vec<u8>>(2)),
+                                attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+                                error: row.get(4),
+                                first_failed_at: row.get::<_, Option<SystemTime>>(5),
+                                failed_at: Some(row.get::<_, SystemTime>(6)),
+                                replays: u32::try_from(row.get::<_, i32>(7)).unwrap_or(0),
+                            })
+                            .collect())
+                    })
                 })
                 .await?;
             let more = letters.len() > page.limit;
@@ -433,17 +449,19 @@ impl Queue for PostgresQueue {
     fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
         let queue = self.clone();
         Box::pin(async move {
-            let (database, name, max) = (&queue.database, &*queue.name, queue.max());
+            let (database, max) = (&queue.database, queue.max());
             let sql = database.sql().clone();
             // Oldest first, 100 a transaction. `all` means those there are now: up to the
             // newest, so that those that fail again meanwhile are not replayed again.
             let mut batches: std::collections::VecDeque<Vec<i64>> = match &which {
                 Select::All => {
-                    let sql = sql.clone();
+                    let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
                     let newest: Option<i64> = database
-                        .run(|client| async move {
-                            let row = client.query_one(&sql.newest_dead, &[&name]).await?;
-                            Ok(row.get(0))
+                        .run(|client| {
+                            Box::pin(async move {
+                                let row = client.query_one(&sql.newest_dead, &[&&*name]).await?;
+                                Ok(row.get(0))
+                            })
                         })
                         .await?;
                     match newest {
@@ -473,23 +491,25 @@ impl Queue for PostgresQueue {
                         None => break,
                     }
                 };
-                let sql = sql.clone();
+                let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
                 let (count, full, looked_at) = database
-                    .run(|client| async move {
-                        let ids: Vec<i64> = if all {
-                            // The oldest left, up to the newest there was.
-                            client
-                                .query(&sql.oldest_dead, &[&name, &batch[0], &REPLAY_BATCH])
-                                .await?
-                                .iter()
-                                .map(|row| row.get(0))
-                                .collect()
-                        } else {
-                            batch
-                        };
-                        let statement = client.prepare_cached(&sql.replay).await?;
-                        let row = client.query_one(&statement, &[&name, &ids, &max]).await?;
-                        Ok((row.get::<_, i64>(0), row.get::<_, bool>(1), ids.len()))
+                    .run(|client| {
+                        Box::pin(async move {
+                            let ids: Vec<i64> = if all {
+                                // The oldest left, up to the newest there was.
+                                client
+                                    .query(&sql.oldest_dead, &[&&*name, &batch[0], &REPLAY_BATCH])
+                                    .await?
+                                    .iter()
+                                    .map(|row| row.get(0))
+                                    .collect()
+                            } else {
+                                batch
+                            };
+                            let statement = client.prepare_cached(&sql.replay).await?;
+                            let row = client.query_one(&statement, &[&&*name, &ids, &max]).await?;
+                            Ok((row.get::<_, i64>(0), row.get::<_, bool>(1), ids.len()))
+                        })
                     })
                     .await?;
                 replayed += u64::try_from(count).unwrap_or(0);
@@ -507,16 +527,18 @@ impl Queue for PostgresQueue {
     fn purge_dead_letters(&self, which: Select) -> QueueFuture<u64> {
         let queue = self.clone();
         Box::pin(async move {
-            let (database, name) = (&queue.database, &*queue.name);
+            let database = &queue.database;
             let sql = database.sql().clone();
             let mut purged = 0u64;
             match which {
                 // A thousand a transaction.
                 Select::All => loop {
-                    let sql = sql.clone();
+                    let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
                     let deleted = database
-                        .run(|client| async move {
-                            Ok(client.execute(&sql.purge_some, &[&name]).await?)
+                        .run(|client| {
+                            Box::pin(async move {
+                                Ok(client.execute(&sql.purge_some, &[&&*name]).await?)
+                            })
                         })
                         .await?;
                     purged += deleted;
@@ -526,9 +548,12 @@ impl Queue for PostgresQueue {
                 },
                 Select::Ids(ids) => {
                     let ids: Vec<i64> = ids.iter().filter_map(dead_number).collect();
+                    let name = Arc::clone(&queue.name);
                     purged = database
-                        .run(|client| async move {
-                            Ok(client.execute(&sql.purge_ids, &[&name, &ids]).await?)
+                        .run(|client| {
+                            Box::pin(async move {
+                                Ok(client.execute(&sql.purge_ids, &[&&*name, &ids]).await?)
+                            })
                         })
                         .await?;
                 }

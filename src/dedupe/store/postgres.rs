@@ -1,10 +1,11 @@
 use std::{
+    collections::HashSet,
     fmt,
     future::Future,
     pin::Pin,
     sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -62,6 +63,9 @@ pub struct PostgresStore {
     database: Postgres,
     max_entries: u64,
     releasing: Arc<AtomicUsize>,
+    /// Tokens of claims that failed before they were sent (no connection): their abandonment
+    /// has nothing to release.
+    unsent: Arc<Mutex<HashSet<Token>>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -95,6 +99,7 @@ impl PostgresStore {
             database: database.clone(),
             max_entries: DEFAULT_MAX_ENTRIES,
             releasing: Arc::new(AtomicUsize::new(0)),
+            unsent: Arc::default(),
         }
     }
 
@@ -170,8 +175,8 @@ impl PostgresStore {
         }
     }
 
-    /// Frees `key` if `token` holds it: whether it did, and whether another unexpired record
-    /// holds the key (then a claim of `token` still on its way cannot take it).
+    /// Frees `key` if `token` holds it: whether it did, and whether the key is done (then a
+    /// claim of `token` still on its way cannot take it; another delivery's claim can go away).
     async fn release_now(
         database: Postgres,
         key: String,
@@ -179,12 +184,14 @@ impl PostgresStore {
     ) -> Result<(bool, bool), StoreError> {
         let sql = database.sql().clone();
         Ok(database
-            .run(|client| async move {
-                let statement = client.prepare_cached(&sql.release).await?;
-                let row = client
-                    .query_one(&statement, &[&key, &token.as_str()])
-                    .await?;
-                Ok((row.get(0), row.get(1)))
+            .run(|client| {
+                Box::pin(async move {
+                    let statement = client.prepare_cached(&sql.release).await?;
+                    let row = client
+                        .query_one(&statement, &[&key, &token.as_str()])
+                        .await?;
+                    Ok((row.get(0), row.get(1)))
+                })
             })
             .await?)
     }
@@ -215,20 +222,39 @@ impl Store for PostgresStore {
         let database = self.database.clone();
         let (key, token) = (key.to_owned(), token.clone());
         let max_entries = i64::try_from(self.max_entries).unwrap_or(i64::MAX);
+        let unsent = Arc::clone(&self.unsent);
         Box::pin(async move {
             let sql = database.sql().clone();
-            let verdict: i16 = database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.claim).await?;
-                    let row = client
-                        .query_one(
-                            &statement,
-                            &[&key, &token.as_str(), &millis(lease), &max_entries],
-                        )
-                        .await?;
-                    Ok(row.get(0))
+            let sent = Arc::new(AtomicBool::new(false));
+            let (sending, claiming) = (Arc::clone(&sent), token.clone());
+            let claimed = database
+                .run(|client| {
+                    Box::pin(async move {
+                        sending.store(true, Ordering::Relaxed);
+                        let statement = client.prepare_cached(&sql.claim).await?;
+                        let row = client
+                            .query_one(
+                                &statement,
+                                &[&key, &claiming.as_str(), &millis(lease), &max_entries],
+                            )
+                            .await?;
+                        Ok(row.get::<_, i16>(0))
+                    })
                 })
-                .await?;
+                .await;
+            let verdict = match claimed {
+                Ok(verdict) => verdict,
+                Err(err) => {
+                    // No connection, so nothing sent: nothing can land, nothing to release.
+                    if !sent.load(Ordering::Relaxed) {
+                        let mut unsent = unsent.lock().unwrap_or_else(|p| p.into_inner());
+                        if unsent.len() < MAX_PENDING_RELEASES {
+                            unsent.insert(token);
+                        }
+                    }
+                    return Err(err.into());
+                }
+            };
             match verdict {
                 0 => Ok(Claim::Acquired),
                 1 => Ok(Claim::Done),
@@ -247,12 +273,14 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let sql = database.sql().clone();
             database
-                .run(|client| async move {
-                    let statement = client.prepare_cached(&sql.complete).await?;
-                    client
-                        .execute(&statement, &[&key, &token.as_str(), &millis(retention)])
-                        .await?;
-                    Ok(())
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.complete).await?;
+                        client
+                            .execute(&statement, &[&key, &token.as_str(), &millis(retention)])
+                            .await?;
+                        Ok(())
+                    })
                 })
                 .await?;
             Ok(())
@@ -273,6 +301,14 @@ impl Store for PostgresStore {
             );
             return;
         };
+        if self
+            .unsent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token)
+        {
+            return;
+        }
         let releasing = Releasing::count(&self.releasing);
         if releasing.0.load(Ordering::Relaxed) > MAX_PENDING_RELEASES {
             log_warn!(
@@ -290,9 +326,9 @@ impl Store for PostgresStore {
             let started = tokio::time::Instant::now();
             let mut pause = Duration::from_millis(100);
             loop {
-                if let Ok((released, taken)) =
+                if let Ok((released, done)) =
                     Self::release_now(database.clone(), key.clone(), token.clone()).await
-                    && (released || taken)
+                    && (released || done)
                 {
                     break;
                 }
