@@ -716,10 +716,7 @@ mod bench {
         use tower_webhook::{
             dedupe::{DedupeLayer, store::PostgresStore},
             postgres::{
-                DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Postgres as Database,
-                deadpool_postgres::{
-                    Manager, ManagerConfig, Pool, RecyclingMethod, Runtime as PoolRuntime,
-                },
+                DEFAULT_POOL_SIZE, Postgres as Database,
                 tokio_postgres::{self, NoTls, SimpleQueryMessage},
             },
             provider::videonest,
@@ -1204,35 +1201,9 @@ mod bench {
         /// default size, else `Postgres::on` with a pool of the bench's own, with the timeouts
         /// `Postgres::builder` gives its pool.
         async fn open(url: &str, schema: &str, pool: usize) -> Database {
-            if pool == DEFAULT_POOL_SIZE {
-                return Database::builder(url)
-                    .expect("a valid URL")
-                    .schema(schema)
-                    .open()
-                    .await
-                    .expect("PostgreSQL reachable");
-            }
-            let mut config: tokio_postgres::Config = url.parse().expect("a valid URL");
-            if config.get_connect_timeout().is_none() {
-                config.connect_timeout(DEFAULT_TIMEOUT);
-            }
-            let manager = Manager::from_config(
-                config.clone(),
-                NoTls,
-                ManagerConfig {
-                    recycling_method: RecyclingMethod::Fast,
-                },
-            );
-            let pool = Pool::builder(manager)
-                .max_size(pool)
-                .runtime(PoolRuntime::Tokio1)
-                .wait_timeout(Some(DEFAULT_TIMEOUT))
-                .create_timeout(Some(DEFAULT_TIMEOUT))
-                .recycle_timeout(Some(DEFAULT_TIMEOUT))
-                .build()
-                .expect("a pool");
-            Database::on(pool)
-                .listen_with(config)
+            Database::builder(url)
+                .expect("a valid URL")
+                .max_connections(pool)
                 .schema(schema)
                 .open()
                 .await

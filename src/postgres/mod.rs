@@ -125,6 +125,15 @@ impl fmt::Debug for Postgres {
     }
 }
 
+/// Where a [`PostgresBuilder`]'s connections come from.
+#[derive(Debug)]
+enum Connections {
+    /// The application's pool.
+    Pool(Pool),
+    /// A pool of the database's own, of at most `max` connections made with `config`.
+    Url { config: Box<Config>, max: usize },
+}
+
 /// The future of an operation [`Postgres::run`] runs on a connection.
 pub(crate) type Operation<'c, T> =
     std::pin::Pin<Box<dyn Future<Output = Result<T, PostgresError>> + Send + 'c>>;
@@ -154,7 +163,7 @@ impl Drop for Busy {
 #[derive(Debug)]
 #[must_use = "a builder does nothing until it is opened"]
 pub struct PostgresBuilder {
-    pool: Pool,
+    pool: Connections,
     schema: String,
     timeout: Duration,
     config: Option<Config>,
@@ -195,23 +204,16 @@ impl Postgres {
         if config.get_tcp_user_timeout().is_none() {
             config.tcp_user_timeout(Duration::from_secs(30));
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+        Ok(PostgresBuilder {
+            pool: Connections::Url {
+                config: Box::new(config.clone()),
+                max: DEFAULT_POOL_SIZE,
             },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(DEFAULT_POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            // The handler's own transactions (`ack_in`, `complete_in`) wait no longer either.
-            .wait_timeout(Some(DEFAULT_TIMEOUT))
-            .create_timeout(Some(DEFAULT_TIMEOUT))
-            .recycle_timeout(Some(DEFAULT_TIMEOUT))
-            .build()
-            .map_err(PostgresError::PoolBuild)?;
-        Ok(Self::on(pool).listen_with(config))
+            schema: DEFAULT_SCHEMA.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            config: Some(config),
+            migrate: true,
+        })
     }
 
     /// A builder on the application's own pool: the handler's transactions and the crate's
@@ -220,7 +222,7 @@ impl Postgres {
     /// gives a configuration to `LISTEN` with.
     pub fn on(pool: Pool) -> PostgresBuilder {
         PostgresBuilder {
-            pool,
+            pool: Connections::Pool(pool),
             schema: DEFAULT_SCHEMA.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             config: None,
@@ -310,6 +312,7 @@ impl Postgres {
 
     /// Says that messages were stored: waiting pulls of this process wake now, those of other
     /// processes once the notifying task has told them.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     pub(crate) fn stored(&self) {
         self.inner.arrived.notify_waiters();
         self.inner.pushed.notify_one();
@@ -457,6 +460,18 @@ impl PostgresBuilder {
         self
     }
 
+    /// With a builder from a URL ([`Postgres::builder`]), keeps up to `max` connections
+    /// (at least 1) instead of [`DEFAULT_POOL_SIZE`]. On this project's 2-core machine, 16
+    /// acknowledged the most deliveries a second; more connections than the server has cores
+    /// to run them mostly wait (BENCHMARKS.md). A pool given to [`Postgres::on`] keeps its own
+    /// size.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        if let Connections::Url { max: size, .. } = &mut self.pool {
+            *size = max.max(1);
+        }
+        self
+    }
+
     /// Opens the schema as it is, never creating or upgrading it (no DDL, no `CREATE` right
     /// needed): for tools and for roles that may only read and write the tables. A missing or
     /// older schema is refused ([`PostgresError::OlderSchema`]).
@@ -475,9 +490,31 @@ impl PostgresBuilder {
     /// the database (unreachable, refused, timed out).
     pub async fn open(self) -> Result<Postgres, PostgresError> {
         let sql = Sql::new(&self.schema)?;
+        let pool = match self.pool {
+            Connections::Pool(pool) => pool,
+            Connections::Url { config, max } => {
+                let manager = Manager::from_config(
+                    *config,
+                    NoTls,
+                    ManagerConfig {
+                        recycling_method: RecyclingMethod::Fast,
+                    },
+                );
+                Pool::builder(manager)
+                    .max_size(max)
+                    .runtime(Runtime::Tokio1)
+                    // The handler's own transactions (`ack_in`, `complete_in`) wait no longer
+                    // for a connection either.
+                    .wait_timeout(Some(self.timeout))
+                    .create_timeout(Some(self.timeout))
+                    .recycle_timeout(Some(self.timeout))
+                    .build()
+                    .map_err(PostgresError::PoolBuild)?
+            }
+        };
         let database = Postgres {
             inner: Arc::new(Inner {
-                pool: self.pool,
+                pool,
                 sql,
                 timeout: self.timeout,
                 config: self.config,

@@ -8,6 +8,30 @@ use serde::de::DeserializeOwned;
 
 use super::{Delivery, Message, MessageId, PayloadError};
 
+/// What a dead letter's own id starts with in the queues that number them (`dead-1`, `dead-2`,
+/// …: never a message's id).
+const DEAD_ID_PREFIX: &str = "dead-";
+
+/// The id of the dead letter numbered `number`.
+pub(crate) fn dead_id(number: impl std::fmt::Display) -> MessageId {
+    MessageId(format!("{DEAD_ID_PREFIX}{number}"))
+}
+
+/// The number in a dead letter's own id; `None` for another id.
+pub(crate) fn dead_number<N: std::str::FromStr>(id: &MessageId) -> Option<N> {
+    id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
+}
+
+/// The numbers of the dead letters `ids` names, each once, oldest first, in batches of
+/// `size`; ids of no dead letter are left out.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn dead_batches(ids: &[MessageId], size: usize) -> Vec<Vec<i64>> {
+    let mut numbers: Vec<i64> = ids.iter().filter_map(dead_number).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    numbers.chunks(size.max(1)).map(<[i64]>::to_vec).collect()
+}
+
 /// A message that used all its attempts, with the last error.
 ///
 /// ```

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::{
     DeadLetter, DeadLetterPage, Message, MessageId, Page, Pull, Pushed, Queue, QueueError,
     QueueFuture, QueueStats, Select,
+    dead::{dead_id, dead_number},
 };
 use crate::expiring::{ExpiringMap, Lookup, SWEEP};
 
@@ -334,7 +335,7 @@ impl Queue for MemoryQueue {
             state.last_dead_id += 1;
             let now = SystemTime::now();
             let dead = DeadLetter {
-                id: MessageId(format!("{DEAD_ID_PREFIX}{}", state.last_dead_id)),
+                id: dead_id(state.last_dead_id),
                 message_id: message.id.clone(),
                 payload: stored.payload,
                 attempts: stored.attempts,
@@ -370,7 +371,7 @@ impl Queue for MemoryQueue {
                 let mut letters = state
                     .dead
                     .iter()
-                    .filter(|dead| dead_number(&dead.id).is_some_and(|n| n > after));
+                    .filter(|dead| dead_number::<u64>(&dead.id).is_some_and(|n| n > after));
                 let page_of: Vec<DeadLetter> = letters.by_ref().take(page.limit).cloned().collect();
                 let more = letters.next().is_some();
                 DeadLetterPage::new(page_of, more)
@@ -418,14 +419,6 @@ impl Queue for MemoryQueue {
         let purged = u64::try_from(before - state.dead.len()).unwrap_or(u64::MAX);
         Box::pin(async move { Ok(purged) })
     }
-}
-
-/// What a dead letter's own id starts with (`dead-1`, `dead-2`, …: never a message's id).
-const DEAD_ID_PREFIX: &str = "dead-";
-
-/// The number in a dead letter's own id (they are numbered in order), if it is one.
-fn dead_number(id: &MessageId) -> Option<u64> {
-    id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
 }
 
 impl fmt::Debug for MemoryQueue {

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::{
     DeadLetter, DeadLetterPage, Delivery, Message, MessageId, Page, Pull, Pushed, Queue,
     QueueError, QueueFuture, QueueStats, Select,
+    dead::{dead_batches, dead_id, dead_number},
 };
 use crate::postgres::{Postgres, PostgresError, Sql, millis, tokio_postgres::Transaction};
 
@@ -18,9 +19,6 @@ pub const DEFAULT_POSTGRES_MAX_LEN: u64 = 1_000_000;
 
 /// The queue name a [`PostgresQueue`] uses unless set with [`PostgresQueue::name`].
 pub const DEFAULT_POSTGRES_QUEUE: &str = "webhooks";
-
-/// What a dead letter's own id starts with (`dead-1`, …: never a message's id).
-const DEAD_ID_PREFIX: &str = "dead-";
 
 /// How many dead letters one replay transaction moves at most.
 const REPLAY_BATCH: i64 = 100;
@@ -79,11 +77,6 @@ impl From<PostgresError> for QueueError {
 /// Its number, of a message id this queue gave.
 fn number(id: &MessageId) -> Option<i64> {
     id.0.parse().ok()
-}
-
-/// The number in a dead letter's own id.
-fn dead_number(id: &MessageId) -> Option<i64> {
-    id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
 }
 
 fn attempt(attempt: u32) -> i32 {
@@ -407,7 +400,7 @@ impl Queue for PostgresQueue {
         Box::pin(async move {
             let after = match &page.after {
                 None => 0,
-                Some(after) => match dead_number(after) {
+                Some(after) => match dead_number::<i64>(after) {
                     Some(after) => after,
                     None => return Ok(DeadLetterPage::new(Vec::new(), false)),
                 },
@@ -427,7 +420,7 @@ impl Queue for PostgresQueue {
                         Ok(rows
                             .iter()
                             .map(|row| DeadLetter {
-                                id: MessageId(format!("{DEAD_ID_PREFIX}{}", row.get::<_, i64>(0))),
+                                id: dead_id(row.get::<_, i64>(0)),
                                 message_id: MessageId(row.get::<_, i64>(1).to_string()),
                                 payload: Bytes::from(row.get::<_, Vec<u8>>(2)),
                                 attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
@@ -470,14 +463,7 @@ impl Queue for PostgresQueue {
                     }
                 }
                 Select::Ids(ids) => {
-                    let mut seen = std::collections::HashSet::new();
-                    let mut ids: Vec<i64> = ids
-                        .iter()
-                        .filter_map(dead_number)
-                        .filter(|id| seen.insert(*id))
-                        .collect();
-                    ids.sort_unstable();
-                    ids.chunks(100).map(<[i64]>::to_vec).collect()
+                    dead_batches(ids, usize::try_from(REPLAY_BATCH).unwrap_or(100)).into()
                 }
             };
             let all = matches!(which, Select::All);
@@ -547,7 +533,7 @@ impl Queue for PostgresQueue {
                     }
                 },
                 Select::Ids(ids) => {
-                    let ids: Vec<i64> = ids.iter().filter_map(dead_number).collect();
+                    let ids: Vec<i64> = ids.iter().filter_map(dead_number::<i64>).collect();
                     let name = Arc::clone(&queue.name);
                     purged = database
                         .run(|client| {

@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use super::{
     DeadLetter, DeadLetterPage, Message, MessageId, Page, Pull, Pushed, Queue, QueueError,
     QueueFuture, QueueStats, Select,
+    dead::{dead_batches, dead_id, dead_number},
 };
 use crate::{
     dedupe::store::{
@@ -30,9 +31,6 @@ pub const DEFAULT_SQLITE_QUEUE: &str = "webhooks";
 
 /// How often a waiting pull looks again for messages another process stored.
 const POLL: Duration = Duration::from_millis(50);
-
-/// What a dead letter's own id starts with (`dead-1`, …: never a message's id).
-const DEAD_ID_PREFIX: &str = "dead-";
 
 /// How many dead letters one replay transaction moves at most.
 const REPLAY_BATCH: usize = 100;
@@ -253,11 +251,6 @@ fn held(
 fn at(millis: Option<i64>) -> Option<SystemTime> {
     let millis = u64::try_from(millis?).ok()?;
     UNIX_EPOCH.checked_add(Duration::from_millis(millis))
-}
-
-/// The number in a dead letter's own id.
-fn dead_number(id: &MessageId) -> Option<i64> {
-    id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
 }
 
 /// Moves the dead letter `id` back to `queue` as a new message: whether it was there and moved,
@@ -494,7 +487,7 @@ impl Queue for SqliteQueue {
         Box::pin(self.database.call(move |connection| {
             let after = match &page.after {
                 None => 0,
-                Some(after) => match dead_number(after) {
+                Some(after) => match dead_number::<i64>(after) {
                     Some(after) => after,
                     None => return Ok(DeadLetterPage::new(Vec::new(), false)),
                 },
@@ -513,7 +506,7 @@ impl Queue for SqliteQueue {
             let rows = select
                 .query_map(params![name, after, limit.saturating_add(1)], |row| {
                     Ok(DeadLetter {
-                        id: MessageId(format!("{DEAD_ID_PREFIX}{}", row.get::<_, i64>(0)?)),
+                        id: dead_id(row.get::<_, i64>(0)?),
                         message_id: MessageId(row.get::<_, i64>(1)?.to_string()),
                         payload: Bytes::from(row.get::<_, Vec<u8>>(2)?),
                         attempts: row.get(3)?,
@@ -557,16 +550,7 @@ impl Queue for SqliteQueue {
                         None => return Ok(0),
                     }
                 }
-                Select::Ids(ids) => {
-                    let mut seen = std::collections::HashSet::new();
-                    let mut ids: Vec<i64> = ids
-                        .iter()
-                        .filter_map(dead_number)
-                        .filter(|id| seen.insert(*id))
-                        .collect();
-                    ids.sort_unstable();
-                    ids.chunks(REPLAY_BATCH).map(<[i64]>::to_vec).collect()
-                }
+                Select::Ids(ids) => dead_batches(ids, REPLAY_BATCH).into(),
             };
             let all = matches!(which, Select::All);
             let mut replayed = 0;
@@ -659,14 +643,10 @@ impl Queue for SqliteQueue {
                                     "DELETE FROM tower_webhook_dead WHERE id = ?1 AND queue = ?2",
                                 )
                                 .map_err(failed)?;
-                            let mut seen = std::collections::HashSet::new();
                             let mut purged = 0u64;
-                            for id in ids.iter().filter_map(dead_number) {
-                                if seen.insert(id) {
-                                    let deleted =
-                                        delete.execute(params![id, name]).map_err(failed)?;
-                                    purged += u64::try_from(deleted).unwrap_or(0);
-                                }
+                            for id in dead_batches(&ids, usize::MAX).concat() {
+                                let deleted = delete.execute(params![id, name]).map_err(failed)?;
+                                purged += u64::try_from(deleted).unwrap_or(0);
                             }
                             Ok::<_, QueueError>(purged)
                         })

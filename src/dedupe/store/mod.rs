@@ -45,6 +45,8 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod release;
 #[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 

@@ -5,12 +5,15 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     time::Duration,
 };
 
-use super::{Claim, Store, StoreError, Token};
+use super::{
+    Claim, Store, StoreError, Token,
+    release::{MAX_PENDING_RELEASES, Releases},
+};
 use crate::{
     dedupe::DedupeKey,
     postgres::{Postgres, PostgresError, millis, tokio_postgres::Transaction},
@@ -19,15 +22,6 @@ use crate::{
 /// How many records a [`PostgresStore`] keeps at most unless set with
 /// [`PostgresStore::max_entries`]: 10,000,000.
 pub const DEFAULT_MAX_ENTRIES: u64 = 10_000_000;
-
-/// How long an abandoned claim's release is tried again, at most: 10 minutes (twice the
-/// default lease). A claim whose release could not run by then frees itself when its lease
-/// runs out.
-const RELEASE_HORIZON: Duration = Duration::from_secs(600);
-
-/// At most this many abandoned claims of one store are being released in the background at
-/// once; past it, a claim frees itself when its lease runs out.
-const MAX_PENDING_RELEASES: usize = 10_000;
 
 /// The future of a [`PostgresStore`] operation.
 pub type PostgresFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
@@ -62,7 +56,7 @@ pub type PostgresFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> 
 pub struct PostgresStore {
     database: Postgres,
     max_entries: u64,
-    releasing: Arc<AtomicUsize>,
+    releasing: Releases,
     /// Tokens of claims that failed before they were sent (no connection): their abandonment
     /// has nothing to release.
     unsent: Arc<Mutex<HashSet<Token>>>,
@@ -98,7 +92,7 @@ impl PostgresStore {
         Self {
             database: database.clone(),
             max_entries: DEFAULT_MAX_ENTRIES,
-            releasing: Arc::new(AtomicUsize::new(0)),
+            releasing: Releases::default(),
             unsent: Arc::default(),
         }
     }
@@ -197,22 +191,6 @@ impl PostgresStore {
     }
 }
 
-/// A count of releases under way, given back when dropped.
-struct Releasing(Arc<AtomicUsize>);
-
-impl Releasing {
-    fn count(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(counter))
-    }
-}
-
-impl Drop for Releasing {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Store for PostgresStore {
     type ClaimFuture = PostgresFuture<Claim>;
     type SettleFuture = PostgresFuture<()>;
@@ -293,14 +271,6 @@ impl Store for PostgresStore {
     }
 
     fn abandon(&self, key: &str, token: &Token) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            log_warn!(
-                key,
-                "a claim could not be released outside a Tokio runtime; it frees itself when \
-                 its lease runs out"
-            );
-            return;
-        };
         if self
             .unsent
             .lock()
@@ -309,35 +279,12 @@ impl Store for PostgresStore {
         {
             return;
         }
-        let releasing = Releasing::count(&self.releasing);
-        if releasing.0.load(Ordering::Relaxed) > MAX_PENDING_RELEASES {
-            log_warn!(
-                key,
-                "too many claims are being released; this one frees itself when its lease runs \
-                 out"
-            );
-            return;
-        }
+        // The claim may still land after a release has run (another connection; a stalled
+        // server runs both when it wakes): released until it is gone, or the key done.
         let (database, key, token) = (self.database.clone(), key.to_owned(), token.clone());
-        // The claim may still land after this release has run (another connection; a stalled
-        // server runs both when it wakes): released again until it has gone.
-        drop(runtime.spawn(async move {
-            let _releasing = releasing;
-            let started = tokio::time::Instant::now();
-            let mut pause = Duration::from_millis(100);
-            loop {
-                if let Ok((released, done)) =
-                    Self::release_now(database.clone(), key.clone(), token.clone()).await
-                    && (released || done)
-                {
-                    break;
-                }
-                if started.elapsed() + pause >= RELEASE_HORIZON {
-                    break;
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(30));
-            }
-        }));
+        self.releasing.spawn(key.clone(), move || {
+            let release = Self::release_now(database.clone(), key.clone(), token.clone());
+            async move { release.await.map(|(released, done)| released || done) }
+        });
     }
 }

@@ -5,23 +5,14 @@ use crate::{
     redis_connection::{self, LazyError},
     redis_record::{self, UNKNOWN, claim_value, expiry_millis},
 };
-use std::{
-    fmt,
-    future::Future,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use redis::{
     Client, IntoConnectionInfo, RedisError, Script, ToRedisArgs,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
-use super::{Claim, Store, StoreError, Token};
+use super::{Claim, Store, StoreError, Token, release::Releases};
 
 /// The prefix of every key a [`RedisStore`] writes, unless set with [`RedisStore::prefix`]:
 /// `tower-webhook:dedupe:`, followed by the layer's `{namespace}:{key}`.
@@ -32,14 +23,6 @@ pub const DEFAULT_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long [`RedisStore::config`] waits for a reply: 1 second.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// How long an abandoned claim's release is tried again, at most: 10 minutes (twice the default
-/// lease). A claim whose release could not run by then frees itself when its lease runs out.
-const RELEASE_HORIZON: Duration = Duration::from_secs(600);
-
-/// At most this many abandoned claims of one store are being released in the background at
-/// once; past it, a claim frees itself when its lease runs out.
-const MAX_PENDING_RELEASES: usize = 10_000;
 
 /// Takes the key if it has no record: 1 (acquired), else 2 (done), 0 (claimed by someone
 /// else) or -1 (a record of an unknown format). KEYS[1]: the key; ARGV: the claim value, the
@@ -151,7 +134,7 @@ pub struct RedisStore {
     prefix: Arc<str>,
     scripts: Arc<Scripts>,
     /// Abandoned claims being released in the background.
-    releasing: Arc<AtomicUsize>,
+    releasing: Releases,
 }
 
 struct Scripts {
@@ -227,7 +210,7 @@ impl RedisStore {
                 complete: Script::new(COMPLETE),
                 release: Script::new(RELEASE),
             }),
-            releasing: Arc::new(AtomicUsize::new(0)),
+            releasing: Releases::default(),
         }
     }
 
@@ -329,72 +312,11 @@ impl Store for RedisStore {
     /// minutes. Outside a Tokio runtime, or with 10,000 releases already under way, it does
     /// nothing: the claim frees itself when its lease runs out.
     fn abandon(&self, key: &str, token: &Token) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            log_warn!(
-                key,
-                "a claim could not be released outside a Tokio runtime; it frees itself when \
-                 its lease runs out"
-            );
-            return;
-        };
-        // Counted now and given back when the task ends, or is dropped unpolled (its runtime
-        // shut down): the count cannot leak.
-        let releasing = Releasing::count(&self.releasing);
-        if releasing.0.load(Ordering::Relaxed) > MAX_PENDING_RELEASES {
-            log_warn!(
-                key,
-                "too many claims are being released; this one frees itself when its lease runs \
-                 out"
-            );
-            return;
-        }
-        let store = self.clone();
-        let key = key.to_owned();
-        let token = token.clone();
-        drop(runtime.spawn(async move {
-            let _releasing = releasing;
-            let started = tokio::time::Instant::now();
-            let mut pause = Duration::from_millis(100);
-            loop {
-                match store.release_behind(&key, &token).await {
-                    Ok(()) => break,
-                    Err(_err) if started.elapsed() + pause >= RELEASE_HORIZON => {
-                        log_error!(
-                            key = %store.redis_key(&key),
-                            error = %crate::log::ErrorChain(&_err),
-                            "gave up releasing an abandoned claim; it frees itself when its \
-                             lease runs out"
-                        );
-                        break;
-                    }
-                    Err(_err) => {
-                        log_debug!(
-                            key = %store.redis_key(&key),
-                            error = %crate::log::ErrorChain(&_err),
-                            "releasing an abandoned claim failed; trying again"
-                        );
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(30));
-                    }
-                }
-            }
-        }));
-    }
-}
-
-/// Counts a release under way; dropped when the task ends (or the runtime drops it).
-struct Releasing(Arc<AtomicUsize>);
-
-impl Releasing {
-    fn count(releasing: &Arc<AtomicUsize>) -> Self {
-        releasing.fetch_add(1, Ordering::Relaxed);
-        Self(Arc::clone(releasing))
-    }
-}
-
-impl Drop for Releasing {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        let (store, key, token) = (self.clone(), key.to_owned(), token.clone());
+        self.releasing.spawn(self.redis_key(&key), move || {
+            let (store, key, token) = (store.clone(), key.clone(), token.clone());
+            async move { store.release_behind(&key, &token).await.map(|()| true) }
+        });
     }
 }
 
