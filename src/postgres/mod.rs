@@ -23,7 +23,9 @@
 //! // From a URL (a pool of its own), in the schema `tower_webhook`:
 //! let database = Postgres::connect("postgres://webhooks@127.0.0.1/app").await?;
 //! // Or on the application's pool, in a schema of its choosing:
-//! # let pool: tower_webhook::postgres::deadpool_postgres::Pool = todo!();
+//! # use tower_webhook::postgres::{deadpool_postgres::{Manager, Pool}, tokio_postgres::NoTls};
+//! # let config = "postgres://webhooks@127.0.0.1/app".parse()?;
+//! # let pool = Pool::builder(Manager::new(config, NoTls)).max_size(16).build()?;
 //! let database = Postgres::on(pool).schema("billing_webhooks").open().await?;
 //!
 //! let store = PostgresStore::new(&database);
