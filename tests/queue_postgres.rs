@@ -28,26 +28,8 @@ use common::postgres::{Database, database};
 /// The database of `test`, or `None` (the test is skipped, outside CI) without a server.
 async fn open(test: &str) -> Option<(Database, Postgres)> {
     let database = database(test).await?;
-    let postgres = connect(&database).await;
+    let postgres = database.open().await;
     Some((database, postgres))
-}
-
-async fn connect(database: &Database) -> Postgres {
-    Postgres::builder(&database.url)
-        .unwrap()
-        .schema(database.schema.clone())
-        .open()
-        .await
-        .unwrap()
-}
-
-/// A client of its own on `database`, its connection driven in the background.
-async fn client(database: &Database) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,7 +99,7 @@ async fn messages_outlive_the_queue_and_a_dead_workers_come_back() {
         .await
         .unwrap();
     drop(postgres);
-    let queue = PostgresQueue::new(&connect(&db).await);
+    let queue = PostgresQueue::new(&db.open().await);
     let taken = queue
         .pull("w1", Pull::up_to(5).hidden_for(Duration::from_millis(300)))
         .await
@@ -150,12 +132,12 @@ async fn queues_share_a_schema_apart_and_concurrent_pushes_of_a_key_store_once()
     };
     let (a, b) = (
         PostgresQueue::new(&postgres).name("a"),
-        PostgresQueue::new(&connect(&db).await).name("b"),
+        PostgresQueue::new(&db.open().await).name("b"),
     );
     a.push("for a".into()).await.unwrap();
     assert!(b.pull("w", Pull::up_to(5)).await.unwrap().is_empty());
     assert_eq!(b.stats().await.unwrap().depth(), 0);
-    let other = PostgresQueue::new(&connect(&db).await).name("a");
+    let other = PostgresQueue::new(&db.open().await).name("a");
     let pushes = (0..64)
         .map(|i| {
             let queue = if i % 2 == 0 { a.clone() } else { other.clone() };
@@ -223,7 +205,7 @@ async fn a_newer_schema_is_refused() {
         return;
     };
     drop(postgres);
-    let client = client(&db).await;
+    let client = db.client().await;
     let version: i32 = client
         .query_one(
             &format!("SELECT version FROM \"{}\".schema_version", db.schema),
@@ -291,7 +273,7 @@ async fn pushes_are_notified_to_waiting_pulls_elsewhere() {
         .batch_execute(&format!("LISTEN {}_queue", db.schema))
         .await
         .unwrap();
-    let elsewhere = PostgresQueue::new(&connect(&db).await);
+    let elsewhere = PostgresQueue::new(&db.open().await);
     let waiting = tokio::spawn(async move {
         elsewhere
             .pull("w", Pull::up_to(1).waiting(Duration::from_secs(60)))
@@ -313,7 +295,7 @@ async fn pushes_are_notified_to_waiting_pulls_elsewhere() {
 
 /// The effects table of the exactly-once tests, and the message to process.
 async fn effects(db: &Database) -> tokio_postgres::Client {
-    let client = client(db).await;
+    let client = db.client().await;
     client
         .batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS \"{}\".effects (delivery text PRIMARY KEY, attempt int)",
@@ -707,7 +689,7 @@ async fn an_operation_that_timed_out_is_cancelled_and_its_connection_not_reused(
     assert!(queue.pull("w", Pull::up_to(1)).await.unwrap().is_empty());
     queue.push("held".into()).await.unwrap();
     // Another session locks the whole table: the pull waits for it.
-    let mut blocker = client(&db).await;
+    let mut blocker = db.client().await;
     let lock = blocker.transaction().await.unwrap();
     lock.batch_execute(&format!(
         "LOCK TABLE \"{}\".queue IN ACCESS EXCLUSIVE MODE",
@@ -721,7 +703,7 @@ async fn an_operation_that_timed_out_is_cancelled_and_its_connection_not_reused(
         "{timed_out:?}"
     );
     // The abandoned statement is cancelled: no session waits for the lock any more.
-    let watcher = client(&db).await;
+    let watcher = db.client().await;
     common::guard("the abandoned pull cancelled", async {
         loop {
             let waiting: i64 = watcher
@@ -772,7 +754,7 @@ async fn a_current_schema_opens_without_ddl_for_a_role_that_may_not_create() {
         ),
         "{missing:?}"
     );
-    let admin = client(&db).await;
+    let admin = db.client().await;
     let role = format!("{}_app", db.schema);
     let schema = &db.schema;
     admin
@@ -853,7 +835,7 @@ async fn a_nul_in_an_error_and_a_truncated_queue_are_handled() {
         queue.push("full".into()).await,
         Err(QueueError::Full { .. })
     ));
-    client(&db)
+    db.client()
         .await
         .batch_execute(&format!("TRUNCATE \"{}\".queue", db.schema))
         .await

@@ -93,6 +93,28 @@ pub(crate) struct Database {
     server: Option<Server>,
 }
 
+impl Database {
+    /// The crate's database on this server, in this test's schema (created when opened).
+    pub(crate) async fn open(&self) -> tower_webhook::postgres::Postgres {
+        tower_webhook::postgres::Postgres::builder(&self.url)
+            .expect("a valid URL")
+            .schema(self.schema.clone())
+            .open()
+            .await
+            .expect("the database opens")
+    }
+
+    /// A client of its own on this server, its connection driven in the background.
+    pub(crate) async fn client(&self) -> tower_webhook::postgres::tokio_postgres::Client {
+        use tower_webhook::postgres::tokio_postgres;
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .expect("a connection");
+        tokio::spawn(connection);
+        client
+    }
+}
+
 /// A database for `test`: on the server of [`URL_VAR`] when it is set, else on a private server;
 /// `None`, after saying why, when neither is possible, unless `CI=true`: then it fails.
 pub(crate) async fn database(test: &str) -> Option<Database> {

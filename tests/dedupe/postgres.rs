@@ -36,19 +36,10 @@ use crate::{
     suite::{self, Harness, answer, until_processed, vn_event},
 };
 
-async fn open(database: &Database) -> Postgres {
-    Postgres::builder(&database.url)
-        .unwrap()
-        .schema(database.schema.clone())
-        .open()
-        .await
-        .unwrap()
-}
-
 /// A store in the schema of `test`, or `None` (skipped, outside CI) without a server.
 async fn store(test: &str) -> Option<(Database, PostgresStore)> {
     let database = database(test).await?;
-    let store = PostgresStore::new(&open(&database).await);
+    let store = PostgresStore::new(&database.open().await);
     Some((database, store))
 }
 
@@ -66,7 +57,7 @@ async fn postgres_two_replicas_run_the_handler_once() {
         return;
     };
     // Two pools, as two replicas of a service.
-    let two = PostgresStore::new(&open(&db).await);
+    let two = PostgresStore::new(&db.open().await);
     suite::two_replicas_run_the_handler_once(one, two).await;
 }
 
@@ -132,7 +123,7 @@ async fn records_outlive_the_store_and_a_full_store_refuses_new_keys() {
         Claim::Acquired
     );
     drop(store);
-    let store = PostgresStore::new(&open(&db).await).max_entries(3);
+    let store = PostgresStore::new(&db.open().await).max_entries(3);
     assert_eq!(
         store.claim("done", &Token::random(), lease).await.unwrap(),
         Claim::Done
@@ -246,10 +237,7 @@ async fn postgres_stall_leaves_no_claim_behind() {
 
 /// The effects table of the exactly-once tests.
 async fn effects(db: &Database) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = db.client().await;
     client
         .batch_execute(&format!(
             "CREATE TABLE \"{}\".effects (video text, n serial PRIMARY KEY)",
@@ -334,7 +322,7 @@ async fn effects_commit_with_the_record_exactly_once() {
         return;
     };
     let reader = effects(&db).await;
-    let two = PostgresStore::new(&open(&db).await);
+    let two = PostgresStore::new(&db.open().await);
     let runs = Arc::new(AtomicUsize::new(0));
     let crash = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let services = [
@@ -457,10 +445,7 @@ async fn expired_records_are_swept_as_claims_go_on() {
     let Some((db, store)) = store("pg_dedupe_sweep").await else {
         return;
     };
-    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = db.client().await;
     let records = || async {
         client
             .query_one(
