@@ -158,6 +158,9 @@ pub mod provider;
 #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub mod queue;
 pub mod scheme;
+#[cfg(feature = "tenants")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tenants")))]
+pub mod tenant;
 pub mod verify;
 
 pub use self::{

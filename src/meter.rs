@@ -114,18 +114,36 @@ impl Meter {
     }
 
     /// A request received at `received_at` was verified and decoded just now: counts it and
-    /// records how long that took (one clock read).
+    /// records how long that took (one clock read). With a `tenant` (the layer labels tenants),
+    /// the keys are built for it.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn verified(&self, received_at: SystemTime) {
+    pub(crate) fn verified(&self, received_at: SystemTime, tenant: Option<&str>) {
         #[cfg(feature = "metrics")]
         {
             let seconds = seconds_since(received_at);
+            let tenant_keys = tenant.map(|tenant| {
+                let tenant = MetricLabel::new(names::TENANT, tenant.to_owned());
+                let mut verified = self.keys.label.labels(names::VERIFIED);
+                verified.push(tenant.clone());
+                (
+                    Key::from_parts(names::REQUESTS, verified),
+                    Key::from_parts(
+                        names::VERIFY_SECONDS,
+                        vec![
+                            MetricLabel::new(names::PROVIDER, self.keys.label.value()),
+                            tenant,
+                        ],
+                    ),
+                )
+            });
+            let (verified, verify_seconds) = match &tenant_keys {
+                Some((verified, seconds)) => (verified, seconds),
+                None => (&self.keys.verified, &self.keys.verify_seconds),
+            };
             metrics::with_recorder(|recorder| {
+                recorder.register_counter(verified, &METADATA).increment(1);
                 recorder
-                    .register_counter(&self.keys.verified, &METADATA)
-                    .increment(1);
-                recorder
-                    .register_histogram(&self.keys.verify_seconds, &METADATA)
+                    .register_histogram(verify_seconds, &METADATA)
                     .record(seconds);
             });
         }

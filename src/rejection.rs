@@ -15,6 +15,7 @@
 //! | deduplication: a repeat of a processed event | 200 OK (with `x-webhook-duplicate: true`) |
 //! | deduplication: a repeat while the first delivery is processed | 409 Conflict |
 //! | deduplication: the store is unavailable | 503 Service Unavailable |
+//! | tenants: the tenant's secrets could not be looked up (an unknown tenant is a signature mismatch: 401) | 503 Service Unavailable |
 //! | deduplication outside the verifying layer | 500 Internal Server Error |
 //!
 //! # Keep-alive
@@ -84,6 +85,11 @@ pub enum Rejection {
     #[cfg(feature = "queue")]
     #[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
     Queue(crate::queue::QueueError),
+    /// The secrets of the tenant the request names could not be looked up (the lookup failed or
+    /// took too long): 503, so that the provider retries. See [`tenant`](crate::tenant).
+    #[cfg(feature = "tenants")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tenants")))]
+    Tenant(crate::tenant::TenantError),
     /// A layer that works on verified webhooks found no `Verified<E>` of its event type on the
     /// request: it is not inside a [`VerifyWebhookLayer`](crate::VerifyWebhookLayer) decoding
     /// that type. A configuration error: 500.
@@ -98,7 +104,7 @@ impl Rejection {
     /// `missing_signature`, `malformed_signature`, `repeated_signature`, `signature_mismatch`,
     /// `out_of_tolerance`, `signature_refused` (a scheme's own reason), `too_large`,
     /// `body_error`, `invalid_event`, `duplicate`, `in_flight`, `store_unavailable`,
-    /// `queue_unavailable`, `not_verified`. Never anything of the request.
+    /// `queue_unavailable`, `tenant_unavailable`, `not_verified`. Never anything of the request.
     ///
     /// ```
     /// use tower_webhook::{Rejection, SignatureError};
@@ -124,6 +130,8 @@ impl Rejection {
             Self::Store(_) => "store_unavailable",
             #[cfg(feature = "queue")]
             Self::Queue(_) => "queue_unavailable",
+            #[cfg(feature = "tenants")]
+            Self::Tenant(_) => "tenant_unavailable",
             Self::NotVerified { .. } => "not_verified",
         }
     }
@@ -139,6 +147,8 @@ impl Rejection {
             Self::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             #[cfg(feature = "queue")]
             Self::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
+            #[cfg(feature = "tenants")]
+            Self::Tenant(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotVerified { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -160,6 +170,8 @@ impl fmt::Display for Rejection {
             Self::Store(err) => fmt::Display::fmt(err, f),
             #[cfg(feature = "queue")]
             Self::Queue(err) => fmt::Display::fmt(err, f),
+            #[cfg(feature = "tenants")]
+            Self::Tenant(err) => fmt::Display::fmt(err, f),
             Self::NotVerified { event } => write!(
                 f,
                 "no verified webhook of type `{event}` on the request: put this layer inside a \
@@ -179,6 +191,8 @@ impl StdError for Rejection {
             Self::Store(err) => Some(err),
             #[cfg(feature = "queue")]
             Self::Queue(err) => Some(err),
+            #[cfg(feature = "tenants")]
+            Self::Tenant(err) => Some(err),
             Self::Duplicate | Self::InFlight | Self::NotVerified { .. } => None,
         }
     }

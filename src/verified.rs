@@ -64,6 +64,8 @@ pub struct Verified<E = ()> {
     event_type_signed: bool,
     timestamp: Option<i64>,
     received_at: SystemTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tenant: Option<Arc<str>>,
 }
 
 impl<E> Verified<E> {
@@ -84,6 +86,7 @@ impl<E> Verified<E> {
             event_type_signed: false,
             timestamp: None,
             received_at: SystemTime::now(),
+            tenant: None,
         }
     }
 
@@ -106,7 +109,14 @@ impl<E> Verified<E> {
             event_type: delivery.event_type,
             timestamp: delivery.timestamp,
             received_at,
+            tenant: delivery.tenant,
         }
+    }
+
+    /// The tenant whose secret verified the request, for a layer with secrets per tenant
+    /// ([`tenant`](crate::tenant)); `None` for a layer with secrets of its own.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// The provider's name, shared.
@@ -118,6 +128,13 @@ impl<E> Verified<E> {
     #[must_use]
     pub fn with_provider(mut self, provider: impl Into<Arc<str>>) -> Self {
         self.provider = provider.into();
+        self
+    }
+
+    /// Sets the tenant (see [`tenant`](Self::tenant)).
+    #[must_use]
+    pub fn with_tenant(mut self, tenant: impl Into<Arc<str>>) -> Self {
+        self.tenant = Some(tenant.into());
         self
     }
 

@@ -149,6 +149,30 @@ pub fn store_key(namespace: &str, key: &str) -> String {
     stored
 }
 
+/// The key the layer stores for an event key of a verified request: [`store_key`] for a
+/// request without a tenant, and for one with a tenant
+/// ([`Verified::tenant`](crate::Verified::tenant)) the same with the tenant hashed in front of
+/// the event key, so that the same provider event id under two tenants is two events.
+///
+/// ```
+/// use tower_webhook::dedupe::{store_key, tenant_key};
+///
+/// let key = r#"["video.processed","vid_1",null,"2026-03-30T10:15:00Z"]"#;
+/// assert_eq!(tenant_key("videonest", None, key), store_key("videonest", key));
+/// assert_ne!(tenant_key("videonest", Some("acme"), key), tenant_key("videonest", Some("globex"), key));
+/// assert_ne!(tenant_key("videonest", Some("acme"), key), store_key("videonest", key));
+/// ```
+///
+/// A tenant id holds no control character (see [`tenant`](crate::tenant)), so the hashed
+/// input, `\0{tenant}\0{key}`, tells tenants apart; it never equals an event key of a request
+/// without a tenant unless that key itself starts with a NUL byte.
+pub fn tenant_key(namespace: &str, tenant: Option<&str>, key: &str) -> String {
+    match tenant {
+        None => store_key(namespace, key),
+        Some(tenant) => store_key(namespace, &format!("\0{tenant}\0{key}")),
+    }
+}
+
 pub use self::{
     future::{DUPLICATE_HEADER, ResponseFuture},
     layer::{DEFAULT_LEASE, DEFAULT_RETENTION, DedupeLayer},

@@ -11,7 +11,7 @@ use super::{
     DedupeKey, DedupeLayer,
     future::ResponseFuture,
     store::{Store, Token},
-    store_key,
+    tenant_key,
 };
 use crate::{Rejection, RejectionResponse, Verified, meter::Label, rejection::respond};
 
@@ -60,7 +60,7 @@ where
         let label = Label::new(verified.provider_name());
         let key = (layer.key)(verified).map(|key| {
             let namespace = layer.namespace.as_deref().unwrap_or(verified.provider());
-            Arc::<str>::from(store_key(namespace, &key))
+            Arc::<str>::from(tenant_key(namespace, verified.tenant(), &key))
         });
         let mut request = request;
         let claim = key.map(|key| (key, Token::random()));

@@ -42,14 +42,15 @@
 //!
 //! | name | kind | labels | what |
 //! | --- | --- | --- | --- |
-//! | `webhook_requests` | counter | `provider`, `outcome` = `verified` | requests whose signature held and whose body decoded ([`VerifyWebhookLayer`](crate::VerifyWebhookLayer)) |
-//! | `webhook_requests` | counter | `provider`, `outcome` = `refused`, `reason` | requests the verifying layer refused, by [`Rejection::label`](crate::Rejection::label): `missing_signature`, `malformed_signature`, `repeated_signature`, `signature_mismatch`, `out_of_tolerance`, `signature_refused`, `too_large`, `body_error`, `invalid_event` |
+//! | `webhook_requests` | counter | `provider`, `outcome` = `verified` (and `tenant`, with [`VerifyWebhookLayer::label_tenants`](crate::VerifyWebhookLayer::label_tenants)) | requests whose signature held and whose body decoded ([`VerifyWebhookLayer`](crate::VerifyWebhookLayer)) |
+//! | `webhook_requests` | counter | `provider`, `outcome` = `refused`, `reason` | requests the verifying layer refused, by [`Rejection::label`](crate::Rejection::label): `missing_signature`, `malformed_signature`, `repeated_signature`, `signature_mismatch`, `out_of_tolerance`, `signature_refused`, `too_large`, `body_error`, `invalid_event`, `tenant_unavailable` |
 //! | `webhook_verify_duration_seconds` | histogram | `provider` | from a request reaching the verifying layer to its verdict, for verified requests: reading the body, checking the signature, decoding the event |
 //! | `webhook_dedupe` | counter | `provider`, `outcome` | what [`DedupeLayer`](crate::dedupe::DedupeLayer) did with a verified request: `first` (claimed, handed on), `duplicate` (200, not handled), `in_flight` (409), `store_unavailable` (503), `fail_open` (store unavailable, handled anyway), `unkeyed` (no key: handled as without the layer) |
 //! | `webhook_enqueued` | counter | `provider`, `outcome` | what `queue::Enqueue` did: `stored`, `duplicate` (200, stored before), `in_flight` (409), `queue_unavailable` (503, nothing acknowledged) |
 //! | `webhook_deliveries` | counter | `provider`, `outcome` | what a `queue::Worker` did with each attempt: `processed` (acknowledged), `retried` (failed, tried again later), `dead_lettered` (failed its last attempt, or could not be read: provider `unknown`); and `replayed` when a worker takes a delivery replayed from the dead letters for its first attempt since (besides that attempt's own outcome) |
 //! | `webhook_handler_duration_seconds` | histogram | `provider` | how long a worker's service took on one attempt (the handler of a delivery taken from the queue) |
 //! | `webhook_queue_lag_seconds` | histogram | `provider` | for each processed delivery, from its request reaching the verifying layer to the worker's acknowledgement |
+//! | `webhook_tenant_lookups` | counter | `provider`, `outcome` | lookups of a tenant's secrets ([`tenant`](crate::tenant), feature `tenants`): `found`, `unknown`, `failed` (the lookup's error, or a secret the scheme cannot use), `timed_out` |
 //! | `webhook_queue_messages` | gauge | `state` = `ready`, `pending`, `delayed`, `dead` | what the queue holds ([`Queue::stats`](crate::queue::Queue::stats)), set by each running `queue::Worker` every [`Worker::stats_interval`](crate::queue::Worker::stats_interval) |
 //!
 //! Durations are in seconds. The queue gauges name no queue: a process whose workers serve

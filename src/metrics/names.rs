@@ -20,6 +20,9 @@ pub const QUEUE_LAG_SECONDS: &str = "webhook_queue_lag_seconds";
 /// The gauge of messages a queue holds, by state: `webhook_queue_messages`.
 pub const QUEUE_MESSAGES: &str = "webhook_queue_messages";
 
+/// The counter of tenant lookups by outcome (feature `tenants`): `webhook_tenant_lookups`.
+pub const TENANT_LOOKUPS: &str = "webhook_tenant_lookups";
+
 /// The label naming the provider (the scheme's name).
 pub const PROVIDER: &str = "provider";
 /// The label naming an outcome.
@@ -67,3 +70,14 @@ pub const REPLAYED: &str = "replayed";
 /// `outcome` of [`DELIVERIES`]: failed for the last time (or unreadable): moved to the dead
 /// letters.
 pub const DEAD_LETTERED: &str = "dead_lettered";
+/// `webhook_tenant_lookups`: the lookup found the tenant's secrets.
+pub const FOUND: &str = "found";
+/// `webhook_tenant_lookups`: the lookup found no such tenant.
+pub const UNKNOWN: &str = "unknown";
+/// `webhook_tenant_lookups`: the lookup failed, or returned a secret the scheme cannot use.
+pub const FAILED: &str = "failed";
+/// `webhook_tenant_lookups`: the lookup took longer than its timeout.
+pub const TIMED_OUT: &str = "timed_out";
+/// The label naming the tenant of a verified request, with
+/// [`VerifyWebhookLayer::label_tenants`](crate::VerifyWebhookLayer::label_tenants) only.
+pub const TENANT: &str = "tenant";

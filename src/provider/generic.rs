@@ -200,6 +200,31 @@ pub fn layer(builder: HmacBuilder) -> Result<VerifyWebhookLayer<Hmac, Event>, Co
     super::layer(builder)
 }
 
+/// A layer verifying with `builder`'s scheme keyed with each tenant's secrets, as `tenants`
+/// finds them (see [`tenant`](crate::tenant)), decoding into [`Event`]. Secrets given to
+/// `builder` are not used for any tenant.
+///
+/// ```
+/// use tower_webhook::{provider::{generic, github}, tenant::Tenants};
+///
+/// let tenants = Tenants::new(|_tenant: String| async { Ok::<_, std::io::Error>(None::<Vec<String>>) });
+/// let layer = generic::tenant_layer(github::scheme(), &tenants)?;
+/// # let _ = layer;
+/// # Ok::<_, tower_webhook::ConfigError>(())
+/// ```
+///
+/// # Errors
+///
+/// Whatever [`HmacBuilder::build`] reports of the declaration.
+#[cfg(feature = "tenants")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tenants")))]
+pub fn tenant_layer(
+    builder: HmacBuilder,
+    tenants: &crate::tenant::Tenants,
+) -> Result<VerifyWebhookLayer<crate::tenant::Tenanted<crate::scheme::Hmac>, Event>, ConfigError> {
+    super::tenant_layer(builder, tenants)
+}
+
 impl super::PresetEvent for Event {
     fn decoder(builder: &HmacBuilder) -> impl Decode<Self> {
         Decoder::new(builder)

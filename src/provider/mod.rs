@@ -87,6 +87,25 @@ pub(crate) fn layer<E: PresetEvent>(
         .trace_event_types())
 }
 
+/// The layer of a preset verifying each request with the secrets of its tenant: `builder`
+/// built as the template of every tenant's scheme, its events decoded into `E`.
+#[cfg(feature = "tenants")]
+pub(crate) fn tenant_layer<E: PresetEvent>(
+    builder: HmacBuilder,
+    tenants: &crate::tenant::Tenants,
+) -> Result<VerifyWebhookLayer<crate::tenant::Tenanted<Hmac>, E>, ConfigError> {
+    // The template's own key only checks requests for unknown tenants, whose result is thrown
+    // away; this one is valid in every key format (raw bytes, or base64 after `whsec_`).
+    const TEMPLATE_SECRET: &str = "dGVuYW50";
+    let decoder = E::decoder(&builder);
+    let template = builder.secret(TEMPLATE_SECRET).build()?;
+    Ok(
+        VerifyWebhookLayer::new(crate::tenant::Tenanted::new(template, tenants))
+            .decode_with(decoder)
+            .trace_event_types(),
+    )
+}
+
 /// The headers a sender with `secret` puts on `body`: the scheme of `builder`, signing at
 /// `timestamp` (the clock's time when `None`) with the signed header values of `headers`.
 pub(crate) fn headers(
@@ -141,6 +160,23 @@ macro_rules! preset {
             I::Item: Into<$crate::Secret>,
         {
             $crate::provider::layer(scheme().secrets(secrets))
+        }
+
+        #[cfg(feature = "tenants")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "tenants")))]
+        #[doc = concat!(
+            "A layer that verifies ", $provider, " webhooks for many tenants, each with its own ",
+            "secrets, as `tenants` finds them (see [`tenant`](crate::tenant)), and decodes them ",
+            "into [`", stringify!($event), "`].\n\n# Errors\n\nNone for this preset; the ",
+            "`Result` matches [`layer`]'s."
+        )]
+        pub fn tenant_layer(
+            tenants: &$crate::tenant::Tenants,
+        ) -> Result<
+            $crate::VerifyWebhookLayer<$crate::tenant::Tenanted<$crate::scheme::Hmac>, $event>,
+            $crate::ConfigError,
+        > {
+            $crate::provider::tenant_layer(scheme(), tenants)
         }
 
         $crate::provider::preset!(@sign $provider, $($signs)+);

@@ -20,7 +20,7 @@ use tower::Service;
 use super::{Pushed, Queue, QueueError, QueueFuture, delivery::StoredRef};
 use crate::{
     DefaultRejectionResponse, Rejection, RejectionResponse, Verified, WebhookEvent,
-    dedupe::{DEFAULT_RETENTION, DUPLICATE_HEADER, DedupeKey, store_key},
+    dedupe::{DEFAULT_RETENTION, DUPLICATE_HEADER, DedupeKey, tenant_key},
     meter::Label,
     metrics as names,
     rejection::respond,
@@ -159,7 +159,7 @@ impl<E, Q, R> Enqueue<E, Q, R> {
     }
 
     /// With [`deduplicate`](Self::deduplicate): the namespace keys are recorded under,
-    /// `{namespace}:{SHA-256 of the key}` ([`store_key`]), instead of the verifying scheme's
+    /// `{namespace}:{SHA-256 of the key}` ([`tenant_key`]), instead of the verifying scheme's
     /// name ([`Verified::provider`]).
     pub fn namespace(mut self, namespace: impl Into<Arc<str>>) -> Self {
         self.once.namespace = Some(namespace.into());
@@ -241,7 +241,7 @@ where
                         .namespace
                         .as_deref()
                         .unwrap_or(verified.provider());
-                    let key = store_key(namespace, &key);
+                    let key = tenant_key(namespace, verified.tenant(), &key);
                     (
                         Some((key.clone(), self.once.retention)),
                         Some(Cow::Owned(key)),

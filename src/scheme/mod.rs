@@ -57,8 +57,12 @@ pub(crate) mod hex;
 mod js_json;
 mod timestamp;
 
+use std::{fmt, future::Future, pin::Pin};
+
 use bytes::Bytes;
 use http::request::Parts;
+
+use crate::Rejection;
 
 pub use self::{
     hmac::{
@@ -109,6 +113,18 @@ pub trait Scheme: Send + Sync + 'static {
         "webhook"
     }
 
+    /// Looks up what verifying needs besides the scheme's own configuration, such as the
+    /// secrets of the tenant a request is for ([`Tenanted`](crate::tenant::Tenanted)). Called
+    /// once per request, after [`signature`](Scheme::signature) accepted the head and before any
+    /// of the body is read; `head` may be read (or have extensions taken from it).
+    ///
+    /// The default has nothing to look up: the signature is ready, and a layer whose scheme
+    /// keeps its keys in itself pays nothing for this step.
+    fn resolve(&self, head: &mut Parts, signature: Self::Signature) -> Resolution<Self::Signature> {
+        let _ = head;
+        Resolution::Ready(Ok(signature))
+    }
+
     /// What is known about a verified delivery: its id, event type and signed timestamp, for
     /// schemes that have them, and whether the signature covers the id and the event type
     /// ([`Delivery::id_signed`], [`Delivery::event_type_signed`]), read from the request head
@@ -118,6 +134,26 @@ pub trait Scheme: Send + Sync + 'static {
     fn delivery(&self, head: &Parts, signature: &Self::Signature, signed: &Bytes) -> Delivery {
         let _ = (head, signature, signed);
         Delivery::default()
+    }
+}
+
+/// What [`Scheme::resolve`] gives: the signature, ready to verify, now or once a lookup
+/// finished, or the refusal of the request.
+pub enum Resolution<S> {
+    /// Known now: the signature to verify, or the refusal.
+    Ready(Result<S, Rejection>),
+    /// Known once this future finishes (a lookup that missed the cache). The layer waits for it
+    /// before reading the body.
+    Pending(Pin<Box<dyn Future<Output = Result<S, Rejection>> + Send>>),
+}
+
+impl<S> fmt::Debug for Resolution<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ready(Ok(_)) => "Resolution::Ready(Ok(..))",
+            Self::Ready(Err(_)) => "Resolution::Ready(Err(..))",
+            Self::Pending(_) => "Resolution::Pending(..)",
+        })
     }
 }
 
@@ -154,6 +190,9 @@ pub struct Delivery {
     /// Whether the signature covers [`event_type`](Self::event_type); `false` when there is
     /// none.
     pub event_type_signed: bool,
+    /// The tenant whose secret verified the delivery, for a scheme with secrets per tenant
+    /// ([`Tenanted`](crate::tenant::Tenanted)).
+    pub tenant: Option<std::sync::Arc<str>>,
 }
 
 impl Delivery {

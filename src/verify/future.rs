@@ -52,6 +52,12 @@ where
     S: Service<Request<Full<Bytes>>>,
     Sc: Scheme,
 {
+    /// Waiting for what the scheme looks up before the body is read (a tenant's secrets);
+    /// the body, not yet polled, and the rest of the request wait in `waiting`.
+    Resolving {
+        lookup: Lookup<Sc>,
+        waiting: Option<Waiting<B, S, Sc, E, R>>,
+    },
     /// Reading the body; everything needed afterwards waits in `pending`.
     Collecting {
         #[pin]
@@ -74,13 +80,34 @@ where
 type Admitted<S, Sc, E, R> =
     Result<(S, Request<Full<Bytes>>, Trace), (Arc<Shared<Sc, E, R>>, Rejection)>;
 
-/// What a request needs once its body is in.
-pub(crate) struct Pending<S, Sc: Scheme, E, R> {
+/// The body, not yet polled, and the rest of a request whose scheme is looking up what it needs.
+type Waiting<B, S, Sc, E, R> = (B, Pending<S, Sc, E, R, ()>);
+
+/// A scheme's lookup under way ([`Resolution::Pending`](crate::scheme::Resolution::Pending)).
+type Lookup<Sc> =
+    Pin<Box<dyn Future<Output = Result<<Sc as Scheme>::Signature, Rejection>> + Send>>;
+
+/// What a request needs once its body is in (`G`: its signature; `()` while the scheme is
+/// still looking up what it needs).
+pub(crate) struct Pending<S, Sc: Scheme, E, R, G = <Sc as Scheme>::Signature> {
     pub(crate) head: Parts,
-    pub(crate) signature: Sc::Signature,
+    pub(crate) signature: G,
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared<Sc, E, R>>,
     pub(crate) received_at: SystemTime,
+}
+
+impl<S, Sc: Scheme, E, R> Pending<S, Sc, E, R, ()> {
+    /// The request with the signature its lookup resolved.
+    fn with(self, signature: Sc::Signature) -> Pending<S, Sc, E, R> {
+        Pending {
+            head: self.head,
+            signature,
+            inner: self.inner,
+            shared: self.shared,
+            received_at: self.received_at,
+        }
+    }
 }
 
 impl<S, Sc, E, R> Pending<S, Sc, E, R>
@@ -108,6 +135,8 @@ where
         if headers.remove(TRANSFER_ENCODING).is_some() || !has_content_length(headers, body.len()) {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
+        // Only with `label_tenants`: a label per tenant multiplies time series.
+        let tenant = delivery.tenant.as_deref().filter(|_| shared.label_tenants);
         let event = match shared.decode.decode(&self.head, &body) {
             Ok(event) => event,
             Err(err) => {
@@ -117,6 +146,7 @@ where
                     &shared.provider,
                     delivery.event_type.as_deref(),
                     delivery.id.as_deref(),
+                    tenant,
                 )
                 .refused(&rejection);
                 return Err((self.shared, rejection));
@@ -129,8 +159,9 @@ where
                 .as_deref()
                 .or_else(|| shared.event_type.map(|read| read(&event))),
             delivery.id.as_deref(),
+            tenant,
         );
-        shared.meter.verified(self.received_at);
+        shared.meter.verified(self.received_at, tenant);
         self.head.extensions.insert(Verified::from_layer(
             event,
             body.clone(),
@@ -183,6 +214,19 @@ where
         }
     }
 
+    pub(crate) fn resolving(
+        lookup: Lookup<Sc>,
+        body: B,
+        waiting: Pending<S, Sc, E, R, ()>,
+    ) -> Self {
+        Self {
+            state: State::Resolving {
+                lookup,
+                waiting: Some((body, waiting)),
+            },
+        }
+    }
+
     pub(crate) fn rejected(response: S::Response) -> Self {
         Self {
             state: State::Rejected {
@@ -209,6 +253,32 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
+                StateProj::Resolving { lookup, waiting } => {
+                    let resolved = ready!(lookup.as_mut().poll(cx));
+                    let (body, waiting) = waiting.take().expect(POLLED_AFTER_COMPLETION);
+                    match resolved {
+                        Ok(signature) => {
+                            let limit = waiting.shared.max_body_size;
+                            this.state.set(State::Collecting {
+                                body,
+                                collector: Collector::new(limit),
+                                pending: Some(waiting.with(signature)),
+                            });
+                        }
+                        Err(rejection) => {
+                            let shared = &waiting.shared;
+                            trace::refused(&shared.provider, &shared.meter, &rejection);
+                            let response = respond_early(
+                                &shared.rejection,
+                                rejection,
+                                waiting.head.version,
+                                &body,
+                            );
+                            this.state.set(State::Rejected { response: None });
+                            return Poll::Ready(Ok(response));
+                        }
+                    }
+                }
                 StateProj::Collecting {
                     mut body,
                     collector,
@@ -269,6 +339,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
+            State::Resolving { .. } => "Resolving",
             State::Collecting { .. } => "Collecting",
             State::Calling { .. } => "Calling",
             State::Rejected { .. } => "Rejected",

@@ -45,6 +45,7 @@ impl<Sc: Scheme> VerifyWebhookLayer<Sc> {
                 decode: Arc::new(Nothing),
                 event_type: None,
                 rejection: DefaultRejectionResponse,
+                label_tenants: false,
             },
         }
     }
@@ -124,6 +125,17 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
         self
     }
 
+    /// Records the tenant of each verified request ([`Verified::tenant`](crate::Verified::tenant),
+    /// for a layer with secrets per tenant: see [`tenant`](crate::tenant)) in its `tracing` span
+    /// (field `tenant`, feature `tracing`) and as a `tenant` label of the verified-request
+    /// metrics (feature `metrics`). Off by default: every tenant adds time series, and a
+    /// metrics backend may not take that many. Only tenants whose secret verified a request are
+    /// ever recorded, never the id an unverified request names.
+    pub fn label_tenants(mut self) -> Self {
+        self.shared.label_tenants = true;
+        self
+    }
+
     /// Replaces the response sent for refused requests; see
     /// [`RejectionResponse`](crate::RejectionResponse).
     pub fn rejection_response<R2>(self, rejection: R2) -> VerifyWebhookLayer<Sc, E, R2> {
@@ -152,6 +164,7 @@ impl<Sc, E, R> VerifyWebhookLayer<Sc, E, R> {
                 event_type,
                 rejection,
                 meter: shared.meter,
+                label_tenants: shared.label_tenants,
             },
         }
     }

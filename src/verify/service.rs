@@ -17,7 +17,10 @@ use super::{
 };
 use crate::{
     BoxError, DefaultRejectionResponse, Rejection, RejectionResponse, VerifyWebhookLayer,
-    decode::Decode, meter::Meter, rejection::respond_early, scheme::Scheme,
+    decode::Decode,
+    meter::Meter,
+    rejection::respond_early,
+    scheme::{Resolution, Scheme},
 };
 
 /// Middleware that verifies webhook signatures; made by [`VerifyWebhookLayer`].
@@ -44,6 +47,8 @@ pub(crate) struct Shared<Sc, E, R> {
     pub(crate) rejection: R,
     /// What the layer reports to `metrics` (nothing without the feature).
     pub(crate) meter: Meter,
+    /// Whether the tenant of a verified request goes into its span and metrics labels.
+    pub(crate) label_tenants: bool,
 }
 
 impl<Sc, E, R: Clone> Clone for Shared<Sc, E, R> {
@@ -56,6 +61,7 @@ impl<Sc, E, R: Clone> Clone for Shared<Sc, E, R> {
             event_type: self.event_type,
             rejection: self.rejection.clone(),
             meter: self.meter.clone(),
+            label_tenants: self.label_tenants,
         }
     }
 }
@@ -101,7 +107,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let received_at = SystemTime::now();
-        let (head, body) = request.into_parts();
+        let (mut head, body) = request.into_parts();
         let shared = &*self.shared;
 
         // Refusals that need no body are answered at once (with `Connection: close` on HTTP/1.x
@@ -114,9 +120,26 @@ where
         } else {
             shared.scheme.signature(&head).map_err(Rejection::from)
         };
-        let signature = match early {
-            Ok(signature) => signature,
-            Err(rejection) => {
+        // Whatever the scheme looks up (a tenant's secrets) before the body is read.
+        let resolved = early.map(|signature| shared.scheme.resolve(&mut head, signature));
+        let signature = match resolved {
+            Ok(Resolution::Ready(Ok(signature))) => signature,
+            Ok(Resolution::Pending(lookup)) => {
+                let clone = self.inner.clone();
+                let inner = mem::replace(&mut self.inner, clone);
+                return ResponseFuture::resolving(
+                    lookup,
+                    body,
+                    Pending {
+                        head,
+                        signature: (),
+                        inner,
+                        shared: Arc::clone(&self.shared),
+                        received_at,
+                    },
+                );
+            }
+            Err(rejection) | Ok(Resolution::Ready(Err(rejection))) => {
                 trace::refused(&shared.provider, &shared.meter, &rejection);
                 return ResponseFuture::rejected(respond_early(
                     &shared.rejection,

@@ -2,7 +2,8 @@
 //! and a debug event per refusal; and, through [`Meter`], what it tells `metrics` (feature
 //! `metrics`). Without the features, the same calls compile to nothing.
 //!
-//! Fields hold metadata only: the provider, the event type and delivery id (as the scheme or
+//! Fields hold metadata only: the provider, the tenant (with
+//! [`label_tenants`](crate::VerifyWebhookLayer::label_tenants) only), the event type and delivery id (as the scheme or
 //! the event reports them), the status and the outcome. Never a secret, a signature value, a
 //! header value or any of the body: a decoder's message, which may quote the body, is left out
 //! of the reason.
@@ -23,12 +24,14 @@ impl Trace {
         provider: &str,
         event_type: Option<&str>,
         delivery_id: Option<&str>,
+        tenant: Option<&str>,
     ) -> Self {
         Self {
             #[cfg(feature = "tracing")]
             span: tracing::info_span!(
                 "webhook",
                 provider,
+                tenant,
                 event_type,
                 delivery_id,
                 status = tracing::field::Empty,

@@ -125,10 +125,32 @@ where
     I: IntoIterator,
     I::Item: Into<Secret>,
 {
+    check_window(tolerance)?;
+    super::layer(windowed_scheme(tolerance).secrets(secrets))
+}
+
+/// A layer like [`tenant_layer`] with a replay window of `tolerance` on the body's `timestamp`;
+/// see [`windowed_scheme`].
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidScheme`] when `tolerance` does not exceed [`RETRY_HORIZON`].
+#[cfg(feature = "tenants")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tenants")))]
+pub fn tenant_layer_with_window(
+    tenants: &crate::tenant::Tenants,
+    tolerance: Duration,
+) -> Result<VerifyWebhookLayer<crate::tenant::Tenanted<Hmac>, Event>, ConfigError> {
+    check_window(tolerance)?;
+    super::tenant_layer(windowed_scheme(tolerance), tenants)
+}
+
+/// Refuses a window that does not exceed [`RETRY_HORIZON`].
+fn check_window(tolerance: Duration) -> Result<(), ConfigError> {
     if tolerance <= RETRY_HORIZON {
         return Err(ConfigError::InvalidScheme {
             reason: "a VideoNest replay window must exceed its 36-minute retry horizon",
         });
     }
-    super::layer(windowed_scheme(tolerance).secrets(secrets))
+    Ok(())
 }

@@ -257,25 +257,7 @@ impl HmacBuilder {
             // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
             return invalid("a timestamp header must be signed: add Part::Timestamp");
         }
-        if self.secrets.is_empty() {
-            return Err(ConfigError::NoSecret);
-        }
-        let keys = self
-            .secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| {
-                if secret.is_empty() {
-                    return Err(ConfigError::EmptySecret { index });
-                }
-                let key = derive_key(self.key_format, secret.expose())
-                    .ok_or(ConfigError::InvalidSecret { index })?;
-                if key.is_empty() {
-                    return Err(ConfigError::EmptySecret { index });
-                }
-                Ok(Key::new(self.digest, &key))
-            })
-            .collect::<Result<Box<[_]>, _>>()?;
+        let keys = keys(self.digest, self.key_format, &self.secrets)?;
         let tolerance = match self.timestamp {
             TimestampSource::None => None,
             _ => Some(self.tolerance.unwrap_or(Self::DEFAULT_TOLERANCE)),
@@ -319,9 +301,40 @@ impl HmacBuilder {
                 ..self.metadata
             },
             header,
+            key_format: self.key_format,
             keys,
         })
     }
+}
+
+/// One keyed HMAC state per secret, in order.
+///
+/// # Errors
+///
+/// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`] or [`ConfigError::InvalidSecret`].
+pub(super) fn keys(
+    digest: Digest,
+    format: KeyFormat,
+    secrets: &[Secret],
+) -> Result<Box<[Key]>, ConfigError> {
+    if secrets.is_empty() {
+        return Err(ConfigError::NoSecret);
+    }
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, secret)| {
+            if secret.is_empty() {
+                return Err(ConfigError::EmptySecret { index });
+            }
+            let key =
+                derive_key(format, secret.expose()).ok_or(ConfigError::InvalidSecret { index })?;
+            if key.is_empty() {
+                return Err(ConfigError::EmptySecret { index });
+            }
+            Ok(Key::new(digest, &key))
+        })
+        .collect()
 }
 
 pub(super) fn derive_key(format: KeyFormat, secret: &[u8]) -> Option<Zeroizing<Vec<u8>>> {

@@ -23,6 +23,7 @@ use super::{
     Delivery, Scheme, SignatureError, Signed, js_json,
     timestamp::{self, SharedClock},
 };
+use crate::{ConfigError, Secret};
 
 mod builder;
 mod metadata;
@@ -100,6 +101,7 @@ pub struct Hmac {
     tolerance: Option<Duration>,
     clock: SharedClock,
     metadata: Metadata,
+    key_format: KeyFormat,
     keys: Box<[Key]>,
 }
 
@@ -114,6 +116,34 @@ impl Hmac {
     /// headers).
     pub fn sha1(header: impl Into<String>) -> HmacBuilder {
         HmacBuilder::new(header, Digest::Sha1)
+    }
+
+    /// The same scheme keyed with `secrets` instead of its own: what a
+    /// [`Tenanted`](crate::tenant::Tenanted) scheme builds for each tenant. Several secrets
+    /// rotate as in [`HmacBuilder::secrets`]: any one matching is enough.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use tower_webhook::{Secret, provider::github};
+    ///
+    /// let scheme = github::scheme().secret("first").build()?;
+    /// let other = scheme.with_secrets(&[Secret::from("second")])?;
+    /// assert_ne!(
+    ///     scheme.sign(b"{}", None, &HeaderMap::new()),
+    ///     other.sign(b"{}", None, &HeaderMap::new())
+    /// );
+    /// # Ok::<_, tower_webhook::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`] or
+    /// [`ConfigError::InvalidSecret`] (a secret not in the scheme's [`KeyFormat`]).
+    pub fn with_secrets(&self, secrets: &[Secret]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: builder::keys(self.digest, self.key_format, secrets)?,
+            ..self.clone()
+        })
     }
 
     /// The header the signature is read from.
@@ -530,6 +560,7 @@ impl Scheme for Hmac {
                 .timestamp
                 .as_ref()
                 .map(|timestamp| timestamp.seconds),
+            tenant: None,
         }
     }
 }
