@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE]
 //! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
@@ -47,6 +47,14 @@
 //!   on the same backend as `--queue` (both `memory`, or the same Redis URL), a delivery is
 //!   deduplicated and stored in one step (one Redis round trip), and every repeat gets 200 with
 //!   `x-webhook-duplicate: true`.
+//! - `--tenants FILE` (instead of `--secret`) serves `POST /webhook/{tenant}`, each tenant
+//!   verified with its own secrets, read from FILE, a JSON object
+//!   `{"tenant-id": ["secret", …], …}` (several secrets: key rotation). A request for a tenant
+//!   not in the file, or signed with another tenant's secret, gets 401. Each JSON line gains
+//!   `"tenant"`, and deduplication keys are per tenant (the same event id under two tenants is
+//!   two events). On SIGHUP the file is read again: tenants added, removed or given new secrets
+//!   take effect for the next request, and requests in flight are answered as before; a file
+//!   that cannot be read is reported on stderr and the tenants read before stay in use.
 //! - `--admin-token TOKEN` (with `--queue`, at least 16 characters) serves the admin page
 //!   (`tower_webhook::admin`) at `/admin/`: the queue's stats and dead letters, with replay and
 //!   purge buttons. Requests need `Authorization: Bearer TOKEN`, or Basic authentication with
@@ -88,14 +96,14 @@ use tower_webhook::{
     dedupe::{
         DedupeKey, DedupeLayer,
         store::{MemoryStore, Store},
-        store_key,
+        tenant_key,
     },
     provider::{
         generic, github, shopify, slack, standard_webhooks, stripe, svix, videoaiditor, videonest,
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -133,6 +141,9 @@ Serving:
                            [default: worker-PID-N]
   --metrics                Prometheus text at GET /metrics (the `metrics` feature), without
                            authentication: listen on a private address, or put a proxy in front
+  --tenants FILE           serve POST /webhook/{tenant}, each tenant with its own secrets from
+                           FILE: {\"tenant-id\": [\"secret\", ...], ...} (instead of --secret);
+                           re-read on SIGHUP
   --admin-token TOKEN      with --queue: the admin page at /admin/ (stats, dead letters,
                            replay, purge) for `Authorization: Bearer TOKEN`, or Basic
                            authentication with TOKEN as the password (a browser asks for it)
@@ -233,6 +244,8 @@ struct Args {
     /// `--stream`, `--group`, `--consumer`: the Redis queue's names.
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     redis_names: RedisNames,
+    /// `--tenants FILE`: every tenant's secrets, re-read on SIGHUP.
+    tenants: Option<tenants::Directory>,
 }
 
 /// The names a Redis queue uses, where the command line sets them.
@@ -302,6 +315,15 @@ impl Args {
 
     /// Whether `--dedupe` and `--queue` name one backend: then the queue keeps the records,
     /// and deduplicates and stores each delivery in one step.
+    /// The webhook route: `/webhook`, or with `--tenants` `/webhook/{tenant}`.
+    fn path(&self) -> &'static str {
+        if self.tenants.is_some() {
+            "/webhook/{tenant}"
+        } else {
+            "/webhook"
+        }
+    }
+
     fn dedupe_in_queue(&self) -> bool {
         match (&self.dedupe, &self.queue) {
             (Some(Backend::Memory), Some(Backend::Memory)) => true,
@@ -329,6 +351,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut metrics = false;
     let mut admin_token = None;
     let mut redis_names = RedisNames::default();
+    let mut tenants = None;
     // Flags that only mean something with `--queue`, where they were given.
     let mut queue_only = Vec::new();
     while let Some(flag) = args.next() {
@@ -424,6 +447,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     .ok_or_else(|| format!("--max-attempts: {n:?} is not a positive number"))?;
             }
             "--metrics" => metrics = true,
+            "--tenants" => tenants = Some(tenants::Directory::open(value("--tenants")?.into())?),
             "--admin-token" => {
                 let token = value("--admin-token")?;
                 if token.len() < 16 {
@@ -435,12 +459,19 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     let provider = provider.ok_or("--provider is required")?;
+    if tenants.is_some() && !secrets.is_empty() {
+        return Err(
+            "--tenants gives every tenant its secrets: --secret and --secret-file do not apply"
+                .to_owned(),
+        );
+    }
     if secrets.is_empty()
+        && tenants.is_none()
         && let Ok(text) = std::env::var(SECRETS_VAR)
     {
         secrets.extend(secrets_in(&text));
     }
-    if secrets.is_empty() {
+    if secrets.is_empty() && tenants.is_none() {
         return Err(format!(
             "at least one secret is required: --secret S, --secret-file PATH or {SECRETS_VAR}"
         ));
@@ -476,6 +507,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         sqlite_queue: None,
         #[cfg(feature = "postgres")]
         databases: Vec::new(),
+        tenants,
     })
 }
 
@@ -483,6 +515,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 #[derive(Serialize)]
 struct Line<'a> {
     provider: &'a str,
+    /// With `--tenants`: the tenant whose secret verified the event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
     event: &'a str,
     id: Option<&'a str>,
     key: Option<&'a str>,
@@ -553,10 +588,11 @@ async fn handle<E: WebhookEvent>(
     let default_key = key.is_none().then(|| {
         verified
             .idempotency_key()
-            .map(|k| store_key(verified.provider(), &k))
+            .map(|k| tenant_key(verified.provider(), verified.tenant(), &k))
     });
     print_line(&Line {
         provider: behaviour.provider,
+        tenant: verified.tenant(),
         event: verified.event_type(),
         id: verified.delivery_id().or_else(|| verified.id()),
         key: key.or(default_key.as_ref().and_then(Option::as_deref)),
@@ -610,7 +646,7 @@ where
                 }
             };
             Ok(App {
-                router: Router::new().route("/webhook", post(handler).route_layer(layers)),
+                router: Router::new().route(args.path(), post(handler).route_layer(layers)),
                 workers: None,
             })
         }
@@ -732,7 +768,7 @@ mod queued {
             enqueue = enqueue.deduplicate();
         }
         let enqueue = layers.layer(enqueue);
-        let mut router = Router::new().route("/webhook", post_service(enqueue));
+        let mut router = Router::new().route(args.path(), post_service(enqueue));
         if let Some(token) = &args.admin_token {
             router = router.merge(admin(Arc::clone(&queue), token));
         }
@@ -911,65 +947,69 @@ fn app_with<St: Store + Clone>(
         Some(_) => Err(format!("--tolerance: {name} signs no timestamp")),
         None => Ok(()),
     };
-    // A preset on `scheme::Hmac`: `signs_time` when it signs a timestamp (and so takes
-    // `--tolerance`). Called once, for the chosen provider.
-    let hmac = |name: &'static str,
-                scheme: tower_webhook::scheme::HmacBuilder,
-                signs_time: bool|
-     -> Result<App, String> {
-        let scheme = if signs_time {
-            timed(scheme)
-        } else {
-            untimed(name)?;
-            scheme
+    // With `--tenants`, re-read on SIGHUP.
+    let tenants = args.tenants.as_ref().map(tenants::Directory::tenants);
+    // The route of provider `$name`: `$layer` with the secrets of `--secret`, or with
+    // `--tenants` `$tenant_layer` applied to the tenants.
+    macro_rules! serve {
+        ($name:literal, $layer:expr, $tenant_layer:expr) => {
+            match &tenants {
+                None => route(
+                    args,
+                    $layer.map_err(config)?.max_body_size(args.max_body),
+                    store.map(DedupeLayer::new),
+                    behaviour($name),
+                    stop,
+                ),
+                Some(tenants) => route(
+                    args,
+                    ($tenant_layer)(tenants)
+                        .map_err(config)?
+                        .max_body_size(args.max_body),
+                    store.map(DedupeLayer::new),
+                    behaviour($name),
+                    stop,
+                ),
+            }
         };
-        let layer = generic::layer(scheme.secrets(&args.secrets))
-            .map_err(config)?
-            .max_body_size(args.max_body);
-        route(
-            args,
-            layer,
-            store.clone().map(DedupeLayer::new),
-            behaviour(name),
-            stop,
-        )
-    };
+    }
+    // A preset on `scheme::Hmac` decoding into `generic::Event`.
+    macro_rules! hmac {
+        ($name:literal, $scheme:expr) => {{
+            let scheme = $scheme;
+            serve!(
+                $name,
+                generic::layer(scheme.clone().secrets(&args.secrets)),
+                |tenants| generic::tenant_layer(scheme, tenants)
+            )
+        }};
+    }
     match args.provider {
         Provider::VideoNest => match args.tolerance {
-            None => route(
-                args,
-                videonest::layer(&args.secrets)
-                    .map_err(config)?
-                    .max_body_size(args.max_body),
-                store.map(DedupeLayer::new),
-                behaviour("videonest"),
-                stop,
+            None => serve!(
+                "videonest",
+                videonest::layer(&args.secrets),
+                videonest::tenant_layer
             ),
-            Some(tolerance) => route(
-                args,
-                videonest::layer_with_window(&args.secrets, tolerance)
-                    .map_err(config)?
-                    .max_body_size(args.max_body),
-                store.map(DedupeLayer::new),
-                behaviour("videonest"),
-                stop,
+            Some(tolerance) => serve!(
+                "videonest",
+                videonest::layer_with_window(&args.secrets, tolerance),
+                |tenants| videonest::tenant_layer_with_window(tenants, tolerance)
             ),
         },
-        Provider::GitHub => hmac("github", github::scheme(), false),
-        Provider::Shopify => hmac("shopify", shopify::scheme(), false),
-        Provider::Stripe => hmac("stripe", stripe::scheme(), true),
-        Provider::StandardWebhooks => hmac("standardwebhooks", standard_webhooks::scheme(), true),
-        Provider::Svix => hmac("svix", svix::scheme(), true),
-        Provider::Slack => hmac("slack", slack::scheme(), true),
+        Provider::GitHub => untimed("github").and_then(|()| hmac!("github", github::scheme())),
+        Provider::Shopify => untimed("shopify").and_then(|()| hmac!("shopify", shopify::scheme())),
+        Provider::Stripe => hmac!("stripe", timed(stripe::scheme())),
+        Provider::StandardWebhooks => {
+            hmac!("standardwebhooks", timed(standard_webhooks::scheme()))
+        }
+        Provider::Svix => hmac!("svix", timed(svix::scheme())),
+        Provider::Slack => hmac!("slack", timed(slack::scheme())),
         Provider::VideoAIditor => untimed("videoaiditor").and_then(|()| {
-            route(
-                args,
-                videoaiditor::layer(&args.secrets)
-                    .map_err(config)?
-                    .max_body_size(args.max_body),
-                store.map(DedupeLayer::new),
-                behaviour("videoaiditor"),
-                stop,
+            serve!(
+                "videoaiditor",
+                videoaiditor::layer(&args.secrets),
+                videoaiditor::tenant_layer
             )
         }),
     }
@@ -996,6 +1036,7 @@ fn asks_for_help(args: impl Iterator<Item = String>) -> bool {
         "--group",
         "--consumer",
         "--admin-token",
+        "--tenants",
     ];
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
@@ -1112,6 +1153,109 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `--tenants FILE`: each tenant's secrets, from a JSON object `{"tenant-id": ["secret", …]}`,
+/// re-read on SIGHUP.
+mod tenants {
+    use std::{
+        collections::HashMap,
+        convert::Infallible,
+        path::PathBuf,
+        sync::{Arc, RwLock},
+    };
+
+    use tower_webhook::tenant::{MAX_TENANT_ID_LEN, Tenants};
+
+    type Table = Arc<HashMap<String, Vec<String>>>;
+
+    /// The file and what was last read from it.
+    pub(super) struct Directory {
+        path: PathBuf,
+        table: Arc<RwLock<Table>>,
+    }
+
+    impl Directory {
+        /// Reads `path`; the receiver does not start with a file it cannot read.
+        pub(super) fn open(path: PathBuf) -> Result<Self, String> {
+            let table = read(&path)?;
+            Ok(Self {
+                path,
+                table: Arc::new(RwLock::new(Arc::new(table))),
+            })
+        }
+
+        /// The tenants of the file, named by the route's `{tenant}`: a lookup reads the table,
+        /// and a SIGHUP re-reads the file into it and forgets every cached tenant. A file that
+        /// cannot be read then leaves the table as it was.
+        pub(super) fn tenants(&self) -> Tenants {
+            let table = Arc::clone(&self.table);
+            let tenants = Tenants::new(move |tenant: String| {
+                let found = table
+                    .read()
+                    .unwrap_or_else(|poison| poison.into_inner())
+                    .get(&tenant)
+                    .cloned();
+                async move { Ok::<_, Infallible>(found) }
+            })
+            .from_path_param("tenant");
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                // Registered before the receiver says it listens: a SIGHUP never finds the
+                // default action (which would end the process).
+                let mut hangups = signal(SignalKind::hangup()).expect("a SIGHUP handler");
+                let (path, table, reloaded) =
+                    (self.path.clone(), Arc::clone(&self.table), tenants.clone());
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        match read(&path) {
+                            Ok(read) => {
+                                let count = read.len();
+                                *table.write().unwrap_or_else(|poison| poison.into_inner()) =
+                                    Arc::new(read);
+                                reloaded.invalidate_all();
+                                eprintln!(
+                                    "receiver: --tenants {}: {count} tenants",
+                                    path.display()
+                                );
+                            }
+                            Err(err) => {
+                                eprintln!("receiver: {err}; the tenants read before stay in use")
+                            }
+                        }
+                    }
+                });
+            }
+            tenants
+        }
+    }
+
+    /// The tenants in the file at `path`: a JSON object of tenant ids and arrays of secrets.
+    fn read(path: &std::path::Path) -> Result<HashMap<String, Vec<String>>, String> {
+        let fail = |what: String| format!("--tenants {}: {what}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|err| fail(err.to_string()))?;
+        let table: HashMap<String, Vec<String>> = serde_json::from_str(&text).map_err(|err| {
+            fail(format!(
+                "{err} (expected {{\"tenant-id\": [\"secret\", …], …}})"
+            ))
+        })?;
+        for (tenant, secrets) in &table {
+            if tenant.is_empty()
+                || tenant.len() > MAX_TENANT_ID_LEN
+                || tenant.chars().any(char::is_control)
+            {
+                return Err(fail(format!(
+                    "{tenant:?} cannot be a tenant id (1 to {MAX_TENANT_ID_LEN} bytes, no \
+                     control character)"
+                )));
+            }
+            if secrets.is_empty() || secrets.iter().any(String::is_empty) {
+                return Err(fail(format!("tenant {tenant:?} needs non-empty secrets")));
+            }
+        }
+        Ok(table)
+    }
 }
 
 /// `receiver stats …` and `receiver dlq …`: what an operator asks of a queue from another

@@ -207,6 +207,16 @@ fn post_signed(addr: SocketAddr, secret: &str, body: &str) -> (u16, bool) {
 
 /// [`post_signed`], or why no answer came (the connection refused, reset or cut short).
 fn try_post_signed(addr: SocketAddr, secret: &str, body: &str) -> std::io::Result<(u16, bool)> {
+    try_post_signed_to(addr, "/webhook", secret, body)
+}
+
+/// [`try_post_signed`] to `path`.
+fn try_post_signed_to(
+    addr: SocketAddr,
+    path: &str,
+    secret: &str,
+    body: &str,
+) -> std::io::Result<(u16, bool)> {
     let signed = videonest::signed_request(secret, body.to_owned()).unwrap();
     let signature = signed.headers()[videonest::SIGNATURE_HEADER]
         .to_str()
@@ -216,7 +226,7 @@ fn try_post_signed(addr: SocketAddr, secret: &str, body: &str) -> std::io::Resul
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "POST /webhook HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
          X-VideoNest-Signature: {signature}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         addr,
         body.len()
@@ -536,6 +546,35 @@ fn the_command_line_helps_refuses_idle_flags_and_reads_secrets_from_a_file_or_th
             "Redis queue",
         ),
         (&["--provider", "videonest"], "RECEIVER_SECRETS"),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--tenants",
+                "/nonexistent/tenants.json",
+            ],
+            "--tenants /nonexistent/tenants.json",
+        ),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--tenants",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            ],
+            "expected {\"tenant-id\"",
+        ),
+        (
+            &[
+                "--provider",
+                "videonest",
+                "--secret",
+                "s",
+                "--tenants",
+                "/nonexistent/tenants.json",
+            ],
+            "--tenants",
+        ),
         (
             &[
                 "--provider",
@@ -1265,4 +1304,219 @@ fn a_postgres_outage_is_503_and_the_retry_is_processed_once_it_is_back() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(receiver.lines_for("vid_during_outage"), 1);
     assert_eq!(receiver.lines_for("vid_before_outage"), 1);
+}
+
+/// `--tenants FILE`: what a platform with 1,000 customer accounts on one receiver sees.
+mod tenants {
+    use std::{collections::BTreeMap, path::Path, sync::atomic::AtomicBool};
+
+    use super::*;
+
+    const TENANTS: usize = 1_000;
+
+    fn secret(tenant: &str) -> String {
+        format!("vn_secret_of_{tenant}")
+    }
+
+    fn write(path: &Path, table: &BTreeMap<String, Vec<String>>) {
+        // Written whole, then renamed: a SIGHUP never reads half a file.
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, serde_json::to_vec(table).unwrap()).unwrap();
+        std::fs::rename(&partial, path).unwrap();
+    }
+
+    fn post(receiver: &Receiver, tenant: &str, secret: &str, body: &str) -> (u16, bool) {
+        try_post_signed_to(receiver.addr, &format!("/webhook/{tenant}"), secret, body)
+            .unwrap_or_else(|err| panic!("POST for {tenant}: {err}"))
+    }
+
+    fn hang_up(receiver: &Receiver) {
+        let status = Command::new("kill")
+            .args(["-HUP", &receiver.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Every tenant verified with its own secret and no other; an unknown tenant refused as a
+    /// wrong signature; one event id under two tenants processed twice, under one once.
+    #[test]
+    fn a_thousand_tenants_are_each_verified_with_their_own_secret() {
+        let dir = std::env::temp_dir().join(format!("receiver-tenants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tenants.json");
+        let table: BTreeMap<String, Vec<String>> = (0..TENANTS)
+            .map(|i| format!("t{i}"))
+            .map(|tenant| (tenant.clone(), vec![secret(&tenant)]))
+            .collect();
+        write(&file, &table);
+        let receiver = Receiver::start(&[
+            "--provider",
+            "videonest",
+            "--tenants",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--dedupe",
+            "memory",
+        ]);
+        for i in 0..TENANTS {
+            let (tenant, next) = (format!("t{i}"), format!("t{}", (i + 1) % TENANTS));
+            let body = event(&format!("vid_{i}"));
+            assert_eq!(
+                post(&receiver, &tenant, &secret(&tenant), &body),
+                (200, false)
+            );
+            assert_eq!(
+                post(&receiver, &next, &secret(&tenant), &body).0,
+                401,
+                "{tenant}'s secret on {next}'s route"
+            );
+        }
+        assert_eq!(receiver.printed_for(&format!("vid_{}", TENANTS - 1)), 1);
+        let lines = receiver.lines.lock().unwrap().clone();
+        assert_eq!(lines.len(), TENANTS);
+        for (i, line) in lines.iter().enumerate() {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(line["tenant"], format!("t{i}"), "{line}");
+            assert_eq!(line["id"], format!("vid_{i}"));
+        }
+        let body = event("vid_shared");
+        assert_eq!(post(&receiver, "nobody", &secret("t1"), &body).0, 401);
+        assert_eq!(
+            post_signed(receiver.addr, &secret("t1"), &body).0,
+            404,
+            "no tenant, no route"
+        );
+        assert_eq!(post(&receiver, "t1", &secret("t1"), &body), (200, false));
+        assert_eq!(post(&receiver, "t2", &secret("t2"), &body), (200, false));
+        assert_eq!(post(&receiver, "t1", &secret("t1"), &body), (200, true));
+        assert_eq!(receiver.printed_for("vid_shared"), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A SIGHUP after the file changed: a tenant added, another's secret rotated (both accepted
+    /// during the overlap, the old one refused once removed), while requests keep coming for a
+    /// third, every one of them answered 200.
+    #[test]
+    fn a_sighup_adds_a_tenant_and_rotates_a_secret_without_dropping_a_request() {
+        let dir = std::env::temp_dir().join(format!("receiver-tenants-hup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tenants.json");
+        let mut table: BTreeMap<String, Vec<String>> = (0..TENANTS)
+            .map(|i| format!("t{i}"))
+            .map(|tenant| (tenant.clone(), vec![secret(&tenant)]))
+            .collect();
+        write(&file, &table);
+        let receiver = Arc::new(Receiver::start(&[
+            "--provider",
+            "videonest",
+            "--tenants",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]));
+        let old = secret("t7");
+        assert_eq!(post(&receiver, "t7", &old, &event("vid_before")).0, 200);
+        assert_eq!(
+            post(&receiver, "new", "vn_secret_new", &event("vid_before")).0,
+            401
+        );
+
+        // Steady traffic for t5 through every reload.
+        let stop = Arc::new(AtomicBool::new(false));
+        let traffic = std::thread::spawn({
+            let (receiver, stop) = (Arc::clone(&receiver), Arc::clone(&stop));
+            move || {
+                let mut statuses = Vec::new();
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let body = event(&format!("vid_steady_{n}"));
+                    statuses.push(post(&receiver, "t5", &secret("t5"), &body).0);
+                    n += 1;
+                }
+                statuses
+            }
+        });
+        // Accepted within 10 s of the SIGHUP (sent again should the first come early).
+        let accepted_after_hangup = |tenant: &str, secret: &str| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut n = 0;
+            loop {
+                hang_up(&receiver);
+                n += 1;
+                let status = post(
+                    &receiver,
+                    tenant,
+                    secret,
+                    &event(&format!("vid_hup_{tenant}_{n}")),
+                )
+                .0;
+                if status == 200 {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{tenant} still refused: {status}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+
+        // A tenant added, and t7 given a second secret: the overlap.
+        table.insert("new".to_owned(), vec!["vn_secret_new".to_owned()]);
+        table.insert(
+            "t7".to_owned(),
+            vec!["vn_rotated_t7".to_owned(), old.clone()],
+        );
+        write(&file, &table);
+        accepted_after_hangup("new", "vn_secret_new");
+        assert_eq!(
+            post(&receiver, "t7", "vn_rotated_t7", &event("vid_overlap_new")).0,
+            200
+        );
+        assert_eq!(
+            post(&receiver, "t7", &old, &event("vid_overlap_old")).0,
+            200
+        );
+
+        // The old secret removed.
+        table.insert("t7".to_owned(), vec!["vn_rotated_t7".to_owned()]);
+        write(&file, &table);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            hang_up(&receiver);
+            if post(&receiver, "t7", &old, &event("vid_after_old")).0 == 401 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the old secret is still accepted"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            post(&receiver, "t7", "vn_rotated_t7", &event("vid_after_new")).0,
+            200
+        );
+
+        // A file that cannot be read leaves the tenants as they were.
+        std::fs::write(&file, "{not json").unwrap();
+        hang_up(&receiver);
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            post(&receiver, "new", "vn_secret_new", &event("vid_kept")).0,
+            200
+        );
+
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let statuses = traffic.join().unwrap();
+        assert!(
+            statuses.len() > 10,
+            "{} requests during the reloads",
+            statuses.len()
+        );
+        assert!(statuses.iter().all(|&status| status == 200), "{statuses:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
