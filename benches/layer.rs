@@ -5,7 +5,12 @@
 //!   layer: `bare service`, `verify only` (the VideoNest scheme, no decoding), `verify + typed`
 //!   (the preset's layer: `videonest::Event`), `verify + typed + dedupe (memory)` (with
 //!   `DedupeLayer` and `MemoryStore` under it; every request a first delivery). The same for the
-//!   VideoAIditor preset (`verify + typed (videoaiditor)`). Requests are built and signed
+//!   VideoAIditor preset (`verify + typed (videoaiditor)`), and the VideoNest tenant layer
+//!   (`verify + typed, tenant cached (of 10,000)`: the tenant read from the path and found in
+//!   a cache of 10,000).
+//! - `tenant/resolve`: what the tenant layer adds before the body is read, alone (reading the
+//!   signature header, then the tenant from the path and the cache), against reading the
+//!   signature header with static secrets. Requests are built and signed
 //!   outside the measurement; every future is ready at once, so it is polled once with a no-op
 //!   waker and no runtime is involved.
 //! - `decode/<provider>`: the typed event of each preset parsed from 1 KiB bodies, against
@@ -39,6 +44,8 @@ use tower_webhook::{
     decode::{Decode, Lossless},
     dedupe::{DedupeLayer, store::MemoryStore},
     provider::{videoaiditor, videonest},
+    scheme::{Hmac, Resolution, Scheme},
+    tenant::{Tenanted, Tenants},
 };
 
 use support::{SECRET, now, videoaiditor_body, videonest_body};
@@ -126,6 +133,7 @@ fn layer(c: &mut Criterion) {
             .service_fn(handler),
         vn,
     );
+    tenant_row(&mut group);
     row(
         &mut group,
         "verify + typed + dedupe (memory)",
@@ -151,6 +159,88 @@ fn layer(c: &mut Criterion) {
                 .expect("valid secret"),
         ),
     );
+    group.finish();
+}
+
+/// `verify + typed, tenant cached (of 10,000)`: the preset's tenant layer, the tenant read from
+/// the last path segment and found in a cache holding 10,000 tenants (filled beforehand, on a
+/// runtime: a miss runs its lookup as a task), each with its own secret.
+fn tenant_row(group: &mut BenchmarkGroup<'_, WallTime>) {
+    const TENANTS: usize = 10_000;
+    let secret_of = |tenant: &str| format!("{SECRET}-{tenant}");
+    let tenants = Tenants::new(move |tenant: String| async move {
+        Ok::<_, Infallible>(Some(vec![format!("{SECRET}-{tenant}")]))
+    });
+    let layer = videonest::tenant_layer(&tenants).expect("a valid declaration");
+    let service = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(handler);
+    let signed = |tenant: &str| {
+        let mut request =
+            videonest::signed_request(secret_of(tenant), videonest_body(LEN, "vid_abc123"))
+                .expect("valid secret");
+        *request.uri_mut() = format!("/webhooks/{tenant}").parse().expect("a path");
+        request
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        for i in 0..TENANTS {
+            let response = service.clone().oneshot(signed(&format!("t{i}"))).await;
+            assert_eq!(
+                response.unwrap_or_else(|e| match e {}).status(),
+                StatusCode::OK
+            );
+        }
+    });
+    assert_eq!(layer.scheme().cached(), TENANTS);
+    resolve_rows(layer.scheme(), &signed("t4242"));
+    row(
+        group,
+        "verify + typed, tenant cached (of 10,000)",
+        service,
+        copies(signed("t4242")),
+    );
+}
+
+/// `tenant/resolve`: what the tenant layer adds before the body is read, alone: reading the
+/// signature header (the static scheme's whole step), against reading it, then the tenant from
+/// the path, then finding the tenant in a cache of 10,000.
+fn resolve_rows(tenanted: &Tenanted<Hmac>, request: &Request<Full<Bytes>>) {
+    let mut c = Criterion::default().configure_from_args();
+    let mut group = c.benchmark_group("tenant/resolve");
+    let head = || {
+        let mut copy = Request::new(());
+        *copy.uri_mut() = request.uri().clone();
+        *copy.headers_mut() = request.headers().clone();
+        copy.into_parts().0
+    };
+    let fixed = videonest::scheme()
+        .secret(SECRET)
+        .build()
+        .expect("valid secret");
+    group.bench_function("static: signature", |b| {
+        b.iter_batched_ref(
+            head,
+            |head| fixed.signature(head).expect("well formed"),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("tenant: signature + resolve (cached of 10,000)", |b| {
+        b.iter_batched_ref(
+            head,
+            |head| {
+                let signature = tenanted.signature(head).expect("well formed");
+                match tenanted.resolve(head, signature) {
+                    Resolution::Ready(Ok(signature)) => signature,
+                    _ => panic!("the tenant is cached"),
+                }
+            },
+            BatchSize::SmallInput,
+        );
+    });
     group.finish();
 }
 

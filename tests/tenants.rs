@@ -577,3 +577,87 @@ async fn tenants_reach_metrics_labels_only_when_the_layer_labels_them() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_time_to_live_of_forever_keeps_a_tenant_until_it_is_invalidated() {
+    let directory = Directory::new([("acme".to_owned(), vec!["acme_secret".to_owned()])]);
+    let tenants = directory
+        .tenants()
+        .ttl(Duration::MAX)
+        .unknown_ttl(Duration::MAX);
+    let app = app_for(&tenants);
+    for _ in 0..3 {
+        assert_eq!(app_status(&app, "acme_secret").await, StatusCode::OK);
+        let (status, _) = answer(&app, request("nobody", "acme_secret", &event("v"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(directory.lookups(), 2, "one lookup each, kept");
+    directory.set("acme", &["rotated"]);
+    tenants.invalidate("acme");
+    assert_eq!(
+        app_status(&app, "acme_secret").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app_status(&app, "rotated").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_ids_is_bounded_in_lookups_and_does_not_evict_a_real_tenant() {
+    let directory = Directory::new([("acme".to_owned(), vec!["acme_secret".to_owned()])]);
+    let tenants = directory.tenants().max_tenants(50).max_lookups(4);
+    let app = app_for(&tenants);
+    assert_eq!(app_status(&app, "acme_secret").await, StatusCode::OK);
+    assert_eq!(directory.lookups(), 1);
+
+    // 200 made-up ids at once, each lookup slow: at most 4 run, the rest are 503 at once.
+    *directory.delay.lock().unwrap() = Duration::from_millis(200);
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                answer(&app, request(&format!("made-up-{i}"), "x", &event("v"))).await
+            })
+        })
+        .collect();
+    let mut statuses = HashMap::new();
+    for answered in flood {
+        let (status, text) = answered.await.unwrap();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(
+                text,
+                "too many webhook secrets are being looked up; retry later"
+            );
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(directory.lookups(), 1 + 4, "{statuses:?}");
+    assert_eq!(statuses[&StatusCode::UNAUTHORIZED], 4);
+    assert_eq!(statuses[&StatusCode::SERVICE_UNAVAILABLE], 196);
+
+    // More made-up ids than the cache holds, one after another: acme stays cached.
+    *directory.delay.lock().unwrap() = Duration::ZERO;
+    for i in 0..120 {
+        let (status, _) = answer(&app, request(&format!("other-{i}"), "x", &event("v"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let lookups = directory.lookups();
+    assert_eq!(app_status(&app, "acme_secret").await, StatusCode::OK);
+    assert_eq!(directory.lookups(), lookups, "acme was not evicted");
+}
+
+#[tokio::test]
+async fn ids_refused_by_accept_ids_are_unknown_without_a_lookup() {
+    let directory = Directory::new([
+        ("acme".to_owned(), vec!["acme_secret".to_owned()]),
+        ("ACME".to_owned(), vec!["acme_secret".to_owned()]),
+    ]);
+    let tenants = directory
+        .tenants()
+        .accept_ids(|id| id.bytes().all(|b| b.is_ascii_lowercase()));
+    let app = app_for(&tenants);
+    let (status, _) = answer(&app, request("ACME", "acme_secret", &event("v"))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(directory.lookups(), 0);
+    assert_eq!(app_status(&app, "acme_secret").await, StatusCode::OK);
+    assert_eq!(directory.lookups(), 1);
+}

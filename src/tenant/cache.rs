@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Instant,
 };
@@ -68,6 +68,8 @@ pub(crate) struct Cache<Sc> {
     entries: RwLock<HashMap<Arc<str>, Entry<Sc>>>,
     /// Tells a lookup's own entry from one started after an invalidation.
     generation: AtomicU64,
+    /// Lookups under way, at most [`Settings::max_lookups`].
+    lookups: AtomicUsize,
     /// The scheme every tenant's keyed one is made from.
     pub(crate) template: Sc,
     pub(crate) settings: Settings,
@@ -80,6 +82,7 @@ impl<Sc: Rekey> Cache<Sc> {
         Self {
             entries: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            lookups: AtomicUsize::new(0),
             template,
             settings,
             label,
@@ -123,6 +126,14 @@ impl<Sc: Rekey> Cache<Sc> {
             Some(Entry::Unknown { expires }) if *expires > now => return Step::Known(None),
             Some(Entry::Loading { outcome, .. }) => return Step::Wait(outcome.clone()),
             _ => {}
+        }
+        // A bound on the lookups a flood of made-up tenant ids can start at once.
+        let under_way = self.lookups.fetch_add(1, Ordering::Relaxed);
+        if under_way >= self.settings.max_lookups {
+            self.lookups.fetch_sub(1, Ordering::Relaxed);
+            return Step::Failed(TenantError::Busy {
+                lookups: self.settings.max_lookups,
+            });
         }
         let id: Arc<str> = Arc::from(id);
         let (sender, outcome) = watch::channel(None);
@@ -170,14 +181,22 @@ impl<Sc: Rekey> Cache<Sc> {
             },
         };
         self.label.count(names::TENANT_LOOKUPS, label);
+        // The id of a tenant that exists (its secrets were found) is logged; not the id of an
+        // unverified request whose lookup failed, which could be anything.
         #[cfg(feature = "tracing")]
-        if let Err(err) = &outcome {
-            log_warn!(
+        match &outcome {
+            Err(err @ TenantError::InvalidSecret(_)) => log_warn!(
                 provider = self.template.name(),
-                tenant = %id,
+                tenant = ?id,
+                error = %crate::log::ErrorChain(err),
+                "webhook tenant has a secret the scheme cannot use"
+            ),
+            Err(err) => log_warn!(
+                provider = self.template.name(),
                 error = %crate::log::ErrorChain(err),
                 "webhook tenant lookup failed"
-            );
+            ),
+            Ok(_) => {}
         }
         outcome
     }
@@ -197,13 +216,15 @@ impl<Sc: Rekey> Cache<Sc> {
             return;
         }
         let now = Instant::now();
+        // The setters bound both times to live; a clock this close to its end keeps nothing.
+        let until = |ttl| now.checked_add(ttl).unwrap_or(now);
         match outcome {
             Ok(Some(tenant)) => {
                 entries.insert(
                     Arc::clone(id),
                     Entry::Found {
                         tenant: Arc::clone(tenant),
-                        expires: now + self.settings.ttl,
+                        expires: until(self.settings.ttl),
                     },
                 );
             }
@@ -211,7 +232,7 @@ impl<Sc: Rekey> Cache<Sc> {
                 entries.insert(
                     Arc::clone(id),
                     Entry::Unknown {
-                        expires: now + self.settings.unknown_ttl,
+                        expires: until(self.settings.unknown_ttl),
                     },
                 );
             }
@@ -250,9 +271,10 @@ impl<Sc: Rekey> Cache<Sc> {
     }
 }
 
-/// Keeps `entries` within `max`: expired entries go first, then those that expire soonest
-/// (an eighth of the cache at a time, so that a full cache does not scan on every insert).
-/// Entries being looked up stay.
+/// Keeps `entries` within `max`: expired entries go first, then unknown tenants, then found
+/// ones, each by how soon they expire (an eighth of the cache at a time, so that a full cache
+/// does not scan on every insert). Made-up ids never push a found tenant out while an unknown
+/// one is left. Entries being looked up stay (the lookups under way are bounded apart).
 fn evict<Sc>(entries: &mut HashMap<Arc<str>, Entry<Sc>>, max: usize, now: Instant) {
     if entries.len() <= max {
         return;
@@ -262,16 +284,21 @@ fn evict<Sc>(entries: &mut HashMap<Arc<str>, Entry<Sc>>, max: usize, now: Instan
         return;
     }
     let keep = max - max / 8;
-    let mut expiries: Vec<Instant> = entries.values().filter_map(Entry::expires).collect();
-    let remove = entries.len().saturating_sub(keep).min(expiries.len());
+    // Unknown before found (`false` < `true`), then the soonest to expire.
+    let rank = |entry: &Entry<Sc>| {
+        let found = matches!(entry, Entry::Found { .. });
+        entry.expires().map(|expires| (found, expires))
+    };
+    let mut ranks: Vec<(bool, Instant)> = entries.values().filter_map(rank).collect();
+    let remove = entries.len().saturating_sub(keep).min(ranks.len());
     if remove == 0 {
         return;
     }
-    let (_, cutoff, _) = expiries.select_nth_unstable(remove - 1);
+    let (_, cutoff, _) = ranks.select_nth_unstable(remove - 1);
     let cutoff = *cutoff;
     let mut removed = 0;
     entries.retain(|_, entry| {
-        let goes = removed < remove && entry.expires().is_some_and(|expires| expires <= cutoff);
+        let goes = removed < remove && rank(entry).is_some_and(|rank| rank <= cutoff);
         removed += usize::from(goes);
         !goes
     });
@@ -294,6 +321,7 @@ impl<Sc: Rekey> Settle<Sc> {
 
     fn finish(&mut self, outcome: Outcome<Sc>) {
         if let Some(sender) = self.sender.take() {
+            self.cache.lookups.fetch_sub(1, Ordering::Relaxed);
             self.cache.settle(&self.id, self.generation, &outcome);
             sender.send_replace(Some(outcome));
         }
@@ -359,6 +387,18 @@ mod tests {
         let mut unknown_first = entries(100, 20, now);
         evict(&mut unknown_first, 100, now);
         assert!(unknown_first.keys().all(|id| id.starts_with('f')));
+        // Unknown tenants go before found ones, even found ones that expire sooner.
+        let mut flooded = entries(100, 0, now);
+        for i in 0..20 {
+            let expires = now + Duration::from_secs(1_000);
+            flooded.insert(
+                Arc::from(format!("made-up-{i}")),
+                Entry::Unknown { expires },
+            );
+        }
+        evict(&mut flooded, 100, now);
+        assert_eq!(flooded.len(), 88);
+        assert_eq!(flooded.keys().filter(|id| id.starts_with('f')).count(), 88);
         let mut expired = entries(100, 20, now);
         evict(&mut expired, 100, now + Duration::from_secs(11));
         assert_eq!(expired.len(), 100, "the expired were enough");

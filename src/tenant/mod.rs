@@ -70,6 +70,30 @@
 //! tells whether a tenant exists. An unknown tenant is remembered for
 //! [`Tenants::unknown_ttl`] so that repeats do not reach the lookup again.
 //!
+//! What the answer's time can still tell, and what it cannot: a cached tenant is answered
+//! without a lookup, so a probe can tell a tenant that was used in the last [`Tenants::ttl`]
+//! from an id that needs a lookup (which is what a cache saves); a tenant with two secrets
+//! (during a rotation) computes two MACs where an unknown tenant computes one, one more pass
+//! over the body. Neither gives anything of a secret. A tenant whose lookup returns a secret
+//! the scheme cannot use is answered 503, not 401: fix its secrets.
+//!
+//! # Ids
+//!
+//! The id is used as the request spells it: for the cache, for
+//! [`Verified::tenant`](crate::Verified::tenant) and in the deduplication key. The lookup must
+//! match it exactly. One that matches loosely (a case-insensitive collation, `citext`, `ILIKE`)
+//! makes `ACME` and `acme` two tenants with one secret: a captured delivery could then be
+//! replayed once per spelling past deduplication, and [`Tenants::invalidate`]`("acme")` would
+//! not reach `ACME`. Compare exactly, or refuse other spellings with [`Tenants::accept_ids`].
+//!
+//! # Floods
+//!
+//! Each new id costs one lookup before any of the body is read. A cache keeps at most
+//! [`Tenants::max_tenants`] tenants, unknown ones evicted first, so made-up ids do not push
+//! real tenants out; at most [`Tenants::max_lookups`] lookups run at once (more is 503); and
+//! [`Tenants::accept_ids`] refuses ids of the wrong shape without a lookup. Put a rate limit in
+//! front of a public endpoint all the same.
+//!
 //! # Rotation
 //!
 //! A lookup returns all of a tenant's current secrets; during a rotation, return the new and
@@ -89,7 +113,8 @@
 //!
 //! The cache runs its lookups as tokio tasks, so the layer must be called inside a tokio
 //! runtime with its time driver (any axum or hyper server); elsewhere a request that misses
-//! the cache is refused with 503 ([`TenantError::NoRuntime`]).
+//! the cache is refused with 503 ([`TenantError::NoRuntime`]). A lookup must not block its
+//! thread (use the database's async client): the requests waiting for it wait as long.
 
 mod cache;
 mod scheme;
@@ -169,7 +194,13 @@ pub(crate) struct Settings {
     pub(crate) unknown_ttl: Duration,
     pub(crate) lookup_timeout: Duration,
     pub(crate) max_tenants: usize,
+    pub(crate) max_lookups: usize,
+    /// Which ids may be tenants at all ([`Tenants::accept_ids`]).
+    pub(crate) accept: Option<AcceptIds>,
 }
+
+/// The check of [`Tenants::accept_ids`].
+pub(crate) type AcceptIds = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -179,6 +210,7 @@ impl fmt::Debug for Settings {
             .field("unknown_ttl", &self.unknown_ttl)
             .field("lookup_timeout", &self.lookup_timeout)
             .field("max_tenants", &self.max_tenants)
+            .field("max_lookups", &self.max_lookups)
             .finish_non_exhaustive()
     }
 }
@@ -208,6 +240,10 @@ impl Tenants {
     pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
     /// How many tenants a layer keeps by default.
     pub const DEFAULT_MAX_TENANTS: usize = 100_000;
+    /// How many lookups a layer runs at once by default.
+    pub const DEFAULT_MAX_LOOKUPS: usize = 64;
+    /// The longest time to live: ten years, "until invalidated".
+    pub const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
     /// Tenants whose secrets `lookup` finds, named by the last segment of the request's path
     /// (`/webhooks/videonest/{tenant}`) unless a `from_*` method says otherwise.
@@ -220,6 +256,8 @@ impl Tenants {
                 unknown_ttl: Self::DEFAULT_UNKNOWN_TTL,
                 lookup_timeout: Self::DEFAULT_LOOKUP_TIMEOUT,
                 max_tenants: Self::DEFAULT_MAX_TENANTS,
+                max_lookups: Self::DEFAULT_MAX_LOOKUPS,
+                accept: None,
             },
             caches: Arc::default(),
         }
@@ -270,8 +308,10 @@ impl Tenants {
     /// ([`DEFAULT_TTL`](Self::DEFAULT_TTL)): the longest a rotation takes to be seen without
     /// [`invalidate`](Self::invalidate).
     #[must_use]
+    ///
+    /// At most [`MAX_TTL`](Self::MAX_TTL): a longer one is taken as that.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.settings.ttl = ttl;
+        self.settings.ttl = ttl.min(Self::MAX_TTL);
         self
     }
 
@@ -279,8 +319,10 @@ impl Tenants {
     /// ([`DEFAULT_UNKNOWN_TTL`](Self::DEFAULT_UNKNOWN_TTL)): the longest a new tenant waits to be
     /// seen without [`invalidate`](Self::invalidate).
     #[must_use]
+    ///
+    /// At most [`MAX_TTL`](Self::MAX_TTL).
     pub fn unknown_ttl(mut self, ttl: Duration) -> Self {
-        self.settings.unknown_ttl = ttl;
+        self.settings.unknown_ttl = ttl.min(Self::MAX_TTL);
         self
     }
 
@@ -299,6 +341,35 @@ impl Tenants {
     #[must_use]
     pub fn max_tenants(mut self, max: usize) -> Self {
         self.settings.max_tenants = max.max(1);
+        self
+    }
+
+    /// How many lookups each layer runs at once, at most
+    /// ([`DEFAULT_MAX_LOOKUPS`](Self::DEFAULT_MAX_LOOKUPS), at least 1). A request that would
+    /// start one more is refused with 503 ([`TenantError::Busy`]) and retried by its provider:
+    /// a flood of made-up tenant ids costs the lookup's backend this many queries at a time,
+    /// not one per request.
+    #[must_use]
+    pub fn max_lookups(mut self, max: usize) -> Self {
+        self.settings.max_lookups = max.max(1);
+        self
+    }
+
+    /// Takes only ids for which `accept` is true as tenants; any other is an unknown tenant,
+    /// refused without a lookup. Cheap checks of the shape your ids have (a UUID, a prefix,
+    /// lower case) keep made-up ids away from the lookup, and refuse the spellings a lookup
+    /// that matches loosely would find too (see "Ids" in the [module docs](self)).
+    ///
+    /// ```
+    /// use tower_webhook::tenant::Tenants;
+    ///
+    /// let tenants = Tenants::new(|_: String| async { Ok::<_, std::io::Error>(None::<Vec<String>>) })
+    ///     .accept_ids(|id| id.starts_with("acct_") && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    /// # let _ = tenants;
+    /// ```
+    #[must_use]
+    pub fn accept_ids(mut self, accept: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.settings.accept = Some(Arc::new(accept));
         self
     }
 
@@ -368,6 +439,11 @@ pub enum TenantError {
     InvalidSecret(ConfigError),
     /// The layer was called outside a tokio runtime, where no lookup can run.
     NoRuntime,
+    /// [`Tenants::max_lookups`] lookups were already under way.
+    Busy {
+        /// The bound.
+        lookups: usize,
+    },
 }
 
 impl fmt::Display for TenantError {
@@ -383,6 +459,9 @@ impl fmt::Display for TenantError {
                 f.write_str("webhook secrets are misconfigured for this endpoint; retry later")
             }
             Self::NoRuntime => f.write_str("webhook secrets cannot be looked up here"),
+            Self::Busy { .. } => {
+                f.write_str("too many webhook secrets are being looked up; retry later")
+            }
         }
     }
 }
@@ -392,7 +471,7 @@ impl StdError for TenantError {
         match self {
             Self::Lookup(err) => Some(&**err),
             Self::InvalidSecret(err) => Some(err),
-            Self::TimedOut { .. } | Self::NoRuntime => None,
+            Self::TimedOut { .. } | Self::NoRuntime | Self::Busy { .. } => None,
         }
     }
 }

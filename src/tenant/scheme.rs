@@ -106,9 +106,13 @@ impl<Sc: Rekey> Scheme for Tenanted<Sc> {
         head: &mut Parts,
         mut signature: Self::Signature,
     ) -> Resolution<Self::Signature> {
-        let Some(id) = self.cache.settings.source.read(head) else {
+        let settings = &self.cache.settings;
+        let Some(id) = settings.source.read(head) else {
             return Resolution::Ready(Ok(signature));
         };
+        if settings.accept.as_ref().is_some_and(|accept| !accept(&id)) {
+            return Resolution::Ready(Ok(signature));
+        }
         match self.cache.step(&id) {
             Step::Known(tenant) => {
                 signature.tenant = tenant;
