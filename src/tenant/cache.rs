@@ -97,13 +97,8 @@ impl<Sc: Rekey> Cache<Sc> {
                 .entries
                 .read()
                 .unwrap_or_else(|poison| poison.into_inner());
-            match entries.get(id) {
-                Some(Entry::Found { tenant, expires }) if *expires > now => {
-                    return Step::Known(Some(Arc::clone(tenant)));
-                }
-                Some(Entry::Unknown { expires }) if *expires > now => return Step::Known(None),
-                Some(Entry::Loading { outcome, .. }) => return Step::Wait(outcome.clone()),
-                _ => {}
+            if let Some(step) = current(&entries, id, now) {
+                return step;
             }
         }
         self.start(id, now)
@@ -119,13 +114,8 @@ impl<Sc: Rekey> Cache<Sc> {
             .entries
             .write()
             .unwrap_or_else(|poison| poison.into_inner());
-        match entries.get(id) {
-            Some(Entry::Found { tenant, expires }) if *expires > now => {
-                return Step::Known(Some(Arc::clone(tenant)));
-            }
-            Some(Entry::Unknown { expires }) if *expires > now => return Step::Known(None),
-            Some(Entry::Loading { outcome, .. }) => return Step::Wait(outcome.clone()),
-            _ => {}
+        if let Some(step) = current(&entries, id, now) {
+            return step;
         }
         // A bound on the lookups a flood of made-up tenant ids can start at once.
         let under_way = self.lookups.fetch_add(1, Ordering::Relaxed);
@@ -268,6 +258,19 @@ impl<Sc: Rekey> Cache<Sc> {
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .len()
+    }
+}
+
+/// What `entries` say of `id` at `now`: a current tenant, a current unknown one, a lookup under
+/// way, or nothing (absent or expired).
+fn current<Sc>(entries: &HashMap<Arc<str>, Entry<Sc>>, id: &str, now: Instant) -> Option<Step<Sc>> {
+    match entries.get(id)? {
+        Entry::Found { tenant, expires } if *expires > now => {
+            Some(Step::Known(Some(Arc::clone(tenant))))
+        }
+        Entry::Unknown { expires } if *expires > now => Some(Step::Known(None)),
+        Entry::Loading { outcome, .. } => Some(Step::Wait(outcome.clone())),
+        _ => None,
     }
 }
 
