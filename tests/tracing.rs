@@ -575,3 +575,57 @@ fn a_stored_delivery_that_does_not_decode_is_not_quoted_in_the_log() {
         "the payload reached the logs: {text}"
     );
 }
+
+/// A tenant layer: the span names the tenant only with `label_tenants`, and a refusal never
+/// names the tenant an unverified request claims (nor does a failed lookup).
+#[cfg(feature = "tenants")]
+#[test]
+fn the_tenant_is_in_the_span_only_when_the_layer_labels_tenants() {
+    use tower_webhook::tenant::Tenants;
+
+    let request = |tenant: &str| {
+        let mut request =
+            videonest::signed_request(SECRET, r#"{"event":"video.processed"}"#).unwrap();
+        *request.uri_mut() = format!("/webhooks/{tenant}").parse().unwrap();
+        request
+    };
+    for labelled in [false, true] {
+        let ((), seen) = recorded(|_| async move {
+            let tenants = Tenants::new(|tenant: String| async move {
+                match tenant.as_str() {
+                    "acme" => Ok(Some(vec![SECRET])),
+                    "broken" => Err("the secrets table is unreachable"),
+                    _ => Ok(None),
+                }
+            });
+            let mut layer = videonest::tenant_layer(&tenants).unwrap();
+            if labelled {
+                layer = layer.label_tenants();
+            }
+            let handler: Handler =
+                |_| std::future::ready(Ok(Response::new(Full::new(Bytes::from_static(b"ok")))));
+            let service = ServiceBuilder::new()
+                .layer(layer)
+                .service(service_fn(handler));
+            for tenant in ["acme", "mallory-unknown", "broken-lookup"] {
+                let tenant = if tenant == "broken-lookup" {
+                    "broken"
+                } else {
+                    tenant
+                };
+                service.clone().oneshot(request(tenant)).await.unwrap();
+            }
+        });
+        assert_eq!(seen.spans.len(), 1, "{seen:?}");
+        let (_, fields) = &seen.spans[0];
+        assert_eq!(
+            field(fields, "tenant"),
+            labelled.then_some("acme"),
+            "{fields:?}"
+        );
+        let text = seen.text();
+        assert!(!text.contains("mallory"), "{text}");
+        assert!(text.contains("webhook tenant lookup failed"), "{text}");
+        assert!(!text.contains("\"broken\""), "{text}");
+    }
+}
