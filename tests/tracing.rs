@@ -607,12 +607,7 @@ fn the_tenant_is_in_the_span_only_when_the_layer_labels_tenants() {
             let service = ServiceBuilder::new()
                 .layer(layer)
                 .service(service_fn(handler));
-            for tenant in ["acme", "mallory-unknown", "broken-lookup"] {
-                let tenant = if tenant == "broken-lookup" {
-                    "broken"
-                } else {
-                    tenant
-                };
+            for tenant in ["acme", "mallory-unknown", "broken"] {
                 service.clone().oneshot(request(tenant)).await.unwrap();
             }
         });
