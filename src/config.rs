@@ -13,7 +13,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// No secret was configured: every request would be refused.
+    /// No secret (or, for a public-key scheme, no public key) was configured: every request
+    /// would be refused.
     NoSecret,
     /// The secret at this position (in the order given) is empty; an empty HMAC key would let
     /// anyone sign.
@@ -38,6 +39,12 @@ pub enum ConfigError {
         /// Zero-based position of the secret.
         index: usize,
     },
+    /// A public or signing key is not in the form expected (see
+    /// [`PublicKey`](crate::scheme::PublicKey)).
+    InvalidKey {
+        /// What was expected.
+        reason: &'static str,
+    },
     /// The scheme's parts do not fit together (see [`HmacBuilder::build`](crate::scheme::HmacBuilder::build)).
     InvalidScheme {
         /// What is wrong.
@@ -48,7 +55,7 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoSecret => f.write_str("no webhook secret configured"),
+            Self::NoSecret => f.write_str("no webhook secret or public key configured"),
             Self::EmptySecret { index } => {
                 write!(f, "webhook secret #{} is empty", index + 1)
             }
@@ -64,6 +71,7 @@ impl fmt::Display for ConfigError {
                 index + 1
             ),
             Self::InvalidScheme { reason } => write!(f, "invalid signature scheme: {reason}"),
+            Self::InvalidKey { reason } => write!(f, "invalid key: {reason}"),
         }
     }
 }

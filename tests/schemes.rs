@@ -17,8 +17,11 @@ use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_webhook::{
     Rejection, SignatureError, Verified, WebhookEvent,
-    provider::{generic, github, shopify, slack, standard_webhooks, stripe, svix},
-    scheme::{Encoding, Field, Grammar, Hmac, HmacBuilder, Part, TimestampSource, TimestampUnit},
+    provider::{generic, github, sendgrid, shopify, slack, standard_webhooks, stripe, svix},
+    scheme::{
+        Encoding, Field, Grammar, Hmac, HmacBuilder, Part, PublicKey, TimestampSource,
+        TimestampUnit,
+    },
 };
 
 fn vectors_dir() -> PathBuf {
@@ -96,8 +99,21 @@ fn matches_failure(failure: &str, rejection: &Rejection) -> bool {
 /// What a valid case's handler saw.
 type Seen = Arc<Mutex<Option<Verified<generic::Event>>>>;
 
+/// How a case's `secrets` are given to a scheme: as secrets, or as public keys.
+type Keys = fn(HmacBuilder, Vec<String>) -> HmacBuilder;
+
+/// The case's secrets, as secrets.
+fn secrets(scheme: HmacBuilder, secrets: Vec<String>) -> HmacBuilder {
+    scheme.secrets(secrets)
+}
+
 /// Sends one case through a layer built from `scheme` (with the case's secrets and clock).
-async fn run_case(case: &Value, scheme: HmacBuilder, typed: &Mutex<usize>) -> Result<(), String> {
+async fn run_case(
+    case: &Value,
+    scheme: HmacBuilder,
+    keys: Keys,
+    typed: &Mutex<usize>,
+) -> Result<(), String> {
     let now = case["now"].as_u64().ok_or("no `now`")?;
     let secrets: Vec<String> = case["secrets"]
         .as_array()
@@ -105,9 +121,7 @@ async fn run_case(case: &Value, scheme: HmacBuilder, typed: &Mutex<usize>) -> Re
         .iter()
         .map(|secret| secret.as_str().unwrap().to_owned())
         .collect();
-    let scheme = scheme
-        .secrets(secrets)
-        .clock(move || UNIX_EPOCH + Duration::from_secs(now));
+    let scheme = keys(scheme, secrets).clock(move || UNIX_EPOCH + Duration::from_secs(now));
     let layer = generic::layer(scheme).map_err(|err| err.to_string())?;
     let seen: Seen = Arc::default();
     let handler_seen = seen.clone();
@@ -181,14 +195,24 @@ async fn run_case(case: &Value, scheme: HmacBuilder, typed: &Mutex<usize>) -> Re
     }
 }
 
-/// Runs every case of `file`, with the scheme `scheme` makes for the case.
+/// Runs every case of `file`, with the scheme `scheme` makes for the case and the case's secrets.
 async fn run_file(file: &str, scheme: impl Fn(&Value) -> HmacBuilder, require_event_type: bool) {
+    run_file_with(file, scheme, secrets, require_event_type).await;
+}
+
+/// [`run_file`], the case's secrets given to the scheme by `keys`.
+async fn run_file_with(
+    file: &str,
+    scheme: impl Fn(&Value) -> HmacBuilder,
+    keys: Keys,
+    require_event_type: bool,
+) {
     let mut failures = Vec::new();
     let typed = Mutex::new(0);
     let cases = load(file);
     for case in &cases {
         let name = text(case, "name").unwrap_or_default();
-        if let Err(err) = run_case(case, scheme(case), &typed).await {
+        if let Err(err) = run_case(case, scheme(case), keys, &typed).await {
             failures.push(format!("{file} {name}: {err}"));
         }
     }
@@ -202,6 +226,20 @@ async fn run_file(file: &str, scheme: impl Fn(&Value) -> HmacBuilder, require_ev
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// SendGrid: the cases' "secrets" are the public verification keys.
+#[tokio::test]
+async fn sendgrid_vectors() {
+    run_file_with(
+        "sendgrid.json",
+        |_| sendgrid::scheme(),
+        |scheme, keys| {
+            scheme.public_keys(keys.iter().map(|key| PublicKey::p256_base64(key).unwrap()))
+        },
+        false,
+    )
+    .await;
 }
 
 #[tokio::test]

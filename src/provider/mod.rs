@@ -46,9 +46,11 @@
 //! # Ok::<_, tower_webhook::ConfigError>(())
 //! ```
 
+pub mod discord;
 pub mod generic;
 pub mod github;
 pub(crate) mod raw;
+pub mod sendgrid;
 pub mod shopify;
 pub mod slack;
 pub mod standard_webhooks;
@@ -66,7 +68,7 @@ use http_body_util::Full;
 use crate::{
     ConfigError, Secret, VerifyWebhookLayer, WebhookEvent,
     decode::Decode,
-    scheme::{Hmac, HmacBuilder},
+    scheme::{Hmac, HmacBuilder, SigningKey},
 };
 
 /// An event type a preset decodes into, and how.
@@ -121,6 +123,34 @@ pub(crate) fn headers(
         .sign(body, timestamp, headers))
 }
 
+/// The headers a sender with `key` (a private key) puts on `body`; see [`headers`].
+pub(crate) fn headers_signed_with(
+    builder: HmacBuilder,
+    key: &SigningKey,
+    body: &[u8],
+    timestamp: Option<i64>,
+    headers: &HeaderMap,
+) -> Result<HeaderMap, ConfigError> {
+    Ok(builder
+        .signing_key(key.clone())
+        .build()?
+        .sign(body, timestamp, headers))
+}
+
+/// The request a sender with `key` (a private key) sends with `body`; see [`headers`].
+pub(crate) fn request_signed_with(
+    builder: HmacBuilder,
+    key: &SigningKey,
+    body: impl Into<Bytes>,
+    timestamp: Option<i64>,
+    headers: &HeaderMap,
+) -> Result<Request<Full<Bytes>>, ConfigError> {
+    Ok(builder
+        .signing_key(key.clone())
+        .build()?
+        .signed_request(body, timestamp, headers))
+}
+
 /// The request a sender with `secret` sends with `body`; see [`headers`].
 pub(crate) fn signed_request(
     builder: HmacBuilder,
@@ -140,6 +170,60 @@ pub(crate) fn signed_request(
 /// signed time; `message(ID_HEADER)`: a message id, a signed time and the body). The module
 /// declares `scheme()` and the header constants itself.
 macro_rules! preset {
+    (provider: $provider:literal, event: $event:ident, public_keys, signs: timestamp) => {
+        #[doc = concat!(
+            "A layer that verifies ", $provider, " webhooks signed by any of `keys` (key ",
+            "rotation: any one verifying is enough) and decodes them into [`", stringify!($event),
+            "`].\n\n# Errors\n\n[`ConfigError::NoSecret`](crate::ConfigError::NoSecret) ",
+            "when `keys` is empty."
+        )]
+        pub fn layer<I>(
+            keys: I,
+        ) -> Result<$crate::VerifyWebhookLayer<$crate::scheme::Hmac, $event>, $crate::ConfigError>
+        where
+            I: IntoIterator<Item = $crate::scheme::PublicKey>,
+        {
+            $crate::provider::layer(scheme().public_keys(keys))
+        }
+
+        #[doc = concat!(
+            "The headers ", $provider, " would put on `body` at `timestamp` (Unix seconds), ",
+            "signed with the private `key`, for tests.\n\n# Errors\n\nNone for a key of the ",
+            "preset's algorithm; [`ConfigError::NoSecret`](crate::ConfigError::NoSecret) never."
+        )]
+        pub fn headers(
+            key: &$crate::scheme::SigningKey,
+            body: &[u8],
+            timestamp: i64,
+        ) -> Result<http::HeaderMap, $crate::ConfigError> {
+            $crate::provider::headers_signed_with(
+                scheme(),
+                key,
+                body,
+                Some(timestamp),
+                &http::HeaderMap::new(),
+            )
+        }
+
+        #[doc = concat!(
+            "A request signed the way ", $provider, " signs it at `timestamp` (Unix seconds) ",
+            "with the private `key`, for tests: `POST /` with `body`, `Content-Type: ",
+            "application/json` and the headers of [`headers`].\n\n# Errors\n\nAs [`headers`]."
+        )]
+        pub fn signed_request(
+            key: &$crate::scheme::SigningKey,
+            body: impl Into<bytes::Bytes>,
+            timestamp: i64,
+        ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, $crate::ConfigError> {
+            $crate::provider::request_signed_with(
+                scheme(),
+                key,
+                body,
+                Some(timestamp),
+                &http::HeaderMap::new(),
+            )
+        }
+    };
     (provider: $provider:literal, event: $event:ident, signs: $($signs:tt)+) => {
         #[doc = concat!(
             "A layer that verifies ", $provider, " webhooks signed with any of `secrets` (key ",
@@ -272,6 +356,44 @@ macro_rules! preset {
         ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, $crate::ConfigError> {
             let id = $crate::provider::message_id($id_header, id)?;
             $crate::provider::signed_request(scheme(), secret, body, Some(timestamp), &id)
+        }
+
+        #[doc = concat!(
+            "A layer that verifies ", $provider, " webhooks signed with any of `secrets` (`v1` ",
+            "entries) or by any of `public_keys` (`v1a` Ed25519 entries, keys written ",
+            "`whpk_…`: [`PublicKey::whpk`](crate::scheme::PublicKey::whpk)): a match of either ",
+            "kind is enough. Either list may be empty, not both.\n\n# Errors\n\nAs ",
+            "[`layer`]'s."
+        )]
+        pub fn layer_with_public_keys<I, K>(
+            secrets: I,
+            public_keys: K,
+        ) -> Result<
+            $crate::VerifyWebhookLayer<$crate::scheme::Hmac, super::generic::Event>,
+            $crate::ConfigError,
+        >
+        where
+            I: IntoIterator,
+            I::Item: Into<$crate::Secret>,
+            K: IntoIterator<Item = $crate::scheme::PublicKey>,
+        {
+            $crate::provider::layer(scheme().secrets(secrets).public_keys(public_keys))
+        }
+
+        #[doc = concat!(
+            "A request a ", $provider, " sender with the Ed25519 signing `key` (`whsk_…`: ",
+            "[`SigningKey::whsk`](crate::scheme::SigningKey::whsk)) would send for message `id` ",
+            "at `timestamp`, with one `v1a` signature, for tests.\n\n# Errors\n\nAs ",
+            "[`headers`]."
+        )]
+        pub fn signed_request_with_key(
+            key: &$crate::scheme::SigningKey,
+            id: &str,
+            timestamp: i64,
+            body: impl Into<bytes::Bytes>,
+        ) -> Result<http::Request<http_body_util::Full<bytes::Bytes>>, $crate::ConfigError> {
+            let id = $crate::provider::message_id($id_header, id)?;
+            $crate::provider::request_signed_with(scheme(), key, body, Some(timestamp), &id)
         }
     };
 }

@@ -2,8 +2,10 @@
 //! each `v1` a standard base64 HMAC-SHA256 of `"{id}.{timestamp}.{body}"`.
 //!
 //! The secret is `whsec_` followed by the base64 of the key (the prefix may be left out); the
-//! key is the decoded bytes. Any one `v1` signature made with any configured secret is enough;
-//! `v1a` (ed25519) and other versions are ignored. A timestamp more than 5 minutes from the
+//! key is the decoded bytes. Any one `v1` signature made with any configured secret is enough.
+//! `v1a` entries are Ed25519 signatures of the same content: with public keys
+//! ([`layer_with_public_keys`], keys written `whpk_…`) one made by any of them is enough too;
+//! without, they are ignored, as other versions are. A timestamp more than 5 minutes from the
 //! receiver's clock, either way, is refused after the signature matched. The delivery id is
 //! `webhook-id` (the same on every retry: deduplicate on it); the event type is the body's
 //! `type` (or `eventType`).
@@ -52,7 +54,7 @@ pub fn scheme() -> HmacBuilder {
 pub(crate) fn named(name: &str, id: &str, timestamp: &str, signature: &str) -> HmacBuilder {
     Hmac::sha256(signature)
         .name(name)
-        .grammar(Grammar::list("v1"))
+        .grammar(Grammar::list_with_public("v1", "v1a"))
         .encoding(Encoding::Base64)
         .key_format(KeyFormat::WhsecBase64)
         .timestamp(TimestampSource::Header(

@@ -12,14 +12,15 @@
 //! 3. Only then, [`Scheme::delivery`] reads what is known about the delivery (its id, event type
 //!    and signed timestamp) from the head and the signed bytes.
 //!
-//! [`Hmac`] is the one HMAC model every preset builds: any header [`Grammar`] (`<hex>`,
+//! [`Hmac`] is the one template model every signing preset builds: any header [`Grammar`] (`<hex>`,
 //! `sha256=<hex>`, `t=…,v1=…`, `ts=…;h1=…`, space-separated `v1,<base64>` lists), signed content
 //! as a template of [`Part`]s (literals, header values, the timestamp, the body or its
-//! `JSON.stringify` form), SHA-256 or SHA-1, hex or base64, raw or `whsec_` keys, where the event
+//! `JSON.stringify` form), HMAC-SHA256 or HMAC-SHA1 with secrets or Ed25519 or ECDSA P-256
+//! with [`PublicKey`]s, hex or base64, raw or `whsec_` keys, where the event
 //! type and delivery id are read ([`Field`]), and a replay window read from an injectable
-//! [`Clock`]. A new HMAC provider is a new [`HmacBuilder`] declaration (see
-//! [`provider`](crate::provider) for where presets live); a scheme of another kind (a public-key
-//! signature, a shared token) is another implementation of [`Scheme`].
+//! [`Clock`]. A new signing provider is a new [`HmacBuilder`] declaration (see
+//! [`provider`](crate::provider) for where presets live); a scheme of another kind (a shared
+//! token) is another implementation of [`Scheme`].
 //!
 //! # Example
 //!
@@ -67,7 +68,7 @@ use crate::Rejection;
 pub use self::{
     hmac::{
         Digest, Encoding, Field, Grammar, Hmac, HmacBuilder, HmacSignature, KeyFormat,
-        MAX_ELEMENTS, MAX_SIGNATURES, Part, TimestampSource,
+        MAX_ELEMENTS, MAX_SIGNATURES, Part, PublicKey, SigningKey, TimestampSource,
     },
     timestamp::{Clock, SystemClock, TimestampUnit},
 };

@@ -7,8 +7,8 @@ use http::{HeaderName, HeaderValue};
 use zeroize::Zeroizing;
 
 use super::{
-    Digest, Encoding, Field, Grammar, GrammarKind, Hmac, Key, KeyFormat, Metadata, Part,
-    TimestampSource, metadata::signed_headers,
+    Digest, Encoding, Field, Grammar, GrammarKind, Hmac, Key, KeyFormat, Metadata, Part, PublicKey,
+    SigningKey, TimestampSource, metadata::signed_headers,
 };
 use crate::{
     ConfigError, Secret,
@@ -31,6 +31,8 @@ pub struct HmacBuilder {
     pub(super) metadata: Metadata,
     pub(super) key_format: KeyFormat,
     pub(super) secrets: Vec<Secret>,
+    pub(super) public_keys: Vec<PublicKey>,
+    pub(super) signing: Option<SigningKey>,
 }
 
 impl HmacBuilder {
@@ -51,6 +53,8 @@ impl HmacBuilder {
             metadata: Metadata::default(),
             key_format: KeyFormat::Raw,
             secrets: Vec::new(),
+            public_keys: Vec::new(),
+            signing: None,
         }
     }
 
@@ -144,6 +148,27 @@ impl HmacBuilder {
         self
     }
 
+    /// Adds a public key, for a public-key scheme ([`Hmac::ed25519`], [`Hmac::ecdsa_p256`]) or
+    /// the public entries of a [`Grammar::list_with_public`] list. Add several to rotate keys: a
+    /// signature made with any of them is accepted.
+    pub fn public_key(mut self, key: PublicKey) -> Self {
+        self.public_keys.push(key);
+        self
+    }
+
+    /// Adds several public keys, in order.
+    pub fn public_keys(mut self, keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        self.public_keys.extend(keys);
+        self
+    }
+
+    /// The private key [`Hmac::sign`] signs with instead of a secret, for tests and local tools;
+    /// its public key is accepted too.
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing = Some(key);
+        self
+    }
+
     /// Adds several secrets, in order.
     pub fn secrets<I>(mut self, secrets: I) -> Self
     where
@@ -218,11 +243,27 @@ impl HmacBuilder {
                     );
                 }
             }
-            GrammarKind::List { version } => {
-                if version.is_empty() || !version.bytes().all(|b| b.is_ascii_graphic() && b != b',')
-                {
+            GrammarKind::List {
+                version,
+                public_version,
+            } => {
+                let version_ok = |version: &str| {
+                    !version.is_empty()
+                        && version.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+                };
+                if !version_ok(version) || !public_version.as_deref().is_none_or(version_ok) {
                     return invalid(
                         "a list grammar needs a version of visible ASCII without commas",
+                    );
+                }
+                if public_version.as_deref() == Some(&**version) {
+                    return invalid("a list grammar needs two different versions");
+                }
+                if public_version.is_some()
+                    && (self.digest.is_public() || self.encoding != Encoding::Base64)
+                {
+                    return invalid(
+                        "public entries beside MACs need an HMAC scheme with base64 encoding",
                     );
                 }
             }
@@ -257,7 +298,34 @@ impl HmacBuilder {
             // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
             return invalid("a timestamp header must be signed: add Part::Timestamp");
         }
-        let keys = keys(self.digest, self.key_format, &self.secrets)?;
+        let keys = if self.digest.is_public() {
+            if !self.secrets.is_empty() {
+                return invalid("a public-key scheme verifies with public keys, not secrets");
+            }
+            Box::default()
+        } else if self.secrets.is_empty() && !self.public_keys.is_empty() {
+            Box::default()
+        } else {
+            keys(self.digest, self.key_format, &self.secrets)?
+        };
+        let mut public_keys = self.public_keys;
+        public_keys.extend(self.signing.as_ref().map(SigningKey::public_key));
+        let takes_public = self.digest.is_public()
+            || matches!(
+                &grammar,
+                GrammarKind::List {
+                    public_version: Some(_),
+                    ..
+                }
+            );
+        if !takes_public && !public_keys.is_empty() {
+            return invalid(
+                "public keys need a public-key scheme or a list grammar with public entries",
+            );
+        }
+        if keys.is_empty() && public_keys.is_empty() {
+            return Err(ConfigError::NoSecret);
+        }
         let tolerance = match self.timestamp {
             TimestampSource::None => None,
             _ => Some(self.tolerance.unwrap_or(Self::DEFAULT_TOLERANCE)),
@@ -267,6 +335,12 @@ impl HmacBuilder {
             (Encoding::Hex, Digest::Sha1) => "40 lower-case hex digits",
             (Encoding::Base64, Digest::Sha256) => "44 characters of padded standard base64",
             (Encoding::Base64, Digest::Sha1) => "28 characters of padded standard base64",
+            (Encoding::Hex, Digest::Ed25519) => "128 lower-case hex digits",
+            (Encoding::Base64, Digest::Ed25519) => "88 characters of padded standard base64",
+            (Encoding::Hex, Digest::EcdsaP256) => "the lower-case hex of a DER ECDSA signature",
+            (Encoding::Base64, Digest::EcdsaP256) => {
+                "the padded standard base64 of a DER ECDSA signature"
+            }
         };
         let expected = match &grammar {
             GrammarKind::Value { prefix } if prefix.is_empty() => digits.to_owned(),
@@ -280,9 +354,17 @@ impl HmacBuilder {
                  with no white space, each MAC {digits}",
                 sep = char::from(*separator)
             ),
-            GrammarKind::List { version } => {
-                format!("space-separated `{version},<MAC>` entries, each MAC {digits}")
-            }
+            GrammarKind::List {
+                version,
+                public_version: None,
+            } => format!("space-separated `{version},<MAC>` entries, each MAC {digits}"),
+            GrammarKind::List {
+                version,
+                public_version: Some(public),
+            } => format!(
+                "space-separated `{version},<MAC>` or `{public},<signature>` entries, each MAC \
+                 {digits}, each signature 88 characters of padded standard base64"
+            ),
         };
         let covered = signed_headers(&self.parts);
         Ok(Hmac {
@@ -303,6 +385,8 @@ impl HmacBuilder {
             header,
             key_format: self.key_format,
             keys,
+            public_keys: public_keys.into_boxed_slice(),
+            signing: self.signing,
         })
     }
 }
@@ -317,6 +401,11 @@ pub(super) fn keys(
     format: KeyFormat,
     secrets: &[Secret],
 ) -> Result<Box<[Key]>, ConfigError> {
+    if digest.is_public() {
+        return Err(ConfigError::InvalidScheme {
+            reason: "a public-key scheme verifies with public keys, not secrets",
+        });
+    }
     if secrets.is_empty() {
         return Err(ConfigError::NoSecret);
     }
@@ -332,7 +421,7 @@ pub(super) fn keys(
             if key.is_empty() {
                 return Err(ConfigError::EmptySecret { index });
             }
-            Ok(Key::new(digest, &key))
+            Key::new(digest, &key).ok_or(ConfigError::InvalidSecret { index })
         })
         .collect()
 }

@@ -27,6 +27,7 @@ use crate::{ConfigError, Secret};
 
 mod builder;
 mod metadata;
+mod public;
 mod signature;
 mod template;
 #[cfg(test)]
@@ -36,12 +37,14 @@ pub(crate) use self::metadata::Metadata;
 pub use self::{
     builder::HmacBuilder,
     metadata::Field,
+    public::{PublicKey, SigningKey},
     signature::HmacSignature,
     template::{Digest, Encoding, Grammar, KeyFormat, Part, TimestampSource},
 };
 use self::{
     signature::{
-        Few, Key, Tag, Timestamp, all_graphic, contains, decode, encode, runs_into, split, trim_ows,
+        Few, Key, Tag, Timestamp, all_graphic, contains, decode, decode_public, encode, runs_into,
+        split, trim_ows,
     },
     template::GrammarKind,
 };
@@ -103,6 +106,10 @@ pub struct Hmac {
     metadata: Metadata,
     key_format: KeyFormat,
     keys: Box<[Key]>,
+    /// The public keys of a public-key scheme, or of the public entries of a list.
+    public_keys: Box<[PublicKey]>,
+    /// What [`sign`](Self::sign) signs with instead of the first secret.
+    signing: Option<SigningKey>,
 }
 
 impl Hmac {
@@ -116,6 +123,24 @@ impl Hmac {
     /// headers).
     pub fn sha1(header: impl Into<String>) -> HmacBuilder {
         HmacBuilder::new(header, Digest::Sha1)
+    }
+
+    /// Starts an Ed25519 scheme reading its signature from `header` (Discord): the same
+    /// template of signed parts, header grammar, replay window and metadata as an HMAC scheme,
+    /// checked with [`public_key`](HmacBuilder::public_key)s instead of secrets. By default one
+    /// lower-case hex signature (128 digits) of the raw body.
+    ///
+    /// The type keeps the name of the HMAC schemes it began with: it is the crate's one
+    /// template scheme, whatever signs.
+    pub fn ed25519(header: impl Into<String>) -> HmacBuilder {
+        HmacBuilder::new(header, Digest::Ed25519)
+    }
+
+    /// Starts an ECDSA P-256 / SHA-256 scheme reading its DER signature from `header`
+    /// (SendGrid), checked with [`public_key`](HmacBuilder::public_key)s; see
+    /// [`ed25519`](Self::ed25519).
+    pub fn ecdsa_p256(header: impl Into<String>) -> HmacBuilder {
+        HmacBuilder::new(header, Digest::EcdsaP256)
     }
 
     /// The same scheme keyed with `secrets` instead of its own: what a
@@ -165,21 +190,40 @@ impl Hmac {
         let timestamp = timestamp.unwrap_or_else(|| timestamp::unix_seconds(self.clock.0.now()));
         let timestamp_text = timestamp.to_string();
         let mut out = HeaderMap::new();
-        let mut mac = self.keys[0].clone();
+        let mut message = Vec::new();
         for part in self.parts.iter() {
             match part {
-                Part::Literal(bytes) => mac.update(bytes),
+                Part::Literal(bytes) => message.extend_from_slice(bytes),
                 Part::Header(name) => {
                     if let Some(value) = headers.get(name) {
-                        mac.update(value.as_bytes());
+                        message.extend_from_slice(value.as_bytes());
                         out.insert(name.clone(), value.clone());
                     }
                 }
-                Part::Timestamp => mac.update(timestamp_text.as_bytes()),
-                Part::Body | Part::BodyOrJsonStringify { .. } => mac.update(body),
+                Part::Timestamp => message.extend_from_slice(timestamp_text.as_bytes()),
+                Part::Body | Part::BodyOrJsonStringify { .. } => message.extend_from_slice(body),
             }
         }
-        let encoded = encode(self.encoding, mac.finalize().as_slice());
+        // The signing key when there is one (its signature is a public entry of a list), else
+        // the first secret; with neither, no signature.
+        let (encoded, public) = match (&self.signing, self.keys.first()) {
+            (Some(signing), _) => {
+                let encoding = match &self.grammar {
+                    GrammarKind::List {
+                        public_version: Some(_),
+                        ..
+                    } => Encoding::Base64,
+                    _ => self.encoding,
+                };
+                (encode(encoding, &signing.sign(&message)), true)
+            }
+            (None, Some(key)) => {
+                let mut mac = key.clone();
+                mac.update(&message);
+                (encode(self.encoding, mac.finalize().as_slice()), false)
+            }
+            (None, None) => return out,
+        };
         let value = match &self.grammar {
             GrammarKind::Value { prefix } => format!("{prefix}{encoded}"),
             GrammarKind::Pairs {
@@ -190,7 +234,13 @@ impl Hmac {
                 "{timestamp_key}={timestamp_text}{}{signature_key}={encoded}",
                 char::from(*separator)
             ),
-            GrammarKind::List { version } => format!("{version},{encoded}"),
+            GrammarKind::List {
+                version,
+                public_version,
+            } => match public_version {
+                Some(public_version) if public => format!("{public_version},{encoded}"),
+                _ => format!("{version},{encoded}"),
+            },
         };
         if let TimestampSource::Header(name) = &self.timestamp {
             out.insert(name.clone(), HeaderValue::from(timestamp));
@@ -286,8 +336,28 @@ impl Hmac {
         decode(self.encoding, self.digest.tag_len(), encoded)
     }
 
-    /// Parses the signature header's value into `tags`, returning, for pairs, the timestamp text.
-    fn parse<'v>(&self, value: &'v [u8], tags: &mut Few<Tag, 1>) -> Option<Option<&'v [u8]>> {
+    /// Decodes one signature of the scheme's own kind into `signature`: a MAC, or a public-key
+    /// signature. `None` when it is malformed, or one too many.
+    fn push(&self, encoded: &[u8], signature: &mut HmacSignature) -> Option<()> {
+        if signature.tags.len() + signature.public.len() >= MAX_SIGNATURES {
+            return None;
+        }
+        if self.digest.is_public() {
+            let public = decode_public(self.encoding, self.digest, encoded)?;
+            signature.public.push(public);
+        } else {
+            signature.tags.push(self.decode(encoded)?);
+        }
+        Some(())
+    }
+
+    /// Parses the signature header's value into `signature`, returning, for pairs, the timestamp
+    /// text.
+    fn parse<'v>(
+        &self,
+        value: &'v [u8],
+        signature: &mut HmacSignature,
+    ) -> Option<Option<&'v [u8]>> {
         let value = trim_ows(value);
         match &self.grammar {
             GrammarKind::Value { prefix } => {
@@ -296,7 +366,7 @@ impl Hmac {
                 } else {
                     value.strip_prefix(prefix.as_bytes())?
                 };
-                tags.push(self.decode(encoded)?);
+                self.push(encoded, signature)?;
                 Some(None)
             }
             GrammarKind::Pairs {
@@ -323,34 +393,61 @@ impl Hmac {
                             return None;
                         }
                     } else if key == signature_key.as_bytes() {
-                        if tags.len() == MAX_SIGNATURES {
-                            return None;
-                        }
-                        tags.push(self.decode(value)?);
+                        self.push(value, signature)?;
                     }
                 }
-                (!tags.is_empty() && timestamp.is_some()).then_some(timestamp)
+                (signature.any() && timestamp.is_some()).then_some(timestamp)
             }
-            GrammarKind::List { version } => {
+            GrammarKind::List {
+                version,
+                public_version,
+            } => {
                 for (index, entry) in split(value, b' ').enumerate() {
                     if index >= MAX_ELEMENTS {
                         return None;
                     }
                     let at = memchr::memchr(b',', entry)?;
-                    let (name, signature) = (&entry[..at], &entry[at + 1..]);
-                    if name.is_empty() || signature.is_empty() {
+                    let (name, encoded) = (&entry[..at], &entry[at + 1..]);
+                    if name.is_empty() || encoded.is_empty() {
                         return None;
                     }
                     if name == version.as_bytes() {
-                        if tags.len() == MAX_SIGNATURES {
+                        self.push(encoded, signature)?;
+                    } else if public_version.as_deref().map(str::as_bytes) == Some(name)
+                        && !self.public_keys.is_empty()
+                    {
+                        if signature.tags.len() + signature.public.len() >= MAX_SIGNATURES {
                             return None;
                         }
-                        tags.push(self.decode(signature)?);
+                        let public = decode_public(Encoding::Base64, Digest::Ed25519, encoded)?;
+                        signature.public.push(public);
                     }
                 }
-                (!tags.is_empty()).then_some(None)
+                signature.any().then_some(None)
             }
         }
+    }
+
+    /// Whether a public key verifies one of the request's public-key signatures over the signed
+    /// parts and `body`. Every pair is tried (a public key is no secret: nothing to hide in the
+    /// time it takes), at most [`MAX_SIGNATURES`] signatures by the keys configured.
+    fn public_matches(&self, signature: &HmacSignature, body: &[u8]) -> bool {
+        if signature.public.is_empty() || self.public_keys.is_empty() {
+            return false;
+        }
+        let prefix: Vec<&[u8]> = self.prefix(signature).collect();
+        let mut message =
+            Vec::with_capacity(prefix.iter().map(|part| part.len()).sum::<usize>() + body.len());
+        prefix
+            .iter()
+            .for_each(|part| message.extend_from_slice(part));
+        message.extend_from_slice(body);
+        self.public_keys.iter().any(|key| {
+            signature
+                .public
+                .iter()
+                .any(|public| key.verifies(&message, public))
+        })
     }
 
     /// Whether `tag` is one of `tags`, in constant time for each: every tag is compared whole
@@ -429,11 +526,12 @@ impl Scheme for Hmac {
         // Built in place: the signature is a few hundred bytes, not worth moving around.
         let mut signature = HmacSignature {
             tags: Few::new(),
+            public: Vec::new(),
             timestamp: None,
             headers: Few::new(),
         };
         let pair_timestamp = self
-            .parse(value.as_bytes(), &mut signature.tags)
+            .parse(value.as_bytes(), &mut signature)
             .ok_or_else(|| self.malformed(signature_header))?;
         let (timestamp_text, timestamp_header) = match &self.timestamp {
             TimestampSource::Header(name) => {
@@ -495,7 +593,7 @@ impl Scheme for Hmac {
             };
             found | Self::any_matches(&mac, &signature.tags)
         });
-        if raw {
+        if raw || self.public_matches(signature, body) {
             if self.tolerance.is_some() {
                 self.check_window(signature, body)?;
             }
@@ -576,6 +674,7 @@ impl fmt::Debug for Hmac {
             .field("parts", &self.parts)
             .field("tolerance", &self.tolerance)
             .field("keys", &format_args!("[{} redacted]", self.keys.len()))
+            .field("public_keys", &self.public_keys)
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,7 @@ use subtle::ConstantTimeEq;
 use super::{
     super::{hex, timestamp},
     Digest, Encoding,
+    public::PublicSignature,
 };
 
 /// A keyed HMAC state of either digest.
@@ -20,14 +21,12 @@ pub(super) enum Key {
 }
 
 impl Key {
-    pub(super) fn new(digest: Digest, key: &[u8]) -> Self {
+    /// The keyed state of `digest`; `None` for a public-key algorithm, which has no MAC.
+    pub(super) fn new(digest: Digest, key: &[u8]) -> Option<Self> {
         match digest {
-            Digest::Sha256 => Self::Sha256(
-                hmac::Hmac::new_from_slice(key).expect("HMAC accepts keys of any length"),
-            ),
-            Digest::Sha1 => Self::Sha1(
-                hmac::Hmac::new_from_slice(key).expect("HMAC accepts keys of any length"),
-            ),
+            Digest::Sha256 => hmac::Hmac::new_from_slice(key).ok().map(Self::Sha256),
+            Digest::Sha1 => hmac::Hmac::new_from_slice(key).ok().map(Self::Sha1),
+            Digest::Ed25519 | Digest::EcdsaP256 => None,
         }
     }
 
@@ -106,14 +105,23 @@ impl Tag {
 #[derive(Clone)]
 pub struct HmacSignature {
     pub(super) tags: Few<Tag, 1>,
+    /// Public-key signatures (empty, and unallocated, for a MAC-only scheme).
+    pub(super) public: Vec<PublicSignature>,
     pub(super) timestamp: Option<Timestamp>,
     pub(super) headers: Few<HeaderValue, 1>,
+}
+
+impl HmacSignature {
+    /// Whether any signature was read.
+    pub(super) fn any(&self) -> bool {
+        !self.tags.is_empty() || !self.public.is_empty()
+    }
 }
 
 impl fmt::Debug for HmacSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacSignature")
-            .field("signatures", &self.tags.len())
+            .field("signatures", &(self.tags.len() + self.public.len()))
             .field("timestamp", &self.timestamp.as_ref().map(|t| t.seconds))
             .finish_non_exhaustive()
     }
@@ -222,6 +230,44 @@ pub(super) fn decode(encoding: Encoding, len: usize, encoded: &[u8]) -> Option<T
         }
     }
     Some(tag)
+}
+
+/// A public-key signature of `digest` (Ed25519: 64 bytes; ECDSA: DER) encoded in `encoding`,
+/// in its canonical form only.
+pub(super) fn decode_public(
+    encoding: Encoding,
+    digest: Digest,
+    encoded: &[u8],
+) -> Option<PublicSignature> {
+    // The longest: an Ed25519 signature (64 bytes) or a DER ECDSA one (at most 72).
+    const MAX: usize = 72;
+    let mut bytes = [0u8; MAX + 2];
+    let len = match encoding {
+        Encoding::Hex => {
+            if !encoded.len().is_multiple_of(2) || encoded.len() > 2 * MAX {
+                return None;
+            }
+            let len = encoded.len() / 2;
+            if !hex::decode_lower(encoded, bytes.get_mut(..len)?) {
+                return None;
+            }
+            len
+        }
+        Encoding::Base64 => {
+            if !encoded.len().is_multiple_of(4) || encoded.len() > MAX.div_ceil(3) * 4 {
+                return None;
+            }
+            base64::engine::general_purpose::STANDARD
+                .decode_slice(encoded, &mut bytes)
+                .ok()?
+        }
+    };
+    let bytes = bytes.get(..len)?;
+    match digest {
+        Digest::Ed25519 => PublicSignature::ed25519(bytes),
+        Digest::EcdsaP256 => PublicSignature::p256_der(bytes),
+        Digest::Sha256 | Digest::Sha1 => None,
+    }
 }
 
 /// Whether `needle` occurs in `haystack` (never, when it is empty).

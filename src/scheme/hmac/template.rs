@@ -18,23 +18,36 @@ pub enum Encoding {
     Base64,
 }
 
-/// The hash function of the HMAC.
+/// What signs: the hash function of an HMAC, or a public-key algorithm
+/// ([`Hmac::ed25519`](super::Hmac::ed25519), [`Hmac::ecdsa_p256`](super::Hmac::ecdsa_p256)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Digest {
-    /// SHA-256 (32-byte tags): every current provider.
+    /// HMAC-SHA256 (32-byte tags): every current HMAC provider.
     #[default]
     Sha256,
-    /// SHA-1 (20-byte tags): Intercom, GitHub's and Square's legacy headers.
+    /// HMAC-SHA1 (20-byte tags): Intercom, GitHub's and Square's legacy headers.
     Sha1,
+    /// Ed25519 signatures (64 bytes), verified with public keys: Discord, Standard Webhooks
+    /// `v1a`.
+    Ed25519,
+    /// ECDSA over P-256 with SHA-256, DER-encoded, verified with public keys: SendGrid.
+    EcdsaP256,
 }
 
 impl Digest {
+    /// The length of a MAC; 0 for a public-key algorithm.
     pub(super) fn tag_len(self) -> usize {
         match self {
             Self::Sha256 => 32,
             Self::Sha1 => 20,
+            Self::Ed25519 | Self::EcdsaP256 => 0,
         }
+    }
+
+    /// Whether signatures are checked with public keys rather than MACs of secrets.
+    pub(super) fn is_public(self) -> bool {
+        matches!(self, Self::Ed25519 | Self::EcdsaP256)
     }
 }
 
@@ -77,6 +90,8 @@ pub(super) enum GrammarKind {
     },
     List {
         version: Box<str>,
+        /// The version of Ed25519 signatures beside the MACs (Standard Webhooks' `v1a`).
+        public_version: Option<Box<str>>,
     },
 }
 
@@ -106,12 +121,22 @@ impl Grammar {
     }
 
     /// A list of `version,signature` entries separated by single spaces (Standard Webhooks);
-    /// entries of other versions (`v1a` ed25519 signatures, later versions) are ignored. (An
-    /// ed25519 scheme would read the same list for `v1a` and sign the same template of parts with
-    /// a public key instead of a MAC: another [`Scheme`](crate::scheme::Scheme) beside this one.)
+    /// entries of other versions are ignored.
     pub fn list(version: &str) -> Self {
         Self(GrammarKind::List {
             version: version.into(),
+            public_version: None,
+        })
+    }
+
+    /// A [`list`](Self::list) whose entries of `public_version` are Ed25519 signatures
+    /// (standard base64 of 64 bytes), checked with the scheme's public keys, beside the
+    /// entries of `version` checked with its secrets: Standard Webhooks' `v1` and `v1a`.
+    /// Either kind matching is enough.
+    pub fn list_with_public(version: &str, public_version: &str) -> Self {
+        Self(GrammarKind::List {
+            version: version.into(),
+            public_version: Some(public_version.into()),
         })
     }
 }
