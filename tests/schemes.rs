@@ -18,7 +18,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_webhook::{
     Rejection, SignatureError, Verified, WebhookEvent,
     provider::{
-        discord, generic, github, sendgrid, shopify, slack, standard_webhooks, stripe, svix,
+        discord, generic, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe, svix,
     },
     scheme::{
         Encoding, Field, Grammar, Hmac, HmacBuilder, Part, PublicKey, TimestampSource,
@@ -40,7 +40,9 @@ fn load(file: &str) -> Vec<Value> {
     let mut path = vectors_dir().join(file);
     // The crate's own files (made by scripts/vectors/), when the folder named does not hold
     // them: the providers' folder has no Discord or `v1a` file.
-    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(file);
+    let own = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(file);
     if OWN_FILES.contains(&file) && !path.exists() {
         path = own;
     }
@@ -285,6 +287,59 @@ async fn standard_webhooks_v1a_vectors() {
         true,
     )
     .await;
+}
+
+/// GitLab: a shared token, the cases' secrets the tokens the receiver accepts.
+#[tokio::test]
+async fn gitlab_vectors() {
+    let cases = load("gitlab.json");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = text(case, "name").unwrap_or_default();
+        let tokens: Vec<String> = case["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|token| token.as_str().unwrap().to_owned())
+            .collect();
+        let layer = gitlab::layer(tokens).unwrap();
+        let body = body_of(case);
+        let service = ServiceBuilder::new().layer(layer).service(service_fn(
+            |request: Request<Full<Bytes>>| async move {
+                let verified = request.extensions().get::<Verified<generic::Event>>();
+                let event = verified
+                    .map(|v| v.event_type().to_owned())
+                    .unwrap_or_default();
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(event))))
+            },
+        ));
+        let response = service
+            .oneshot(request_for(case, &body))
+            .await
+            .unwrap_or_else(|never| match never {});
+        let rejection = response.extensions().get::<Rejection>().cloned();
+        let outcome = match (case["expected"].as_str(), response.status()) {
+            (Some("valid"), StatusCode::OK) => Ok(()),
+            (Some("invalid"), StatusCode::UNAUTHORIZED) => {
+                // Cases without a `failure` say only that the request is refused.
+                match (case["failure"].as_str(), &rejection) {
+                    (None, Some(_)) => Ok(()),
+                    (Some(failure), Some(rejection)) if matches_failure(failure, rejection) => {
+                        Ok(())
+                    }
+                    (failure, other) => Err(format!("expected {failure:?}, got {other:?}")),
+                }
+            }
+            (expected, status) => Err(format!(
+                "expected {expected:?}, got {status} ({rejection:?})"
+            )),
+        };
+        if let Err(err) = outcome {
+            failures.push(format!("gitlab.json {name}: {err}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(cases.len() >= 9, "{} cases", cases.len());
 }
 
 #[tokio::test]

@@ -164,6 +164,11 @@ impl Decoder {
             metadata: builder.metadata(),
         }
     }
+
+    /// The decoder reading what `metadata` says.
+    pub(crate) fn from_metadata(metadata: Metadata) -> Self {
+        Self { metadata }
+    }
 }
 
 impl Decode<Event> for Decoder {

@@ -49,6 +49,7 @@
 pub mod discord;
 pub mod generic;
 pub mod github;
+pub mod gitlab;
 pub(crate) mod raw;
 pub mod sendgrid;
 pub mod shopify;

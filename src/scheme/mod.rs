@@ -57,6 +57,7 @@ pub(crate) mod hmac_metadata {
 pub(crate) mod hex;
 mod js_json;
 mod timestamp;
+mod token;
 
 use std::{fmt, future::Future, pin::Pin};
 
@@ -71,6 +72,7 @@ pub use self::{
         MAX_ELEMENTS, MAX_SIGNATURES, Part, PublicKey, SigningKey, TimestampSource,
     },
     timestamp::{Clock, SystemClock, TimestampUnit},
+    token::{Token, TokenSignature},
 };
 pub use crate::rejection::SignatureError;
 
