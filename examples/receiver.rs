@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE]
 //! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
@@ -18,9 +18,18 @@
 //! `--secret` may be repeated (key rotation: any one matching is enough). `--listen` defaults to
 //! 127.0.0.1:3000; port 0 picks a free port.
 //!
+//! - `--provider discord` and `--provider sendgrid` verify with public keys: `--public-key KEY`
+//!   (repeatable), in the form each shows its users (Discord: the application's public key, 64
+//!   hex digits; SendGrid: the verification key, base64 of its SubjectPublicKeyInfo), instead of
+//!   `--secret`. Discord's PING (`"type": 1`) is answered with `{"type":1}` and prints nothing,
+//!   so that Discord saves the endpoint. `--provider standardwebhooks|svix` also take
+//!   `--public-key whpk_…`: a `v1a` signature by one of them is then accepted beside a `v1` MAC.
+//!   `--provider gitlab` takes the secret token as `--secret`; it signs nothing (the token
+//!   authenticates the sender only).
+//!
 //! - `--tolerance SECS` sets the replay window of the providers that sign a timestamp (Stripe,
 //!   Standard Webhooks, Svix, Slack: 300 unless set; a signed timestamp further than that from
-//!   the clock, either way, gets 401). For VideoNest it opts into a window on the body's
+//!   the clock, either way, gets 401; Discord and SendGrid too). For VideoNest it opts into a window on the body's
 //!   `timestamp`, which must exceed VideoNest's 36-minute retry horizon (2160 s). GitHub,
 //!   Shopify and VideoAIditor sign no timestamp and refuse the flag.
 //!
@@ -99,11 +108,12 @@ use tower_webhook::{
         tenant_key,
     },
     provider::{
-        generic, github, shopify, slack, standard_webhooks, stripe, svix, videoaiditor, videonest,
+        discord, generic, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe,
+        svix, videoaiditor, videonest,
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -116,8 +126,11 @@ Serves POST /webhook with a provider's preset and prints one JSON line per proce
 
 Serving:
   --provider NAME          videonest, videoaiditor, github, stripe, standardwebhooks, svix,
-                           shopify or slack (required)
+                           shopify, slack, discord, sendgrid or gitlab (required)
   --secret S               a signing secret; repeat it for several (any one matching is enough)
+  --public-key KEY         a public key (Discord: 64 hex digits; SendGrid: base64 of the
+                           SubjectPublicKeyInfo; Standard Webhooks, Svix: whpk_...); repeat
+                           it for several; Discord and SendGrid take these, not --secret
   --secret-file PATH       secrets from a file, one per line (not shown by ps)
                            (or the RECEIVER_SECRETS environment variable, white-space separated)
   --tolerance SECS         the replay window of providers that sign a timestamp [default: 300;
@@ -167,6 +180,16 @@ enum Provider {
     Svix,
     Shopify,
     Slack,
+    Discord,
+    SendGrid,
+    GitLab,
+}
+
+impl Provider {
+    /// Whether it verifies with public keys (`--public-key`) rather than secrets.
+    fn takes_public_keys(self) -> bool {
+        matches!(self, Self::Discord | Self::SendGrid)
+    }
 }
 
 /// Where `--dedupe` keeps its records, or `--queue` its deliveries.
@@ -218,6 +241,8 @@ impl Backend {
 struct Args {
     provider: Provider,
     secrets: Vec<String>,
+    /// `--public-key`: Discord's, SendGrid's, or Standard Webhooks' and Svix's `whpk_` keys.
+    public_keys: Vec<tower_webhook::scheme::PublicKey>,
     tolerance: Option<Duration>,
     listen: SocketAddr,
     max_body: usize,
@@ -293,6 +318,19 @@ impl RedisNames {
     }
 }
 
+/// `--public-key KEY` in the form `provider` shows its users: 64 hex digits for Discord, base64
+/// of the SubjectPublicKeyInfo for SendGrid, `whpk_…` for Standard Webhooks and Svix.
+fn public_key(provider: Provider, key: &str) -> Result<tower_webhook::scheme::PublicKey, String> {
+    use tower_webhook::scheme::PublicKey;
+    let parsed = match provider {
+        Provider::Discord => PublicKey::ed25519_hex(key),
+        Provider::SendGrid => PublicKey::p256_base64(key),
+        Provider::StandardWebhooks | Provider::Svix => PublicKey::whpk(key),
+        _ => return Err("--public-key: this provider verifies with secrets (--secret)".to_owned()),
+    };
+    parsed.map_err(|err| format!("--public-key: {err}"))
+}
+
 /// The secrets in `text`: one per line (or separated by white space), blank lines ignored.
 fn secrets_in(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split_whitespace().map(str::to_owned)
@@ -352,6 +390,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut admin_token = None;
     let mut redis_names = RedisNames::default();
     let mut tenants = None;
+    let mut public_keys = Vec::new();
     // Flags that only mean something with `--queue`, where they were given.
     let mut queue_only = Vec::new();
     while let Some(flag) = args.next() {
@@ -376,10 +415,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     "svix" => Provider::Svix,
                     "shopify" => Provider::Shopify,
                     "slack" => Provider::Slack,
+                    "discord" => Provider::Discord,
+                    "sendgrid" => Provider::SendGrid,
+                    "gitlab" => Provider::GitLab,
                     other => return Err(format!("unknown provider {other:?}")),
                 });
             }
             "--secret" => secrets.push(value("--secret")?),
+            "--public-key" => public_keys.push(value("--public-key")?),
             "--secret-file" => {
                 let path = value("--secret-file")?;
                 let text = std::fs::read_to_string(&path)
@@ -459,19 +502,41 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     let provider = provider.ok_or("--provider is required")?;
+    let public_keys = public_keys
+        .iter()
+        .map(|key| public_key(provider, key))
+        .collect::<Result<Vec<_>, _>>()?;
+    if provider.takes_public_keys() {
+        if !secrets.is_empty() {
+            return Err(
+                "this provider verifies with public keys: use --public-key, not --secret"
+                    .to_owned(),
+            );
+        }
+        if public_keys.is_empty() {
+            return Err("at least one public key is required: --public-key KEY".to_owned());
+        }
+        if tenants.is_some() {
+            return Err(
+                "--tenants gives secrets; this provider verifies with public keys".to_owned(),
+            );
+        }
+    }
     if tenants.is_some() && !secrets.is_empty() {
         return Err(
             "--tenants gives every tenant its secrets: --secret and --secret-file do not apply"
                 .to_owned(),
         );
     }
+    let secret_optional =
+        tenants.is_some() || provider.takes_public_keys() || !public_keys.is_empty();
     if secrets.is_empty()
-        && tenants.is_none()
+        && !secret_optional
         && let Ok(text) = std::env::var(SECRETS_VAR)
     {
         secrets.extend(secrets_in(&text));
     }
-    if secrets.is_empty() && tenants.is_none() {
+    if secrets.is_empty() && !secret_optional {
         return Err(format!(
             "at least one secret is required: --secret S, --secret-file PATH or {SECRETS_VAR}"
         ));
@@ -508,6 +573,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         #[cfg(feature = "postgres")]
         databases: Vec::new(),
         tenants,
+        public_keys,
     })
 }
 
@@ -612,6 +678,7 @@ struct App {
 fn route<Sc, E, St>(
     args: &Args,
     verify: tower_webhook::VerifyWebhookLayer<Sc, E>,
+    pong: Option<discord::PongLayer>,
     dedupe: Option<DedupeLayer<E, St>>,
     behaviour: Arc<Behaviour>,
     stop: &tokio::sync::watch::Receiver<bool>,
@@ -627,7 +694,10 @@ where
     Sc: tower_webhook::scheme::Scheme,
     St: Store,
 {
-    let layers = ServiceBuilder::new().layer(verify).option_layer(dedupe);
+    let layers = ServiceBuilder::new()
+        .layer(verify)
+        .option_layer(pong)
+        .option_layer(dedupe);
     match &args.queue {
         None => {
             // The extensions are read in place: `Extension<Verified<E>>` would clone the event.
@@ -957,6 +1027,7 @@ fn app_with<St: Store + Clone>(
                 None => route(
                     args,
                     $layer.map_err(config)?.max_body_size(args.max_body),
+                    None,
                     store.map(DedupeLayer::new),
                     behaviour($name),
                     stop,
@@ -966,6 +1037,7 @@ fn app_with<St: Store + Clone>(
                     ($tenant_layer)(tenants)
                         .map_err(config)?
                         .max_body_size(args.max_body),
+                    None,
                     store.map(DedupeLayer::new),
                     behaviour($name),
                     stop,
@@ -979,7 +1051,12 @@ fn app_with<St: Store + Clone>(
             let scheme = $scheme;
             serve!(
                 $name,
-                generic::layer(scheme.clone().secrets(&args.secrets)),
+                generic::layer(
+                    scheme
+                        .clone()
+                        .secrets(&args.secrets)
+                        .public_keys(args.public_keys.iter().cloned())
+                ),
                 |tenants| generic::tenant_layer(scheme, tenants)
             )
         }};
@@ -1005,6 +1082,21 @@ fn app_with<St: Store + Clone>(
         }
         Provider::Svix => hmac!("svix", timed(svix::scheme())),
         Provider::Slack => hmac!("slack", timed(slack::scheme())),
+        // Verified with public keys (no tenants: they give secrets); Discord's PING is answered
+        // with a PONG, so that Discord saves the endpoint.
+        Provider::Discord => route(
+            args,
+            generic::layer(timed(discord::scheme()).public_keys(args.public_keys.iter().cloned()))
+                .map_err(config)?
+                .max_body_size(args.max_body),
+            Some(discord::PongLayer),
+            store.map(DedupeLayer::new),
+            behaviour("discord"),
+            stop,
+        ),
+        Provider::SendGrid => hmac!("sendgrid", timed(sendgrid::scheme())),
+        Provider::GitLab => untimed("gitlab")
+            .and_then(|()| serve!("gitlab", gitlab::layer(&args.secrets), gitlab::tenant_layer)),
         Provider::VideoAIditor => untimed("videoaiditor").and_then(|()| {
             serve!(
                 "videoaiditor",
@@ -1021,6 +1113,7 @@ fn asks_for_help(args: impl Iterator<Item = String>) -> bool {
     const TAKE_A_VALUE: &[&str] = &[
         "--provider",
         "--secret",
+        "--public-key",
         "--secret-file",
         "--tolerance",
         "--listen",

@@ -1520,3 +1520,143 @@ mod tenants {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// `--provider discord|sendgrid|gitlab`, `--public-key`: public-key and token providers served
+/// as an operator runs them.
+mod other_schemes {
+    use super::*;
+    use tower_webhook::{
+        provider::{discord, gitlab, sendgrid},
+        scheme::SigningKey,
+    };
+
+    /// Posts `request` (its head and body) to `path`: the status and the body of the answer.
+    fn send(
+        addr: SocketAddr,
+        request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    ) -> (u16, String) {
+        use http_body_util::BodyExt as _;
+        let (head, body) = request.into_parts();
+        let body = futures_executor(body.collect()).unwrap().to_bytes();
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut text = format!("POST /webhook HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in &head.headers {
+            if name != http::header::CONTENT_LENGTH {
+                text.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
+            }
+        }
+        text.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        stream.write_all(text.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// Polls a future that is ready at once (a `Full` body).
+    fn futures_executor<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        match future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        {
+            std::task::Poll::Ready(output) => output,
+            std::task::Poll::Pending => panic!("a full body is ready at once"),
+        }
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    #[test]
+    fn discord_pings_are_answered_and_commands_processed() {
+        let key = SigningKey::ed25519([9; 32]);
+        let public = format!("{:?}", key.public_key());
+        // `PublicKey(Ed25519 <hex>)`
+        let public = public
+            .trim_end_matches(')')
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(public.len(), 64);
+        let receiver = Receiver::start(&[
+            "--provider",
+            "discord",
+            "--public-key",
+            &public,
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let ping = discord::signed_request(&key, r#"{"id":"100","type":1}"#, now()).unwrap();
+        assert_eq!(send(receiver.addr, ping), (200, r#"{"type":1}"#.to_owned()));
+        let command = discord::signed_request(&key, r#"{"id":"vid_cmd","type":2}"#, now()).unwrap();
+        assert_eq!(send(receiver.addr, command).0, 200);
+        assert_eq!(receiver.printed_for("vid_cmd"), 1);
+        let other = SigningKey::ed25519([8; 32]);
+        let forged = discord::signed_request(&other, r#"{"id":"101","type":1}"#, now()).unwrap();
+        assert_eq!(
+            send(receiver.addr, forged).0,
+            401,
+            "Discord checks that a bad signature is refused"
+        );
+    }
+
+    #[test]
+    fn sendgrid_and_gitlab_are_served() {
+        let vectors = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/sendgrid.json"
+        ))
+        .unwrap();
+        let vectors: serde_json::Value = serde_json::from_str(&vectors).unwrap();
+        let key =
+            SigningKey::p256_pkcs8_pem(vectors["test_private_key_pem"].as_str().unwrap()).unwrap();
+        let public = vectors["cases"][1]["secrets"][0].as_str().unwrap();
+        let receiver = Receiver::start(&[
+            "--provider",
+            "sendgrid",
+            "--public-key",
+            public,
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let batch =
+            r#"[{"email":"a@example.com","event":"delivered","sg_event_id":"vid_sendgrid"}]"#;
+        let request = sendgrid::signed_request(&key, batch, now()).unwrap();
+        assert_eq!(send(receiver.addr, request).0, 200);
+        let stale = sendgrid::signed_request(&key, batch, now() - 3600).unwrap();
+        assert_eq!(send(receiver.addr, stale).0, 401, "a replay an hour later");
+        assert_eq!(receiver.lines.lock().unwrap().len(), 1);
+
+        let receiver = Receiver::start(&[
+            "--provider",
+            "gitlab",
+            "--secret",
+            "gl-token",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let mut push = gitlab::signed_request("gl-token", r#"{"object_kind":"push"}"#).unwrap();
+        push.headers_mut()
+            .insert(gitlab::EVENT_HEADER, "Push Hook".parse().unwrap());
+        push.headers_mut()
+            .insert(gitlab::DELIVERY_HEADER, "vid_gitlab".parse().unwrap());
+        assert_eq!(send(receiver.addr, push).0, 200);
+        assert_eq!(receiver.printed_for("vid_gitlab"), 1);
+        let wrong = gitlab::signed_request("not-the-token", "{}").unwrap();
+        assert_eq!(send(receiver.addr, wrong).0, 401);
+    }
+}
