@@ -13,8 +13,11 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
 use tower_webhook::{
-    provider::{github, shopify, slack, standard_webhooks, stripe, svix, videoaiditor, videonest},
-    scheme::{Hmac, Scheme},
+    provider::{
+        discord, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe, svix,
+        videoaiditor, videonest,
+    },
+    scheme::{Hmac, Scheme, SigningKey, Token},
 };
 
 const NAMES: &[&str] = &[
@@ -38,6 +41,12 @@ const NAMES: &[&str] = &[
     "x-videonest-signature",
     "x-signature",
     "content-type",
+    "x-signature-ed25519",
+    "x-signature-timestamp",
+    "x-twilio-email-event-webhook-signature",
+    "x-twilio-email-event-webhook-timestamp",
+    "x-gitlab-token",
+    "x-gitlab-event",
 ];
 
 /// A Standard Webhooks secret (`whsec_` and base64), also a valid raw secret for the others.
@@ -75,26 +84,49 @@ fuzz_target!(|input: Input| {
     };
     let (head, ()) = request.into_parts();
     let body = Bytes::from(input.body);
-    let schemes = SCHEMES.get_or_init(|| Schemes {
-        presets: [
-            github::scheme().secret(SECRET).build().unwrap(),
-            stripe::scheme().secret(SECRET).build().unwrap(),
-            standard_webhooks::scheme().secret(SECRET).build().unwrap(),
-            svix::scheme().secret(SECRET).build().unwrap(),
-            shopify::scheme().secret(SECRET).build().unwrap(),
-            slack::scheme().secret(SECRET).build().unwrap(),
-            videonest::scheme().secret(SECRET).build().unwrap(),
-            videoaiditor::scheme().secret(SECRET).build().unwrap(),
-        ],
+    let schemes = SCHEMES.get_or_init(|| {
+        // Public keys whose private halves the fuzzer does not have.
+        let ed25519 = SigningKey::ed25519([3; 32]).public_key();
+        Schemes {
+            presets: vec![
+                github::scheme().secret(SECRET).build().unwrap(),
+                stripe::scheme().secret(SECRET).build().unwrap(),
+                standard_webhooks::scheme().secret(SECRET).build().unwrap(),
+                // `v1` and `v1a` both read: a secret and a public key.
+                standard_webhooks::scheme()
+                    .secret(SECRET)
+                    .public_key(ed25519.clone())
+                    .build()
+                    .unwrap(),
+                svix::scheme().secret(SECRET).public_key(ed25519.clone()).build().unwrap(),
+                shopify::scheme().secret(SECRET).build().unwrap(),
+                slack::scheme().secret(SECRET).build().unwrap(),
+                videonest::scheme().secret(SECRET).build().unwrap(),
+                videoaiditor::scheme().secret(SECRET).build().unwrap(),
+                discord::scheme().public_key(ed25519).build().unwrap(),
+                sendgrid::scheme()
+                    .public_key(
+                        tower_webhook::scheme::PublicKey::p256_base64(P256_PUBLIC).unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            ],
+            gitlab: gitlab::scheme([SECRET]).unwrap(),
+        }
     });
     for scheme in &schemes.presets {
         check(scheme, &head, &body);
     }
+    check(&schemes.gitlab, &head, &body);
 });
+
+/// SendGrid's public test key (the vectors').
+const P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEUOcVlMifuEFPw2FXp3rBOxY+0VbXQA80i5Of1gMusSuSjEa16zI1GhFIhyKU2b4EXTMKZsc6aYCZgQCr16D7Og==";
 
 /// The presets' schemes, built once.
 struct Schemes {
-    presets: [Hmac; 8],
+    presets: Vec<Hmac>,
+    gitlab: Token,
 }
 
 static SCHEMES: OnceLock<Schemes> = OnceLock::new();

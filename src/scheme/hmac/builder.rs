@@ -298,18 +298,18 @@ impl HmacBuilder {
             // An unsigned timestamp proves nothing: a replay would just carry a fresh one.
             return invalid("a timestamp header must be signed: add Part::Timestamp");
         }
+        let mut public_keys = self.public_keys;
+        public_keys.extend(self.signing.as_ref().map(SigningKey::public_key));
         let keys = if self.digest.is_public() {
             if !self.secrets.is_empty() {
                 return invalid("a public-key scheme verifies with public keys, not secrets");
             }
             Box::default()
-        } else if self.secrets.is_empty() && !self.public_keys.is_empty() {
+        } else if self.secrets.is_empty() && !public_keys.is_empty() {
             Box::default()
         } else {
             keys(self.digest, self.key_format, &self.secrets)?
         };
-        let mut public_keys = self.public_keys;
-        public_keys.extend(self.signing.as_ref().map(SigningKey::public_key));
         let takes_public = self.digest.is_public()
             || matches!(
                 &grammar,
