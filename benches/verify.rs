@@ -11,6 +11,9 @@
 //! - `floor: HMAC(id.ts.body)`: the floor of the schemes that sign `id.timestamp.body` (the
 //!   `standard_webhooks` and `svix` rows).
 //!
+//! `verify-public/1 KiB` holds the public-key presets (Discord, Standard Webhooks `v1a`,
+//! SendGrid) beside their bare primitive over the same signed bytes, and GitLab's token.
+//!
 //! ```text
 //! cargo bench --bench verify -- --warm-up-time 1 --measurement-time 3
 //! python3 bench/criterion-table.py verify
@@ -42,6 +45,12 @@ use support::{SECRET, SIZES, now, videoaiditor_body, videonest_body};
 
 /// The Standard Webhooks and Svix secret: `whsec_` and the base64 of the key.
 const WHSEC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The SendGrid vectors' P-256 test key.
+const P256_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNTSAH1w9Hy0qI5Sx
+9KJrRY3FkZ62ZtY6IAhIHx8E/RGhRANCAARQ5xWUyJ+4QU/DYVenesE7Fj7RVtdA
+DzSLk5/WAy6xK5KMRrXrMjUaEUiHIpTZvgRdMwpmxzppgJmBAKvXoPs6
+-----END PRIVATE KEY-----";
 /// A message id as Standard Webhooks senders write them.
 const ID: &str = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W";
 
@@ -172,10 +181,104 @@ fn bench_size(c: &mut Criterion, len: usize, label: &str) {
     group.finish();
 }
 
+/// `verify-public/1 KiB`: the public-key presets and the token against their bare primitive
+/// over the same signed bytes (already assembled, a key already parsed): Ed25519's strict
+/// verification for Discord and Standard Webhooks `v1a`, ECDSA P-256 verification for SendGrid.
+fn public_keys(c: &mut Criterion) {
+    use tower_webhook::{
+        provider::{discord, gitlab, sendgrid},
+        scheme::SigningKey,
+    };
+
+    let mut group = c.benchmark_group("verify-public/1 KiB");
+    group.throughput(Throughput::Bytes(1024));
+    let body = Bytes::from(videonest_body(1024, "vid_abc123"));
+    let timestamp = unix_now();
+    let ts = timestamp.to_string();
+
+    let seed = [7u8; 32];
+    let ed25519 = SigningKey::ed25519(seed);
+    let dalek = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let message = [ts.as_bytes(), &body].concat();
+    let signature = ed25519_dalek::Signer::sign(&dalek, &message);
+    let verifying = dalek.verifying_key();
+    group.bench_function("floor: Ed25519 verify(ts body)", |b| {
+        b.iter(|| {
+            verifying
+                .verify_strict(black_box(&message), black_box(&signature))
+                .expect("verified");
+        });
+    });
+    preset(
+        &mut group,
+        "discord",
+        discord::layer([ed25519.public_key()]).expect("a key"),
+        discord::signed_request(&ed25519, body.clone(), timestamp).expect("signed"),
+    );
+    let v1a_message = [ID.as_bytes(), b".", ts.as_bytes(), b".", &body].concat();
+    let v1a_signature = ed25519_dalek::Signer::sign(&dalek, &v1a_message);
+    group.bench_function("floor: Ed25519 verify(id.ts.body)", |b| {
+        b.iter(|| {
+            verifying
+                .verify_strict(black_box(&v1a_message), black_box(&v1a_signature))
+                .expect("verified");
+        });
+    });
+    preset(
+        &mut group,
+        "standard_webhooks v1a",
+        standard_webhooks::layer_with_public_keys([WHSEC_SECRET], [ed25519.public_key()])
+            .expect("a key"),
+        standard_webhooks::signed_request_with_key(&ed25519, ID, timestamp, body.clone())
+            .expect("signed"),
+    );
+
+    // The SendGrid vectors' test key, for the preset and the floor alike.
+    let sendgrid_key = SigningKey::p256_pkcs8_pem(P256_PEM).expect("a key");
+    let der: String = P256_PEM
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der)
+        .expect("base64");
+    let p256 = {
+        use p256::pkcs8::DecodePrivateKey as _;
+        p256::ecdsa::SigningKey::from_pkcs8_der(&der).expect("PKCS#8")
+    };
+    let p256_signature: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(&p256, &message);
+    let p256_verifying = *p256.verifying_key();
+    group.bench_function("floor: P-256 verify(ts body)", |b| {
+        b.iter(|| {
+            p256::ecdsa::signature::Verifier::verify(
+                &p256_verifying,
+                black_box(&message),
+                black_box(&p256_signature),
+            )
+            .expect("verified");
+        });
+    });
+    preset(
+        &mut group,
+        "sendgrid",
+        sendgrid::layer([sendgrid_key.public_key()]).expect("a key"),
+        sendgrid::signed_request(&sendgrid_key, body.clone(), timestamp).expect("signed"),
+    );
+    preset(
+        &mut group,
+        "gitlab (token)",
+        gitlab::layer([SECRET]).expect("a token"),
+        gitlab::signed_request(SECRET, body.clone()).expect("a token"),
+    );
+    group.finish();
+}
+
 fn verify(c: &mut Criterion) {
     for (len, label) in SIZES {
         bench_size(c, len, label);
     }
+    public_keys(c);
 }
 
 criterion_group! {

@@ -10,9 +10,12 @@
 //! | [`svix`] | `svix-signature`, `svix-id`, `svix-timestamp` | `{id}.{timestamp}.{body}` | base64 HMAC-SHA256, `whsec_` key | [`generic::Event`] |
 //! | [`shopify`] | `X-Shopify-Hmac-Sha256` | the raw body | base64 HMAC-SHA256 | [`generic::Event`] |
 //! | [`slack`] | `X-Slack-Signature`, `X-Slack-Request-Timestamp` | `v0:{timestamp}:{body}` | `v0=` + lower-case hex HMAC-SHA256 | [`generic::Event`] |
+//! | [`discord`] | `X-Signature-Ed25519`, `X-Signature-Timestamp` | `{timestamp}{body}` | lower-case hex Ed25519, public keys | [`generic::Event`] |
+//! | [`sendgrid`] | `X-Twilio-Email-Event-Webhook-Signature`, `…-Timestamp` | `{timestamp}{body}` | base64 DER ECDSA P-256, public keys | [`generic::Event`] |
+//! | [`gitlab`] | `X-Gitlab-Token` | nothing: a shared token | the token, compared in constant time | [`generic::Event`] |
 //!
-//! Stripe, Standard Webhooks, Svix and Slack sign a timestamp: their presets refuse one further
-//! than 5 minutes from the clock, either way. Neither VideoNest nor VideoAIditor signs a
+//! Stripe, Standard Webhooks, Svix, Slack, Discord and SendGrid sign a timestamp: their presets
+//! refuse one further than 5 minutes from the clock, either way. Neither VideoNest nor VideoAIditor signs a
 //! timestamp or sends a delivery id header, so neither preset has a replay window by default
 //! ([`videonest::layer_with_window`] opts into one on the body's event time); both documents ask receivers to deduplicate (VideoNest by the event `id`, VideoAIditor
 //! by the render `_id`). Both presets accept several secrets, for key rotation.
