@@ -269,7 +269,7 @@ fn public_keys(c: &mut Criterion) {
         &mut group,
         "gitlab (token)",
         gitlab::layer([SECRET]).expect("a token"),
-        gitlab::signed_request(SECRET, body.clone()).expect("a token"),
+        gitlab::signed_request(SECRET, body).expect("a token"),
     );
     group.finish();
 }
