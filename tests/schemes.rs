@@ -18,7 +18,8 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 use tower_webhook::{
     Rejection, SignatureError, Verified, WebhookEvent,
     provider::{
-        discord, generic, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe, svix,
+        discord, generic, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe,
+        svix, twilio,
     },
     scheme::{
         Encoding, Field, Grammar, Hmac, HmacBuilder, Part, PublicKey, TimestampSource,
@@ -287,6 +288,75 @@ async fn standard_webhooks_v1a_vectors() {
         true,
     )
     .await;
+}
+
+/// Twilio: every case, with the URL taken from the request (`Host`, path and query) and with
+/// the public URL configured.
+#[tokio::test]
+async fn twilio_vectors() {
+    let cases = load("twilio.json");
+    let mut failures = Vec::new();
+    for configured in [false, true] {
+        for case in &cases {
+            let name = text(case, "name").unwrap_or_default();
+            let tokens: Vec<String> = case["secrets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|token| token.as_str().unwrap().to_owned())
+                .collect();
+            let url: http::Uri = case["url"].as_str().unwrap().parse().unwrap();
+            let host = url.authority().unwrap().as_str().to_owned();
+            let layer = if configured {
+                twilio::layer_at(tokens, &format!("https://{host}")).unwrap()
+            } else {
+                twilio::layer(tokens).unwrap()
+            };
+            let body = body_of(case);
+            let mut request = request_for(case, &body);
+            *request.uri_mut() = url.path_and_query().unwrap().as_str().parse().unwrap();
+            request
+                .headers_mut()
+                .insert(http::header::HOST, HeaderValue::from_str(&host).unwrap());
+            let service = ServiceBuilder::new().layer(layer).service(service_fn(
+                |request: Request<Full<Bytes>>| async move {
+                    assert!(
+                        request
+                            .extensions()
+                            .get::<Verified<generic::Event>>()
+                            .is_some()
+                    );
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+                },
+            ));
+            let response = service
+                .oneshot(request)
+                .await
+                .unwrap_or_else(|never| match never {});
+            let rejection = response.extensions().get::<Rejection>().cloned();
+            let outcome = match (case["expected"].as_str(), response.status()) {
+                (Some("valid"), StatusCode::OK) => Ok(()),
+                (Some("invalid"), StatusCode::UNAUTHORIZED) => {
+                    match (case["failure"].as_str(), &rejection) {
+                        (None, Some(_)) => Ok(()),
+                        (Some(failure), Some(rejection)) if matches_failure(failure, rejection) => {
+                            Ok(())
+                        }
+                        (failure, other) => Err(format!("expected {failure:?}, got {other:?}")),
+                    }
+                }
+                (expected, status) => Err(format!(
+                    "expected {expected:?}, got {status} ({rejection:?})"
+                )),
+            };
+            if let Err(err) = outcome {
+                failures.push(format!(
+                    "twilio.json {name} (configured URL: {configured}): {err}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// GitLab: a shared token, the cases' secrets the tokens the receiver accepts.

@@ -13,6 +13,7 @@
 //! | [`discord`] | `X-Signature-Ed25519`, `X-Signature-Timestamp` | `{timestamp}{body}` | lower-case hex Ed25519, public keys | [`generic::Event`] |
 //! | [`sendgrid`] | `X-Twilio-Email-Event-Webhook-Signature`, `…-Timestamp` | `{timestamp}{body}` | base64 DER ECDSA P-256, public keys | [`generic::Event`] |
 //! | [`gitlab`] | `X-Gitlab-Token` | nothing: a shared token | the token, compared in constant time | [`generic::Event`] |
+//! | [`twilio`] | `X-Twilio-Signature` | the URL, then the sorted form parameters (or the URL with the body's SHA-256) | base64 HMAC-SHA1 | [`generic::Event`] |
 //!
 //! Stripe, Standard Webhooks, Svix, Slack, Discord and SendGrid sign a timestamp: their presets
 //! refuse one further than 5 minutes from the clock, either way. Neither VideoNest nor VideoAIditor signs a
@@ -60,6 +61,7 @@ pub mod slack;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod svix;
+pub mod twilio;
 pub mod videoaiditor;
 pub mod videonest;
 

@@ -20,7 +20,8 @@
 //! type and delivery id are read ([`Field`]), and a replay window read from an injectable
 //! [`Clock`]. A new signing provider is a new [`HmacBuilder`] declaration (see
 //! [`provider`](crate::provider) for where presets live); a scheme of another kind (a shared
-//! token) is another implementation of [`Scheme`].
+//! token: [`Token`]; a signed URL and form: [`UrlSigned`]) is another implementation of
+//! [`Scheme`].
 //!
 //! # Example
 //!
@@ -58,6 +59,7 @@ pub(crate) mod hex;
 mod js_json;
 mod timestamp;
 mod token;
+mod url_signed;
 
 use std::{fmt, future::Future, pin::Pin};
 
@@ -73,6 +75,7 @@ pub use self::{
     },
     timestamp::{Clock, SystemClock, TimestampUnit},
     token::{Token, TokenSignature},
+    url_signed::{UrlSignature, UrlSigned},
 };
 pub use crate::rejection::SignatureError;
 

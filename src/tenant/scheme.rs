@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     ConfigError, Rejection, Secret,
-    scheme::{Delivery, Hmac, Resolution, Scheme, SignatureError, Signed, Token},
+    scheme::{Delivery, Hmac, Resolution, Scheme, SignatureError, Signed, Token, UrlSigned},
 };
 
 /// A scheme that can be keyed with other secrets: what [`Tenanted`] makes of each tenant's.
@@ -25,6 +25,12 @@ pub trait Rekey: Scheme + Sized {
 }
 
 impl Rekey for Hmac {
+    fn rekey(&self, secrets: &[Secret]) -> Result<Self, ConfigError> {
+        self.with_secrets(secrets)
+    }
+}
+
+impl Rekey for UrlSigned {
     fn rekey(&self, secrets: &[Secret]) -> Result<Self, ConfigError> {
         self.with_secrets(secrets)
     }

@@ -1,0 +1,432 @@
+//! [`UrlSigned`]: an HMAC-SHA1 of the URL the provider called and its form parameters, or of the
+//! URL with a hash of the body in its query (Twilio's `X-Twilio-Signature`).
+
+use std::fmt;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use hmac::{KeyInit, Mac};
+use http::{
+    HeaderName, HeaderValue,
+    header::{CONTENT_TYPE, HOST},
+    request::Parts,
+};
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Delivery, Field, Scheme, SignatureError, Signed, hex, hmac_metadata::Metadata};
+use crate::{ConfigError, Secret};
+
+/// The query parameter carrying the SHA-256 of a JSON body.
+const BODY_SHA256: &str = "bodySHA256";
+
+/// A scheme signing the request's URL: base64 HMAC-SHA1 (keyed with the account's auth token) of
+/// the full URL the provider called, then, for a form body, every parameter sorted by name (and
+/// a repeated name's values sorted) as `name` + `value`; for another body, the URL carries
+/// `bodySHA256=<hex SHA-256 of the body>` and the signature covers the URL alone, the body its
+/// hash. Twilio signs this way.
+///
+/// **The URL.** The signature covers the URL exactly as the provider called it. Configure it with
+/// [`public_url`](Self::public_url) (the scheme, host and any path prefix a proxy strips: the
+/// request's own path and query follow it). Without it, the URL is `https://` + the `Host`
+/// header (or the request URI's authority) + the path and query the layer sees: right for a
+/// service that terminates TLS itself or behind a proxy that keeps the host and path. Either way
+/// the URL is tried as written and with the default port added or removed (`:443`, `:80`), as
+/// Twilio's own libraries do.
+///
+/// A body that is neither form-encoded nor covered by `bodySHA256` is refused: the signature
+/// would not cover it (Twilio's libraries accept it unchecked). There is no timestamp, so no
+/// replay window: deduplicate on the message or call SID.
+///
+/// ```
+/// use tower_webhook::{provider::twilio, scheme::Scheme};
+///
+/// // Twilio's documented example.
+/// let request = twilio::signed_form_request(
+///     "12345",
+///     "https://mycompany.com/myapp.php?foo=1&bar=2",
+///     "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212",
+/// )?;
+/// assert_eq!(request.headers()[twilio::SIGNATURE_HEADER], "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+/// # Ok::<_, tower_webhook::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct UrlSigned {
+    name: Box<str>,
+    header: HeaderName,
+    keys: Box<[hmac::Hmac<Sha1>]>,
+    public_url: Option<Box<str>>,
+    metadata: Metadata,
+}
+
+/// What [`UrlSigned`] reads from a request head: the MAC, the URL (in its spellings), and the
+/// body's hash when the URL carries one.
+#[derive(Clone)]
+pub struct UrlSignature {
+    tag: [u8; 20],
+    urls: Vec<String>,
+    body_sha256: Option<[u8; 32]>,
+    form: bool,
+}
+
+impl fmt::Debug for UrlSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UrlSignature")
+            .field("url", &self.urls.first())
+            .field("form", &self.form)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UrlSigned {
+    /// A scheme reading the signature from `header`, keyed with any of `tokens`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidHeaderName`], [`ConfigError::NoSecret`] or
+    /// [`ConfigError::EmptySecret`].
+    pub fn new<I>(header: &str, tokens: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Secret>,
+    {
+        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+            ConfigError::InvalidHeaderName {
+                name: header.to_owned(),
+            }
+        })?;
+        let tokens: Vec<Secret> = tokens.into_iter().map(Into::into).collect();
+        Ok(Self {
+            name: "url-signed".into(),
+            keys: keys(&tokens)?,
+            public_url: None,
+            metadata: Metadata {
+                signature_header: Some(header.clone()),
+                ..Metadata::default()
+            },
+            header,
+        })
+    }
+
+    /// The name recorded in [`Verified::provider`](crate::Verified::provider).
+    #[must_use]
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The URL the provider calls, up to where the request's own path begins: `scheme://host`
+    /// with any port, and the path prefix a proxy strips (`https://example.com/api` when the
+    /// service sees `/twilio/sms` for `https://example.com/api/twilio/sms`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidScheme`] when it is not an `http://` or `https://` URL without a
+    /// query or fragment.
+    pub fn public_url(mut self, url: &str) -> Result<Self, ConfigError> {
+        let invalid = ConfigError::InvalidScheme {
+            reason: "a public URL is http:// or https://, a host, maybe a path; no query",
+        };
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or(invalid.clone())?;
+        if rest.is_empty() || rest.contains(['?', '#']) || !url.is_ascii() {
+            return Err(invalid);
+        }
+        self.public_url = Some(url.trim_end_matches('/').into());
+        Ok(self)
+    }
+
+    /// Where the event type and delivery id are read (form fields of the signed body).
+    #[must_use]
+    pub fn metadata_fields(mut self, event_type: Vec<Field>, id: Vec<Field>) -> Self {
+        self.metadata.event_type = event_type;
+        self.metadata.id = id;
+        self
+    }
+
+    /// The header the signature is read from.
+    pub fn header(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The same scheme keyed with `tokens` instead (each tenant's, with
+    /// [`Tenanted`](crate::tenant::Tenanted)).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] or [`ConfigError::EmptySecret`].
+    pub fn with_secrets(&self, tokens: &[Secret]) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: keys(tokens)?,
+            ..self.clone()
+        })
+    }
+
+    /// The signature header value the first token gives a request to `url` with `body`
+    /// (form-encoded, or covered by `bodySHA256` in `url`), for tests.
+    pub(crate) fn sign(&self, url: &str, body: &[u8], form: bool) -> String {
+        let mut mac = self.keys[0].clone();
+        mac.update(url.as_bytes());
+        if form && let Some(pairs) = form_pairs(body) {
+            for (name, value) in pairs {
+                mac.update(&name);
+                mac.update(&value);
+            }
+        }
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// What the event type and delivery id are read by.
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn malformed(&self, expected: &'static str) -> SignatureError {
+        SignatureError::Malformed {
+            header: self.header.clone(),
+            expected: expected.into(),
+        }
+    }
+
+    /// The URL the provider called, as written and with its default port added or removed.
+    fn urls(&self, head: &Parts) -> Result<Vec<String>, SignatureError> {
+        let path = head
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let url = match &self.public_url {
+            Some(base) => format!("{base}{path}"),
+            None => {
+                let host = match head.headers.get(HOST) {
+                    Some(host) => host.to_str().ok(),
+                    None => head.uri.authority().map(http::uri::Authority::as_str),
+                }
+                .filter(|host| !host.is_empty())
+                .ok_or_else(|| SignatureError::Malformed {
+                    header: HOST,
+                    expected: "the host the provider called".into(),
+                })?;
+                format!("https://{host}{path}")
+            }
+        };
+        let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let default = if scheme == "http" { ":80" } else { ":443" };
+        let other = match authority.strip_suffix(default) {
+            Some(host) => format!("{scheme}://{host}{tail}"),
+            None if !authority.contains(':') => format!("{scheme}://{authority}{default}{tail}"),
+            None => return Ok(vec![url]),
+        };
+        Ok(vec![url, other])
+    }
+}
+
+fn keys(tokens: &[Secret]) -> Result<Box<[hmac::Hmac<Sha1>]>, ConfigError> {
+    if tokens.is_empty() {
+        return Err(ConfigError::NoSecret);
+    }
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(index, token)| {
+            if token.is_empty() {
+                return Err(ConfigError::EmptySecret { index });
+            }
+            hmac::Hmac::new_from_slice(token.expose())
+                .map_err(|_| ConfigError::InvalidSecret { index })
+        })
+        .collect()
+}
+
+/// Whether the head says the body is `application/x-www-form-urlencoded`.
+fn is_form(head: &Parts) -> bool {
+    head.headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|kind| {
+            kind.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The value of `name` in `query`, when it appears exactly once.
+fn query_param<'a>(query: &'a str, name: &str) -> Option<Option<&'a str>> {
+    let mut found = None;
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key == name {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(value);
+        }
+    }
+    Some(found)
+}
+
+/// The form's parameters, decoded, sorted by name then value (bytes); `None` when an escape is
+/// malformed. Linear in the body, then a sort of its parameters.
+fn form_pairs(body: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut pairs = Vec::new();
+    for pair in body.split(|&b| b == b'&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let at = pair.iter().position(|&b| b == b'=').unwrap_or(pair.len());
+        let (name, value) = (&pair[..at], pair.get(at + 1..).unwrap_or_default());
+        pairs.push((form_decode(name)?, form_decode(value)?));
+    }
+    pairs.sort_unstable();
+    Some(pairs)
+}
+
+/// `text` with `+` as a space and its `%XX` escapes decoded.
+fn form_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        out.push(match byte {
+            b'+' => b' ',
+            b'%' => {
+                let (hex, tail) = rest.split_at_checked(2)?;
+                rest = tail;
+                let digit = |b: u8| char::from(b).to_digit(16);
+                u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?
+            }
+            other => other,
+        });
+    }
+    Some(out)
+}
+
+impl Scheme for UrlSigned {
+    type Signature = UrlSignature;
+
+    fn signature(&self, head: &Parts) -> Result<UrlSignature, SignatureError> {
+        let mut values = head.headers.get_all(&self.header).iter();
+        let value: &HeaderValue = match (values.next(), values.next()) {
+            (Some(value), None) => value,
+            (None, _) => {
+                return Err(SignatureError::Missing {
+                    header: self.header.clone(),
+                });
+            }
+            (Some(_), Some(_)) => {
+                return Err(SignatureError::Repeated {
+                    header: self.header.clone(),
+                });
+            }
+        };
+        const EXPECTED: &str = "28 characters of padded standard base64 (an HMAC-SHA1)";
+        let encoded = value.as_bytes().trim_ascii();
+        let mut tag = [0u8; 21];
+        if encoded.len() != 28
+            || base64::engine::general_purpose::STANDARD
+                .decode_slice(encoded, &mut tag)
+                .ok()
+                != Some(20)
+        {
+            return Err(self.malformed(EXPECTED));
+        }
+        let body_sha256 = match head
+            .uri
+            .query()
+            .map(|query| query_param(query, BODY_SHA256))
+        {
+            None | Some(Some(None)) => None,
+            Some(None) => return Err(self.malformed("one `bodySHA256` in the URL")),
+            Some(Some(Some(hex_digest))) => {
+                let mut digest = [0u8; 32];
+                if !hex::decode_lower(hex_digest.as_bytes(), &mut digest) {
+                    return Err(self.malformed("`bodySHA256` of 64 lower-case hex digits"));
+                }
+                Some(digest)
+            }
+        };
+        Ok(UrlSignature {
+            tag: tag[..20].try_into().expect("20 bytes"),
+            urls: self.urls(head)?,
+            body_sha256,
+            form: is_form(head),
+        })
+    }
+
+    fn verify(&self, signature: &UrlSignature, body: &Bytes) -> Result<Signed, SignatureError> {
+        let pairs = match (&signature.body_sha256, signature.form) {
+            (Some(_), _) => Vec::new(),
+            (None, true) => form_pairs(body).ok_or(SignatureError::Mismatch)?,
+            (None, false) if body.is_empty() => Vec::new(),
+            (None, false) => {
+                return Err(SignatureError::other(
+                    "the body is neither form-encoded nor covered by `bodySHA256`",
+                ));
+            }
+        };
+        let matched = signature
+            .urls
+            .iter()
+            .fold(subtle::Choice::from(0), |found, url| {
+                self.keys.iter().fold(found, |found, key| {
+                    let mut mac = key.clone();
+                    mac.update(url.as_bytes());
+                    for (name, value) in &pairs {
+                        mac.update(name);
+                        mac.update(value);
+                    }
+                    found | mac.finalize().into_bytes().as_slice().ct_eq(&signature.tag)
+                })
+            });
+        if !bool::from(matched) {
+            return Err(SignatureError::Mismatch);
+        }
+        if let Some(expected) = &signature.body_sha256
+            && Sha256::digest(body).as_slice() != expected
+        {
+            return Err(SignatureError::Mismatch);
+        }
+        Ok(Signed::RawBody)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The event type and id from the signed form fields (or the JSON body its hash covers).
+    fn delivery(&self, head: &Parts, _signature: &UrlSignature, signed: &Bytes) -> Delivery {
+        let json = serde_json::from_slice::<serde_json::Value>(signed).ok();
+        let read = |fields: &[Field]| {
+            let (value, signed) =
+                self.metadata
+                    .read_signed(fields, &head.headers, json.as_ref(), signed);
+            let signed = value.is_some() && signed;
+            (value, signed)
+        };
+        let (id, id_signed) = read(&self.metadata.id);
+        let (event_type, event_type_signed) = read(&self.metadata.event_type);
+        Delivery {
+            id,
+            id_signed,
+            event_type,
+            event_type_signed,
+            ..Delivery::default()
+        }
+    }
+}
+
+/// The name, header and public URL, and how many tokens, never them.
+impl fmt::Debug for UrlSigned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UrlSigned")
+            .field("name", &self.name)
+            .field("header", &self.header)
+            .field("public_url", &self.public_url)
+            .field("tokens", &format_args!("[{} redacted]", self.keys.len()))
+            .finish_non_exhaustive()
+    }
+}
