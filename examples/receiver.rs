@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE] [--public-key KEY] [--public-url URL]
 //! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
@@ -25,7 +25,9 @@
 //!   so that Discord saves the endpoint. `--provider standardwebhooks|svix` also take
 //!   `--public-key whpk_…`: a `v1a` signature by one of them is then accepted beside a `v1` MAC.
 //!   `--provider gitlab` takes the secret token as `--secret`; it signs nothing (the token
-//!   authenticates the sender only).
+//!   authenticates the sender only). `--provider twilio` takes the auth token as `--secret`
+//!   and checks the URL Twilio called: `--public-url URL` (scheme, host and any path prefix a
+//!   proxy strips), or by default `https://` + the `Host` header + the path and query.
 //!
 //! - `--tolerance SECS` sets the replay window of the providers that sign a timestamp (Stripe,
 //!   Standard Webhooks, Svix, Slack: 300 unless set; a signed timestamp further than that from
@@ -109,11 +111,11 @@ use tower_webhook::{
     },
     provider::{
         discord, generic, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe,
-        svix, videoaiditor, videonest,
+        svix, twilio, videoaiditor, videonest,
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE] [--public-key KEY] [--public-url URL]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -126,11 +128,14 @@ Serves POST /webhook with a provider's preset and prints one JSON line per proce
 
 Serving:
   --provider NAME          videonest, videoaiditor, github, stripe, standardwebhooks, svix,
-                           shopify, slack, discord, sendgrid or gitlab (required)
+                           shopify, slack, discord, sendgrid, gitlab or twilio (required)
   --secret S               a signing secret; repeat it for several (any one matching is enough)
   --public-key KEY         a public key (Discord: 64 hex digits; SendGrid: base64 of the
                            SubjectPublicKeyInfo; Standard Webhooks, Svix: whpk_...); repeat
                            it for several; Discord and SendGrid take these, not --secret
+  --public-url URL         with twilio: the URL Twilio calls, up to the request's own path
+                           (https://example.com, or with the prefix a proxy strips)
+                           [default: https:// + the Host header]
   --secret-file PATH       secrets from a file, one per line (not shown by ps)
                            (or the RECEIVER_SECRETS environment variable, white-space separated)
   --tolerance SECS         the replay window of providers that sign a timestamp [default: 300;
@@ -183,6 +188,7 @@ enum Provider {
     Discord,
     SendGrid,
     GitLab,
+    Twilio,
 }
 
 impl Provider {
@@ -241,6 +247,8 @@ impl Backend {
 struct Args {
     provider: Provider,
     secrets: Vec<String>,
+    /// `--public-url`: the URL Twilio calls, up to the request's own path.
+    public_url: Option<String>,
     /// `--public-key`: Discord's, SendGrid's, or Standard Webhooks' and Svix's `whpk_` keys.
     public_keys: Vec<tower_webhook::scheme::PublicKey>,
     tolerance: Option<Duration>,
@@ -391,6 +399,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut redis_names = RedisNames::default();
     let mut tenants = None;
     let mut public_keys = Vec::new();
+    let mut public_url = None;
     // Flags that only mean something with `--queue`, where they were given.
     let mut queue_only = Vec::new();
     while let Some(flag) = args.next() {
@@ -418,11 +427,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     "discord" => Provider::Discord,
                     "sendgrid" => Provider::SendGrid,
                     "gitlab" => Provider::GitLab,
+                    "twilio" => Provider::Twilio,
                     other => return Err(format!("unknown provider {other:?}")),
                 });
             }
             "--secret" => secrets.push(value("--secret")?),
             "--public-key" => public_keys.push(value("--public-key")?),
+            "--public-url" => public_url = Some(value("--public-url")?),
             "--secret-file" => {
                 let path = value("--secret-file")?;
                 let text = std::fs::read_to_string(&path)
@@ -506,6 +517,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         .iter()
         .map(|key| public_key(provider, key))
         .collect::<Result<Vec<_>, _>>()?;
+    if public_url.is_some() && !matches!(provider, Provider::Twilio) {
+        return Err("--public-url is the URL Twilio calls: it needs --provider twilio".to_owned());
+    }
     if provider.takes_public_keys() {
         if !secrets.is_empty() {
             return Err(
@@ -574,6 +588,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         databases: Vec::new(),
         tenants,
         public_keys,
+        public_url,
     })
 }
 
@@ -1095,6 +1110,16 @@ fn app_with<St: Store + Clone>(
             stop,
         ),
         Provider::SendGrid => hmac!("sendgrid", timed(sendgrid::scheme())),
+        Provider::Twilio => untimed("twilio").and_then(|()| {
+            serve!(
+                "twilio",
+                match &args.public_url {
+                    Some(url) => twilio::layer_at(&args.secrets, url),
+                    None => twilio::layer(&args.secrets),
+                },
+                twilio::tenant_layer
+            )
+        }),
         Provider::GitLab => untimed("gitlab")
             .and_then(|()| serve!("gitlab", gitlab::layer(&args.secrets), gitlab::tenant_layer)),
         Provider::VideoAIditor => untimed("videoaiditor").and_then(|()| {
@@ -1114,6 +1139,7 @@ fn asks_for_help(args: impl Iterator<Item = String>) -> bool {
         "--provider",
         "--secret",
         "--public-key",
+        "--public-url",
         "--secret-file",
         "--tolerance",
         "--listen",

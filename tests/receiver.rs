@@ -1542,9 +1542,16 @@ mod other_schemes {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let mut text = format!("POST /webhook HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        // To the receiver's route, with the request's own query.
+        let query = head
+            .uri
+            .query()
+            .map(|query| format!("?{query}"))
+            .unwrap_or_default();
+        let mut text =
+            format!("POST /webhook{query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
         for (name, value) in &head.headers {
-            if name != http::header::CONTENT_LENGTH {
+            if name != http::header::CONTENT_LENGTH && name != http::header::HOST {
                 text.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap()));
             }
         }
@@ -1658,5 +1665,48 @@ mod other_schemes {
         assert_eq!(receiver.printed_for("vid_gitlab"), 1);
         let wrong = gitlab::signed_request("not-the-token", "{}").unwrap();
         assert_eq!(send(receiver.addr, wrong).0, 401);
+    }
+
+    #[test]
+    fn twilio_checks_the_url_it_called() {
+        use tower_webhook::provider::twilio;
+
+        let receiver = Receiver::start(&[
+            "--provider",
+            "twilio",
+            "--secret",
+            "auth-token",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        // The URL as Twilio called it: https://, the Host the receiver is reached by, the path.
+        let url = format!("https://{}/webhook", receiver.addr);
+        let form = "MessageSid=vid_twilio&SmsStatus=received&Body=Hi+there";
+        let request = twilio::signed_form_request("auth-token", &url, form).unwrap();
+        assert_eq!(send(receiver.addr, request).0, 200);
+        assert_eq!(receiver.printed_for("vid_twilio"), 1);
+        let json = twilio::signed_json_request("auth-token", &url, r#"{"x":1}"#).unwrap();
+        assert_eq!(send(receiver.addr, json).0, 200);
+        // Signed for another URL (a proxy's), refused.
+        let elsewhere =
+            twilio::signed_form_request("auth-token", "https://elsewhere.example/webhook", form)
+                .unwrap();
+        assert_eq!(send(receiver.addr, elsewhere).0, 401);
+
+        // Behind a proxy: the public URL configured, whatever the Host.
+        let receiver = Receiver::start(&[
+            "--provider",
+            "twilio",
+            "--secret",
+            "auth-token",
+            "--public-url",
+            "https://hooks.example.com",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let request =
+            twilio::signed_form_request("auth-token", "https://hooks.example.com/webhook", form)
+                .unwrap();
+        assert_eq!(send(receiver.addr, request).0, 200);
     }
 }

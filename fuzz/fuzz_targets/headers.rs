@@ -14,10 +14,10 @@ use http::{HeaderName, HeaderValue, Request};
 use libfuzzer_sys::fuzz_target;
 use tower_webhook::{
     provider::{
-        discord, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe, svix,
+        discord, github, gitlab, sendgrid, shopify, slack, standard_webhooks, stripe, svix, twilio,
         videoaiditor, videonest,
     },
-    scheme::{Hmac, Scheme, SigningKey, Token},
+    scheme::{Hmac, Scheme, SigningKey, Token, UrlSigned},
 };
 
 const NAMES: &[&str] = &[
@@ -47,6 +47,8 @@ const NAMES: &[&str] = &[
     "x-twilio-email-event-webhook-timestamp",
     "x-gitlab-token",
     "x-gitlab-event",
+    "x-twilio-signature",
+    "host",
 ];
 
 /// A Standard Webhooks secret (`whsec_` and base64), also a valid raw secret for the others.
@@ -112,12 +114,14 @@ fuzz_target!(|input: Input| {
                     .unwrap(),
             ],
             gitlab: gitlab::scheme([SECRET]).unwrap(),
+            twilio: twilio::scheme([SECRET]).unwrap(),
         }
     });
     for scheme in &schemes.presets {
         check(scheme, &head, &body);
     }
     check(&schemes.gitlab, &head, &body);
+    check(&schemes.twilio, &head, &body);
 });
 
 /// SendGrid's public test key (the vectors').
@@ -127,6 +131,7 @@ const P256_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEUOcVlMifuEFPw2FXp
 struct Schemes {
     presets: Vec<Hmac>,
     gitlab: Token,
+    twilio: UrlSigned,
 }
 
 static SCHEMES: OnceLock<Schemes> = OnceLock::new();

@@ -1,6 +1,7 @@
-//! Hostile and malformed headers for the public-key and token presets (Discord, SendGrid,
-//! Standard Webhooks and Svix `v1a`, GitLab): every variant is refused with 401, never a panic,
-//! and random header values never verify (property tests). Signatures are made with test keys.
+//! Hostile and malformed input for the presets outside the HMAC header grammars: public keys
+//! (Discord, SendGrid, Standard Webhooks and Svix `v1a`), a shared token (GitLab) and a signed
+//! URL and form (Twilio). Every variant is refused with 401, never a panic, and random header
+//! values never verify (property tests). Signatures are made with test keys.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -9,7 +10,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, request::Parts};
 use proptest::prelude::*;
 use tower_webhook::{
     SignatureError,
-    provider::{discord, gitlab, sendgrid, standard_webhooks, svix},
+    provider::{discord, gitlab, sendgrid, standard_webhooks, svix, twilio},
     scheme::{Hmac, HmacBuilder, Scheme, Signed, SigningKey},
 };
 
@@ -230,6 +231,115 @@ fn a_gitlab_token_is_compared_whole() {
     assert!(!format!("{scheme:?}").contains("gl-secret-token"));
 }
 
+/// A Twilio request to `url` with the form `body`, signed with `token`, as the scheme sees it.
+fn twilio_decide(
+    token: &str,
+    url: &str,
+    body: &str,
+    edit: impl FnOnce(&mut Parts),
+) -> Result<Signed, SignatureError> {
+    let scheme = twilio::scheme(["auth-token"]).unwrap();
+    let request = twilio::signed_form_request(token, url, body).unwrap();
+    let (mut head, _) = request.into_parts();
+    edit(&mut head);
+    let signature = scheme.signature(&head)?;
+    scheme.verify(&signature, &Bytes::copy_from_slice(body.as_bytes()))
+}
+
+#[test]
+fn twilio_refuses_what_its_signature_does_not_cover() {
+    let url = "https://hooks.example.com/sms";
+    let form = "MessageSid=SM1&Body=Hi";
+    assert_eq!(
+        twilio_decide("auth-token", url, form, |_| {}),
+        Ok(Signed::RawBody)
+    );
+    assert_eq!(
+        twilio_decide("other-token", url, form, |_| {}),
+        Err(SignatureError::Mismatch)
+    );
+    // Another host, or path, than the one signed.
+    let host = |head: &mut Parts| {
+        head.headers
+            .insert(http::header::HOST, HeaderValue::from_static("evil.example"));
+    };
+    assert_eq!(
+        twilio_decide("auth-token", url, form, host),
+        Err(SignatureError::Mismatch)
+    );
+    let path = |head: &mut Parts| head.uri = "/voice".parse().unwrap();
+    assert_eq!(
+        twilio_decide("auth-token", url, form, path),
+        Err(SignatureError::Mismatch)
+    );
+    // No host to build the URL from.
+    let no_host = |head: &mut Parts| {
+        head.headers.remove(http::header::HOST);
+    };
+    assert!(matches!(
+        twilio_decide("auth-token", url, form, no_host),
+        Err(SignatureError::Malformed { .. })
+    ));
+    // A body neither form-encoded nor hashed in the URL is not covered: refused.
+    let as_json = |head: &mut Parts| {
+        head.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    };
+    assert!(matches!(
+        twilio_decide("auth-token", url, form, as_json),
+        Err(SignatureError::Other(_))
+    ));
+    // A JSON body against its hash; the hash repeated, or upper case.
+    let scheme = twilio::scheme(["auth-token"]).unwrap();
+    let json = twilio::signed_json_request("auth-token", url, r#"{"a":1}"#).unwrap();
+    let (head, _) = json.into_parts();
+    let signature = scheme.signature(&head).unwrap();
+    assert_eq!(
+        scheme.verify(&signature, &Bytes::from_static(br#"{"a":1}"#)),
+        Ok(Signed::RawBody)
+    );
+    assert_eq!(
+        scheme.verify(&signature, &Bytes::from_static(br#"{"a":2}"#)),
+        Err(SignatureError::Mismatch)
+    );
+    for query in [
+        "bodySHA256=ab&bodySHA256=ab",
+        &format!("bodySHA256={}", "AB".repeat(32)),
+    ] {
+        let mut bad = head.clone();
+        bad.uri = format!("/sms?{query}").parse().unwrap();
+        assert!(
+            matches!(
+                scheme.signature(&bad),
+                Err(SignatureError::Malformed { .. })
+            ),
+            "{query}"
+        );
+    }
+}
+
+#[test]
+fn twilio_form_bodies_of_hostile_shapes_are_refused() {
+    let url = "https://hooks.example.com/sms";
+    let scheme = twilio::scheme(["auth-token"]).unwrap();
+    let (head, _) = twilio::signed_form_request("auth-token", url, "a=1")
+        .unwrap()
+        .into_parts();
+    let signature = scheme.signature(&head).unwrap();
+    for body in [
+        "&".repeat(1 << 20),
+        "%".repeat(1 << 20),
+        "a=1&".repeat(1 << 18),
+        "%41".repeat(1 << 18),
+        "=".repeat(1 << 20),
+        "+".repeat(1 << 20),
+    ] {
+        assert!(scheme.verify(&signature, &Bytes::from(body)).is_err());
+    }
+}
+
 fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
         prop_oneof![
@@ -281,6 +391,26 @@ proptest! {
             let mut headers = headers.clone();
             headers.insert(target.clone(), value);
             prop_assert!(decide(&scheme, &headers, BODY).is_err(), "{}: {} verified", name, target);
+        }
+    }
+
+    #[test]
+    fn random_twilio_signatures_and_bodies_never_verify_nor_panic(
+        value in prop_oneof![header_bytes(), grammar_like()],
+        body in header_bytes(),
+    ) {
+        let scheme = twilio::scheme(["auth-token"]).unwrap();
+        let mut request = Request::post("/sms?x=1").header("host", "hooks.example.com");
+        if let Ok(value) = HeaderValue::from_bytes(&value) {
+            request = request.header(twilio::SIGNATURE_HEADER, value);
+        }
+        let (head, ()) = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(())
+            .unwrap()
+            .into_parts();
+        if let Ok(signature) = scheme.signature(&head) {
+            prop_assert!(scheme.verify(&signature, &Bytes::from(body)).is_err());
         }
     }
 }
