@@ -265,6 +265,77 @@ fn public_keys(c: &mut Criterion) {
         sendgrid::layer([sendgrid_key.public_key()]).expect("a key"),
         sendgrid::signed_request(&sendgrid_key, body.clone(), timestamp).expect("signed"),
     );
+    // Twilio: a 1 KiB form of 32 parameters (a third of them escaped), and a 1 KiB JSON body
+    // hashed in the URL; the floors are HMAC-SHA1 of the same signed bytes (the URL, then the
+    // sorted names and values), and of the URL plus SHA-256 of the body.
+    let url = "https://hooks.example.com/twilio/sms";
+    let form: String = (0..32)
+        .map(|i| {
+            format!(
+                "Param{i:02}={}",
+                if i % 3 == 0 {
+                    "%2B1555%20"
+                } else {
+                    "value_ok_"
+                }
+                .repeat(2)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let form = format!(
+        "{form}&Body={}",
+        "x".repeat(1024usize.saturating_sub(form.len() + 6))
+    );
+    let sha1_key = Hmac::<sha1::Sha1>::new_from_slice(SECRET.as_bytes()).expect("any key length");
+    let mut pairs: Vec<(String, String)> = form
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').expect("name=value");
+            let value = value.replace("%2B", "+").replace("%20", " ");
+            (name.to_owned(), value)
+        })
+        .collect();
+    pairs.sort();
+    let signed: Vec<u8> =
+        pairs
+            .iter()
+            .fold(url.as_bytes().to_vec(), |mut signed, (name, value)| {
+                signed.extend_from_slice(name.as_bytes());
+                signed.extend_from_slice(value.as_bytes());
+                signed
+            });
+    group.bench_function("floor: HMAC-SHA1(url params)", |b| {
+        b.iter(|| {
+            let mut mac = sha1_key.clone();
+            mac.update(black_box(&signed));
+            black_box(mac.finalize().into_bytes())
+        });
+    });
+    preset(
+        &mut group,
+        "twilio (form)",
+        tower_webhook::provider::twilio::layer([SECRET]).expect("a token"),
+        tower_webhook::provider::twilio::signed_form_request(SECRET, url, &form).expect("signed"),
+    );
+    let hashed_url = format!(
+        "{url}?bodySHA256=0000000000000000000000000000000000000000000000000000000000000000"
+    );
+    group.bench_function("floor: HMAC-SHA1(url) + SHA-256(body)", |b| {
+        b.iter(|| {
+            let mut mac = sha1_key.clone();
+            mac.update(black_box(hashed_url.as_bytes()));
+            let digest = <Sha256 as sha2::Digest>::digest(black_box(&body));
+            black_box((mac.finalize().into_bytes(), digest))
+        });
+    });
+    preset(
+        &mut group,
+        "twilio (JSON)",
+        tower_webhook::provider::twilio::layer([SECRET]).expect("a token"),
+        tower_webhook::provider::twilio::signed_json_request(SECRET, url, body.clone())
+            .expect("signed"),
+    );
     preset(
         &mut group,
         "gitlab (token)",

@@ -65,7 +65,7 @@ pub struct UrlSigned {
 #[derive(Clone)]
 pub struct UrlSignature {
     tag: [u8; 20],
-    urls: Vec<String>,
+    url: String,
     body_sha256: Option<[u8; 32]>,
     form: bool,
 }
@@ -73,7 +73,7 @@ pub struct UrlSignature {
 impl fmt::Debug for UrlSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UrlSignature")
-            .field("url", &self.urls.first())
+            .field("url", &self.url)
             .field("form", &self.form)
             .finish_non_exhaustive()
     }
@@ -170,11 +170,8 @@ impl UrlSigned {
     pub(crate) fn sign(&self, url: &str, body: &[u8], form: bool) -> String {
         let mut mac = self.keys[0].clone();
         mac.update(url.as_bytes());
-        if form && let Some(pairs) = form_pairs(body) {
-            for (name, value) in pairs {
-                mac.update(&name);
-                mac.update(&value);
-            }
+        if form && let Some(params) = signed_params(body) {
+            mac.update(&params);
         }
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     }
@@ -191,8 +188,8 @@ impl UrlSigned {
         }
     }
 
-    /// The URL the provider called, as written and with its default port added or removed.
-    fn urls(&self, head: &Parts) -> Result<Vec<String>, SignatureError> {
+    /// The URL the provider called.
+    fn url(&self, head: &Parts) -> Result<String, SignatureError> {
         let path = head
             .uri
             .path_and_query()
@@ -212,16 +209,29 @@ impl UrlSigned {
                 format!("https://{host}{path}")
             }
         };
-        let (scheme, rest) = url.split_once("://").unwrap_or(("https", &url));
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(authority_end);
-        let default = if scheme == "http" { ":80" } else { ":443" };
-        let other = match authority.strip_suffix(default) {
-            Some(host) => format!("{scheme}://{host}{tail}"),
-            None if !authority.contains(':') => format!("{scheme}://{authority}{default}{tail}"),
-            None => return Ok(vec![url]),
-        };
-        Ok(vec![url, other])
+        Ok(url)
+    }
+}
+
+/// `url` with its default port removed when it has it, added when it has no port; `None` for
+/// another port.
+fn alternate(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let default = if scheme == "http" { ":80" } else { ":443" };
+    match authority.strip_suffix(default) {
+        Some(host) => Some(format!("{scheme}://{host}{tail}")),
+        // An IPv6 literal's colons are inside brackets.
+        None if !authority
+            .rsplit(']')
+            .next()
+            .unwrap_or(authority)
+            .contains(':') =>
+        {
+            Some(format!("{scheme}://{authority}{default}{tail}"))
+        }
+        None => None,
     }
 }
 
@@ -269,40 +279,61 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<Option<&'a str>> {
     Some(found)
 }
 
-/// The form's parameters, decoded, sorted by name then value (bytes); `None` when an escape is
-/// malformed. Linear in the body, then a sort of its parameters.
-fn form_pairs(body: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut pairs = Vec::new();
-    for pair in body.split(|&b| b == b'&') {
+/// What the signature covers of a form body: its parameters, decoded, sorted by name then value
+/// (as bytes), each name followed by its value, in one buffer; `None` when an escape is
+/// malformed. Linear in the body (three allocations), then a sort of its parameters.
+fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
+    let mut decoded = Vec::with_capacity(body.len());
+    let count = memchr::memchr_iter(b'&', body).count() + 1;
+    let mut pairs: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> =
+        Vec::with_capacity(count);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'&', body).chain([body.len()]) {
+        let pair = &body[start..end];
+        start = end + 1;
         if pair.is_empty() {
             continue;
         }
-        let at = pair.iter().position(|&b| b == b'=').unwrap_or(pair.len());
-        let (name, value) = (&pair[..at], pair.get(at + 1..).unwrap_or_default());
-        pairs.push((form_decode(name)?, form_decode(value)?));
+        let at = memchr::memchr(b'=', pair).unwrap_or(pair.len());
+        let name = form_decode(&pair[..at], &mut decoded)?;
+        let value = form_decode(pair.get(at + 1..).unwrap_or_default(), &mut decoded)?;
+        pairs.push((name, value));
     }
-    pairs.sort_unstable();
-    Some(pairs)
+    let mut pairs: Vec<(&[u8], &[u8])> = pairs
+        .into_iter()
+        .map(|(name, value)| (&decoded[name], &decoded[value]))
+        .collect();
+    // Twilio usually sends its parameters in order already.
+    if !pairs.is_sorted() {
+        pairs.sort_unstable();
+    }
+    let mut signed = Vec::with_capacity(decoded.len());
+    for (name, value) in pairs {
+        signed.extend_from_slice(name);
+        signed.extend_from_slice(value);
+    }
+    Some(signed)
 }
 
-/// `text` with `+` as a space and its `%XX` escapes decoded.
-fn form_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len());
+/// Appends `text`, with `+` as a space and its `%XX` escapes decoded, to `out`: where it went.
+fn form_decode(text: &[u8], out: &mut Vec<u8>) -> Option<std::ops::Range<usize>> {
+    let start = out.len();
     let mut rest = text;
-    while let Some((&byte, tail)) = rest.split_first() {
-        rest = tail;
-        out.push(match byte {
-            b'+' => b' ',
-            b'%' => {
-                let (hex, tail) = rest.split_at_checked(2)?;
-                rest = tail;
-                let digit = |b: u8| char::from(b).to_digit(16);
-                u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?
-            }
-            other => other,
-        });
+    // Runs without escapes are copied whole.
+    while let Some(at) = memchr::memchr2(b'%', b'+', rest) {
+        out.extend_from_slice(&rest[..at]);
+        if rest[at] == b'+' {
+            out.push(b' ');
+            rest = &rest[at + 1..];
+        } else {
+            let hex = rest.get(at + 1..at + 3)?;
+            let digit = |b: u8| char::from(b).to_digit(16);
+            out.push(u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?);
+            rest = &rest[at + 3..];
+        }
     }
-    Some(out)
+    out.extend_from_slice(rest);
+    Some(start..out.len())
 }
 
 impl Scheme for UrlSigned {
@@ -351,16 +382,16 @@ impl Scheme for UrlSigned {
         };
         Ok(UrlSignature {
             tag: tag[..20].try_into().expect("20 bytes"),
-            urls: self.urls(head)?,
+            url: self.url(head)?,
             body_sha256,
             form: is_form(head),
         })
     }
 
     fn verify(&self, signature: &UrlSignature, body: &Bytes) -> Result<Signed, SignatureError> {
-        let pairs = match (&signature.body_sha256, signature.form) {
+        let params = match (&signature.body_sha256, signature.form) {
             (Some(_), _) => Vec::new(),
-            (None, true) => form_pairs(body).ok_or(SignatureError::Mismatch)?,
+            (None, true) => signed_params(body).ok_or(SignatureError::Mismatch)?,
             (None, false) if body.is_empty() => Vec::new(),
             (None, false) => {
                 return Err(SignatureError::other(
@@ -368,21 +399,22 @@ impl Scheme for UrlSigned {
                 ));
             }
         };
-        let matched = signature
-            .urls
-            .iter()
-            .fold(subtle::Choice::from(0), |found, url| {
-                self.keys.iter().fold(found, |found, key| {
+        // Every key tried on the URL as written; on its other spelling (the default port added
+        // or removed) only when none matched. Which spelling matched is no secret.
+        let matches = |url: &str| {
+            let found = self
+                .keys
+                .iter()
+                .fold(subtle::Choice::from(0), |found, key| {
                     let mut mac = key.clone();
                     mac.update(url.as_bytes());
-                    for (name, value) in &pairs {
-                        mac.update(name);
-                        mac.update(value);
-                    }
+                    mac.update(&params);
                     found | mac.finalize().into_bytes().as_slice().ct_eq(&signature.tag)
-                })
-            });
-        if !bool::from(matched) {
+                });
+            bool::from(found)
+        };
+        if !(matches(&signature.url) || alternate(&signature.url).is_some_and(|url| matches(&url)))
+        {
             return Err(SignatureError::Mismatch);
         }
         if let Some(expected) = &signature.body_sha256
