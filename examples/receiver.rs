@@ -1117,7 +1117,10 @@ fn app_with<St: Store + Clone>(
                     Some(url) => twilio::layer_at(&args.secrets, url),
                     None => twilio::layer(&args.secrets),
                 },
-                twilio::tenant_layer
+                |tenants| match &args.public_url {
+                    Some(url) => twilio::tenant_layer_at(tenants, url),
+                    None => twilio::tenant_layer(tenants),
+                }
             )
         }),
         Provider::GitLab => untimed("gitlab")

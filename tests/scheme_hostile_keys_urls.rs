@@ -414,3 +414,133 @@ proptest! {
         }
     }
 }
+
+/// Twilio signs its parameters joined without separators: a captured request split otherwise
+/// still verifies, but is the same delivery to deduplication, and none of its fields counts as
+/// signed.
+#[tokio::test]
+async fn a_twilio_request_split_otherwise_is_a_duplicate() {
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+    use tower_webhook::{
+        Verified,
+        dedupe::{DUPLICATE_HEADER, DedupeLayer, store::MemoryStore},
+        provider::generic,
+    };
+
+    let service = ServiceBuilder::new()
+        .layer(twilio::layer(["auth-token"]).unwrap())
+        .layer(DedupeLayer::<generic::Event, _>::new(MemoryStore::new()))
+        .service(service_fn(
+            |request: Request<http_body_util::Full<Bytes>>| async move {
+                let verified = request
+                    .extensions()
+                    .get::<Verified<generic::Event>>()
+                    .unwrap();
+                assert!(
+                    !verified.is_delivery_id_signed() && !verified.is_delivery_event_type_signed()
+                );
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    Bytes::new(),
+                )))
+            },
+        ));
+    let url = "https://hooks.example.com/sms?x=1";
+    let signed = twilio::signed_form_request(
+        "auth-token",
+        url,
+        "MessageSid=SM1&SmsStatus=received&Body=Hi",
+    )
+    .unwrap();
+    let (head, body) = signed.into_parts();
+    let first = service
+        .clone()
+        .oneshot(Request::from_parts(head.clone(), body))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get(DUPLICATE_HEADER).is_none());
+    // The same signature over other splits of the same signed text.
+    for (path, form) in [
+        ("/sms?x=1", "Body=Hi&MessageSid=SM1SmsStatusreceived"),
+        ("/sms?x=1BodyHi", "MessageSid=SM1&SmsStatus=received"),
+    ] {
+        let mut head = head.clone();
+        head.uri = path.parse().unwrap();
+        let request = Request::from_parts(head, http_body_util::Full::new(Bytes::from(form)));
+        let response = service.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "{path} {form}");
+        assert_eq!(
+            response.headers()[DUPLICATE_HEADER],
+            "true",
+            "{path} {form}"
+        );
+    }
+}
+
+#[test]
+fn a_host_header_is_a_host_and_nothing_more() {
+    let url = "https://hooks.example.com/twilio/sms";
+    for host in [
+        "hooks.example.com/twilio",
+        "hooks.example.com?x",
+        "user@hooks.example.com",
+        "hooks.example.com#x",
+    ] {
+        let result = twilio_decide("auth-token", url, "a=1", |head| {
+            head.uri = "/sms".parse().unwrap();
+            head.headers
+                .insert(http::header::HOST, HeaderValue::from_str(host).unwrap());
+        });
+        assert!(
+            matches!(result, Err(SignatureError::Malformed { .. })),
+            "{host}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn a_twilio_form_of_too_many_parameters_is_refused() {
+    let scheme = twilio::scheme(["auth-token"]).unwrap();
+    let url = "https://hooks.example.com/sms";
+    let (head, _) = twilio::signed_form_request("auth-token", url, "a=1")
+        .unwrap()
+        .into_parts();
+    let signature = scheme.signature(&head).unwrap();
+    let many = vec!["a=1"; tower_webhook::scheme::MAX_FORM_PARAMETERS + 1].join("&");
+    assert!(matches!(
+        scheme.verify(&signature, &Bytes::from(many)),
+        Err(SignatureError::Other(_))
+    ));
+}
+
+#[test]
+fn public_signatures_are_bounded_and_not_carried_by_rekeying() {
+    let (_, scheme, headers) = presets()
+        .into_iter()
+        .find(|(name, ..)| *name == "standardwebhooks v1a")
+        .unwrap();
+    let entry = headers[standard_webhooks::SIGNATURE_HEADER]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut five = headers.clone();
+    five.insert(
+        standard_webhooks::SIGNATURE_HEADER,
+        HeaderValue::from_str(&[entry.as_str(); 5].join(" ")).unwrap(),
+    );
+    assert!(matches!(
+        decide(&scheme, &five, BODY),
+        Err(SignatureError::Malformed { .. })
+    ));
+    let mut four = headers.clone();
+    four.insert(
+        standard_webhooks::SIGNATURE_HEADER,
+        HeaderValue::from_str(&[entry.as_str(); 4].join(" ")).unwrap(),
+    );
+    assert_eq!(decide(&scheme, &four, BODY), Ok(Signed::RawBody));
+    // Keyed with other secrets (as for a tenant), the scheme no longer takes the public key.
+    let rekeyed = scheme
+        .with_secrets(&["whsec_b3RoZXIgc2VjcmV0IGZvciBhIHRlbmFudA==".into()])
+        .unwrap();
+    assert!(decide(&rekeyed, &headers, BODY).is_err());
+}

@@ -6,7 +6,11 @@
 //! changes the scheme, host or path ([`UrlSigned::public_url`] says the rule otherwise). Several
 //! auth tokens rotate. There is no timestamp: deduplicate on the SID. The event type is the
 //! status field of the form (`MessageStatus`, `SmsStatus`, `CallStatus`), the delivery id its
-//! SID (`MessageSid`, `SmsSid`, `CallSid`), both signed.
+//! SID (`MessageSid`, `SmsSid`, `CallSid`). Neither counts as signed: Twilio joins the
+//! parameters it signs without separators, so a captured request can be re-split into other
+//! parameters (another SID, a status gone) under the same signature. Deduplication therefore
+//! keys on the SHA-256 of the signed text (path, query and sorted parameters), which every such
+//! split shares; handlers should treat each parameter as the sender's word, not Twilio's.
 //!
 //! Twilio's libraries accept a body that the signature does not cover (neither form-encoded nor
 //! hashed in the URL) without checking it; this preset refuses it.
@@ -32,10 +36,13 @@ use http::{HeaderValue, Request, header::CONTENT_TYPE};
 use http_body_util::Full;
 use sha2::{Digest as _, Sha256};
 
+use http::request::Parts;
+
 use super::generic::{Decoder, Event};
 use crate::{
-    ConfigError, Secret, VerifyWebhookLayer,
-    scheme::{Field, UrlSigned, hex},
+    ConfigError, DecodeError, Secret, VerifyWebhookLayer,
+    decode::Decode,
+    scheme::{Field, Scheme, UrlSigned, hex, hmac_metadata::Metadata, signed_text_sha256},
 };
 
 /// The header Twilio sends its signature in.
@@ -67,10 +74,24 @@ where
         ))
 }
 
-fn layer_of(scheme: UrlSigned) -> VerifyWebhookLayer<UrlSigned, Event> {
-    let decoder = Decoder::from_metadata(scheme.metadata().clone());
+/// [`generic::Event`](Event)s whose deduplication key is the digest of the signed text: Twilio
+/// signs its parameters without separators, so neither the SID nor the body identifies a
+/// signed request (a captured one can be split into other parameters, or moved between the
+/// query and the body, under the same signature), but the text it signs does.
+struct SignedText(Decoder);
+
+impl Decode<Event> for SignedText {
+    fn decode(&self, head: &Parts, body: &Bytes) -> Result<Event, DecodeError> {
+        let mut event = self.0.decode(head, body)?;
+        event.event_type_signed = false;
+        event.body_sha256 = Some(signed_text_sha256(head, body));
+        Ok(event)
+    }
+}
+
+fn layer_of<Sc: Scheme>(scheme: Sc, metadata: Metadata) -> VerifyWebhookLayer<Sc, Event> {
     VerifyWebhookLayer::new(scheme)
-        .decode_with(decoder)
+        .decode_with(SignedText(Decoder::from_metadata(metadata)))
         .trace_event_types()
 }
 
@@ -85,7 +106,9 @@ where
     I: IntoIterator,
     I::Item: Into<Secret>,
 {
-    Ok(layer_of(scheme(tokens)?))
+    let scheme = scheme(tokens)?;
+    let metadata = scheme.metadata().clone();
+    Ok(layer_of(scheme, metadata))
 }
 
 /// A layer like [`layer`] for a service Twilio reaches at `public_url` (the scheme, host and
@@ -102,7 +125,9 @@ where
     I: IntoIterator,
     I::Item: Into<Secret>,
 {
-    Ok(layer_of(scheme(tokens)?.public_url(public_url)?))
+    let scheme = scheme(tokens)?.public_url(public_url)?;
+    let metadata = scheme.metadata().clone();
+    Ok(layer_of(scheme, metadata))
 }
 
 /// A layer for many tenants (sub-accounts), each with its own auth tokens, as `tenants` finds
@@ -116,15 +141,36 @@ where
 pub fn tenant_layer(
     tenants: &crate::tenant::Tenants,
 ) -> Result<VerifyWebhookLayer<crate::tenant::Tenanted<UrlSigned>, Event>, ConfigError> {
-    // The template's token only checks requests for unknown tenants, whose result is thrown
-    // away.
-    let template = scheme(["unknown tenant"])?;
-    let decoder = Decoder::from_metadata(template.metadata().clone());
-    Ok(
-        VerifyWebhookLayer::new(crate::tenant::Tenanted::new(template, tenants))
-            .decode_with(decoder)
-            .trace_event_types(),
-    )
+    tenant_layer_of(tenants, scheme(["unknown tenant"])?)
+}
+
+/// A layer like [`tenant_layer`] for a service Twilio reaches at `public_url`; see
+/// [`layer_at`].
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidScheme`] for a URL that is not `http(s)://host…`.
+#[cfg(feature = "tenants")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tenants")))]
+pub fn tenant_layer_at(
+    tenants: &crate::tenant::Tenants,
+    public_url: &str,
+) -> Result<VerifyWebhookLayer<crate::tenant::Tenanted<UrlSigned>, Event>, ConfigError> {
+    tenant_layer_of(tenants, scheme(["unknown tenant"])?.public_url(public_url)?)
+}
+
+/// The tenant layer of `template`, whose token only checks requests for unknown tenants (the
+/// result thrown away).
+#[cfg(feature = "tenants")]
+fn tenant_layer_of(
+    tenants: &crate::tenant::Tenants,
+    template: UrlSigned,
+) -> Result<VerifyWebhookLayer<crate::tenant::Tenanted<UrlSigned>, Event>, ConfigError> {
+    let metadata = template.metadata().clone();
+    Ok(layer_of(
+        crate::tenant::Tenanted::new(template, tenants),
+        metadata,
+    ))
 }
 
 /// The request Twilio sends to `url` with the form `body`, signed with `token`, for tests:

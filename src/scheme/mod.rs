@@ -68,14 +68,16 @@ use http::request::Parts;
 
 use crate::Rejection;
 
+pub(crate) use self::url_signed::signed_text_sha256;
 pub use self::{
     hmac::{
         Digest, Encoding, Field, Grammar, Hmac, HmacBuilder, HmacSignature, KeyFormat,
-        MAX_ELEMENTS, MAX_SIGNATURES, Part, PublicKey, SigningKey, TimestampSource,
+        MAX_ELEMENTS, MAX_PUBLIC_SIGNATURES, MAX_SIGNATURES, Part, PublicKey, SigningKey,
+        TimestampSource,
     },
     timestamp::{Clock, SystemClock, TimestampUnit},
     token::{Token, TokenSignature},
-    url_signed::{UrlSignature, UrlSigned},
+    url_signed::{MAX_FORM_PARAMETERS, UrlSignature, UrlSigned},
 };
 pub use crate::rejection::SignatureError;
 

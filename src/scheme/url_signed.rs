@@ -73,7 +73,7 @@ pub struct UrlSignature {
 impl fmt::Debug for UrlSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UrlSignature")
-            .field("url", &self.url)
+            .field("url", &self.url.split('?').next())
             .field("form", &self.form)
             .finish_non_exhaustive()
     }
@@ -201,7 +201,13 @@ impl UrlSigned {
                     Some(host) => host.to_str().ok(),
                     None => head.uri.authority().map(http::uri::Authority::as_str),
                 }
-                .filter(|host| !host.is_empty())
+                // A host and port, nothing more: `Host: example.com/twilio` must not move the
+                // signed URL's path.
+                .filter(|host| {
+                    !host.is_empty()
+                        && !host.contains(['/', '?', '#', '@', ' ', '\t', '\\'])
+                        && host.parse::<http::uri::Authority>().is_ok()
+                })
                 .ok_or_else(|| SignatureError::Malformed {
                     header: HOST,
                     expected: "the host the provider called".into(),
@@ -279,14 +285,18 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<Option<&'a str>> {
     Some(found)
 }
 
+/// The most parameters a form body may have: more is refused before any MAC, so that the
+/// parameters' offsets stay within 16 KB whatever the body.
+pub const MAX_FORM_PARAMETERS: usize = 1_000;
+
 /// What the signature covers of a form body: its parameters, decoded, sorted by name then value
 /// (as bytes), each name followed by its value, in one buffer; `None` when an escape is
-/// malformed. Linear in the body (three allocations), then a sort of its parameters.
+/// malformed or there are more than [`MAX_FORM_PARAMETERS`]. Linear in the body, then a sort of
+/// its parameters; memory: twice the body, and 32 bytes a parameter.
 fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
     let mut decoded = Vec::with_capacity(body.len());
-    let count = memchr::memchr_iter(b'&', body).count() + 1;
-    let mut pairs: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> =
-        Vec::with_capacity(count);
+    // Offsets into `decoded`, 16 bytes a parameter; at most MAX_FORM_PARAMETERS of them.
+    let mut pairs: Vec<[u32; 4]> = Vec::new();
     let mut start = 0;
     for end in memchr::memchr_iter(b'&', body).chain([body.len()]) {
         let pair = &body[start..end];
@@ -294,14 +304,24 @@ fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
         if pair.is_empty() {
             continue;
         }
+        if pairs.len() == MAX_FORM_PARAMETERS {
+            return None;
+        }
         let at = memchr::memchr(b'=', pair).unwrap_or(pair.len());
         let name = form_decode(&pair[..at], &mut decoded)?;
         let value = form_decode(pair.get(at + 1..).unwrap_or_default(), &mut decoded)?;
-        pairs.push((name, value));
+        let offset = |at: usize| u32::try_from(at).ok();
+        pairs.push([
+            offset(name.start)?,
+            offset(name.end)?,
+            offset(value.start)?,
+            offset(value.end)?,
+        ]);
     }
+    let at = |start: u32, end: u32| &decoded[start as usize..end as usize];
     let mut pairs: Vec<(&[u8], &[u8])> = pairs
         .into_iter()
-        .map(|(name, value)| (&decoded[name], &decoded[value]))
+        .map(|[name, name_end, value, value_end]| (at(name, name_end), at(value, value_end)))
         .collect();
     // Twilio usually sends its parameters in order already.
     if !pairs.is_sorted() {
@@ -391,7 +411,12 @@ impl Scheme for UrlSigned {
     fn verify(&self, signature: &UrlSignature, body: &Bytes) -> Result<Signed, SignatureError> {
         let params = match (&signature.body_sha256, signature.form) {
             (Some(_), _) => Vec::new(),
-            (None, true) => signed_params(body).ok_or(SignatureError::Mismatch)?,
+            (None, true) => signed_params(body).ok_or_else(|| {
+                SignatureError::other(
+                    "the form body is not one Twilio signs: a malformed escape, or more than 1000 \
+                     parameters",
+                )
+            })?,
             (None, false) if body.is_empty() => Vec::new(),
             (None, false) => {
                 return Err(SignatureError::other(
@@ -430,25 +455,47 @@ impl Scheme for UrlSigned {
     }
 
     /// The event type and id from the signed form fields (or the JSON body its hash covers).
+    ///
+    /// Neither is taken as signed: Twilio signs its parameters joined without separators, so
+    /// a captured request can be split into other parameters with the same signature
+    /// (`MessageSid=SM1&SmsStatus=x` and `MessageSid=SM1SmsStatusx` sign alike). The preset
+    /// deduplicates on the signed text instead ([`signed_text_sha256`]).
     fn delivery(&self, head: &Parts, _signature: &UrlSignature, signed: &Bytes) -> Delivery {
         let json = serde_json::from_slice::<serde_json::Value>(signed).ok();
         let read = |fields: &[Field]| {
-            let (value, signed) =
-                self.metadata
-                    .read_signed(fields, &head.headers, json.as_ref(), signed);
-            let signed = value.is_some() && signed;
-            (value, signed)
+            self.metadata
+                .read(fields, Some(&head.headers), json.as_ref(), signed)
         };
-        let (id, id_signed) = read(&self.metadata.id);
-        let (event_type, event_type_signed) = read(&self.metadata.event_type);
         Delivery {
-            id,
-            id_signed,
-            event_type,
-            event_type_signed,
+            id: read(&self.metadata.id),
+            event_type: read(&self.metadata.event_type),
             ..Delivery::default()
         }
     }
+}
+
+/// The SHA-256, in hex, of what a Twilio signature covers of `head` and `body` past the host:
+/// the path and query, then the sorted parameters of a form body (or the body whose hash the
+/// URL carries). Every split of a captured request that its signature still covers gives the
+/// same digest, so a deduplication key built from it catches them all.
+pub(crate) fn signed_text_sha256(head: &Parts, body: &[u8]) -> String {
+    let path = head
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    let hashed = head
+        .uri
+        .query()
+        .is_some_and(|query| matches!(query_param(query, BODY_SHA256), Some(Some(_)) | None));
+    let params = (is_form(head) && !hashed)
+        .then(|| signed_params(body))
+        .flatten();
+    let mut digest = Sha256::new();
+    digest.update(path.as_bytes());
+    digest.update(params.as_deref().unwrap_or(body));
+    let mut text = String::new();
+    hex::encode_lower(&digest.finalize(), &mut text);
+    text
 }
 
 /// The name, header and public URL, and how many tokens, never them.

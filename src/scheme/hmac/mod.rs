@@ -53,6 +53,11 @@ use self::{
 /// cannot make the scheme compute or compare without bound.
 pub const MAX_SIGNATURES: usize = 16;
 
+/// The most public-key signatures one request may carry (Ed25519, ECDSA): each is checked
+/// against every public key over the whole body, so an unsigned request may not make the scheme
+/// do that many times over.
+pub const MAX_PUBLIC_SIGNATURES: usize = 4;
+
 /// The most elements (`key=value` pairs or `version,signature` entries) a signature header may
 /// hold, known or not.
 pub const MAX_ELEMENTS: usize = 32;
@@ -164,9 +169,13 @@ impl Hmac {
     ///
     /// [`ConfigError::NoSecret`], [`ConfigError::EmptySecret`] or
     /// [`ConfigError::InvalidSecret`] (a secret not in the scheme's [`KeyFormat`]).
+    /// The scheme's own public keys and signing key are not carried over: the secrets are all
+    /// the new scheme checks.
     pub fn with_secrets(&self, secrets: &[Secret]) -> Result<Self, ConfigError> {
         Ok(Self {
             keys: builder::keys(self.digest, self.key_format, secrets)?,
+            public_keys: Box::default(),
+            signing: None,
             ..self.clone()
         })
     }
@@ -343,6 +352,9 @@ impl Hmac {
             return None;
         }
         if self.digest.is_public() {
+            if signature.public.len() >= MAX_PUBLIC_SIGNATURES {
+                return None;
+            }
             let public = decode_public(self.encoding, self.digest, encoded)?;
             signature.public.push(public);
         } else {
@@ -416,7 +428,9 @@ impl Hmac {
                     } else if public_version.as_deref().map(str::as_bytes) == Some(name)
                         && !self.public_keys.is_empty()
                     {
-                        if signature.tags.len() + signature.public.len() >= MAX_SIGNATURES {
+                        if signature.tags.len() + signature.public.len() >= MAX_SIGNATURES
+                            || signature.public.len() >= MAX_PUBLIC_SIGNATURES
+                        {
                             return None;
                         }
                         let public = decode_public(Encoding::Base64, Digest::Ed25519, encoded)?;

@@ -14,6 +14,8 @@ use p256::{
     pkcs8::{DecodePrivateKey as _, DecodePublicKey as _},
 };
 
+use zeroize::Zeroizing;
+
 use super::super::hex;
 use crate::ConfigError;
 
@@ -182,11 +184,13 @@ impl SigningKey {
                     .decode(encoded)
                     .ok()
             })
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .map(Zeroizing::new)
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.as_slice()).ok())
+            .map(Zeroizing::new)
             .ok_or(invalid(
                 "a Standard Webhooks signing key is `whsk_` and the base64 of 32 bytes",
             ))?;
-        Ok(Self::ed25519(seed))
+        Ok(Self::ed25519(*seed))
     }
 
     /// An ECDSA P-256 signing key from its PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
@@ -195,14 +199,18 @@ impl SigningKey {
     ///
     /// [`ConfigError::InvalidKey`] when it is not the PKCS#8 PEM of a P-256 key.
     pub fn p256_pkcs8_pem(pem: &str) -> Result<Self, ConfigError> {
-        let body: String = pem
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with("-----"))
-            .collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .map_err(|_| invalid("a PKCS#8 PEM holds standard base64"))?;
+        // The key's text and bytes are zeroed when dropped, as a `Secret`'s are.
+        let body: Zeroizing<String> = Zeroizing::new(
+            pem.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with("-----"))
+                .collect(),
+        );
+        let der = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(body.as_bytes())
+                .map_err(|_| invalid("a PKCS#8 PEM holds standard base64"))?,
+        );
         p256::ecdsa::SigningKey::from_pkcs8_der(&der)
             .map(|key| Self(Signing::P256(key)))
             .map_err(|_| invalid("not the PKCS#8 of a P-256 key"))
