@@ -4,6 +4,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use crate::ConfigError;
+
 /// A webhook signing secret.
 ///
 /// The secret is used as the raw HMAC key (its UTF-8 bytes when made from a string), which is how
@@ -44,6 +46,32 @@ impl Secret {
     pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
+}
+
+/// One key per secret, in order, made by `key` from each secret's bytes (with its position, for
+/// the errors it reports).
+///
+/// # Errors
+///
+/// [`ConfigError::NoSecret`] for no secret, [`ConfigError::EmptySecret`] for an empty one, and
+/// whatever `key` reports.
+pub(crate) fn keys_of<T>(
+    secrets: &[Secret],
+    key: impl Fn(usize, &[u8]) -> Result<T, ConfigError>,
+) -> Result<Box<[T]>, ConfigError> {
+    if secrets.is_empty() {
+        return Err(ConfigError::NoSecret);
+    }
+    secrets
+        .iter()
+        .enumerate()
+        .map(|(index, secret)| {
+            if secret.is_empty() {
+                return Err(ConfigError::EmptySecret { index });
+            }
+            key(index, secret.expose())
+        })
+        .collect()
 }
 
 impl fmt::Debug for Secret {

@@ -290,6 +290,25 @@ async fn standard_webhooks_v1a_vectors() {
     .await;
 }
 
+/// Whether `response` is what `case` expects: 200, or 401 with the case's failure (a case
+/// without one says only that the request is refused).
+fn judged<B>(case: &Value, response: &Response<B>) -> Result<(), String> {
+    let rejection = response.extensions().get::<Rejection>();
+    match (case["expected"].as_str(), response.status()) {
+        (Some("valid"), StatusCode::OK) => Ok(()),
+        (Some("invalid"), StatusCode::UNAUTHORIZED) => {
+            match (case["failure"].as_str(), rejection) {
+                (None, Some(_)) => Ok(()),
+                (Some(failure), Some(rejection)) if matches_failure(failure, rejection) => Ok(()),
+                (failure, other) => Err(format!("expected {failure:?}, got {other:?}")),
+            }
+        }
+        (expected, status) => Err(format!(
+            "expected {expected:?}, got {status} ({rejection:?})"
+        )),
+    }
+}
+
 /// Twilio: every case, with the URL taken from the request (`Host`, path and query) and with
 /// the public URL configured.
 #[tokio::test]
@@ -333,23 +352,7 @@ async fn twilio_vectors() {
                 .oneshot(request)
                 .await
                 .unwrap_or_else(|never| match never {});
-            let rejection = response.extensions().get::<Rejection>().cloned();
-            let outcome = match (case["expected"].as_str(), response.status()) {
-                (Some("valid"), StatusCode::OK) => Ok(()),
-                (Some("invalid"), StatusCode::UNAUTHORIZED) => {
-                    match (case["failure"].as_str(), &rejection) {
-                        (None, Some(_)) => Ok(()),
-                        (Some(failure), Some(rejection)) if matches_failure(failure, rejection) => {
-                            Ok(())
-                        }
-                        (failure, other) => Err(format!("expected {failure:?}, got {other:?}")),
-                    }
-                }
-                (expected, status) => Err(format!(
-                    "expected {expected:?}, got {status} ({rejection:?})"
-                )),
-            };
-            if let Err(err) = outcome {
+            if let Err(err) = judged(case, &response) {
                 failures.push(format!(
                     "twilio.json {name} (configured URL: {configured}): {err}"
                 ));
@@ -387,24 +390,7 @@ async fn gitlab_vectors() {
             .oneshot(request_for(case, &body))
             .await
             .unwrap_or_else(|never| match never {});
-        let rejection = response.extensions().get::<Rejection>().cloned();
-        let outcome = match (case["expected"].as_str(), response.status()) {
-            (Some("valid"), StatusCode::OK) => Ok(()),
-            (Some("invalid"), StatusCode::UNAUTHORIZED) => {
-                // Cases without a `failure` say only that the request is refused.
-                match (case["failure"].as_str(), &rejection) {
-                    (None, Some(_)) => Ok(()),
-                    (Some(failure), Some(rejection)) if matches_failure(failure, rejection) => {
-                        Ok(())
-                    }
-                    (failure, other) => Err(format!("expected {failure:?}, got {other:?}")),
-                }
-            }
-            (expected, status) => Err(format!(
-                "expected {expected:?}, got {status} ({rejection:?})"
-            )),
-        };
-        if let Err(err) = outcome {
+        if let Err(err) = judged(case, &response) {
             failures.push(format!("gitlab.json {name}: {err}"));
         }
     }

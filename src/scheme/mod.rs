@@ -89,6 +89,49 @@ pub fn __fuzz_js_stringify(body: &[u8]) -> Option<Vec<u8>> {
     js_json::stringify_parsed(body)
 }
 
+/// `name` as a header name.
+///
+/// # Errors
+///
+/// [`ConfigError::InvalidHeaderName`](crate::ConfigError::InvalidHeaderName).
+pub(crate) fn header_name(name: &str) -> Result<http::HeaderName, crate::ConfigError> {
+    http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+        crate::ConfigError::InvalidHeaderName {
+            name: name.to_owned(),
+        }
+    })
+}
+
+/// The one value of `name` in `headers`: refused when it is missing or repeated (a scheme that
+/// sends one value never repeats it; which would count is not guessed at).
+pub(crate) fn one_value<'a>(
+    headers: &'a http::HeaderMap,
+    name: &http::HeaderName,
+) -> Result<&'a http::HeaderValue, SignatureError> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next().ok_or_else(|| missing(name))?;
+    if values.next().is_some() {
+        return Err(repeated(name));
+    }
+    Ok(value)
+}
+
+/// A refusal of a request without `header` (kept out of the hot path).
+#[cold]
+pub(crate) fn missing(header: &http::HeaderName) -> SignatureError {
+    SignatureError::Missing {
+        header: header.clone(),
+    }
+}
+
+/// A refusal of a request with `header` more than once (kept out of the hot path).
+#[cold]
+pub(crate) fn repeated(header: &http::HeaderName) -> SignatureError {
+    SignatureError::Repeated {
+        header: header.clone(),
+    }
+}
+
 /// A webhook signature scheme.
 ///
 /// Implementations are built once, with their secrets already turned into keys; the layer shares

@@ -8,7 +8,10 @@ use http::{HeaderName, request::Parts};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Delivery, Field, Scheme, SignatureError, Signed, hmac_metadata::Metadata};
+use super::{
+    Delivery, Field, Scheme, SignatureError, Signed, header_name, hmac_metadata::Metadata,
+    one_value,
+};
 use crate::{ConfigError, Secret};
 
 /// A scheme whose "signature" is a shared token in a header: GitLab's `X-Gitlab-Token`. The
@@ -62,11 +65,7 @@ impl Token {
         I: IntoIterator,
         I::Item: Into<Secret>,
     {
-        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-            ConfigError::InvalidHeaderName {
-                name: header.to_owned(),
-            }
-        })?;
+        let header = header_name(header)?;
         let tokens: Vec<Secret> = tokens.into_iter().map(Into::into).collect();
         Ok(Self {
             name: "token".into(),
@@ -131,27 +130,11 @@ impl Token {
 }
 
 fn header_field(name: &str) -> Result<Field, ConfigError> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map(Field::Header)
-        .map_err(|_| ConfigError::InvalidHeaderName {
-            name: name.to_owned(),
-        })
+    header_name(name).map(Field::Header)
 }
 
 fn digests(tokens: &[Secret]) -> Result<Box<[[u8; 32]]>, ConfigError> {
-    if tokens.is_empty() {
-        return Err(ConfigError::NoSecret);
-    }
-    tokens
-        .iter()
-        .enumerate()
-        .map(|(index, token)| {
-            if token.is_empty() {
-                return Err(ConfigError::EmptySecret { index });
-            }
-            Ok(Sha256::digest(token.expose()).into())
-        })
-        .collect()
+    crate::secret::keys_of(tokens, |_, token| Ok(Sha256::digest(token).into()))
 }
 
 impl Scheme for Token {
@@ -159,17 +142,7 @@ impl Scheme for Token {
 
     /// The header's one value, hashed; missing, repeated or empty is refused.
     fn signature(&self, head: &Parts) -> Result<TokenSignature, SignatureError> {
-        let mut values = head.headers.get_all(&self.header).iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return Err(match head.headers.contains_key(&self.header) {
-                true => SignatureError::Repeated {
-                    header: self.header.clone(),
-                },
-                false => SignatureError::Missing {
-                    header: self.header.clone(),
-                },
-            });
-        };
+        let value = one_value(&head.headers, &self.header)?;
         if value.is_empty() {
             return Err(SignatureError::Malformed {
                 header: self.header.clone(),

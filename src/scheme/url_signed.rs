@@ -7,7 +7,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{KeyInit, Mac};
 use http::{
-    HeaderName, HeaderValue,
+    HeaderName,
     header::{CONTENT_TYPE, HOST},
     request::Parts,
 };
@@ -15,7 +15,10 @@ use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{Delivery, Field, Scheme, SignatureError, Signed, hex, hmac_metadata::Metadata};
+use super::{
+    Delivery, Field, Scheme, SignatureError, Signed, header_name, hex, hmac_metadata::Metadata,
+    one_value,
+};
 use crate::{ConfigError, Secret};
 
 /// The query parameter carrying the SHA-256 of a JSON body.
@@ -91,11 +94,7 @@ impl UrlSigned {
         I: IntoIterator,
         I::Item: Into<Secret>,
     {
-        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
-            ConfigError::InvalidHeaderName {
-                name: header.to_owned(),
-            }
-        })?;
+        let header = header_name(header)?;
         let tokens: Vec<Secret> = tokens.into_iter().map(Into::into).collect();
         Ok(Self {
             name: "url-signed".into(),
@@ -242,20 +241,9 @@ fn alternate(url: &str) -> Option<String> {
 }
 
 fn keys(tokens: &[Secret]) -> Result<Box<[hmac::Hmac<Sha1>]>, ConfigError> {
-    if tokens.is_empty() {
-        return Err(ConfigError::NoSecret);
-    }
-    tokens
-        .iter()
-        .enumerate()
-        .map(|(index, token)| {
-            if token.is_empty() {
-                return Err(ConfigError::EmptySecret { index });
-            }
-            hmac::Hmac::new_from_slice(token.expose())
-                .map_err(|_| ConfigError::InvalidSecret { index })
-        })
-        .collect()
+    crate::secret::keys_of(tokens, |index, token| {
+        hmac::Hmac::new_from_slice(token).map_err(|_| ConfigError::InvalidSecret { index })
+    })
 }
 
 /// Whether the head says the body is `application/x-www-form-urlencoded`.
@@ -360,20 +348,7 @@ impl Scheme for UrlSigned {
     type Signature = UrlSignature;
 
     fn signature(&self, head: &Parts) -> Result<UrlSignature, SignatureError> {
-        let mut values = head.headers.get_all(&self.header).iter();
-        let value: &HeaderValue = match (values.next(), values.next()) {
-            (Some(value), None) => value,
-            (None, _) => {
-                return Err(SignatureError::Missing {
-                    header: self.header.clone(),
-                });
-            }
-            (Some(_), Some(_)) => {
-                return Err(SignatureError::Repeated {
-                    header: self.header.clone(),
-                });
-            }
-        };
+        let value = one_value(&head.headers, &self.header)?;
         const EXPECTED: &str = "28 characters of padded standard base64 (an HMAC-SHA1)";
         let encoded = value.as_bytes().trim_ascii();
         let mut tag = [0u8; 21];

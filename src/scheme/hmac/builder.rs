@@ -406,24 +406,13 @@ pub(super) fn keys(
             reason: "a public-key scheme verifies with public keys, not secrets",
         });
     }
-    if secrets.is_empty() {
-        return Err(ConfigError::NoSecret);
-    }
-    secrets
-        .iter()
-        .enumerate()
-        .map(|(index, secret)| {
-            if secret.is_empty() {
-                return Err(ConfigError::EmptySecret { index });
-            }
-            let key =
-                derive_key(format, secret.expose()).ok_or(ConfigError::InvalidSecret { index })?;
-            if key.is_empty() {
-                return Err(ConfigError::EmptySecret { index });
-            }
-            Key::new(digest, &key).ok_or(ConfigError::InvalidSecret { index })
-        })
-        .collect()
+    crate::secret::keys_of(secrets, |index, secret| {
+        let key = derive_key(format, secret).ok_or(ConfigError::InvalidSecret { index })?;
+        if key.is_empty() {
+            return Err(ConfigError::EmptySecret { index });
+        }
+        Key::new(digest, &key).ok_or(ConfigError::InvalidSecret { index })
+    })
 }
 
 pub(super) fn derive_key(format: KeyFormat, secret: &[u8]) -> Option<Zeroizing<Vec<u8>>> {

@@ -20,7 +20,7 @@ use http_body_util::Full;
 use serde_json::Value;
 
 use super::{
-    Delivery, Scheme, SignatureError, Signed, js_json,
+    Delivery, Scheme, SignatureError, Signed, js_json, missing, one_value, repeated,
     timestamp::{self, SharedClock},
 };
 use crate::{ConfigError, Secret};
@@ -299,19 +299,6 @@ impl Hmac {
         self.metadata.named(name, aliased)
     }
 
-    /// The one value of `name`, or why not.
-    fn single<'a>(
-        head: &'a HeaderMap,
-        name: &HeaderName,
-    ) -> Result<&'a HeaderValue, SignatureError> {
-        let mut values = head.get_all(name).iter();
-        let value = values.next().ok_or_else(|| missing(name))?;
-        if values.next().is_some() {
-            return Err(repeated(name));
-        }
-        Ok(value)
-    }
-
     /// The signature header's one value, the name it was read under, and whether the request
     /// is read by the aliases (it lacks the signature header and has its alias).
     fn signature_value<'a>(
@@ -516,22 +503,6 @@ impl Hmac {
     }
 }
 
-/// A refusal of a request without `header` (kept out of the hot path).
-#[cold]
-fn missing(header: &HeaderName) -> SignatureError {
-    SignatureError::Missing {
-        header: header.clone(),
-    }
-}
-
-/// A refusal of a request with `header` more than once (kept out of the hot path).
-#[cold]
-fn repeated(header: &HeaderName) -> SignatureError {
-    SignatureError::Repeated {
-        header: header.clone(),
-    }
-}
-
 impl Scheme for Hmac {
     type Signature = HmacSignature;
 
@@ -550,7 +521,7 @@ impl Scheme for Hmac {
         let (timestamp_text, timestamp_header) = match &self.timestamp {
             TimestampSource::Header(name) => {
                 let name = self.named(name, aliased);
-                let value = Self::single(&head.headers, name)?;
+                let value = one_value(&head.headers, name)?;
                 (Some(trim_ows(value.as_bytes())), name)
             }
             TimestampSource::SignatureHeader => (pair_timestamp, signature_header),
@@ -568,7 +539,7 @@ impl Scheme for Hmac {
         for (index, part) in self.parts.iter().enumerate() {
             if let Part::Header(name) = part {
                 let name = self.named(name, aliased);
-                let value = Self::single(&head.headers, name)?;
+                let value = one_value(&head.headers, name)?;
                 // A signed header value may not contain the separator that follows it (Standard
                 // Webhooks: "the id must not contain `.`"), nor run into it (`x:` before `::`),
                 // so that no two requests sign the same bytes with a different split between the
