@@ -55,8 +55,10 @@
 //! 2. The body is collected up to [`VerifyWebhookLayer::max_body_size`] (2 MiB by default). A
 //!    body that arrives in one frame is kept as it is, without a copy; reading stops as soon as the
 //!    limit is passed (413). A body that fails mid-stream is refused with 400.
-//! 3. The [`Scheme`](scheme::Scheme) checks the signature against every configured secret, in
-//!    constant time (401 when none matches).
+//! 3. The [`Scheme`](scheme::Scheme) checks the signature against every configured secret (in
+//!    constant time) or public key (401 when none matches). A scheme with secrets per tenant
+//!    ([`tenant`], feature `tenants`) looks the tenant's secrets up first, before
+//!    the body is read.
 //! 4. Only then is the body decoded into the event type by the layer's [`decode::Decode`]r (400
 //!    when it does not decode). The presets deliver every verified JSON body: what does not fit
 //!    the typed form comes as the event's `Raw` variant, unless the layer is
@@ -91,8 +93,9 @@
 //!
 //! No feature is on by default.
 //!
-//! - `axum`: [`Verified<E>`] implements axum's `FromRequestParts` (depends on `axum-core` only);
-//!   a route without the layer answers 500 with `MissingVerified`, which says so.
+//! - `axum`: [`Verified<E>`] implements axum's `FromRequestParts`; a route without the layer
+//!   answers 500 with `MissingVerified`, which says so. With `tenants`, the tenant can be read
+//!   from the route's path parameters (axum without its default features).
 //! - `redis`: `dedupe::store::RedisStore`, a deduplication store shared by every replica of a
 //!   service (redis-rs with its `ConnectionManager`, tokio); with `queue`, `queue::RedisQueue`
 //!   too.
@@ -108,6 +111,12 @@
 //!   replay and purge buttons (server-rendered HTML, CSRF-protected forms); with `queue`.
 //! - `sqlite`: `dedupe::store::SqliteStore`, a deduplication store in a SQLite file (rusqlite
 //!   with its bundled SQLite: nothing to install), durable as the disk.
+//! - `postgres`: `dedupe::store::PostgresStore` and, with `queue`, `queue::PostgresQueue`
+//!   (tokio-postgres on a deadpool pool), with exactly-once effects in the handler's own
+//!   transaction.
+//! - `tenants`: the `tenant` module: one route for many accounts, each request verified with
+//!   the secrets of the tenant it names, looked up (cached, coalesced, with a timeout) and
+//!   rotated without a restart.
 //! - `metrics`: counters and histograms of requests, deduplication, queueing and workers, and
 //!   gauges of what a queue holds, through the `metrics` facade (any exporter); the `metrics`
 //!   module lists every name.

@@ -42,7 +42,7 @@ const REPLAY_BATCH: usize = 100;
 ///
 /// As [`SqliteStore`](crate::dedupe::store::SqliteStore), each operation runs on a thread of
 /// its own and operations that arrive together share one transaction and one fsync (WAL,
-/// `synchronous=FULL` unless [`Durability::Normal`]): a push answered `Ok` is in the fsynced
+/// `synchronous=FULL` unless [`Durability::Normal`](crate::queue::Durability::Normal)): a push answered `Ok` is in the fsynced
 /// log. A pulled message is hidden for its visibility timeout, then delivered again with its
 /// attempt raised; settling checks the attempt, so a worker that outlived its lease changes
 /// nothing. Several queues may share one file by [`name`](SqliteQueue::name).
@@ -100,7 +100,7 @@ fn failed(err: rusqlite::Error) -> QueueError {
 
 impl SqliteQueue {
     /// The queue in the file at `path`, created if missing, upgraded if older, durable with
-    /// [`Durability::Full`] ([`sharing`](Self::sharing) a [`SqliteStore`] opened with
+    /// [`Durability::Full`](crate::queue::Durability::Full) ([`sharing`](Self::sharing) a [`SqliteStore`] opened with
     /// [`SqliteStore::open_with`] takes another durability).
     ///
     /// # Errors

@@ -434,7 +434,7 @@ impl Scheme for UrlSigned {
     /// Neither is taken as signed: Twilio signs its parameters joined without separators, so
     /// a captured request can be split into other parameters with the same signature
     /// (`MessageSid=SM1&SmsStatus=x` and `MessageSid=SM1SmsStatusx` sign alike). The preset
-    /// deduplicates on the signed text instead ([`signed_text_sha256`]).
+    /// deduplicates on the SHA-256 of the signed text instead.
     fn delivery(&self, head: &Parts, _signature: &UrlSignature, signed: &Bytes) -> Delivery {
         let json = serde_json::from_slice::<serde_json::Value>(signed).ok();
         let read = |fields: &[Field]| {
