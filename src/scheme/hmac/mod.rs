@@ -1,10 +1,12 @@
-//! The HMAC scheme every preset builds: any header grammar, any signed-content template,
-//! SHA-256 or SHA-1, hex or base64, raw or `whsec_` keys, with an optional replay window.
+//! The template scheme every signing preset builds: any header grammar, any signed-content
+//! template, HMAC-SHA256 or HMAC-SHA1 with raw or `whsec_` secrets, or Ed25519 or ECDSA P-256
+//! with public keys, hex or base64, with an optional replay window.
 //!
 //! - [`template`]: what a scheme declares: the [`Encoding`], [`Digest`], [`KeyFormat`],
 //!   [`Grammar`] of the signature header, the signed [`Part`]s and the [`TimestampSource`];
 //! - [`metadata`]: where the event type and delivery id are read ([`Field`]);
 //! - [`signature`]: what is read from a request head ([`HmacSignature`]) and the keyed MACs;
+//! - [`public`]: public and signing keys ([`PublicKey`], [`SigningKey`]) and their signatures;
 //! - [`builder`]: [`HmacBuilder`], which checks a declaration and keys it;
 //! - here: [`Hmac`] itself, which reads, verifies and signs.
 
@@ -62,9 +64,10 @@ pub const MAX_PUBLIC_SIGNATURES: usize = 4;
 /// hold, known or not.
 pub const MAX_ELEMENTS: usize = 32;
 
-/// A generic HMAC signature scheme: every provider that signs a template of header values and
-/// the body with HMAC-SHA256 or HMAC-SHA1. The presets in [`provider`](crate::provider) are
-/// thin constructors over it.
+/// A generic signature scheme: every provider that signs a template of header values and the
+/// body with HMAC-SHA256 or HMAC-SHA1, or with Ed25519 or ECDSA P-256 ([`Hmac::ed25519`],
+/// [`Hmac::ecdsa_p256`]; the name stays from the HMAC schemes it began with). The presets in
+/// [`provider`](crate::provider) are thin constructors over it.
 ///
 /// A request is refused, with 401, when the signature header is missing, repeated, or not in
 /// its [`Grammar`] (including more than [`MAX_SIGNATURES`] signatures or [`MAX_ELEMENTS`]
@@ -190,8 +193,9 @@ impl Hmac {
         self.tolerance
     }
 
-    /// The headers a sender using the first configured secret puts on `body`: the signature
-    /// header, and the timestamp header when the scheme has one. `timestamp` (Unix seconds)
+    /// The headers a sender using the signing key ([`HmacBuilder::signing_key`]), or else the
+    /// first configured secret, puts on `body`: the signature header (none with neither), and
+    /// the timestamp header when the scheme has one. `timestamp` (Unix seconds)
     /// is what is signed, the clock's time when `None`; values for the [`Part::Header`] parts
     /// are taken from `headers` (an absent one signs as empty) and copied into the result.
     /// Meant for tests and local tools.
