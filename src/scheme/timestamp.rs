@@ -42,11 +42,27 @@ where
     }
 }
 
-/// The system's clock ([`SystemTime::now`]).
+/// The system's clock: [`SystemTime::now`], or where the system has one (Linux, Android,
+/// FreeBSD) its coarse real-time clock, which the kernel updates every tick (1 to 10 ms) and
+/// which costs a fifth as much to read. A replay window counts whole seconds and minutes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    fn now(&self) -> SystemTime {
+        use rustix::time::{ClockId, clock_gettime};
+        let now = clock_gettime(ClockId::RealtimeCoarse);
+        // The clock is after 1970 on any system this runs on; before it, the exact clock.
+        match (u64::try_from(now.tv_sec), u32::try_from(now.tv_nsec)) {
+            (Ok(seconds), Ok(nanos)) if nanos < 1_000_000_000 => {
+                UNIX_EPOCH + Duration::new(seconds, nanos)
+            }
+            _ => SystemTime::now(),
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
@@ -167,6 +183,17 @@ pub(crate) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_clock_reads_the_time_of_day() {
+        // The coarse clock trails the exact one by at most a tick (10 ms at most).
+        let exact = SystemTime::now();
+        let coarse = SystemClock.now();
+        let apart = exact
+            .duration_since(coarse)
+            .unwrap_or_else(|ahead| ahead.duration());
+        assert!(apart < Duration::from_secs(1), "{apart:?} apart");
+    }
 
     #[test]
     fn seconds_parse_only_plain_digits() {
