@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE] [--public-key KEY] [--public-url URL]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE] [--public-key KEY] [--public-url URL]
 //! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
@@ -115,7 +115,7 @@ use tower_webhook::{
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE] [--public-key KEY] [--public-url URL]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE] [--public-key KEY] [--public-url URL]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -172,7 +172,8 @@ Administering a Redis queue (--stream and --group as above):
   dlq replay --queue URL (--all | ID...)     back into the queue: prints `replayed N`
   dlq purge --queue URL (--all | ID...)      deleted: prints `purged N`
 
-A Redis URL is redis://HOST:PORT[/DB], rediss://… (TLS), redis+unix:///PATH or unix:///PATH.
+A Redis URL is redis://HOST:PORT[/DB], rediss://… (TLS), redis+unix:///PATH or unix:///PATH;
+a Redis Cluster's is redis+cluster://HOST:PORT[,HOST:PORT…] (any of its nodes).
 A PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB (or postgresql://…; no TLS).";
 
 #[derive(Debug, Clone, Copy)]
@@ -229,15 +230,22 @@ impl Backend {
             url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Ok(Self::Postgres(url.to_owned()))
             }
-            url if ["redis://", "rediss://", "redis+unix://", "unix://"]
-                .iter()
-                .any(|scheme| url.starts_with(scheme)) =>
+            url if [
+                "redis://",
+                "rediss://",
+                "redis+unix://",
+                "unix://",
+                "redis+cluster://",
+                "rediss+cluster://",
+            ]
+            .iter()
+            .any(|scheme| url.starts_with(scheme)) =>
             {
                 Ok(Self::Redis(url.to_owned()))
             }
             other => Err(format!(
                 "{flag}: {other:?} is neither `memory`, sqlite:PATH nor a redis://, rediss://, \
-                 redis+unix://, unix://, postgres:// or postgresql:// URL"
+                 redis+unix://, unix://, redis+cluster://, postgres:// or postgresql:// URL"
             )),
         }
     }
@@ -788,7 +796,7 @@ mod queued {
             #[cfg(feature = "redis")]
             Backend::Redis(url) => Arc::new(
                 args.redis_names.apply(
-                    tower_webhook::queue::RedisQueue::connect_lazy(url.as_str())
+                    tower_webhook::queue::RedisQueue::open(url.as_str())
                         .map_err(|err| format!("--queue {url}: {err}"))?,
                 ),
             ),
@@ -966,7 +974,7 @@ async fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<A
         #[cfg(feature = "redis")]
         Some(Backend::Redis(url)) => {
             // Lazily: the receiver starts while Redis is down, and answers 503 until it is back.
-            let store = tower_webhook::dedupe::store::RedisStore::connect_lazy(url.as_str())
+            let store = tower_webhook::dedupe::store::RedisStore::open(url.as_str())
                 .map_err(|err| format!("--dedupe {url}: {err}"))?;
             app_with(args, Some(store), stop)
         }
@@ -1565,7 +1573,7 @@ mod admin {
             super::Backend::Redis(_) => std::sync::Arc::new(
                 command
                     .names
-                    .apply(RedisQueue::connect(url.as_str()).await.map_err(failed)?),
+                    .apply(RedisQueue::open(url.as_str()).map_err(failed)?),
             ),
             super::Backend::Sqlite(path) => std::sync::Arc::new(
                 tower_webhook::queue::SqliteQueue::open(path)

@@ -97,8 +97,8 @@
 //!   answers 500 with `MissingVerified`, which says so. With `tenants`, the tenant can be read
 //!   from the route's path parameters (axum without its default features).
 //! - `redis`: `dedupe::store::RedisStore`, a deduplication store shared by every replica of a
-//!   service (redis-rs with its `ConnectionManager`, tokio); with `queue`, `queue::RedisQueue`
-//!   too.
+//!   service, on one server or a Redis Cluster (redis-rs, tokio; [`RedisConnection`]); with
+//!   `queue`, `queue::RedisQueue` too.
 //! - `queue`: the `queue` module, to acknowledge at once and process in workers: the `Enqueue`
 //!   service, `Worker` and the in-memory `MemoryQueue` (tokio); Redis Streams with `redis`.
 //! - `tracing`: a `webhook` span per verified request (provider, event type, delivery id,
@@ -187,6 +187,15 @@ pub use self::{
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use self::extract::MissingVerified;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis_connection::RedisConnection;
+/// The redis-rs crate this one is built on: the types of [`RedisConnection`]'s `From`
+/// conversions and of the Redis store's and queue's settings.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use ::redis;
 
 // The README's examples are compiled as doc tests too.
 #[cfg(doctest)]

@@ -1306,6 +1306,93 @@ fn a_postgres_outage_is_503_and_the_retry_is_processed_once_it_is_back() {
     assert_eq!(receiver.lines_for("vid_before_outage"), 1);
 }
 
+/// A private Redis Cluster (three masters, a replica each) for a receiver test, and the
+/// runtime its launcher runs on; `None` where the test is skipped (never with CI=true).
+fn redis_cluster(test: &str) -> Option<(tokio::runtime::Runtime, common::redis::Cluster)> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let cluster = runtime.block_on(common::redis::Cluster::require(test, 3))?;
+    Some((runtime, cluster))
+}
+
+/// `--queue redis+cluster://… --dedupe redis+cluster://…` SIGKILLed amid 2,000 deliveries at
+/// 32 in flight: every acknowledged delivery is processed, and a duplicate when sent again.
+#[test]
+fn a_redis_cluster_queue_keeps_every_acknowledged_delivery_through_a_sigkill() {
+    let Some((_runtime, cluster)) = redis_cluster("receiver-cluster-sigkill") else {
+        return;
+    };
+    keeps_every_acknowledged_delivery_through_a_sigkill(&cluster.url());
+}
+
+/// `--queue redis+cluster://…` SIGKILLed while its workers are busy: nothing acknowledged is
+/// lost.
+#[test]
+fn a_redis_cluster_queue_killed_while_workers_are_busy_loses_nothing() {
+    let Some((_runtime, cluster)) = redis_cluster("receiver-cluster-busy") else {
+        return;
+    };
+    killed_while_workers_are_busy_loses_nothing(&["--queue", &cluster.url()]);
+}
+
+/// Two receivers on one Redis Cluster take 64 concurrent deliveries of one event: one stored,
+/// processed once.
+#[test]
+fn two_receivers_on_one_redis_cluster_store_and_process_a_repeated_delivery_once() {
+    let Some((_runtime, cluster)) = redis_cluster("receiver-cluster-two") else {
+        return;
+    };
+    two_receivers_store_and_process_a_repeated_delivery_once(&cluster.url());
+}
+
+/// The whole Redis Cluster stopped while the receiver serves `--queue` and `--dedupe` on it:
+/// every delivery is 503, never 2xx; started again, the provider's retry is stored and
+/// processed, once.
+#[test]
+fn a_redis_cluster_outage_is_503_and_the_retry_is_processed_once_it_is_back() {
+    let Some((runtime, mut cluster)) = redis_cluster("receiver-cluster-outage") else {
+        return;
+    };
+    let url = cluster.url();
+    let receiver = videonest_receiver(&["--queue", &url, "--dedupe", &url]);
+    assert_eq!(receiver.post(&event("vid_before_outage")), (200, false));
+    assert_eq!(receiver.printed_for("vid_before_outage"), 1);
+
+    // Replicas first, so that none takes over from a master stopped after it.
+    let (masters, replicas): (Vec<usize>, Vec<usize>) =
+        (0..cluster.nodes.len()).partition(|&index| cluster.is_master(index));
+    for &index in replicas.iter().chain(&masters) {
+        runtime.block_on(cluster.nodes[index].stop());
+    }
+    for _ in 0..3 {
+        let (status, _) = receiver.post(&event("vid_during_outage"));
+        assert_eq!(status, 503, "never 2xx while the cluster is down");
+    }
+    assert_eq!(receiver.lines_for("vid_during_outage"), 0);
+
+    for &index in masters.iter().chain(&replicas) {
+        runtime.block_on(cluster.nodes[index].restart());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match receiver.post(&event("vid_during_outage")) {
+            (200, duplicate) => {
+                assert!(!duplicate, "stored by this retry");
+                break;
+            }
+            (503, _) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(Instant::now() < deadline, "still refused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(receiver.printed_for("vid_during_outage"), 1);
+    assert_eq!(receiver.post(&event("vid_during_outage")), (200, true));
+    assert_eq!(receiver.post(&event("vid_before_outage")), (200, true));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(receiver.lines_for("vid_during_outage"), 1);
+    assert_eq!(receiver.lines_for("vid_before_outage"), 1);
+}
+
 /// `--tenants FILE`: what a platform with 1,000 customer accounts on one receiver sees.
 mod tenants {
     use std::{collections::BTreeMap, path::Path, sync::atomic::AtomicBool};

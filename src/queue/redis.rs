@@ -2,6 +2,7 @@
 //! Valkey server, shared by every replica of a service and every worker.
 
 use crate::{
+    RedisConnection,
     redis_connection::{self, LazyError},
     redis_record::{self, UNKNOWN},
 };
@@ -380,8 +381,8 @@ const REPLAY_BATCH: usize = 100;
 /// ```
 #[derive(Clone)]
 pub struct RedisQueue {
-    connection: ConnectionManager,
-    blocking: Arc<Mutex<ConnectionManager>>,
+    connection: RedisConnection,
+    blocking: Arc<Mutex<RedisConnection>>,
     keys: Arc<Keys>,
     group: Arc<str>,
     max_len: u64,
@@ -396,15 +397,30 @@ struct Keys {
     delayed: String,
     delayed_data: String,
     dead: String,
+    /// What comes before a record's key: on a Redis Cluster, the stream's hash tag, so that
+    /// `push_once` touches one hash slot; on one server, nothing.
+    records: String,
 }
 
 impl Keys {
-    fn new(stream: &str) -> Self {
+    /// The keys of `stream`. On a cluster, the others carry its hash tag: its own tag, or
+    /// `{<stream>}` (which hashes as the stream does).
+    fn new(stream: &str, cluster: bool) -> Self {
+        let family = if cluster && !redis_connection::has_hash_tag(stream) {
+            format!("{{{stream}}}")
+        } else {
+            stream.to_owned()
+        };
         Self {
             stream: stream.to_owned(),
-            delayed: format!("{stream}:delayed"),
-            delayed_data: format!("{stream}:delayed:data"),
-            dead: format!("{stream}:dead"),
+            delayed: format!("{family}:delayed"),
+            delayed_data: format!("{family}:delayed:data"),
+            dead: format!("{family}:dead"),
+            records: if cluster {
+                redis_connection::hash_tag(stream)
+            } else {
+                String::new()
+            },
         }
     }
 }
@@ -479,14 +495,48 @@ impl RedisQueue {
         Ok(Self::new(connection, blocking))
     }
 
-    /// A queue on connection managers of your own (with TLS, credentials, other timeouts…):
-    /// `connection` for every command, `blocking` for the blocking reads only. Give both a
-    /// response timeout, `blocking` one longer than [`max_block`](Self::max_block).
-    pub fn new(connection: ConnectionManager, blocking: ConnectionManager) -> Self {
+    /// A queue for any URL [`RedisConnection::open`] takes (one server, or a Redis Cluster
+    /// with `redis+cluster://host:port,host:port`), that connects on its first request: a
+    /// service can start while Redis is down. Fails if the URL is invalid, or if it is not
+    /// called from within a Tokio runtime.
+    ///
+    /// On a cluster, every key of the queue lives in its stream's hash slot, so that each
+    /// script touches one node: `<stream>:delayed` becomes `{<stream>}:delayed` (and so on),
+    /// unless the stream's name has a hash tag of its own (`{billing}:webhooks`), and the
+    /// records of [`push_once`](Queue::push_once) are written under the same tag, before
+    /// [`key_prefix`](Self::key_prefix). A stream's whole traffic goes to the node that holds
+    /// its slot: for more, use several queues (streams) with different names.
+    pub fn open(url: &str) -> Result<Self, QueueError> {
+        let timeouts = redis_connection::Timeouts {
+            connection: DEFAULT_CONNECTION_TIMEOUT,
+            response: DEFAULT_RESPONSE_TIMEOUT,
+        };
+        let blocking = redis_connection::Timeouts {
+            response: DEFAULT_RESPONSE_TIMEOUT + DEFAULT_MAX_BLOCK,
+            ..timeouts
+        };
+        Ok(Self::new(
+            RedisConnection::open_with(url, timeouts).map_err(unavailable)?,
+            RedisConnection::open_with(url, blocking).map_err(unavailable)?,
+        ))
+    }
+
+    /// A queue on connections of your own: [`ConnectionManager`]s (with TLS, credentials,
+    /// other timeouts…) or a Redis Cluster's
+    /// [`ClusterConnection`](redis::cluster_async::ClusterConnection)s: `connection` for every
+    /// command, `blocking` (another connection to the same server or cluster) for the blocking
+    /// reads only. Give both a response timeout, `blocking` one longer than
+    /// [`max_block`](Self::max_block).
+    pub fn new(
+        connection: impl Into<RedisConnection>,
+        blocking: impl Into<RedisConnection>,
+    ) -> Self {
+        let connection = connection.into();
+        let cluster = connection.is_cluster();
         Self {
             connection,
-            blocking: Arc::new(Mutex::new(blocking)),
-            keys: Arc::new(Keys::new(DEFAULT_STREAM)),
+            blocking: Arc::new(Mutex::new(blocking.into())),
+            keys: Arc::new(Keys::new(DEFAULT_STREAM, cluster)),
             group: Arc::from(DEFAULT_GROUP),
             max_len: DEFAULT_MAX_LEN,
             replicas: None,
@@ -510,7 +560,7 @@ impl RedisQueue {
     /// `<stream>:delayed` (and `<stream>:delayed:data`), dead letters go to `<stream>:dead`.
     #[must_use]
     pub fn stream(mut self, stream: &str) -> Self {
-        self.keys = Arc::new(Keys::new(stream));
+        self.keys = Arc::new(Keys::new(stream, self.connection.is_cluster()));
         self
     }
 
@@ -585,8 +635,8 @@ impl RedisQueue {
         &self.group
     }
 
-    /// The connection manager, to run commands of your own on the same connection.
-    pub fn connection(&self) -> &ConnectionManager {
+    /// The connection, to run commands of your own on it.
+    pub fn connection(&self) -> &RedisConnection {
         &self.connection
     }
 
@@ -606,15 +656,17 @@ impl RedisQueue {
     /// acknowledge what `connection` wrote.
     async fn wait_for_replicas_of(
         &self,
-        connection: &mut ConnectionManager,
+        connection: &mut RedisConnection,
     ) -> Result<(), QueueError> {
         let Some((replicas, timeout)) = self.replicas else {
             return Ok(());
         };
-        let acknowledged: u32 = redis::cmd("WAIT")
-            .arg(replicas)
-            .arg(millis(timeout))
-            .query_async(connection)
+        // On a cluster, to the master that holds the stream (and took the write), on the
+        // connection the write went on.
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(millis(timeout));
+        let acknowledged: u32 = connection
+            .query_at(&self.keys.stream, wait)
             .await
             .map_err(unavailable)?;
         if acknowledged < replicas {
@@ -663,7 +715,7 @@ impl Queue for RedisQueue {
     fn push_once(&self, key: &str, retention: Duration, payload: Bytes) -> QueueFuture<Pushed> {
         let mut connection = self.connection.clone();
         let queue = self.clone();
-        let key = format!("{}{key}", self.key_prefix);
+        let key = format!("{}{}{key}", self.keys.records, self.key_prefix);
         Box::pin(async move {
             let reply: redis::Value = queue
                 .scripts

@@ -65,13 +65,18 @@ pub(crate) fn command(port: u16, command: &str) -> std::io::Result<String> {
 
 /// The text of `INFO <section>`.
 pub(crate) fn info(port: u16, section: &str) -> String {
+    bulk(port, &format!("INFO {section}"))
+}
+
+/// The text of an inline command's bulk-string reply (`INFO`, `CLUSTER NODES`…).
+pub(crate) fn bulk(port: u16, command: &str) -> String {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     stream
-        .write_all(format!("INFO {section}\r\n").as_bytes())
+        .write_all(format!("{command}\r\n").as_bytes())
         .unwrap();
     let mut reader = BufReader::new(stream);
     let mut header = String::new();
@@ -99,6 +104,8 @@ pub(crate) struct Server {
     pub(crate) port: u16,
     dir: PathBuf,
     persistence: Persistence,
+    /// More arguments for `redis-server` (a cluster node's).
+    args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -168,6 +175,15 @@ impl Server {
         binary: PathBuf,
         persistence: Persistence,
     ) -> Result<Self, String> {
+        Self::launch_with_args(binary, persistence, &[]).await
+    }
+
+    /// [`launch_new`](Self::launch_new), with more arguments for `redis-server`.
+    pub(crate) async fn launch_with_args(
+        binary: PathBuf,
+        persistence: Persistence,
+        args: &[&str],
+    ) -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!(
             "tower-webhook-redis-{}-{}",
             std::process::id(),
@@ -179,6 +195,7 @@ impl Server {
             port: 0,
             dir,
             persistence,
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
             child: None,
         };
         let mut failures = Vec::new();
@@ -211,6 +228,7 @@ impl Server {
         let mut child = Command::new(&self.binary)
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(persistence)
+            .args(&self.args)
             .args(["--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -307,6 +325,167 @@ impl Drop for Server {
     }
 }
 
+/// A Redis Cluster of private `redis-server` children on 127.0.0.1: masters, each with one
+/// replica, made with `redis-cli --cluster create`; every node killed when dropped.
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Server>,
+}
+
+impl Cluster {
+    /// A private cluster of `masters` masters and as many replicas (a node times out after
+    /// 1 s, so that a replica takes over soon after its master dies), which this test needs;
+    /// `None`, after saying why, without `redis-server` and `redis-cli`, unless `CI=true`: then
+    /// it fails. Returns once every node sees every slot served and every replica is in sync.
+    pub(crate) async fn require(test: &str, masters: usize) -> Option<Self> {
+        let binary = redis_server_binary();
+        let cli = binary
+            .as_ref()
+            .map(|binary| binary.with_file_name("redis-cli"));
+        let (Some(binary), Some(cli)) = (binary, cli.filter(|cli| cli.is_file())) else {
+            assert!(
+                !in_ci(),
+                "{test}: CI=true but there is no redis-server and redis-cli to start a cluster"
+            );
+            eprintln!("{test}: skipped: it needs redis-server and redis-cli, and there are none");
+            return None;
+        };
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "1000",
+        ];
+        let mut nodes = Vec::new();
+        for _ in 0..masters * 2 {
+            let node = Server::launch_with_args(binary.clone(), Persistence::Snapshot, &args)
+                .await
+                .unwrap_or_else(|err| panic!("{test}: a cluster node: {err}"));
+            nodes.push(node);
+        }
+        let output = Command::new(&cli)
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)))
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            output.status.success(),
+            "{test}: redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_ok(test, &[]).await;
+        Some(cluster)
+    }
+
+    /// Waits until every node but those of `down` says the cluster is ok, and every master
+    /// among them has its replica in sync.
+    pub(crate) async fn wait_until_ok(&self, test: &str, down: &[usize]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = || (0..self.nodes.len()).filter(|index| !down.contains(index));
+            let ok = up().all(|index| {
+                let port = self.nodes[index].port;
+                bulk(port, "CLUSTER INFO").contains("cluster_state:ok")
+                    && (!self.is_master(index)
+                        || info(port, "replication").contains("state=online"))
+            });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{test}: the cluster is not ok in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `redis+cluster://` and every node.
+    pub(crate) fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// Whether node `index` is a master.
+    pub(crate) fn is_master(&self, index: usize) -> bool {
+        self.myself(index).2.contains("master")
+    }
+
+    /// The node serving `key`'s slot as master, asked of node `asked` (up); `None` while the
+    /// node knows of none that is not failing.
+    pub(crate) fn master_of(&self, key: &str, asked: usize) -> Option<usize> {
+        let slot: u16 = command(
+            self.nodes[asked].port,
+            &format!("CLUSTER KEYSLOT \"{key}\""),
+        )
+        .expect("CLUSTER KEYSLOT")
+        .trim_start_matches(':')
+        .parse()
+        .expect("a slot");
+        let nodes = bulk(self.nodes[asked].port, "CLUSTER NODES");
+        let line = nodes.lines().find(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            fields.get(2).is_some_and(|flags| flags.contains("master"))
+                && !fields[2].contains("fail")
+                && fields[8..].iter().any(|range| {
+                    let (start, end) = range.split_once('-').unwrap_or((range, range));
+                    match (start.parse::<u16>(), end.parse::<u16>()) {
+                        (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                        _ => false,
+                    }
+                })
+        })?;
+        let port: u16 = line
+            .split(' ')
+            .nth(1)
+            .expect("an address")
+            .split(['@', ':'])
+            .nth(1)
+            .and_then(|port| port.parse().ok())
+            .expect("a port");
+        Some(self.index_of(port))
+    }
+
+    /// The replica of master `master`.
+    pub(crate) fn replica_of(&self, master: usize) -> usize {
+        let id = self.myself(master).0;
+        (0..self.nodes.len())
+            .find(|&index| index != master && self.myself(index).3 == id)
+            .unwrap_or_else(|| panic!("node {master} has no replica"))
+    }
+
+    fn index_of(&self, port: u16) -> usize {
+        self.nodes
+            .iter()
+            .position(|node| node.port == port)
+            .expect("a node of this cluster")
+    }
+
+    /// Node `index`'s own line of `CLUSTER NODES`: its id, address, flags and master's id.
+    fn myself(&self, index: usize) -> (String, String, String, String) {
+        let nodes = bulk(self.nodes[index].port, "CLUSTER NODES");
+        let line = nodes
+            .lines()
+            .find(|line| line.contains("myself"))
+            .expect("a line for the node itself");
+        let fields: Vec<&str> = line.split(' ').collect();
+        (
+            fields[0].to_owned(),
+            fields[1].to_owned(),
+            fields[2].to_owned(),
+            fields[3].to_owned(),
+        )
+    }
+}
+
 /// Reads what a server is sent, with redis-rs's `MONITOR` connection.
 #[cfg(feature = "redis")]
 pub(crate) struct Monitor {
@@ -393,7 +572,7 @@ impl Monitor {
 /// Writes `value` at `key` for a minute, as a record of another version would be.
 #[cfg(feature = "redis")]
 pub(crate) async fn set_for_a_minute(
-    connection: &mut redis::aio::ConnectionManager,
+    connection: &mut tower_webhook::RedisConnection,
     key: &str,
     value: &str,
 ) {

@@ -195,7 +195,7 @@ async fn redis_records_are_prefixed_and_expire_by_themselves() {
     let mut connection = store.connection().clone();
     let key = "route:event";
     let redis_key = format!("{}{key}", redis.prefix);
-    let value = |connection: &mut redis::aio::ConnectionManager| {
+    let value = |connection: &mut tower_webhook::RedisConnection| {
         let mut connection = connection.clone();
         let redis_key = redis_key.clone();
         async move {
@@ -591,4 +591,29 @@ fn redis_release_tasks_dropped_unpolled_do_not_use_up_the_cap() {
         Claim::Acquired,
         "the release was refused: the cap leaked"
     );
+}
+
+/// The semantics of suite.rs on a private Redis Cluster (three masters, a replica each): each
+/// record is one key, on whichever node holds its slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_passes_the_suite() {
+    let Some(cluster) = crate::common::redis::Cluster::require("dedupe-cluster", 3).await else {
+        return;
+    };
+    let store_under = |prefix: &str| {
+        RedisStore::open(&cluster.url())
+            .expect("a cluster URL")
+            .prefix(prefix)
+    };
+    let store = || store_under(&format!("tower-webhook-test:{}:", Token::random().as_str()));
+    assert!(store().connection().is_cluster());
+    suite::concurrent_deliveries_run_the_handler_once(store()).await;
+    // Two replicas of a service: two connections to the cluster, one prefix.
+    let prefix = format!("tower-webhook-test:{}:", Token::random().as_str());
+    suite::two_replicas_run_the_handler_once(store_under(&prefix), store_under(&prefix)).await;
+    suite::failing_handler_releases_the_claim(store()).await;
+    suite::in_flight_and_done_repeats(store()).await;
+    suite::expired_lease_is_reclaimable(store()).await;
+    suite::dropped_handler_releases_the_claim(store()).await;
+    suite::namespaces_keep_routes_apart(store()).await;
 }

@@ -2,6 +2,7 @@
 //! every replica of a service.
 
 use crate::{
+    RedisConnection,
     redis_connection::{self, LazyError},
     redis_record::{self, UNKNOWN, claim_value, expiry_millis},
 };
@@ -130,7 +131,7 @@ return 0
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: Arc<str>,
     scripts: Arc<Scripts>,
     /// Abandoned claims being released in the background.
@@ -198,12 +199,30 @@ impl RedisStore {
         Ok(Self::new(connection))
     }
 
-    /// A store on a connection manager of your own (with TLS, credentials, other timeouts…).
-    /// Give it a response timeout: without one, a server that stops answering holds requests
-    /// until the connection breaks.
-    pub fn new(connection: ConnectionManager) -> Self {
+    /// A store for any URL [`RedisConnection::open`] takes (one server, or a Redis Cluster
+    /// with `redis+cluster://host:port,host:port`), that connects on its first request: a
+    /// service can start while Redis is down. Fails if the URL is invalid, or if it is not
+    /// called from within a Tokio runtime.
+    ///
+    /// On a cluster, each record is one key and may live on any node: nothing to configure.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let timeouts = redis_connection::Timeouts {
+            connection: DEFAULT_CONNECTION_TIMEOUT,
+            response: DEFAULT_RESPONSE_TIMEOUT,
+        };
+        Ok(Self::new(
+            RedisConnection::open_with(url, timeouts).map_err(unavailable)?,
+        ))
+    }
+
+    /// A store on a connection of your own: a [`ConnectionManager`] (with TLS, credentials,
+    /// other timeouts…) or a Redis Cluster's
+    /// [`ClusterConnection`](redis::cluster_async::ClusterConnection). Give it a response
+    /// timeout: without one, a server that stops answering holds requests until the
+    /// connection breaks.
+    pub fn new(connection: impl Into<RedisConnection>) -> Self {
         Self {
-            connection,
+            connection: connection.into(),
             prefix: Arc::from(DEFAULT_PREFIX),
             scripts: Arc::new(Scripts {
                 claim: Script::new(&format!("{}{CLAIM}", redis_record::LUA)),
@@ -226,8 +245,8 @@ impl RedisStore {
         &self.prefix
     }
 
-    /// The connection manager, to run commands of your own on the same connection.
-    pub fn connection(&self) -> &ConnectionManager {
+    /// The connection, to run commands of your own on it.
+    pub fn connection(&self) -> &RedisConnection {
         &self.connection
     }
 
