@@ -1,20 +1,23 @@
 //! What the Redis store and the Redis queue share: the connection (one server or a Redis
 //! Cluster), its settings and the lazy client.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use redis::{
-    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value,
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
     cluster::{ClusterClientBuilder, ClusterConfig},
     cluster_async::ClusterConnection,
     cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
+    sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
 };
 
 /// A connection to Redis that a [`RedisStore`](crate::dedupe::store::RedisStore) or a
 /// [`RedisQueue`](crate::queue::RedisQueue) sends its commands on: one server through a
-/// reconnecting [`ConnectionManager`], or a Redis Cluster through redis-rs's
-/// [`ClusterConnection`], which follows `MOVED` and `ASK` redirections and topology changes.
+/// reconnecting [`ConnectionManager`]; a Redis Cluster through redis-rs's
+/// [`ClusterConnection`], which follows `MOVED` and `ASK` redirections and topology changes; or
+/// the master that Redis Sentinel names, asked again after a failover.
 ///
 /// Made from either with `From`, or from a URL with [`RedisConnection::open`]. It is itself a
 /// redis-rs [`ConnectionLike`], to run commands of your own:
@@ -36,6 +39,73 @@ pub struct RedisConnection(Inner);
 enum Inner {
     Node(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(Sentinel),
+}
+
+/// The master Sentinel names, and the connection to it: made on the first command, and
+/// forgotten when a command fails in a way a failover explains (the connection lost or timed
+/// out, or the server now a read-only replica), so that the next command asks Sentinel again.
+#[derive(Clone)]
+struct Sentinel(Arc<SentinelShared>);
+
+struct SentinelShared {
+    client: tokio::sync::Mutex<SentinelClient>,
+    master: std::sync::Mutex<Option<MultiplexedConnection>>,
+    timeouts: Timeouts,
+}
+
+impl Sentinel {
+    async fn master(&self) -> Result<MultiplexedConnection, RedisError> {
+        if let Some(master) = self.current() {
+            return Ok(master);
+        }
+        let mut client = self.0.client.lock().await;
+        // Another command may have found it while this one waited.
+        if let Some(master) = self.current() {
+            return Ok(master);
+        }
+        let timeouts = self.0.timeouts;
+        let found = tokio::time::timeout(timeouts.connection * 2, client.async_get_client())
+            .await
+            .map_err(|_| timed_out("asking Sentinel for the master"))??;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeouts.connection))
+            .set_response_timeout(Some(timeouts.response));
+        let master = found
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        *self
+            .0
+            .master
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(master.clone());
+        Ok(master)
+    }
+
+    fn current(&self) -> Option<MultiplexedConnection> {
+        self.0
+            .master
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// After `err`: forgets the master if a failover may be why.
+    fn after(&self, err: &RedisError) {
+        let failover = err.is_io_error()
+            || err.is_timeout()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+            || err.code() == Some("READONLY");
+        if failover {
+            *self
+                .0
+                .master
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        }
+    }
 }
 
 impl From<ConnectionManager> for RedisConnection {
@@ -65,7 +135,12 @@ impl RedisConnection {
     /// - one server: `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS, when redis-rs
     ///   is built with a TLS feature), `redis+unix:///path/to/socket` or `unix:///path`;
     /// - a Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port…]` (or
-    ///   `rediss+cluster://`): any nodes of the cluster, from which the others are found.
+    ///   `rediss+cluster://`): any nodes of the cluster, from which the others are found;
+    /// - Redis Sentinel: `redis+sentinel://[user:password@]host:port[,host:port…]/MASTER[/DB]`:
+    ///   the Sentinels, then the name they monitor the master under (the user name and password,
+    ///   and the database, are the master's). Each command goes to the master they name; after
+    ///   a failover (the connection lost, or the old master answering as a read-only replica)
+    ///   they are asked again.
     ///
     /// # Errors
     ///
@@ -77,6 +152,9 @@ impl RedisConnection {
     pub(crate) fn open_with(url: &str, timeouts: Timeouts) -> Result<Self, RedisError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(no_runtime());
+        }
+        if let Some(sentinel) = sentinel(url, timeouts)? {
+            return Ok(Self(Inner::Sentinel(sentinel)));
         }
         match cluster_nodes(url)? {
             Some(nodes) => {
@@ -114,6 +192,7 @@ impl RedisConnection {
     ) -> Result<T, RedisError> {
         match &mut self.0 {
             Inner::Node(connection) => command.query_async(connection).await,
+            Inner::Sentinel(_) => command.query_async(self).await,
             Inner::Cluster(connection) => {
                 let route = Route::with_key(key, SlotAddr::Master);
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
@@ -129,6 +208,14 @@ impl ConnectionLike for RedisConnection {
         match &mut self.0 {
             Inner::Node(connection) => connection.req_packed_command(cmd),
             Inner::Cluster(connection) => connection.req_packed_command(cmd),
+            Inner::Sentinel(sentinel) => Box::pin(async move {
+                let mut master = sentinel.master().await?;
+                let reply = master.req_packed_command(cmd).await;
+                if let Err(err) = &reply {
+                    sentinel.after(err);
+                }
+                reply
+            }),
         }
     }
 
@@ -141,6 +228,14 @@ impl ConnectionLike for RedisConnection {
         match &mut self.0 {
             Inner::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
             Inner::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Inner::Sentinel(sentinel) => Box::pin(async move {
+                let mut master = sentinel.master().await?;
+                let reply = master.req_packed_commands(pipeline, offset, count).await;
+                if let Err(err) = &reply {
+                    sentinel.after(err);
+                }
+                reply
+            }),
         }
     }
 
@@ -148,6 +243,7 @@ impl ConnectionLike for RedisConnection {
         match &self.0 {
             Inner::Node(connection) => connection.get_db(),
             Inner::Cluster(connection) => connection.get_db(),
+            Inner::Sentinel(sentinel) => sentinel.current().map_or(0, |master| master.get_db()),
         }
     }
 }
@@ -158,6 +254,7 @@ impl std::fmt::Debug for RedisConnection {
         f.write_str(match self.0 {
             Inner::Node(_) => "RedisConnection::Node",
             Inner::Cluster(_) => "RedisConnection::Cluster",
+            Inner::Sentinel(_) => "RedisConnection::Sentinel",
         })
     }
 }
@@ -196,6 +293,93 @@ fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, RedisError> {
         node.as_str().into_connection_info()?;
     }
     Ok(Some(nodes))
+}
+
+/// The Sentinel of a `redis+sentinel://` URL; `None` for any other URL.
+fn sentinel(url: &str, timeouts: Timeouts) -> Result<Option<Sentinel>, RedisError> {
+    let Some(rest) = url.strip_prefix("redis+sentinel://") else {
+        return Ok(None);
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (credentials, hosts) = match authority.rfind('@') {
+        Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+        None => (None, authority),
+    };
+    let mut path = path.trim_start_matches('/').split('/');
+    let master = path
+        .next()
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| invalid_url("a Sentinel URL names the master after the hosts: /MASTER"))?;
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(db) = path.next().filter(|db| !db.is_empty()) {
+        let db = db
+            .parse()
+            .map_err(|_| invalid_url("a Sentinel URL's database is a number: /MASTER/DB"))?;
+        redis = redis.set_db(db);
+    }
+    if path.next().is_some() {
+        return Err(invalid_url(
+            "a Sentinel URL's path is /MASTER or /MASTER/DB",
+        ));
+    }
+    if let Some(credentials) = credentials {
+        let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+        let decode = |text: &str| percent_decode(text);
+        if !user.is_empty() {
+            redis = redis.set_username(decode(user)?);
+        }
+        if !password.is_empty() {
+            redis = redis.set_password(decode(password)?);
+        }
+    }
+    if hosts.split(',').any(str::is_empty) {
+        return Err(invalid_url(
+            "a Sentinel URL lists host:port pairs separated by commas",
+        ));
+    }
+    let sentinels: Vec<String> = hosts
+        .split(',')
+        .map(|host| format!("redis://{host}"))
+        .collect();
+    let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
+    let client = SentinelClient::build(
+        sentinels,
+        master.to_owned(),
+        Some(node),
+        SentinelServerType::Master,
+    )?;
+    Ok(Some(Sentinel(Arc::new(SentinelShared {
+        client: tokio::sync::Mutex::new(client),
+        master: std::sync::Mutex::new(None),
+        timeouts,
+    }))))
+}
+
+/// `%XX` escapes decoded, as in the user name and password of a URL.
+fn percent_decode(text: &str) -> Result<String, RedisError> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = bytes
+                .get(index + 1..index + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                .ok_or_else(|| invalid_url("a `%` escape is two hexadecimal digits"))?;
+            decoded.push(hex);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| invalid_url("an escape decodes to invalid UTF-8"))
+}
+
+#[cold]
+fn timed_out(what: &'static str) -> RedisError {
+    RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
 #[cold]
@@ -300,6 +484,30 @@ mod tests {
         }
         assert_eq!(hash_tag("{billing}:webhooks"), "{billing}");
         assert_eq!(hash_tag("webhooks"), "{webhooks}");
+    }
+
+    #[tokio::test]
+    async fn sentinel_urls_name_the_master_and_refuse_what_they_cannot_mean() {
+        let timeouts = DEFAULT_TIMEOUTS;
+        assert!(sentinel("redis://h:1", timeouts).expect("valid").is_none());
+        assert!(
+            sentinel("redis+sentinel://u:p%40ss@h:1,h:2/mymaster/2", timeouts)
+                .expect("valid")
+                .is_some()
+        );
+        for invalid in [
+            "redis+sentinel://h:1",
+            "redis+sentinel://h:1/",
+            "redis+sentinel://h:1,,h:2/m",
+            "redis+sentinel://h:1/m/x",
+            "redis+sentinel://h:1/m/1/extra",
+            "redis+sentinel://u:%zz@h:1/m",
+        ] {
+            assert!(sentinel(invalid, timeouts).is_err(), "{invalid}");
+        }
+        assert_eq!(percent_decode("p%40ss%2F").expect("valid"), "p@ss/");
+        assert!(percent_decode("%4").is_err());
+        assert!(percent_decode("%ff").is_err(), "not UTF-8");
     }
 
     #[test]

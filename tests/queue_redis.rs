@@ -1358,3 +1358,92 @@ async fn cluster_failover_keeps_every_push_acknowledged_by_a_replica() {
         cluster.wait_until_ok("cluster-failover", &[]).await;
     }
 }
+
+// Redis Sentinel: the shared backend suite and a failover, on a private master, its replica and
+// three Sentinels.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_passes_the_shared_queue_suite() {
+    let Some(sentinels) = common::redis::Sentinels::require("sentinel-suite").await else {
+        return;
+    };
+    let queue = |name: &str| {
+        RedisQueue::open(&sentinels.url())
+            .expect("a Sentinel URL")
+            .stream(&format!(
+                "tower-webhook-test:{name}:{}",
+                Token::random().as_str()
+            ))
+    };
+    common::queue::stats_follow_the_traffic(&queue("stats")).await;
+    common::queue::dead_letters_are_listed_replayed_and_purged(&queue("dead-letters")).await;
+    common::queue::concurrent_replays_enqueue_a_dead_letter_once(&queue("replays")).await;
+    common::queue::a_replay_bypasses_the_dedupe_record_and_is_processed_once(queue(
+        "replay-dedupe",
+    ))
+    .await;
+    common::queue::replays_take_each_id_once_skip_strangers_and_go_oldest_first(
+        &queue("replay-ids").max_len(400),
+    )
+    .await;
+    common::queue::failures_are_retried_then_dead_lettered(queue("retried")).await;
+}
+
+/// SIGKILL of the master while deliveries are pushed one after another, with
+/// `wait_for_replicas(1, …)`: the Sentinels promote the replica; pushes fail (503) during the
+/// switch, never `Ok` for a delivery the new master lacks; once the old master is back as the
+/// new one's replica, pushes succeed again, on the new master, and every push answered `Ok` is
+/// pulled from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_new_master() {
+    let Some(mut sentinels) = common::redis::Sentinels::require("sentinel-failover").await else {
+        return;
+    };
+    let queue = RedisQueue::open(&sentinels.url())
+        .expect("a Sentinel URL")
+        .stream(&format!(
+            "tower-webhook-test:failover:{}",
+            Token::random().as_str()
+        ))
+        .wait_for_replicas(1, Duration::from_millis(500));
+    let (old, new) = (sentinels.master.port, sentinels.replica.port);
+    assert_eq!(sentinels.master_port(), Some(old));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let pusher = tokio::spawn(push_until(queue.clone(), Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sentinels.master.kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sentinels.master_port() != Some(new) {
+        assert!(Instant::now() < deadline, "no failover in 60 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The old master comes back; the Sentinels make it the new master's replica.
+    sentinels.master.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !common::redis::info(new, "replication").contains("state=online") {
+        assert!(
+            Instant::now() < deadline,
+            "the old master never became a replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.notify_one();
+    let (stored, failed) = pusher.await.unwrap();
+    let pulled = drain(&queue).await;
+    let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
+    eprintln!(
+        "sentinel failover: {} pushes stored, {failed} refused during the switch, {} lost",
+        stored.len(),
+        lost.len()
+    );
+    assert!(failed > 0, "the switch is answered with errors");
+    assert!(lost.is_empty(), "acknowledged pushes lost: {lost:?}");
+    let last = *stored.last().expect("pushes stored");
+    assert!(
+        stored.iter().filter(|&&n| n > 0).count() > 1 && last > failed,
+        "pushes stored after the switch"
+    );
+    // Every stored push is on the new master.
+    assert_eq!(sentinels.master_port(), Some(new));
+}

@@ -486,6 +486,150 @@ impl Cluster {
     }
 }
 
+/// A master with a replica and three Sentinels watching it as `mymaster` (down after 1 s),
+/// all private children on 127.0.0.1, killed when dropped.
+pub(crate) struct Sentinels {
+    pub(crate) master: Server,
+    pub(crate) replica: Server,
+    sentinels: Vec<(Child, u16)>,
+    dir: PathBuf,
+}
+
+impl Sentinels {
+    /// The master, its replica (in sync) and three Sentinels that agree on both, which this
+    /// test needs; `None` as for [`Server::require`].
+    pub(crate) async fn require(test: &str) -> Option<Self> {
+        let master = Server::require(test).await?;
+        let replica = Server::require_replica_of(test, &master).await?;
+        let binary = master.binary.clone();
+        let dir = master.dir.join("sentinels");
+        std::fs::create_dir_all(&dir).expect("the Sentinels' directory");
+        let mut sentinels = Vec::new();
+        for index in 0..3 {
+            let port = free_port();
+            let conf = dir.join(format!("sentinel-{index}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor mymaster 127.0.0.1 {} 2\n\
+                     sentinel down-after-milliseconds mymaster 1000\n\
+                     sentinel failover-timeout mymaster 10000\n",
+                    dir.display(),
+                    master.port
+                ),
+            )
+            .expect("a Sentinel's configuration");
+            let child = Command::new(&binary)
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel starts");
+            sentinels.push((child, port));
+        }
+        let this = Self {
+            master,
+            replica,
+            sentinels,
+            dir,
+        };
+        // Every Sentinel answers, knows the other two and the replica.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for &(_, port) in &this.sentinels {
+            loop {
+                let known = command(port, "SENTINEL MASTER mymaster").is_ok()
+                    && bulk_lines(port, "SENTINEL SENTINELS mymaster") >= 2
+                    && bulk_lines(port, "SENTINEL REPLICAS mymaster") >= 1;
+                if known {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{test}: the Sentinels did not meet in 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Some(this)
+    }
+
+    /// `redis+sentinel://` and every Sentinel, then `mymaster`.
+    pub(crate) fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|(_, port)| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("redis+sentinel://{}/mymaster", hosts.join(","))
+    }
+
+    /// The port of the master the Sentinels name now.
+    pub(crate) fn master_port(&self) -> Option<u16> {
+        let port = self.sentinels[0].1;
+        let reply = array_of_bulks(port, "SENTINEL GET-MASTER-ADDR-BY-NAME mymaster")?;
+        reply.get(1)?.parse().ok()
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How many elements an inline command's array reply has (0 when it is not an array).
+fn bulk_lines(port: u16, command_line: &str) -> usize {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return 0;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    if stream
+        .write_all(format!("{command_line}\r\n").as_bytes())
+        .is_err()
+    {
+        return 0;
+    }
+    let mut header = String::new();
+    let _ = BufReader::new(stream).read_line(&mut header);
+    header
+        .trim_end()
+        .strip_prefix('*')
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An inline command's reply as an array of bulk strings.
+fn array_of_bulks(port: u16, command_line: &str) -> Option<Vec<String>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(format!("{command_line}\r\n").as_bytes())
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let count: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    let mut items = Vec::with_capacity(count);
+    for _ in 0..count {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut item = vec![0; len + 2];
+        reader.read_exact(&mut item).ok()?;
+        items.push(String::from_utf8_lossy(&item[..len]).into_owned());
+    }
+    Some(items)
+}
+
 /// Reads what a server is sent, with redis-rs's `MONITOR` connection.
 #[cfg(feature = "redis")]
 pub(crate) struct Monitor {

@@ -617,3 +617,25 @@ async fn redis_cluster_passes_the_suite() {
     suite::dropped_handler_releases_the_claim(store()).await;
     suite::namespaces_keep_routes_apart(store()).await;
 }
+
+/// The semantics of suite.rs through Redis Sentinel (a master, its replica, three Sentinels).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_passes_the_suite() {
+    let Some(sentinels) = crate::common::redis::Sentinels::require("dedupe-sentinel").await else {
+        return;
+    };
+    let store_under = |prefix: &str| {
+        RedisStore::open(&sentinels.url())
+            .expect("a Sentinel URL")
+            .prefix(prefix)
+    };
+    let store = || store_under(&format!("tower-webhook-test:{}:", Token::random().as_str()));
+    suite::concurrent_deliveries_run_the_handler_once(store()).await;
+    let prefix = format!("tower-webhook-test:{}:", Token::random().as_str());
+    suite::two_replicas_run_the_handler_once(store_under(&prefix), store_under(&prefix)).await;
+    suite::failing_handler_releases_the_claim(store()).await;
+    suite::in_flight_and_done_repeats(store()).await;
+    suite::expired_lease_is_reclaimable(store()).await;
+    suite::dropped_handler_releases_the_claim(store()).await;
+    suite::namespaces_keep_routes_apart(store()).await;
+}
