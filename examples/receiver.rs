@@ -1,7 +1,7 @@
 //! A webhook receiver for local development.
 //!
 //! ```text
-//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE] [--public-key KEY] [--public-url URL]
+//! cargo run --release --example receiver -- --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|redis+sentinel://HOST:PORT,…/MASTER|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|redis+sentinel://HOST:PORT,…/MASTER|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--tenants FILE] [--public-key KEY] [--public-url URL]
 //! cargo run --release --example receiver -- (stats | dlq list | dlq replay | dlq purge) --queue redis://HOST:PORT …
 //! ```
 //!
@@ -115,7 +115,7 @@ use tower_webhook::{
     },
 };
 
-const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE] [--public-key KEY] [--public-url URL]
+const USAGE: &str = "usage: receiver --provider <videonest|videoaiditor|github|stripe|standardwebhooks|svix|shopify|slack|discord|sendgrid|gitlab|twilio> --secret S [--secret S2 ...] [--tolerance SECS] [--listen ADDR] [--max-body BYTES] [--dedupe memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|redis+sentinel://HOST:PORT,…/MASTER|postgres://URL] [--fail-rate P] [--handler-delay-ms MS] [--queue memory|sqlite:PATH|redis://HOST:PORT|redis+cluster://HOST:PORT,…|redis+sentinel://HOST:PORT,…/MASTER|postgres://URL] [--workers N] [--visibility-ms MS] [--max-attempts N] [--metrics] [--admin-token TOKEN] [--tenants FILE] [--public-key KEY] [--public-url URL]
        receiver stats --queue redis://HOST:PORT [--json]
        receiver dlq list --queue redis://HOST:PORT [--json]
        receiver dlq replay --queue redis://HOST:PORT (--all | ID...)
@@ -173,7 +173,9 @@ Administering a Redis queue (--stream and --group as above):
   dlq purge --queue URL (--all | ID...)      deleted: prints `purged N`
 
 A Redis URL is redis://HOST:PORT[/DB], rediss://… (TLS), redis+unix:///PATH or unix:///PATH;
-a Redis Cluster's is redis+cluster://HOST:PORT[,HOST:PORT…] (any of its nodes).
+a Redis Cluster's is redis+cluster://HOST:PORT[,HOST:PORT…] (any of its nodes), and through
+Redis Sentinel redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER (the Sentinels, then the master's
+name).
 A PostgreSQL URL is postgres://USER:PASSWORD@HOST:PORT/DB (or postgresql://…; no TLS).";
 
 #[derive(Debug, Clone, Copy)]
@@ -237,6 +239,7 @@ impl Backend {
                 "unix://",
                 "redis+cluster://",
                 "rediss+cluster://",
+                "redis+sentinel://",
             ]
             .iter()
             .any(|scheme| url.starts_with(scheme)) =>
@@ -245,7 +248,8 @@ impl Backend {
             }
             other => Err(format!(
                 "{flag}: {other:?} is neither `memory`, sqlite:PATH nor a redis://, rediss://, \
-                 redis+unix://, unix://, redis+cluster://, postgres:// or postgresql:// URL"
+                 redis+unix://, unix://, redis+cluster://, redis+sentinel://, postgres:// or \
+                 postgresql:// URL"
             )),
         }
     }
@@ -797,7 +801,7 @@ mod queued {
             Backend::Redis(url) => Arc::new(
                 args.redis_names.apply(
                     tower_webhook::queue::RedisQueue::open(url.as_str())
-                        .map_err(|err| format!("--queue {url}: {err}"))?,
+                        .map_err(|err| format!("--queue {}: {err}", crate::admin::redacted(url)))?,
                 ),
             ),
             #[cfg(not(feature = "redis"))]
@@ -975,7 +979,7 @@ async fn app(args: &Args, stop: &tokio::sync::watch::Receiver<bool>) -> Result<A
         Some(Backend::Redis(url)) => {
             // Lazily: the receiver starts while Redis is down, and answers 503 until it is back.
             let store = tower_webhook::dedupe::store::RedisStore::open(url.as_str())
-                .map_err(|err| format!("--dedupe {url}: {err}"))?;
+                .map_err(|err| format!("--dedupe {}: {err}", crate::admin::redacted(url)))?;
             app_with(args, Some(store), stop)
         }
         #[cfg(not(feature = "redis"))]

@@ -4,10 +4,10 @@
 use std::{sync::Arc, time::Duration};
 
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ErrorKind, IntoConnectionInfo, Pipeline,
-    RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind, Value,
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
+    RedisConnectionInfo, RedisError, RedisFuture, ServerErrorKind, ToRedisArgs, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
-    cluster::{ClusterClientBuilder, ClusterConfig},
+    cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
     cluster_async::ClusterConnection,
     cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
     sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType},
@@ -38,8 +38,72 @@ pub struct RedisConnection(Inner);
 #[derive(Clone)]
 enum Inner {
     Node(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(Cluster),
     Sentinel(Sentinel),
+}
+
+/// A Redis Cluster connection, made again from its client after a command timed out: redis-rs
+/// retries a timed-out command on the same node without asking the cluster where its slot
+/// went, so a master that stalls (frozen, not down) would be asked for ever after its replica
+/// took over. A new connection learns the slots afresh. At most once a second; a connection
+/// given with `From` has no client and is kept.
+#[derive(Clone)]
+struct Cluster(Arc<ClusterShared>);
+
+struct ClusterShared {
+    client: Option<ClusterClient>,
+    current: std::sync::Mutex<(ClusterConnection, Option<std::time::Instant>)>,
+}
+
+impl Cluster {
+    fn new(connection: ClusterConnection, client: Option<ClusterClient>) -> Self {
+        Self(Arc::new(ClusterShared {
+            client,
+            current: std::sync::Mutex::new((connection, None)),
+        }))
+    }
+
+    fn connection(&self) -> ClusterConnection {
+        self.0
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0
+            .clone()
+    }
+
+    /// After `err`: a new connection if a command timed out.
+    fn after(&self, err: &RedisError) {
+        let Some(client) = &self.0.client else {
+            return;
+        };
+        if !err.is_timeout() {
+            return;
+        }
+        let mut current = self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current
+            .1
+            .is_some_and(|made| made.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        *current = (
+            client.get_pending_async_connection_with_config(ClusterConfig::new()),
+            Some(std::time::Instant::now()),
+        );
+    }
+
+    /// `reply`, after [`after`](Self::after) saw its error.
+    fn seen<T>(&self, reply: Result<T, RedisError>) -> Result<T, RedisError> {
+        if let Err(err) = &reply {
+            self.after(err);
+        }
+        reply
+    }
 }
 
 /// The master Sentinel names, and the connection to it: made on the first command, and
@@ -116,7 +180,7 @@ impl From<ConnectionManager> for RedisConnection {
 
 impl From<ClusterConnection> for RedisConnection {
     fn from(connection: ClusterConnection) -> Self {
-        Self(Inner::Cluster(connection))
+        Self(Inner::Cluster(Cluster::new(connection, None)))
     }
 }
 
@@ -166,9 +230,9 @@ impl RedisConnection {
                     .min_retry_wait(50)
                     .max_retry_wait(500)
                     .build()?;
-                Ok(client
-                    .get_pending_async_connection_with_config(ClusterConfig::new())
-                    .into())
+                let connection =
+                    client.get_pending_async_connection_with_config(ClusterConfig::new());
+                Ok(Self(Inner::Cluster(Cluster::new(connection, Some(client)))))
             }
             None => {
                 let client = Client::open(url)?;
@@ -183,6 +247,38 @@ impl RedisConnection {
         matches!(self.0, Inner::Cluster(_))
     }
 
+    /// Sends `pipeline` (a script, then `WAIT`) to the master that holds `key` (on one server,
+    /// to the server), and reads the script's reply and `WAIT`'s.
+    async fn pipeline_at<T: FromRedisValue>(
+        &mut self,
+        key: &[u8],
+        pipeline: Pipeline,
+    ) -> Result<(T, u32), RedisError> {
+        let values: Vec<Value> = match &mut self.0 {
+            Inner::Cluster(cluster) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let reply = cluster
+                    .connection()
+                    .route_pipeline(pipeline, 0, 2, SingleNodeRoutingInfo::SpecificNode(route))
+                    .await;
+                cluster.seen(reply)?
+            }
+            Inner::Node(_) | Inner::Sentinel(_) => pipeline.query_async(self).await?,
+        };
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            // An error answer to either (NOSCRIPT, MOVED…) is the pipeline's error.
+            (Some(reply), Some(acknowledged)) => Ok((
+                redis::from_redis_value(reply.extract_error()?)?,
+                redis::from_redis_value(acknowledged.extract_error()?)?,
+            )),
+            _ => Err(RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "a script and WAIT answered with fewer than two replies",
+            ))),
+        }
+    }
+
     /// Sends `command` to the master that holds `key` (on one server, to the server): for a
     /// command without keys that must reach that node, such as `WAIT`.
     pub(crate) async fn query_at<T: redis::FromRedisValue>(
@@ -193,11 +289,11 @@ impl RedisConnection {
         match &mut self.0 {
             Inner::Node(connection) => command.query_async(connection).await,
             Inner::Sentinel(_) => command.query_async(self).await,
-            Inner::Cluster(connection) => {
+            Inner::Cluster(cluster) => {
                 let route = Route::with_key(key, SlotAddr::Master);
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                let value = connection.route_command(command, routing).await?;
-                redis::from_redis_value(value).map_err(RedisError::from)
+                let reply = cluster.connection().route_command(command, routing).await;
+                redis::from_redis_value(cluster.seen(reply)?).map_err(RedisError::from)
             }
         }
     }
@@ -207,7 +303,10 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Inner::Node(connection) => connection.req_packed_command(cmd),
-            Inner::Cluster(connection) => connection.req_packed_command(cmd),
+            Inner::Cluster(cluster) => Box::pin(async move {
+                let reply = cluster.connection().req_packed_command(cmd).await;
+                cluster.seen(reply)
+            }),
             Inner::Sentinel(sentinel) => Box::pin(async move {
                 let mut master = sentinel.master().await?;
                 let reply = master.req_packed_command(cmd).await;
@@ -227,7 +326,13 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Inner::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Inner::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Inner::Cluster(cluster) => Box::pin(async move {
+                let reply = cluster
+                    .connection()
+                    .req_packed_commands(pipeline, offset, count)
+                    .await;
+                cluster.seen(reply)
+            }),
             Inner::Sentinel(sentinel) => Box::pin(async move {
                 let mut master = sentinel.master().await?;
                 let reply = master.req_packed_commands(pipeline, offset, count).await;
@@ -242,10 +347,120 @@ impl ConnectionLike for RedisConnection {
     fn get_db(&self) -> i64 {
         match &self.0 {
             Inner::Node(connection) => connection.get_db(),
-            Inner::Cluster(connection) => connection.get_db(),
+            Inner::Cluster(cluster) => cluster.connection().get_db(),
             Inner::Sentinel(sentinel) => sentinel.current().map_or(0, |master| master.get_db()),
         }
     }
+}
+
+/// A Lua script, sent by its SHA-1 (`EVALSHA`) and, when the server it reaches does not have it
+/// yet, with its text (`EVAL`) to that same server: never `SCRIPT LOAD`, which on a Redis
+/// Cluster goes to every node and fails while any node is down.
+pub(crate) struct Lua {
+    code: String,
+    hash: String,
+}
+
+impl Lua {
+    pub(crate) fn new(code: &str) -> Self {
+        Self {
+            code: code.to_owned(),
+            hash: redis::Script::new(code).get_hash().to_owned(),
+        }
+    }
+
+    /// A call with `key` as its first key (the one that routes it on a cluster).
+    pub(crate) fn key<T: ToRedisArgs>(&self, key: T) -> LuaCall<'_> {
+        let mut call = self.prepare_invoke();
+        call.key(key);
+        call
+    }
+
+    /// A call with no keys or arguments yet.
+    pub(crate) fn prepare_invoke(&self) -> LuaCall<'_> {
+        LuaCall {
+            lua: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+}
+
+/// A call of a [`Lua`] script: its keys, then its arguments.
+pub(crate) struct LuaCall<'a> {
+    lua: &'a Lua,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl LuaCall<'_> {
+    pub(crate) fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    pub(crate) fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    fn command(&self, with_text: bool) -> Cmd {
+        let mut command = if with_text {
+            let mut command = redis::cmd("EVAL");
+            command.arg(&self.lua.code);
+            command
+        } else {
+            let mut command = redis::cmd("EVALSHA");
+            command.arg(&self.lua.hash);
+            command
+        };
+        command.arg(self.keys.len()).arg(&self.keys).arg(&self.args);
+        command
+    }
+
+    /// Runs the script on `connection`.
+    pub(crate) async fn invoke_async<T: FromRedisValue>(
+        &self,
+        connection: &mut RedisConnection,
+    ) -> Result<T, RedisError> {
+        match self.command(false).query_async(connection).await {
+            Err(err) if is_no_script(&err) => self.command(true).query_async(connection).await,
+            reply => reply,
+        }
+    }
+
+    /// Runs the script, then, with `wait`, `WAIT replicas timeout` right behind it in one
+    /// pipeline to the one server that holds the first key: what `WAIT` counts is this write,
+    /// whatever happens (a redirection, or a new connection, sends both again). Returns the
+    /// script's reply, and how many replicas acknowledged it.
+    pub(crate) async fn invoke_waiting<T: FromRedisValue>(
+        &self,
+        connection: &mut RedisConnection,
+        wait: Option<(u32, u64)>,
+    ) -> Result<(T, Option<u32>), RedisError> {
+        let Some((replicas, millis)) = wait else {
+            return Ok((self.invoke_async(connection).await?, None));
+        };
+        let pipeline = |with_text| {
+            let mut pipeline = redis::pipe();
+            pipeline.add_command(self.command(with_text));
+            pipeline.cmd("WAIT").arg(replicas).arg(millis);
+            pipeline
+        };
+        let first_key = self.keys.first().map_or(&[][..], Vec::as_slice);
+        match connection.pipeline_at(first_key, pipeline(false)).await {
+            Err(err) if is_no_script(&err) => {
+                let (reply, acknowledged) =
+                    connection.pipeline_at(first_key, pipeline(true)).await?;
+                Ok((reply, Some(acknowledged)))
+            }
+            reply => reply.map(|(reply, acknowledged)| (reply, Some(acknowledged))),
+        }
+    }
+}
+
+fn is_no_script(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
 /// Names the kind of connection only: no address, no credentials.
@@ -274,7 +489,16 @@ fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, RedisError> {
     } else {
         return Ok(None);
     };
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    // A cluster has one database: `SELECT` of another is refused by every node.
+    let database = tail
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_matches('/');
+    if !matches!(database, "" | "0") {
+        return Err(invalid_url("a Redis Cluster has database 0 only"));
+    }
     let (credentials, hosts) = match authority.rfind('@') {
         Some(at) => (&authority[..=at], &authority[at + 1..]),
         None => ("", authority),
@@ -525,6 +749,12 @@ mod tests {
         );
         assert!(cluster_nodes("redis://h:1").expect("valid").is_none());
         assert!(cluster_nodes("redis+cluster://h:1,,h:2").is_err());
+        assert!(
+            cluster_nodes("redis+cluster://h:1,h:2/3").is_err(),
+            "database 3"
+        );
+        assert!(cluster_nodes("redis+cluster://h:1,h:2/0").is_ok());
+        assert!(cluster_nodes("redis+cluster://h:1,h:2#frag").is_ok());
         assert!(cluster_nodes("redis+cluster://").is_err());
     }
 }

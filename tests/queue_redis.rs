@@ -1225,7 +1225,7 @@ fn cluster_queue(cluster: &common::redis::Cluster, name: &str) -> RedisQueue {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_passes_the_shared_queue_suite() {
-    let Some(cluster) = common::redis::Cluster::require("cluster-suite", 3).await else {
+    let Some(mut cluster) = common::redis::Cluster::require("cluster-suite", 3).await else {
         return;
     };
     let queue = cluster_queue(&cluster, "stats");
@@ -1252,6 +1252,24 @@ async fn cluster_passes_the_shared_queue_suite() {
         queue.dead_letter_key(),
         format!("{{{}}}:dead", queue.stream_key())
     );
+
+    // A master that lost its scripts (SCRIPT FLUSH, a restart) is sent them again with their
+    // text, alone: a node down elsewhere in the cluster does not stop the queue.
+    let queue = cluster_queue(&cluster, "no-script");
+    let master = cluster.master_of(queue.stream_key(), 0).unwrap();
+    let elsewhere = (0..cluster.nodes.len())
+        .find(|&index| !cluster.is_master(index) && index != cluster.replica_of(master))
+        .expect("a replica of another master");
+    cluster.nodes[elsewhere].kill();
+    let port = cluster.nodes[master].port;
+    assert_eq!(common::redis::command(port, "SCRIPT FLUSH").unwrap(), "+OK");
+    queue
+        .push(Bytes::from_static(b"after the flush"))
+        .await
+        .unwrap();
+    let queue = queue.wait_for_replicas(1, Duration::from_secs(1));
+    assert_eq!(common::redis::command(port, "SCRIPT FLUSH").unwrap(), "+OK");
+    queue.push(Bytes::from_static(b"waited")).await.unwrap();
 }
 
 /// Pushes numbered deliveries one after another until `stop`, and returns those answered
@@ -1446,4 +1464,51 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
     );
     // Every stored push is on the new master.
     assert_eq!(sentinels.master_port(), Some(new));
+}
+
+/// A stall is not an outage: the master that holds the queue's slot frozen (SIGSTOP) while
+/// deliveries are pushed. Pushes fail while it is frozen and its replica not yet promoted; once
+/// the replica takes over, pushes succeed on it while the old master is still frozen (the
+/// client does not wait for it to wake), and nothing answered `Ok` is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_stalled_master_is_routed_around_after_the_failover() {
+    let Some(cluster) = common::redis::Cluster::require("cluster-stall", 3).await else {
+        return;
+    };
+    let queue = cluster_queue(&cluster, "stall");
+    let master = cluster.master_of(queue.stream_key(), 0).unwrap();
+    let replica = cluster.replica_of(master);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let pusher = tokio::spawn(push_until(queue.clone(), Arc::clone(&stop)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes[master].freeze();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.master_of(queue.stream_key(), replica) != Some(replica) {
+        assert!(Instant::now() < deadline, "no failover in 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still frozen: what is stored now is stored on the promoted replica.
+    let before = queue.clone();
+    let promoted_at = Instant::now();
+    let mut stored_after = 0;
+    while stored_after < 20 {
+        assert!(
+            promoted_at.elapsed() < Duration::from_secs(20),
+            "no push stored on the new master in 20 s while the old one is frozen"
+        );
+        if before.push(Bytes::from_static(b"9999999")).await.is_ok() {
+            stored_after += 1;
+        }
+    }
+    cluster.nodes[master].thaw();
+    stop.notify_one();
+    let (stored, failed) = pusher.await.unwrap();
+    eprintln!(
+        "stalled master: {} pushes stored, {failed} refused, {stored_after} stored after the failover",
+        stored.len()
+    );
+    cluster.wait_until_ok("cluster-stall", &[]).await;
+    let pulled = drain(&queue).await;
+    let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
+    eprintln!("{} lost", lost.len());
 }

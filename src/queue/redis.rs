@@ -3,14 +3,14 @@
 
 use crate::{
     RedisConnection,
-    redis_connection::{self, LazyError},
+    redis_connection::{self, LazyError, Lua},
     redis_record::{self, UNKNOWN},
 };
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use redis::{
-    Client, IntoConnectionInfo, RedisError, Script,
+    Client, IntoConnectionInfo, RedisError,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 use tokio::sync::Mutex;
@@ -301,10 +301,11 @@ const REPLAY_BATCH: usize = 100;
 
 /// A [`Queue`] on a Redis stream with a consumer group, shared by every replica of a service
 /// and every worker: what one replica stores, any worker may take. Works with Redis 6.2 or
-/// later and with Valkey, on one server or primary (not Redis Cluster).
+/// later and with Valkey: one server or primary, a Redis Cluster (every key of the queue in its
+/// stream's hash slot; see [`open`](Self::open)) or the master Redis Sentinel names.
 ///
-/// Each operation is one round trip, a Lua script run with `EVALSHA` (loaded by itself the
-/// first time a server lacks it), so each is atomic:
+/// Each operation is one round trip, a Lua script run with `EVALSHA` (sent with its text,
+/// `EVAL`, the first time a server lacks it), so each is atomic:
 ///
 /// - *push*: `XADD <stream> MAXLEN ~ <max_len> * payload … attempts 0`, unless the stream
 ///   already holds `max_len` entries: then [`QueueError::Full`] (answered 503, the provider
@@ -426,15 +427,15 @@ impl Keys {
 }
 
 struct Scripts {
-    push: Script,
-    push_once: Script,
-    pull: Script,
-    ack: Script,
-    retry: Script,
-    dead_letter: Script,
-    stats: Script,
-    replay: Script,
-    purge_all: Script,
+    push: Lua,
+    push_once: Lua,
+    pull: Lua,
+    ack: Lua,
+    retry: Lua,
+    dead_letter: Lua,
+    stats: Lua,
+    replay: Lua,
+    purge_all: Lua,
 }
 
 impl RedisQueue {
@@ -543,21 +544,24 @@ impl RedisQueue {
             max_block: DEFAULT_MAX_BLOCK,
             key_prefix: Arc::from(crate::dedupe::store::DEFAULT_PREFIX),
             scripts: Arc::new(Scripts {
-                push: Script::new(PUSH),
-                push_once: Script::new(&format!("{}{PUSH_ONCE}", redis_record::LUA)),
-                pull: Script::new(&format!("{HELD}{PULL}")),
-                ack: Script::new(&format!("{HELD}{ACK}")),
-                retry: Script::new(&format!("{HELD}{RETRY}")),
-                dead_letter: Script::new(&format!("{HELD}{DEAD_LETTER}")),
-                stats: Script::new(STATS),
-                replay: Script::new(&format!("{HELD}{REPLAY}")),
-                purge_all: Script::new(PURGE_ALL),
+                push: Lua::new(PUSH),
+                push_once: Lua::new(&format!("{}{PUSH_ONCE}", redis_record::LUA)),
+                pull: Lua::new(&format!("{HELD}{PULL}")),
+                ack: Lua::new(&format!("{HELD}{ACK}")),
+                retry: Lua::new(&format!("{HELD}{RETRY}")),
+                dead_letter: Lua::new(&format!("{HELD}{DEAD_LETTER}")),
+                stats: Lua::new(STATS),
+                replay: Lua::new(&format!("{HELD}{REPLAY}")),
+                purge_all: Lua::new(PURGE_ALL),
             }),
         }
     }
 
     /// Uses the stream `stream` instead of [`DEFAULT_STREAM`]; retries wait in
     /// `<stream>:delayed` (and `<stream>:delayed:data`), dead letters go to `<stream>:dead`.
+    /// On a Redis Cluster these are `{<stream>}:delayed` and so on, unless `stream` has a hash
+    /// tag of its own; a name that holds `}` outside a hash tag cannot share its slot that way:
+    /// give it a tag (`{billing}:webhooks`), or the cluster refuses its scripts (`CROSSSLOT`).
     #[must_use]
     pub fn stream(mut self, stream: &str) -> Self {
         self.keys = Arc::new(Keys::new(stream, self.connection.is_cluster()));
@@ -614,6 +618,13 @@ impl RedisQueue {
     /// is a duplicate to the other, which helps while a service moves from a
     /// [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of [`Enqueue`](super::Enqueue) to
     /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate).
+    ///
+    /// On a Redis Cluster the records go under the stream's hash tag first
+    /// (`{<stream>}tower-webhook:dedupe:…`), so that `push_once` touches one slot: to share them
+    /// with a `RedisStore`, give the store that whole prefix ([`RedisStore::prefix`]); a queue
+    /// on another stream keeps records of its own.
+    ///
+    /// [`RedisStore::prefix`]: crate::dedupe::store::RedisStore::prefix
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
         self.key_prefix = prefix.into();
@@ -625,7 +636,8 @@ impl RedisQueue {
         &self.keys.stream
     }
 
-    /// The dead-letter stream's key: `<stream>:dead`.
+    /// The dead-letter stream's key: `<stream>:dead` (on a Redis Cluster, `{<stream>}:dead`
+    /// unless the stream has a hash tag of its own).
     pub fn dead_letter_key(&self) -> &str {
         &self.keys.dead
     }
@@ -649,6 +661,25 @@ impl RedisQueue {
     fn full(&self) -> QueueError {
         QueueError::Full {
             capacity: usize::try_from(self.max_len).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// With [`wait_for_replicas`](Self::wait_for_replicas), the replicas and the timeout in
+    /// milliseconds for `WAIT`.
+    fn wait(&self) -> Option<(u32, u64)> {
+        self.replicas
+            .map(|(replicas, timeout)| (replicas, millis(timeout)))
+    }
+
+    /// Whether enough replicas acknowledged a write (`acknowledged`: `WAIT`'s answer).
+    fn replicated(&self, acknowledged: Option<u32>) -> Result<(), QueueError> {
+        match (self.replicas, acknowledged) {
+            (Some((replicas, _)), Some(acknowledged)) if acknowledged < replicas => {
+                Err(QueueError::unavailable(format!(
+                    "stored, but acknowledged by {acknowledged} of {replicas} replicas"
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -681,7 +712,7 @@ impl RedisQueue {
     /// the attempt then `args`.
     fn settle(
         &self,
-        script: fn(&Scripts) -> &Script,
+        script: fn(&Scripts) -> &Lua,
         message: &Message,
         keys: &[&str],
         args: Vec<Vec<u8>>,
@@ -717,7 +748,8 @@ impl Queue for RedisQueue {
         let queue = self.clone();
         let key = format!("{}{}{key}", self.keys.records, self.key_prefix);
         Box::pin(async move {
-            let reply: redis::Value = queue
+            // With `wait_for_replicas`, the script and `WAIT` go as one.
+            let (reply, acknowledged): (redis::Value, _) = queue
                 .scripts
                 .push_once
                 .key(&queue.keys.stream)
@@ -727,7 +759,7 @@ impl Queue for RedisQueue {
                 .arg(redis_record::DONE)
                 .arg(redis_record::expiry_millis(retention))
                 .arg(if queue.replicas.is_some() { "1" } else { "0" })
-                .invoke_async(&mut connection)
+                .invoke_waiting(&mut connection, queue.wait())
                 .await
                 .map_err(unavailable)?;
             let id = match reply {
@@ -735,7 +767,7 @@ impl Queue for RedisQueue {
                 redis::Value::Int(2) => {
                     // The first copy may not have reached the replicas yet (its answer was a
                     // 503, or was lost): a duplicate is acknowledged on the same terms.
-                    queue.wait_for_replicas_of(&mut connection).await?;
+                    queue.replicated(acknowledged)?;
                     return Ok(Pushed::Duplicate);
                 }
                 redis::Value::Int(3) => return Err(queue.full()),
@@ -747,7 +779,7 @@ impl Queue for RedisQueue {
                     )));
                 }
             };
-            queue.wait_for_replicas_of(&mut connection).await?;
+            queue.replicated(acknowledged)?;
             Ok(Pushed::Stored(MessageId(id)))
         })
     }
@@ -756,19 +788,19 @@ impl Queue for RedisQueue {
         let mut connection = self.connection.clone();
         let queue = self.clone();
         Box::pin(async move {
-            let id: Option<String> = queue
+            let (id, acknowledged): (Option<String>, _) = queue
                 .scripts
                 .push
                 .key(&queue.keys.stream)
                 .arg(queue.max_len)
                 .arg(payload.as_ref())
-                .invoke_async(&mut connection)
+                .invoke_waiting(&mut connection, queue.wait())
                 .await
                 .map_err(unavailable)?;
             let Some(id) = id else {
                 return Err(queue.full());
             };
-            queue.wait_for_replicas_of(&mut connection).await?;
+            queue.replicated(acknowledged)?;
             Ok(MessageId(id))
         })
     }
@@ -953,10 +985,13 @@ impl Queue for RedisQueue {
                 for arg in &args {
                     invocation.arg(arg);
                 }
-                let (count, full, looked_at): (u64, u8, usize) = invocation
-                    .invoke_async(&mut connection)
+                let ((count, full, looked_at), acknowledged): ((u64, u8, usize), _) = invocation
+                    .invoke_waiting(&mut connection, queue.wait())
                     .await
                     .map_err(unavailable)?;
+                if count > 0 {
+                    queue.replicated(acknowledged)?;
+                }
                 replayed += count;
                 if full == 1 {
                     break;
@@ -964,9 +999,6 @@ impl Queue for RedisQueue {
                 if matches!(which, Select::All) && looked_at < REPLAY_BATCH {
                     break;
                 }
-            }
-            if replayed > 0 {
-                queue.wait_for_replicas_of(&mut connection).await?;
             }
             Ok(replayed)
         })

@@ -399,13 +399,15 @@ async fn redis_round_trips_two_per_first_delivery_one_per_duplicate() {
     let harness = Harness::new(DedupeLayer::new(store));
     let mut monitor = Monitor::start(&server.url()).await.unwrap();
 
-    // The first requests load the scripts: a NOSCRIPT answer, SCRIPT LOAD, EVALSHA again.
+    // The first requests load the scripts: a NOSCRIPT answer, then EVAL with the script's text
+    // (which the server keeps), never SCRIPT LOAD.
     assert!(!harness.send(&vn_event("vid_warm_up")).await.duplicate);
     harness.fail(true);
     harness.send(&vn_event("vid_warm_up_failing")).await;
     harness.fail(false);
     let warm_up = monitor.commands().await;
-    assert!(warm_up.contains(&"script".to_owned()), "{warm_up:?}");
+    assert!(warm_up.contains(&"eval".to_owned()), "{warm_up:?}");
+    assert!(!warm_up.contains(&"script".to_owned()), "{warm_up:?}");
 
     let first = harness.send(&vn_event("vid_counted")).await;
     assert_eq!((first.status, first.duplicate), (StatusCode::OK, false));

@@ -3,13 +3,13 @@
 
 use crate::{
     RedisConnection,
-    redis_connection::{self, LazyError},
+    redis_connection::{self, LazyError, Lua},
     redis_record::{self, UNKNOWN, claim_value, expiry_millis},
 };
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use redis::{
-    Client, IntoConnectionInfo, RedisError, Script, ToRedisArgs,
+    Client, IntoConnectionInfo, RedisError, ToRedisArgs,
     aio::{ConnectionManager, ConnectionManagerConfig},
 };
 
@@ -59,13 +59,14 @@ return 0
 ";
 
 /// A [`Store`] in Redis, shared by every replica of a service: what one replica claims or
-/// completes, the others see. Works with Redis 6.0 or later and with Valkey, on one server or
-/// primary (not Redis Cluster).
+/// completes, the others see. Works with Redis 6.0 or later and with Valkey: one server or
+/// primary, a Redis Cluster (each record is one key, on the node that holds its slot) or the
+/// master Redis Sentinel names ([`RedisStore::open`]).
 ///
-/// It talks to the server through a [`ConnectionManager`]: one multiplexed connection for all
+/// On one server it talks through a [`ConnectionManager`]: one multiplexed connection for all
 /// requests, re-established by itself after the server went away. Each operation is one round
-/// trip, one Lua script run with `EVALSHA` (the script is loaded by itself the first time a
-/// server lacks it):
+/// trip, one Lua script run with `EVALSHA` (sent with its text, `EVAL`, the first time a server
+/// lacks it):
 ///
 /// - *claim*: when the key has no record, `SET key v1:claim:TOKEN PX lease`; otherwise whether
 ///   the record is done or a claim;
@@ -139,9 +140,9 @@ pub struct RedisStore {
 }
 
 struct Scripts {
-    claim: Script,
-    complete: Script,
-    release: Script,
+    claim: Lua,
+    complete: Lua,
+    release: Lua,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -225,9 +226,9 @@ impl RedisStore {
             connection: connection.into(),
             prefix: Arc::from(DEFAULT_PREFIX),
             scripts: Arc::new(Scripts {
-                claim: Script::new(&format!("{}{CLAIM}", redis_record::LUA)),
-                complete: Script::new(COMPLETE),
-                release: Script::new(RELEASE),
+                claim: Lua::new(&format!("{}{CLAIM}", redis_record::LUA)),
+                complete: Lua::new(COMPLETE),
+                release: Lua::new(RELEASE),
             }),
             releasing: Releases::default(),
         }
@@ -261,7 +262,7 @@ impl RedisStore {
     /// `args`, as one round trip: the script's answer.
     fn run<A: ToRedisArgs + Send + 'static>(
         &self,
-        script: fn(&Scripts) -> &Script,
+        script: fn(&Scripts) -> &Lua,
         key: &str,
         token: &Token,
         args: A,
