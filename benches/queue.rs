@@ -27,7 +27,10 @@
 //! Where Redis comes from: `TOWER_WEBHOOK_REDIS_URL` (e.g. `redis://127.0.0.1:6379`), else a
 //! private `redis-server` (from `PATH` or `/usr/bin`) on a free port of 127.0.0.1, without
 //! persistence, stopped at the end; without either only the `MemoryQueue` parts run. Round trips
-//! are counted only on a server this bench may `MONITOR` (its own, or the URL's).
+//! are counted only on a server this bench may `MONITOR` (its own, or the URL's). With
+//! `redis-server` and `redis-cli`, the Redis Cluster rows (`… on a cluster`: ingest without
+//! deduplication and with `Enqueue::deduplicate`, and the worker) run on a private cluster of
+//! three masters with a replica each, `redis+cluster://` through `RedisQueue::open`.
 //! Each run uses streams and keys of its own, and deletes them.
 //!
 //! Where PostgreSQL comes from (feature `postgres`): `TOWER_WEBHOOK_POSTGRES_URL` (e.g.
@@ -91,7 +94,18 @@ mod bench {
         queue::{Delivery, Enqueue, MemoryQueue, RedisQueue, SqliteQueue, Worker},
     };
 
-    use super::redis_server::{Monitor, Persistence, Server, URL_VAR, redis_server_binary};
+    use super::redis_server::{
+        Cluster, Monitor, Persistence, Server, URL_VAR, redis_server_binary,
+    };
+
+    /// ` on a cluster` for a Redis Cluster's URL.
+    fn on_cluster(url: &str) -> &'static str {
+        if url.starts_with("redis+cluster://") {
+            " on a cluster"
+        } else {
+            ""
+        }
+    }
 
     const SECRET: &str = "whsec_bench";
     /// Sequential deliveries timed one by one for the percentiles.
@@ -167,16 +181,19 @@ mod bench {
                 Self::Sqlite { dedupe: true, .. } => "SqliteQueue, Enqueue::deduplicate".to_owned(),
                 Self::Redis {
                     dedupe: Dedupe::Off,
+                    url,
                     ..
-                } => "RedisQueue".to_owned(),
+                } => format!("RedisQueue{}", on_cluster(url)),
                 Self::Redis {
                     dedupe: Dedupe::Layer,
+                    url,
                     ..
-                } => "DedupeLayer(RedisStore) + RedisQueue".to_owned(),
+                } => format!("DedupeLayer(RedisStore) + RedisQueue{}", on_cluster(url)),
                 Self::Redis {
                     dedupe: Dedupe::InQueue,
+                    url,
                     ..
-                } => "RedisQueue, Enqueue::deduplicate".to_owned(),
+                } => format!("RedisQueue, Enqueue::deduplicate{}", on_cluster(url)),
                 #[cfg(feature = "postgres")]
                 Self::Postgres(target) => target.name(),
             }
@@ -195,10 +212,7 @@ mod bench {
         }
 
         async fn redis_queue(url: &str, stream: &str) -> RedisQueue {
-            RedisQueue::connect(url)
-                .await
-                .expect("Redis reachable")
-                .stream(stream)
+            RedisQueue::open(url).expect("a Redis URL").stream(stream)
         }
 
         async fn http(&self) -> Http {
@@ -240,9 +254,8 @@ mod bench {
                                 .service(enqueue.deduplicate()),
                         )
                     } else if *dedupe == Dedupe::Layer {
-                        let store = RedisStore::connect(url.as_str())
-                            .await
-                            .expect("Redis reachable")
+                        let store = RedisStore::open(url.as_str())
+                            .expect("a Redis URL")
                             .prefix(format!("{stream}:dedupe:"));
                         BoxCloneSyncService::new(
                             ServiceBuilder::new()
@@ -276,8 +289,9 @@ mod bench {
                 Self::Redis { url, stream, .. } => {
                     let queue = Self::redis_queue(url, stream).await;
                     let mut connection = queue.connection().clone();
+                    // On a cluster, the stream's other keys start with `{<stream>}`.
                     let mut keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{stream}*"))
+                        .arg(format!("*{stream}*"))
                         .query_async(&mut connection)
                         .await
                         .expect("KEYS");
@@ -475,6 +489,18 @@ mod bench {
             }
             round_trips(&runtime, url, &targets[redis_targets..], &run);
         }
+        // A private Redis Cluster (three masters, a replica each): a queue's keys share one
+        // slot, so its traffic goes to one master, over the cluster client.
+        let cluster = runtime.block_on(Cluster::require("bench", 3));
+        if let Some(cluster) = &cluster {
+            for dedupe in [Dedupe::Off, Dedupe::InQueue] {
+                targets.push(Target::Redis {
+                    url: cluster.url(),
+                    stream: format!("tower-webhook-bench:{run}:cluster:{dedupe:?}"),
+                    dedupe,
+                });
+            }
+        }
         #[cfg(feature = "postgres")]
         let postgres = pg::Postgres::start(&runtime, &mut targets);
 
@@ -491,6 +517,7 @@ mod bench {
             postgres.finish(&runtime, targets);
         }
         drop(server);
+        drop(cluster);
         let _ = std::fs::remove_dir_all(&sqlite_dir);
     }
 

@@ -1272,63 +1272,63 @@ async fn cluster_passes_the_shared_queue_suite() {
     queue.push(Bytes::from_static(b"waited")).await.unwrap();
 }
 
-/// Pushes numbered deliveries one after another until `stop`, and returns those answered
-/// `Ok` (stored, and with `wait_for_replicas` acknowledged by a replica) and how many failed.
-async fn push_until(queue: RedisQueue, stop: Arc<tokio::sync::Notify>) -> (Vec<u64>, u64) {
+/// Sends numbered VideoNest deliveries (`vid_0`, `vid_1`, …) through the verifying layer and
+/// `Enqueue` one after another until `stop`; returns the numbers answered 200 (stored, and with
+/// `wait_for_replicas` acknowledged by a replica) and how many were refused.
+async fn deliver_until(queue: RedisQueue, stop: Arc<tokio::sync::Notify>) -> (Vec<u64>, u64) {
+    let http = ingest(&queue);
     let (mut stored, mut failed) = (Vec::new(), 0);
     let stopped = stop.notified();
     tokio::pin!(stopped);
     for n in 0u64.. {
+        let body = event(&format!("vid_{n}"));
         tokio::select! {
             () = &mut stopped => break,
-            pushed = queue.push(Bytes::from(n.to_string())) => match pushed {
-                Ok(_) => stored.push(n),
-                Err(_) => failed += 1,
-            },
+            status = post(&http, &body) => {
+                if status == StatusCode::OK {
+                    stored.push(n);
+                } else {
+                    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "refused with a 503");
+                    failed += 1;
+                }
+            }
         }
     }
     (stored, failed)
 }
 
-/// Every payload `queue` holds, pulled and acknowledged until it is empty.
-async fn drain(queue: &RedisQueue) -> std::collections::HashSet<u64> {
-    let mut seen = std::collections::HashSet::new();
+/// The deliveries a worker on `queue` processes: once every number of `expected` is among them,
+/// or after 60 s, the numbers it saw.
+async fn processed(queue: &RedisQueue, expected: &[u64]) -> std::collections::HashSet<u64> {
+    let seen = Seen::default();
+    let worker = Running::start(Worker::new(queue.clone(), recorder(&seen)).concurrency(16));
+    let numbers = || -> std::collections::HashSet<u64> {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(id, _)| id.strip_prefix("vid_")?.parse().ok())
+            .collect()
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let pulled = queue
-            .pull(
-                "drainer",
-                Pull::up_to(500)
-                    .hidden_for(Duration::from_secs(60))
-                    .waiting(Duration::from_millis(200)),
-            )
-            .await;
-        match pulled {
-            Ok(messages) if messages.is_empty() => return seen,
-            Ok(messages) => {
-                for message in messages {
-                    let n = std::str::from_utf8(&message.payload)
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    seen.insert(n);
-                    queue.ack(&message).await.unwrap();
-                }
-            }
-            Err(err) => {
-                assert!(Instant::now() < deadline, "the queue is unreachable: {err}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+    while Instant::now() < deadline {
+        let seen = numbers();
+        if expected.iter().all(|n| seen.contains(n)) {
+            break;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Time for a late delivery to show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    worker.stop().await;
+    numbers()
 }
 
-/// SIGKILL of the master that holds the queue's slot while deliveries are pushed one after
-/// another: its replica takes over, pushes answer errors during the switch (the provider
-/// retries) and succeed again after it, and with `wait_for_replicas(1, …)` every push answered
-/// `Ok` is on the new master and is pulled. Without it, what a push stored but the replica had
-/// not received when the master died is lost: the test prints how many (none is usual on
-/// loopback, where replication trails by well under a millisecond).
+/// SIGKILL of the master that holds the queue's slot while deliveries arrive one after another
+/// (verified, then `Enqueue`): its replica takes over, deliveries are answered 503 during the
+/// switch (the provider retries) and 200 again after it, and with `wait_for_replicas(1, …)`
+/// every delivery answered 200 is on the new master and a worker processes it. Without it, what
+/// was stored but had not reached the replica when the master died is lost: the test prints how
+/// many (none is usual on loopback, where replication trails by well under a millisecond).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_failover_keeps_every_push_acknowledged_by_a_replica() {
     let Some(mut cluster) = common::redis::Cluster::require("cluster-failover", 3).await else {
@@ -1344,7 +1344,7 @@ async fn cluster_failover_keeps_every_push_acknowledged_by_a_replica() {
             .expect("a master holds the stream");
         let replica = cluster.replica_of(master);
         let stop = Arc::new(tokio::sync::Notify::new());
-        let pusher = tokio::spawn(push_until(queue.clone(), Arc::clone(&stop)));
+        let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.nodes[master].kill();
         // Until the replica serves the slot, then more pushes on the new master.
@@ -1356,10 +1356,10 @@ async fn cluster_failover_keeps_every_push_acknowledged_by_a_replica() {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         stop.notify_one();
         let (stored, failed) = pusher.await.unwrap();
-        let pulled = drain(&queue).await;
+        let pulled = processed(&queue, &stored).await;
         let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
         eprintln!(
-            "wait_for_replicas: {wait}: {} pushes stored, {failed} refused during the failover, \
+            "wait_for_replicas: {wait}: {} deliveries stored, {failed} refused during the failover, \
              {} stored and lost",
             stored.len(),
             lost.len()
@@ -1407,11 +1407,11 @@ async fn sentinel_passes_the_shared_queue_suite() {
     common::queue::failures_are_retried_then_dead_lettered(queue("retried")).await;
 }
 
-/// SIGKILL of the master while deliveries are pushed one after another, with
-/// `wait_for_replicas(1, …)`: the Sentinels promote the replica; pushes fail (503) during the
-/// switch, never `Ok` for a delivery the new master lacks; once the old master is back as the
-/// new one's replica, pushes succeed again, on the new master, and every push answered `Ok` is
-/// pulled from it.
+/// SIGKILL of the master while deliveries arrive one after another, with
+/// `wait_for_replicas(1, …)`: the Sentinels promote the replica; deliveries are answered 503
+/// during the switch, never 200 for one the new master lacks; once the old master is back as
+/// the new one's replica, they are answered 200 again, stored on the new master, and a worker
+/// processes every delivery answered 200.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_new_master() {
     let Some(mut sentinels) = common::redis::Sentinels::require("sentinel-failover").await else {
@@ -1427,7 +1427,7 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
     let (old, new) = (sentinels.master.port, sentinels.replica.port);
     assert_eq!(sentinels.master_port(), Some(old));
     let stop = Arc::new(tokio::sync::Notify::new());
-    let pusher = tokio::spawn(push_until(queue.clone(), Arc::clone(&stop)));
+    let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     sentinels.master.kill();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1448,10 +1448,10 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.notify_one();
     let (stored, failed) = pusher.await.unwrap();
-    let pulled = drain(&queue).await;
+    let pulled = processed(&queue, &stored).await;
     let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
     eprintln!(
-        "sentinel failover: {} pushes stored, {failed} refused during the switch, {} lost",
+        "sentinel failover: {} deliveries stored, {failed} refused during the switch, {} lost",
         stored.len(),
         lost.len()
     );
@@ -1467,9 +1467,11 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
 }
 
 /// A stall is not an outage: the master that holds the queue's slot frozen (SIGSTOP) while
-/// deliveries are pushed. Pushes fail while it is frozen and its replica not yet promoted; once
-/// the replica takes over, pushes succeed on it while the old master is still frozen (the
-/// client does not wait for it to wake), and nothing answered `Ok` is lost.
+/// deliveries arrive. They are answered 503 while it is frozen and its replica not yet
+/// promoted; once the replica takes over, they are stored on it and answered 200 while the old
+/// master is still frozen (the client does not wait for it to wake). The test prints how many
+/// of those answered 200 a worker then processes (no `wait_for_replicas` here: the frozen
+/// master can take writes its replica never sees).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_stalled_master_is_routed_around_after_the_failover() {
     let Some(cluster) = common::redis::Cluster::require("cluster-stall", 3).await else {
@@ -1479,7 +1481,7 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
     let master = cluster.master_of(queue.stream_key(), 0).unwrap();
     let replica = cluster.replica_of(master);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let pusher = tokio::spawn(push_until(queue.clone(), Arc::clone(&stop)));
+    let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.nodes[master].freeze();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1488,15 +1490,15 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Still frozen: what is stored now is stored on the promoted replica.
-    let before = queue.clone();
+    let http = ingest(&queue);
     let promoted_at = Instant::now();
     let mut stored_after = 0;
     while stored_after < 20 {
         assert!(
             promoted_at.elapsed() < Duration::from_secs(20),
-            "no push stored on the new master in 20 s while the old one is frozen"
+            "no delivery stored on the new master in 20 s while the old one is frozen"
         );
-        if before.push(Bytes::from_static(b"9999999")).await.is_ok() {
+        if post(&http, &event("vid_while_frozen")).await == StatusCode::OK {
             stored_after += 1;
         }
     }
@@ -1504,11 +1506,11 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
     stop.notify_one();
     let (stored, failed) = pusher.await.unwrap();
     eprintln!(
-        "stalled master: {} pushes stored, {failed} refused, {stored_after} stored after the failover",
+        "stalled master: {} deliveries stored, {failed} refused, {stored_after} stored after the failover",
         stored.len()
     );
     cluster.wait_until_ok("cluster-stall", &[]).await;
-    let pulled = drain(&queue).await;
+    let pulled = processed(&queue, &stored).await;
     let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
     eprintln!("{} lost", lost.len());
 }
