@@ -99,6 +99,8 @@
 //! - `redis`: `dedupe::store::RedisStore`, a deduplication store shared by every replica of a
 //!   service, on one server or a Redis Cluster (redis-rs, tokio; [`RedisConnection`]); with
 //!   `queue`, `queue::RedisQueue` too.
+//! - `redis-tls`: `rediss://` URLs (TLS by rustls, the server verified against the system's
+//!   roots).
 //! - `queue`: the `queue` module, to acknowledge at once and process in workers: the `Enqueue`
 //!   service, `Worker` and the in-memory `MemoryQueue` (tokio); Redis Streams with `redis`.
 //! - `tracing`: a `webhook` span per verified request (provider, event type, delivery id,

@@ -196,10 +196,12 @@ impl RedisConnection {
     /// timeouts of 1 second (a cluster command, retried after a redirection or a lost node,
     /// gives up after 2 seconds in all):
     ///
-    /// - one server: `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS, when redis-rs
-    ///   is built with a TLS feature), `redis+unix:///path/to/socket` or `unix:///path`;
+    /// - one server: `redis://[user:password@]host:port[/db]`, `rediss://…` (TLS, with the
+    ///   `redis-tls` feature: the server verified against the system's roots),
+    ///   `redis+unix:///path/to/socket` or `unix:///path`;
     /// - a Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port…]` (or
-    ///   `rediss+cluster://`): any nodes of the cluster, from which the others are found;
+    ///   `rediss+cluster://` with `redis-tls`): any nodes of the cluster, from which the others
+    ///   are found;
     /// - Redis Sentinel: `redis+sentinel://[user:password@]host:port[,host:port…]/MASTER[/DB]`:
     ///   the Sentinels, then the name they monitor the master under (the user name and password,
     ///   and the database, are the master's). Each command goes to the master they name; after
@@ -249,6 +251,7 @@ impl RedisConnection {
 
     /// Sends `pipeline` (a script, then `WAIT`) to the master that holds `key` (on one server,
     /// to the server), and reads the script's reply and `WAIT`'s.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     async fn pipeline_at<T: FromRedisValue>(
         &mut self,
         key: &[u8],
@@ -281,6 +284,7 @@ impl RedisConnection {
 
     /// Sends `command` to the master that holds `key` (on one server, to the server): for a
     /// command without keys that must reach that node, such as `WAIT`.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     pub(crate) async fn query_at<T: redis::FromRedisValue>(
         &mut self,
         key: &str,
@@ -433,6 +437,7 @@ impl LuaCall<'_> {
     /// pipeline to the one server that holds the first key: what `WAIT` counts is this write,
     /// whatever happens (a redirection, or a new connection, sends both again). Returns the
     /// script's reply, and how many replicas acknowledged it.
+    #[cfg_attr(not(feature = "queue"), allow(dead_code))]
     pub(crate) async fn invoke_waiting<T: FromRedisValue>(
         &self,
         connection: &mut RedisConnection,
@@ -566,6 +571,8 @@ fn sentinel(url: &str, timeouts: Timeouts) -> Result<Option<Sentinel>, RedisErro
         .map(|host| format!("redis://{host}"))
         .collect();
     let node = SentinelNodeConnectionInfo::default().set_redis_connection_info(redis);
+    // `build` takes a `String` without redis-rs's rustls, `impl AsRef<str>` with it.
+    #[allow(clippy::unnecessary_to_owned)]
     let client = SentinelClient::build(
         sentinels,
         master.to_owned(),
@@ -657,6 +664,7 @@ pub(crate) fn lazy_client(url: impl IntoConnectionInfo) -> Result<Client, LazyEr
 /// The hash tag that keeps a family of keys in `key`'s hash slot on a Redis Cluster: the tag
 /// `key` already has (the text between its first `{` and the next `}`, when not empty), or the
 /// whole key in braces (`{key}` hashes as `key` does).
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
 pub(crate) fn hash_tag(key: &str) -> String {
     match own_hash_tag(key) {
         Some(tag) => tag.to_owned(),
@@ -665,12 +673,14 @@ pub(crate) fn hash_tag(key: &str) -> String {
 }
 
 /// Whether `key` has a hash tag of its own.
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
 pub(crate) fn has_hash_tag(key: &str) -> bool {
     own_hash_tag(key).is_some()
 }
 
 /// `key`'s hash tag with its braces, as Redis Cluster reads it: from the first `{` to the next
 /// `}`, when there is text between them.
+#[cfg_attr(not(feature = "queue"), allow(dead_code))]
 fn own_hash_tag(key: &str) -> Option<&str> {
     let open = key.find('{')?;
     let close = key[open + 1..].find('}')?;
@@ -746,6 +756,11 @@ mod tests {
                 "redis://u:p@10.0.0.1:7000/?protocol=resp3",
                 "redis://u:p@10.0.0.2:7001/?protocol=resp3"
             ]
+        );
+        #[cfg(feature = "redis-tls")]
+        assert_eq!(
+            cluster_nodes("rediss+cluster://h:1").expect("valid"),
+            Some(vec!["rediss://h:1".to_owned()])
         );
         assert!(cluster_nodes("redis://h:1").expect("valid").is_none());
         assert!(cluster_nodes("redis+cluster://h:1,,h:2").is_err());

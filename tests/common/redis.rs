@@ -325,6 +325,103 @@ impl Drop for Server {
     }
 }
 
+/// A private `redis-server` that speaks TLS only, with the certificate of
+/// `tests/fixtures/tls` (for 127.0.0.1, signed by the test CA `ca.pem`), killed when dropped.
+pub(crate) struct TlsServer {
+    child: Child,
+    pub(crate) port: u16,
+    dir: PathBuf,
+}
+
+impl TlsServer {
+    /// The test CA's certificate, PEM.
+    pub(crate) fn ca() -> Vec<u8> {
+        std::fs::read(Self::fixtures().join("ca.pem")).expect("tests/fixtures/tls/ca.pem")
+    }
+
+    fn fixtures() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
+    }
+
+    /// The server, which this test needs; `None` as for [`Server::require`]. Returns once it
+    /// accepts connections.
+    pub(crate) async fn require(test: &str) -> Option<Self> {
+        let Some(binary) = redis_server_binary() else {
+            assert!(
+                !in_ci(),
+                "{test}: CI=true but there is no redis-server binary to start a private server"
+            );
+            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "tower-webhook-redis-tls-{}-{}",
+            std::process::id(),
+            tower_webhook::dedupe::store::Token::random().as_str()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory for the server");
+        let fixtures = Self::fixtures();
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--tls-cert-file")
+            .arg(fixtures.join("server.pem"))
+            .arg("--tls-key-file")
+            .arg(fixtures.join("server-key.pem"))
+            .arg("--tls-ca-cert-file")
+            .arg(fixtures.join("ca.pem"))
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            let log = std::fs::read_to_string(server.dir.join("redis.log")).unwrap_or_default();
+            assert!(
+                Instant::now() < deadline,
+                "{test}: redis-server with TLS did not listen in 10 s: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Some(server)
+    }
+
+    /// `rediss://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A Redis Cluster of private `redis-server` children on 127.0.0.1: masters, each with one
 /// replica, made with `redis-cli --cluster create`; every node killed when dropped.
 pub(crate) struct Cluster {

@@ -641,3 +641,37 @@ async fn redis_sentinel_passes_the_suite() {
     suite::dropped_handler_releases_the_claim(store()).await;
     suite::namespaces_keep_routes_apart(store()).await;
 }
+
+/// `rediss://`: the server's certificate is verified. By the URL alone (the system's roots,
+/// which do not hold the test CA) the server is refused: 503, the handler not run. Through a
+/// `ConnectionManager` that trusts the test CA, the suite's semantics hold over TLS.
+#[cfg(feature = "redis-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_verifies_the_server_and_keeps_the_semantics() {
+    let Some(server) = crate::common::redis::TlsServer::require("tls").await else {
+        return;
+    };
+    let untrusted = RedisStore::open(&server.url()).expect("a rediss:// URL");
+    let harness = Harness::new(DedupeLayer::new(untrusted));
+    let answer = harness.send(&vn_event("vid_untrusted")).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(matches!(answer.rejection, Some(Rejection::Store(_))));
+    assert_eq!(harness.calls(), 0);
+
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(crate::common::redis::TlsServer::ca()),
+    };
+    let client = redis::Client::build_with_tls(server.url(), certificates).expect("the test CA");
+    let store = || async {
+        let connection =
+            redis::aio::ConnectionManager::new_with_config(client.clone(), RedisStore::config())
+                .await
+                .expect("a TLS connection verified by the test CA");
+        RedisStore::new(connection)
+            .prefix(format!("tower-webhook-test:{}:", Token::random().as_str()))
+    };
+    suite::concurrent_deliveries_run_the_handler_once(store().await).await;
+    suite::in_flight_and_done_repeats(store().await).await;
+    suite::failing_handler_releases_the_claim(store().await).await;
+}
