@@ -137,6 +137,23 @@ impl Server {
         Some(Self::start_with(binary).await)
     }
 
+    /// [`require`](Self::require), with more arguments for `redis-server`.
+    pub(crate) async fn require_with_args(test: &str, args: &[&str]) -> Option<Self> {
+        let Some(binary) = redis_server_binary() else {
+            assert!(
+                !in_ci(),
+                "{test}: CI=true but there is no redis-server binary to start a private server"
+            );
+            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
+            return None;
+        };
+        Some(
+            Self::launch_with_args(binary, Persistence::Snapshot, args)
+                .await
+                .unwrap_or_else(|err| panic!("{test}: {err}")),
+        )
+    }
+
     /// A private replica of `primary`, which this test needs; `None` as for
     /// [`require`](Self::require). Returns once the replica is in sync.
     pub(crate) async fn require_replica_of(test: &str, primary: &Self) -> Option<Self> {

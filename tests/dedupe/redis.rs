@@ -675,3 +675,26 @@ async fn redis_over_tls_verifies_the_server_and_keeps_the_semantics() {
     suite::in_flight_and_done_repeats(store().await).await;
     suite::failing_handler_releases_the_claim(store().await).await;
 }
+
+/// `redis+unix://`: a server on a Unix socket, reached by the URL alone, keeps the suite's
+/// semantics.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_a_unix_socket_keeps_the_semantics() {
+    let socket = std::env::temp_dir().join(format!("tw-{}.sock", Token::random().as_str()));
+    let socket_arg = socket.display().to_string();
+    let Some(_server) =
+        Server::require_with_args("unix-socket", &["--unixsocket", &socket_arg]).await
+    else {
+        return;
+    };
+    let store = || {
+        RedisStore::open(&format!("redis+unix://{socket_arg}"))
+            .expect("a redis+unix:// URL")
+            .prefix(format!("tower-webhook-test:{}:", Token::random().as_str()))
+    };
+    suite::concurrent_deliveries_run_the_handler_once(store()).await;
+    suite::in_flight_and_done_repeats(store()).await;
+    suite::failing_handler_releases_the_claim(store()).await;
+    let _ = std::fs::remove_file(&socket);
+}
