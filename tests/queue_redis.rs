@@ -1347,12 +1347,8 @@ async fn cluster_failover_keeps_every_push_acknowledged_by_a_replica() {
         let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
         tokio::time::sleep(Duration::from_millis(500)).await;
         cluster.nodes[master].kill();
-        // Until the replica serves the slot, then more pushes on the new master.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while cluster.master_of(queue.stream_key(), replica) != Some(replica) {
-            assert!(Instant::now() < deadline, "no failover in 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Until the replica serves the slot, then more deliveries on the new master.
+        cluster.until_promoted(queue.stream_key(), replica).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         stop.notify_one();
         let (stored, failed) = pusher.await.unwrap();
@@ -1484,11 +1480,7 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
     let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
     tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.nodes[master].freeze();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.master_of(queue.stream_key(), replica) != Some(replica) {
-        assert!(Instant::now() < deadline, "no failover in 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    cluster.until_promoted(queue.stream_key(), replica).await;
     // Still frozen: what is stored now is stored on the promoted replica.
     let http = ingest(&queue);
     let promoted_at = Instant::now();

@@ -52,14 +52,19 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// Sends one inline command on a new connection and reads the first line of the reply.
-pub(crate) fn command(port: u16, command: &str) -> std::io::Result<String> {
+/// Sends one inline command on a new connection; the reply to read.
+fn ask(port: u16, command: &str) -> std::io::Result<BufReader<TcpStream>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.write_all(format!("{command}\r\n").as_bytes())?;
+    Ok(BufReader::new(stream))
+}
+
+/// Sends one inline command on a new connection and reads the first line of the reply.
+pub(crate) fn command(port: u16, command: &str) -> std::io::Result<String> {
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line)?;
+    ask(port, command)?.read_line(&mut line)?;
     Ok(line.trim_end().to_owned())
 }
 
@@ -70,21 +75,27 @@ pub(crate) fn info(port: u16, section: &str) -> String {
 
 /// The text of an inline command's bulk-string reply (`INFO`, `CLUSTER NODES`…).
 pub(crate) fn bulk(port: u16, command: &str) -> String {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
-        .write_all(format!("{command}\r\n").as_bytes())
-        .unwrap();
-    let mut reader = BufReader::new(stream);
+    let mut reader = ask(port, command).unwrap();
     let mut header = String::new();
     reader.read_line(&mut header).unwrap();
     let len: usize = header.trim_end().trim_start_matches('$').parse().unwrap();
     let mut body = vec![0; len + 2];
     reader.read_exact(&mut body).unwrap();
     String::from_utf8_lossy(&body[..len]).into_owned()
+}
+
+/// `redis-server`, which this test needs; `None`, after saying why, when there is none, unless
+/// `CI=true`: then it fails.
+fn required_binary(test: &str) -> Option<PathBuf> {
+    let binary = redis_server_binary();
+    assert!(
+        binary.is_some() || !in_ci(),
+        "{test}: CI=true but there is no redis-server binary to start a private server"
+    );
+    if binary.is_none() {
+        eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
+    }
+    binary
 }
 
 /// What a private server keeps on disk.
@@ -126,27 +137,12 @@ impl Server {
     /// server is sent); `None`, after saying why, without a `redis-server` binary, unless
     /// `CI=true`: then it fails.
     pub(crate) async fn require(test: &str) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            assert!(
-                !in_ci(),
-                "{test}: CI=true but there is no redis-server binary to start a private server"
-            );
-            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
-            return None;
-        };
-        Some(Self::start_with(binary).await)
+        Some(Self::start_with(required_binary(test)?).await)
     }
 
     /// [`require`](Self::require), with more arguments for `redis-server`.
     pub(crate) async fn require_with_args(test: &str, args: &[&str]) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            assert!(
-                !in_ci(),
-                "{test}: CI=true but there is no redis-server binary to start a private server"
-            );
-            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
-            return None;
-        };
+        let binary = required_binary(test)?;
         Some(
             Self::launch_with_args(binary, Persistence::Snapshot, args)
                 .await
@@ -363,14 +359,7 @@ impl TlsServer {
     /// The server, which this test needs; `None` as for [`Server::require`]. Returns once it
     /// accepts connections.
     pub(crate) async fn require(test: &str) -> Option<Self> {
-        let Some(binary) = redis_server_binary() else {
-            assert!(
-                !in_ci(),
-                "{test}: CI=true but there is no redis-server binary to start a private server"
-            );
-            eprintln!("{test}: skipped: it needs a private redis-server, and there is none");
-            return None;
-        };
+        let binary = required_binary(test)?;
         let dir = std::env::temp_dir().join(format!(
             "tower-webhook-redis-tls-{}-{}",
             std::process::id(),
@@ -526,6 +515,15 @@ impl Cluster {
             .map(|node| format!("127.0.0.1:{}", node.port))
             .collect();
         format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// Waits (30 s at most) until node `replica`, asked itself, serves `key`'s slot as master.
+    pub(crate) async fn until_promoted(&self, key: &str, replica: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.master_of(key, replica) != Some(replica) {
+            assert!(Instant::now() < deadline, "no failover in 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Whether node `index` is a master.
@@ -700,19 +698,10 @@ impl Drop for Sentinels {
 
 /// How many elements an inline command's array reply has (0 when it is not an array).
 fn bulk_lines(port: u16, command_line: &str) -> usize {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return 0;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    if stream
-        .write_all(format!("{command_line}\r\n").as_bytes())
-        .is_err()
-    {
-        return 0;
-    }
     let mut header = String::new();
-    let _ = BufReader::new(stream).read_line(&mut header);
+    if let Ok(mut reply) = ask(port, command_line) {
+        let _ = reply.read_line(&mut header);
+    }
     header
         .trim_end()
         .strip_prefix('*')
@@ -722,13 +711,7 @@ fn bulk_lines(port: u16, command_line: &str) -> usize {
 
 /// An inline command's reply as an array of bulk strings.
 fn array_of_bulks(port: u16, command_line: &str) -> Option<Vec<String>> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream
-        .write_all(format!("{command_line}\r\n").as_bytes())
-        .ok()?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = ask(port, command_line).ok()?;
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
     let count: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;

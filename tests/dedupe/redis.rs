@@ -602,15 +602,25 @@ async fn redis_cluster_passes_the_suite() {
     let Some(cluster) = crate::common::redis::Cluster::require("dedupe-cluster", 3).await else {
         return;
     };
-    let store_under = |prefix: &str| {
+    assert!(
         RedisStore::open(&cluster.url())
-            .expect("a cluster URL")
+            .unwrap()
+            .connection()
+            .is_cluster()
+    );
+    the_suite_at(&cluster.url()).await;
+}
+
+/// Every semantic of suite.rs, each on stores opened from `url` under a prefix of its own.
+async fn the_suite_at(url: &str) {
+    let store_under = |prefix: &str| {
+        RedisStore::open(url)
+            .unwrap_or_else(|err| panic!("{url}: {}", describe(&err)))
             .prefix(prefix)
     };
     let store = || store_under(&format!("tower-webhook-test:{}:", Token::random().as_str()));
-    assert!(store().connection().is_cluster());
     suite::concurrent_deliveries_run_the_handler_once(store()).await;
-    // Two replicas of a service: two connections to the cluster, one prefix.
+    // Two replicas of a service: two connections, one prefix.
     let prefix = format!("tower-webhook-test:{}:", Token::random().as_str());
     suite::two_replicas_run_the_handler_once(store_under(&prefix), store_under(&prefix)).await;
     suite::failing_handler_releases_the_claim(store()).await;
@@ -626,20 +636,7 @@ async fn redis_sentinel_passes_the_suite() {
     let Some(sentinels) = crate::common::redis::Sentinels::require("dedupe-sentinel").await else {
         return;
     };
-    let store_under = |prefix: &str| {
-        RedisStore::open(&sentinels.url())
-            .expect("a Sentinel URL")
-            .prefix(prefix)
-    };
-    let store = || store_under(&format!("tower-webhook-test:{}:", Token::random().as_str()));
-    suite::concurrent_deliveries_run_the_handler_once(store()).await;
-    let prefix = format!("tower-webhook-test:{}:", Token::random().as_str());
-    suite::two_replicas_run_the_handler_once(store_under(&prefix), store_under(&prefix)).await;
-    suite::failing_handler_releases_the_claim(store()).await;
-    suite::in_flight_and_done_repeats(store()).await;
-    suite::expired_lease_is_reclaimable(store()).await;
-    suite::dropped_handler_releases_the_claim(store()).await;
-    suite::namespaces_keep_routes_apart(store()).await;
+    the_suite_at(&sentinels.url()).await;
 }
 
 /// `rediss://`: the server's certificate is verified. By the URL alone (the system's roots,
@@ -676,8 +673,7 @@ async fn redis_over_tls_verifies_the_server_and_keeps_the_semantics() {
     suite::failing_handler_releases_the_claim(store().await).await;
 }
 
-/// `redis+unix://`: a server on a Unix socket, reached by the URL alone, keeps the suite's
-/// semantics.
+/// `redis+unix://`: a server on a Unix socket, reached by the URL alone, passes the suite.
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_over_a_unix_socket_keeps_the_semantics() {
@@ -688,13 +684,6 @@ async fn redis_over_a_unix_socket_keeps_the_semantics() {
     else {
         return;
     };
-    let store = || {
-        RedisStore::open(&format!("redis+unix://{socket_arg}"))
-            .expect("a redis+unix:// URL")
-            .prefix(format!("tower-webhook-test:{}:", Token::random().as_str()))
-    };
-    suite::concurrent_deliveries_run_the_handler_once(store()).await;
-    suite::in_flight_and_done_repeats(store()).await;
-    suite::failing_handler_releases_the_claim(store()).await;
+    the_suite_at(&format!("redis+unix://{socket_arg}")).await;
     let _ = std::fs::remove_file(&socket);
 }
