@@ -1461,7 +1461,11 @@ mod admin {
             let pairs: Vec<String> = query
                 .split('&')
                 .map(|pair| match pair.split_once('=') {
-                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                    // `password` (PostgreSQL), `pass` (redis+unix).
+                    Some((key, _))
+                        if key.eq_ignore_ascii_case("password")
+                            || key.eq_ignore_ascii_case("pass") =>
+                    {
                         format!("{key}=***")
                     }
                     _ => pair.to_owned(),

@@ -51,12 +51,13 @@ enum Inner {
 struct Cluster(Arc<ClusterShared>);
 
 struct ClusterShared {
-    client: Option<ClusterClient>,
+    /// The client and the timeouts of its nodes' connections.
+    client: Option<(ClusterClient, Timeouts)>,
     current: std::sync::Mutex<(ClusterConnection, Option<std::time::Instant>)>,
 }
 
 impl Cluster {
-    fn new(connection: ClusterConnection, client: Option<ClusterClient>) -> Self {
+    fn new(connection: ClusterConnection, client: Option<(ClusterClient, Timeouts)>) -> Self {
         Self(Arc::new(ClusterShared {
             client,
             current: std::sync::Mutex::new((connection, None)),
@@ -74,7 +75,7 @@ impl Cluster {
 
     /// After `err`: a new connection if a command timed out.
     fn after(&self, err: &RedisError) {
-        let Some(client) = &self.0.client else {
+        let Some((client, timeouts)) = &self.0.client else {
             return;
         };
         if !err.is_timeout() {
@@ -92,7 +93,7 @@ impl Cluster {
             return;
         }
         *current = (
-            client.get_pending_async_connection_with_config(ClusterConfig::new()),
+            client.get_pending_async_connection_with_config(cluster_config(*timeouts)),
             Some(std::time::Instant::now()),
         );
     }
@@ -108,68 +109,106 @@ impl Cluster {
 
 /// The master Sentinel names, and the connection to it: made on the first command, and
 /// forgotten when a command fails in a way a failover explains (the connection lost or timed
-/// out, or the server now a read-only replica), so that the next command asks Sentinel again.
+/// out, or the server answering as a read-only replica), so that the next command asks Sentinel
+/// again.
 #[derive(Clone)]
 struct Sentinel(Arc<SentinelShared>);
 
 struct SentinelShared {
     client: tokio::sync::Mutex<SentinelClient>,
-    master: std::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The master's connection, numbered: a late failure on a connection already replaced does
+    /// not forget its successor.
+    master: std::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
     timeouts: Timeouts,
 }
 
 impl Sentinel {
-    async fn master(&self) -> Result<MultiplexedConnection, RedisError> {
-        if let Some(master) = self.current() {
-            return Ok(master);
-        }
-        let mut client = self.0.client.lock().await;
-        // Another command may have found it while this one waited.
+    /// The master's connection and its number. Asking Sentinel and connecting take at most
+    /// three connection timeouts in all, the wait for another command's lookup included.
+    async fn master(&self) -> Result<(u64, MultiplexedConnection), RedisError> {
         if let Some(master) = self.current() {
             return Ok(master);
         }
         let timeouts = self.0.timeouts;
-        let found = tokio::time::timeout(timeouts.connection * 2, client.async_get_client())
+        let lookup = async {
+            let mut client = self.0.client.lock().await;
+            // Another command may have found it while this one waited.
+            if let Some(master) = self.current() {
+                return Ok(master);
+            }
+            let found = client.async_get_client().await?;
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeouts.connection))
+                .set_response_timeout(Some(timeouts.response));
+            let connection = found
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            let mut master = self.lock();
+            master.0 += 1;
+            master.1 = Some(connection.clone());
+            Ok((master.0, connection))
+        };
+        tokio::time::timeout(timeouts.connection * 3, lookup)
             .await
-            .map_err(|_| timed_out("asking Sentinel for the master"))??;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeouts.connection))
-            .set_response_timeout(Some(timeouts.response));
-        let master = found
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        *self
-            .0
-            .master
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(master.clone());
-        Ok(master)
+            .map_err(|_| timed_out("asking Sentinel for the master"))?
     }
 
-    fn current(&self) -> Option<MultiplexedConnection> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, Option<MultiplexedConnection>)> {
         self.0
             .master
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
     }
 
-    /// After `err`: forgets the master if a failover may be why.
-    fn after(&self, err: &RedisError) {
-        let failover = err.is_io_error()
-            || err.is_timeout()
-            || err.is_connection_dropped()
-            || err.is_connection_refusal()
-            || err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
-            || err.code() == Some("READONLY");
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        let master = self.lock();
+        master.1.clone().map(|connection| (master.0, connection))
+    }
+
+    /// After a reply on connection `number`: forgets it if a failover may explain the reply
+    /// (an error of the connection, or a `READONLY` answer, which redis-rs hands back as a
+    /// value).
+    fn after<'v>(
+        &self,
+        number: u64,
+        reply: Result<impl IntoIterator<Item = &'v Value>, &RedisError>,
+    ) {
+        let failover = match reply {
+            Err(err) => {
+                err.is_io_error()
+                    || err.is_timeout()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                    || read_only(err)
+            }
+            Ok(values) => values.into_iter().any(|value| match value {
+                Value::ServerError(err) => read_only(&RedisError::from(err.clone())),
+                _ => false,
+            }),
+        };
         if failover {
-            *self
-                .0
-                .master
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+            let mut master = self.lock();
+            if master.0 == number {
+                master.1 = None;
+            }
         }
     }
+}
+
+/// The settings of a cluster's node connections: the builder's timeouts are not kept when a
+/// connection is made with a `ClusterConfig`, so they are given here too.
+fn cluster_config(timeouts: Timeouts) -> ClusterConfig {
+    ClusterConfig::new()
+        .set_connection_timeout(timeouts.connection)
+        .set_response_timeout(timeouts.response)
+}
+
+/// Whether `err` says the server is a read-only replica (`READONLY`, or from inside a script on
+/// Redis 6.2, `ERR … READONLY …`).
+fn read_only(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+        || err.code() == Some("READONLY")
+        || err.to_string().contains("READONLY")
 }
 
 impl From<ConnectionManager> for RedisConnection {
@@ -219,6 +258,23 @@ impl RedisConnection {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(no_runtime());
         }
+        if url
+            .split_once('#')
+            .is_some_and(|(_, fragment)| fragment.contains("insecure"))
+        {
+            return Err(invalid_url(
+                "a URL cannot turn TLS verification off (`#insecure`)",
+            ));
+        }
+        // rustls needs a crypto provider: without one installed, and with both of rustls's
+        // providers built in (the application's features and ours), connecting would panic.
+        // Ring's, unless the application installed one (rustls marks it deprecated only for its
+        // lack of post-quantum key exchange).
+        #[cfg(feature = "redis-tls")]
+        if url.starts_with("rediss") && rustls::crypto::CryptoProvider::get_default().is_none() {
+            #[allow(deprecated)]
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         if let Some(sentinel) = sentinel(url, timeouts)? {
             return Ok(Self(Inner::Sentinel(sentinel)));
         }
@@ -233,8 +289,11 @@ impl RedisConnection {
                     .max_retry_wait(500)
                     .build()?;
                 let connection =
-                    client.get_pending_async_connection_with_config(ClusterConfig::new());
-                Ok(Self(Inner::Cluster(Cluster::new(connection, Some(client)))))
+                    client.get_pending_async_connection_with_config(cluster_config(timeouts));
+                Ok(Self(Inner::Cluster(Cluster::new(
+                    connection,
+                    Some((client, timeouts)),
+                ))))
             }
             None => {
                 let client = Client::open(url)?;
@@ -312,11 +371,9 @@ impl ConnectionLike for RedisConnection {
                 cluster.seen(reply)
             }),
             Inner::Sentinel(sentinel) => Box::pin(async move {
-                let mut master = sentinel.master().await?;
+                let (number, mut master) = sentinel.master().await?;
                 let reply = master.req_packed_command(cmd).await;
-                if let Err(err) = &reply {
-                    sentinel.after(err);
-                }
+                sentinel.after(number, reply.as_ref().map(std::slice::from_ref));
                 reply
             }),
         }
@@ -338,11 +395,9 @@ impl ConnectionLike for RedisConnection {
                 cluster.seen(reply)
             }),
             Inner::Sentinel(sentinel) => Box::pin(async move {
-                let mut master = sentinel.master().await?;
+                let (number, mut master) = sentinel.master().await?;
                 let reply = master.req_packed_commands(pipeline, offset, count).await;
-                if let Err(err) = &reply {
-                    sentinel.after(err);
-                }
+                sentinel.after(number, reply.as_ref());
                 reply
             }),
         }
@@ -352,7 +407,9 @@ impl ConnectionLike for RedisConnection {
         match &self.0 {
             Inner::Node(connection) => connection.get_db(),
             Inner::Cluster(cluster) => cluster.connection().get_db(),
-            Inner::Sentinel(sentinel) => sentinel.current().map_or(0, |master| master.get_db()),
+            Inner::Sentinel(sentinel) => {
+                sentinel.current().map_or(0, |(_, master)| master.get_db())
+            }
         }
     }
 }
@@ -529,6 +586,11 @@ fn sentinel(url: &str, timeouts: Timeouts) -> Result<Option<Sentinel>, RedisErro
     let Some(rest) = url.strip_prefix("redis+sentinel://") else {
         return Ok(None);
     };
+    if rest.contains(['?', '#']) {
+        return Err(invalid_url(
+            "a Sentinel URL has no query or fragment: redis+sentinel://HOSTS/MASTER[/DB]",
+        ));
+    }
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (credentials, hosts) = match authority.rfind('@') {
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
@@ -581,7 +643,7 @@ fn sentinel(url: &str, timeouts: Timeouts) -> Result<Option<Sentinel>, RedisErro
     )?;
     Ok(Some(Sentinel(Arc::new(SentinelShared {
         client: tokio::sync::Mutex::new(client),
-        master: std::sync::Mutex::new(None),
+        master: std::sync::Mutex::new((0, None)),
         timeouts,
     }))))
 }
@@ -595,6 +657,7 @@ fn percent_decode(text: &str) -> Result<String, RedisError> {
         if bytes[index] == b'%' {
             let hex = bytes
                 .get(index + 1..index + 3)
+                .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
                 .and_then(|hex| std::str::from_utf8(hex).ok())
                 .and_then(|hex| u8::from_str_radix(hex, 16).ok())
                 .ok_or_else(|| invalid_url("a `%` escape is two hexadecimal digits"))?;
@@ -736,12 +799,27 @@ mod tests {
             "redis+sentinel://h:1/m/x",
             "redis+sentinel://h:1/m/1/extra",
             "redis+sentinel://u:%zz@h:1/m",
+            "redis+sentinel://u:%+1@h:1/m",
+            "redis+sentinel://h:1/m?db=2",
+            "redis+sentinel://h:1/m#x",
         ] {
             assert!(sentinel(invalid, timeouts).is_err(), "{invalid}");
         }
         assert_eq!(percent_decode("p%40ss%2F").expect("valid"), "p@ss/");
         assert!(percent_decode("%4").is_err());
         assert!(percent_decode("%ff").is_err(), "not UTF-8");
+    }
+
+    #[tokio::test]
+    async fn a_url_cannot_turn_tls_verification_off() {
+        for url in [
+            "rediss://h:1/#insecure",
+            "rediss+cluster://h:1,h:2#insecure",
+            "redis://h:1#insecure",
+        ] {
+            let err = RedisConnection::open(url).expect_err(url);
+            assert!(err.to_string().contains("insecure"), "{url}: {err}");
+        }
     }
 
     #[test]

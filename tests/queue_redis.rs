@@ -1506,3 +1506,60 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
     let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
     eprintln!("{} lost", lost.len());
 }
+
+/// A master demoted to a replica while it stays reachable (an operator's `REPLICAOF`, with no
+/// Sentinel closing its clients): writes on the queue's connection to it are answered
+/// `READONLY`. The connection is then forgotten and the Sentinels asked again, so the next
+/// pushes go to the master they name, rather than failing until the connection breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_a_demoted_master_still_reachable_is_left_for_the_one_named() {
+    let Some(sentinels) = common::redis::Sentinels::require("sentinel-readonly").await else {
+        return;
+    };
+    let queue = RedisQueue::open(&sentinels.url())
+        .expect("a Sentinel URL")
+        .stream(&format!(
+            "tower-webhook-test:readonly:{}",
+            Token::random().as_str()
+        ));
+    queue.push(Bytes::from_static(b"before")).await.unwrap();
+
+    let (old, new) = (sentinels.master.port, sentinels.replica.port);
+    assert_eq!(
+        common::redis::command(new, "REPLICAOF NO ONE").unwrap(),
+        "+OK"
+    );
+    assert_eq!(
+        common::redis::command(old, &format!("REPLICAOF 127.0.0.1 {new}")).unwrap(),
+        "+OK"
+    );
+    sentinels.watch(new);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refused = 0;
+    loop {
+        match queue.push(Bytes::from_static(b"after")).await {
+            Ok(_) => break,
+            Err(err) => {
+                refused += 1;
+                assert!(
+                    Instant::now() < deadline,
+                    "still refused after {refused} pushes: {err}"
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused <= 2, "{refused} pushes refused");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(queue.stream_key())
+        .query_async(
+            &mut redis::Client::open(format!("redis://127.0.0.1:{new}"))
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(len >= 1, "the push went to the new master");
+}

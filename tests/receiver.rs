@@ -631,6 +631,21 @@ fn the_command_line_helps_refuses_idle_flags_and_reads_secrets_from_a_file_or_th
         "{err}"
     );
     assert!(!err.contains("usage:"), "{err}");
+    // The other places a Redis URL carries a password: a Unix socket's `pass`, a cluster's and
+    // Sentinel's user information, in the serving receiver's errors as in the commands'.
+    for url in [
+        "redis+unix:///nowhere/redis.sock?pass=hunter2-secret",
+        "redis+cluster://:hunter2-secret@127.0.0.1:1,127.0.0.1:2",
+        "redis+sentinel://:hunter2-secret@127.0.0.1:1/mymaster",
+    ] {
+        let output = Command::new(receiver_binary())
+            .args(["stats", "--queue", url])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{url}: {err}");
+        assert!(!err.contains("hunter2"), "{url}: {err}");
+    }
 
     let dir = std::env::temp_dir().join(format!("receiver-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

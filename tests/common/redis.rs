@@ -678,6 +678,25 @@ impl Sentinels {
         format!("redis+sentinel://{}/mymaster", hosts.join(","))
     }
 
+    /// Has every Sentinel forget `mymaster` and watch the server on `port` as `mymaster`
+    /// instead: a switch of master no Sentinel made, so none closes the old master's clients.
+    pub(crate) fn watch(&self, port: u16) {
+        for &(_, sentinel) in &self.sentinels {
+            assert_eq!(
+                command(sentinel, "SENTINEL REMOVE mymaster").unwrap(),
+                "+OK"
+            );
+            assert_eq!(
+                command(
+                    sentinel,
+                    &format!("SENTINEL MONITOR mymaster 127.0.0.1 {port} 2")
+                )
+                .unwrap(),
+                "+OK"
+            );
+        }
+    }
+
     /// The port of the master the Sentinels name now.
     pub(crate) fn master_port(&self) -> Option<u16> {
         let port = self.sentinels[0].1;
