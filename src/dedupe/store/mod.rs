@@ -149,16 +149,20 @@ impl Token {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let mut words = [0u64; 2];
-        for (i, word) in words.iter_mut().enumerate() {
+        // The process id is a system call each time it is read: once per token.
+        let process = std::process::id();
+        let mut bytes = [0u8; 16];
+        for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
             let mut hasher = RandomState::new().build_hasher();
             hasher.write_u64(count);
             hasher.write_u128(nanos);
             hasher.write_usize(i);
-            hasher.write_u32(std::process::id());
-            *word = hasher.finish();
+            hasher.write_u32(process);
+            word.copy_from_slice(&hasher.finish().to_be_bytes());
         }
-        Self(format!("{:016x}{:016x}", words[0], words[1]).into_boxed_str())
+        let mut text = String::with_capacity(32);
+        crate::scheme::hex::encode_lower(&bytes, &mut text);
+        Self(text.into_boxed_str())
     }
 
     /// A token from a store's own representation (for stores that keep tokens themselves).
@@ -244,5 +248,12 @@ mod tests {
             (0..10_000).map(|_| Token::random()).collect();
         assert_eq!(tokens.len(), 10_000);
         assert!(tokens.iter().all(|t| t.as_str().len() == 32));
+        assert!(
+            tokens.iter().all(|t| t
+                .as_str()
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))),
+            "lower-case hex digits"
+        );
     }
 }
