@@ -376,7 +376,10 @@ impl<R: RejectionResponse<Full<Bytes>>> Future for ResponseFuture<R> {
 
 /// Logs a queue that could not store a delivery (inside the verifying layer's span, which
 /// names the provider, the event type and the delivery id).
-#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+#[cfg_attr(
+    not(feature = "tracing"),
+    allow(unused_variables, clippy::single_match)
+)]
 fn queue_failed(err: &QueueError) {
     match err {
         QueueError::UnknownFormat => log_error!(
