@@ -1272,6 +1272,28 @@ async fn cluster_passes_the_shared_queue_suite() {
     queue.push(Bytes::from_static(b"waited")).await.unwrap();
 }
 
+/// Numbered deliveries sent to a queue in the background ([`deliver_until`]).
+struct Delivering {
+    stop: Arc<tokio::sync::Notify>,
+    sender: tokio::task::JoinHandle<(Vec<u64>, u64)>,
+}
+
+impl Delivering {
+    /// Starts sending, and lets it run half a second.
+    async fn start(queue: &RedisQueue) -> Self {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let sender = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Self { stop, sender }
+    }
+
+    /// Stops sending: the numbers answered 200, and how many were refused.
+    async fn stop(self) -> (Vec<u64>, u64) {
+        self.stop.notify_one();
+        self.sender.await.unwrap()
+    }
+}
+
 /// Sends numbered VideoNest deliveries (`vid_0`, `vid_1`, …) through the verifying layer and
 /// `Enqueue` one after another until `stop`; returns the numbers answered 200 (stored, and with
 /// `wait_for_replicas` acknowledged by a replica) and how many were refused.
@@ -1343,15 +1365,12 @@ async fn cluster_failover_keeps_every_push_acknowledged_by_a_replica() {
             .master_of(queue.stream_key(), 0)
             .expect("a master holds the stream");
         let replica = cluster.replica_of(master);
-        let stop = Arc::new(tokio::sync::Notify::new());
-        let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let delivering = Delivering::start(&queue).await;
         cluster.nodes[master].kill();
         // Until the replica serves the slot, then more deliveries on the new master.
         cluster.until_promoted(queue.stream_key(), replica).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        stop.notify_one();
-        let (stored, failed) = pusher.await.unwrap();
+        let (stored, failed) = delivering.stop().await;
         let pulled = processed(&queue, &stored).await;
         let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
         eprintln!(
@@ -1422,9 +1441,7 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
         .wait_for_replicas(1, Duration::from_millis(500));
     let (old, new) = (sentinels.master.port, sentinels.replica.port);
     assert_eq!(sentinels.master_port(), Some(old));
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivering = Delivering::start(&queue).await;
     sentinels.master.kill();
     let deadline = Instant::now() + Duration::from_secs(60);
     while sentinels.master_port() != Some(new) {
@@ -1442,8 +1459,7 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.notify_one();
-    let (stored, failed) = pusher.await.unwrap();
+    let (stored, failed) = delivering.stop().await;
     let pulled = processed(&queue, &stored).await;
     let lost: Vec<&u64> = stored.iter().filter(|n| !pulled.contains(n)).collect();
     eprintln!(
@@ -1476,9 +1492,7 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
     let queue = cluster_queue(&cluster, "stall");
     let master = cluster.master_of(queue.stream_key(), 0).unwrap();
     let replica = cluster.replica_of(master);
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let pusher = tokio::spawn(deliver_until(queue.clone(), Arc::clone(&stop)));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let delivering = Delivering::start(&queue).await;
     cluster.nodes[master].freeze();
     cluster.until_promoted(queue.stream_key(), replica).await;
     // Still frozen: what is stored now is stored on the promoted replica.
@@ -1495,8 +1509,7 @@ async fn cluster_stalled_master_is_routed_around_after_the_failover() {
         }
     }
     cluster.nodes[master].thaw();
-    stop.notify_one();
-    let (stored, failed) = pusher.await.unwrap();
+    let (stored, failed) = delivering.stop().await;
     eprintln!(
         "stalled master: {} deliveries stored, {failed} refused, {stored_after} stored after the failover",
         stored.len()
