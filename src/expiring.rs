@@ -29,8 +29,15 @@ use std::{
     cmp::Ordering,
     collections::{BinaryHeap, HashMap, hash_map::Entry},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
+
+/// `now + after`, saturating about a century ahead instead of overflowing: a wait or a lifetime
+/// too long to add is as good as forever.
+pub(crate) fn later(now: Instant, after: Duration) -> Instant {
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
 
 /// How many expired entries a mutating operation removes, at most, besides those it removes to
 /// make room: more than the one heap item an operation adds, so that the sweep keeps up.

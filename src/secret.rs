@@ -48,6 +48,37 @@ impl Secret {
     }
 }
 
+/// The keys a scheme made from its secrets, in order. `Debug` counts them and never shows one,
+/// so a scheme holding them can derive its own `Debug`.
+#[derive(Clone)]
+pub(crate) struct Keys<T>(Box<[T]>);
+
+impl<T> std::ops::Deref for Keys<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> Default for Keys<T> {
+    fn default() -> Self {
+        Self(Box::default())
+    }
+}
+
+impl<T> FromIterator<T> for Keys<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(keys: I) -> Self {
+        Self(keys.into_iter().collect())
+    }
+}
+
+impl<T> fmt::Debug for Keys<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} redacted]", self.0.len())
+    }
+}
+
 /// One key per secret, in order, made by `key` from each secret's bytes (with its position, for
 /// the errors it reports).
 ///
@@ -58,7 +89,7 @@ impl Secret {
 pub(crate) fn keys_of<T>(
     secrets: &[Secret],
     key: impl Fn(usize, &[u8]) -> Result<T, ConfigError>,
-) -> Result<Box<[T]>, ConfigError> {
+) -> Result<Keys<T>, ConfigError> {
     if secrets.is_empty() {
         return Err(ConfigError::NoSecret);
     }

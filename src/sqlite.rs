@@ -314,11 +314,6 @@ impl Database {
         )
     }
 
-    /// The file's path.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs `work` in the thread's next transaction; resolves once that transaction is
     /// committed (durable as [`Durability`] says) with `work`'s result. `work` runs whether or
     /// not its answer is still awaited.

@@ -124,73 +124,54 @@ impl<E> Verified<E> {
         &self.provider
     }
 
-    /// Sets the provider (scheme) name.
-    #[must_use]
-    pub fn with_provider(mut self, provider: impl Into<Arc<str>>) -> Self {
-        self.provider = provider.into();
-        self
-    }
+    setters! {
+        /// Sets the provider (scheme) name.
+        #[must_use]
+        pub fn with_provider(provider: impl Into<Arc<str>>) { provider = provider.into() }
 
-    /// Sets the tenant (see [`tenant`](Self::tenant)).
-    #[must_use]
-    pub fn with_tenant(mut self, tenant: impl Into<Arc<str>>) -> Self {
-        self.tenant = Some(tenant.into());
-        self
-    }
+        /// Sets the tenant (see [`tenant`](Self::tenant)).
+        #[must_use]
+        pub fn with_tenant(tenant: impl Into<Arc<str>>) { tenant = Some(tenant.into()) }
 
-    /// Sets the delivery id, as one the signature does not cover.
-    #[must_use]
-    pub fn with_delivery_id(self, id: impl Into<String>) -> Self {
-        self.with_id(id.into(), false)
-    }
+        /// Sets the delivery id, as one the signature does not cover.
+        #[must_use]
+        pub fn with_delivery_id(id: impl Into<String>) {
+            delivery_id = Some(id.into()),
+            delivery_id_signed = false
+        }
 
-    /// Sets the delivery id, as one the signature covers.
-    #[must_use]
-    pub fn with_signed_delivery_id(self, id: impl Into<String>) -> Self {
-        self.with_id(id.into(), true)
-    }
+        /// Sets the delivery id, as one the signature covers.
+        #[must_use]
+        pub fn with_signed_delivery_id(id: impl Into<String>) {
+            delivery_id = Some(id.into()),
+            delivery_id_signed = true
+        }
 
-    /// Sets the event type, as one the signature does not cover.
-    #[must_use]
-    pub fn with_event_type(self, event_type: impl Into<String>) -> Self {
-        self.with_type(event_type.into(), false)
-    }
+        /// Sets the event type, as one the signature does not cover.
+        #[must_use]
+        pub fn with_event_type(event_type: impl Into<String>) {
+            event_type = Some(event_type.into()),
+            event_type_signed = false
+        }
 
-    /// Sets the event type, as one the signature covers.
-    #[must_use]
-    pub fn with_signed_event_type(self, event_type: impl Into<String>) -> Self {
-        self.with_type(event_type.into(), true)
-    }
+        /// Sets the event type, as one the signature covers.
+        #[must_use]
+        pub fn with_signed_event_type(event_type: impl Into<String>) {
+            event_type = Some(event_type.into()),
+            event_type_signed = true
+        }
 
-    fn with_id(mut self, id: String, signed: bool) -> Self {
-        (self.delivery_id, self.delivery_id_signed) = (Some(id), signed);
-        self
-    }
+        /// Sets the signed timestamp (Unix seconds).
+        #[must_use]
+        pub fn with_timestamp(unix_seconds: i64) { timestamp = Some(unix_seconds) }
 
-    fn with_type(mut self, event_type: String, signed: bool) -> Self {
-        (self.event_type, self.event_type_signed) = (Some(event_type), signed);
-        self
-    }
+        /// Sets when the request was received.
+        #[must_use]
+        pub fn with_received_at(at: SystemTime) { received_at = at }
 
-    /// Sets the signed timestamp (Unix seconds).
-    #[must_use]
-    pub fn with_timestamp(mut self, unix_seconds: i64) -> Self {
-        self.timestamp = Some(unix_seconds);
-        self
-    }
-
-    /// Sets when the request was received.
-    #[must_use]
-    pub fn with_received_at(mut self, at: SystemTime) -> Self {
-        self.received_at = at;
-        self
-    }
-
-    /// Marks the signed bytes as the `JSON.stringify` re-serialisation of the body.
-    #[must_use]
-    pub fn with_reserialized(mut self, reserialized: bool) -> Self {
-        self.reserialized = reserialized;
-        self
+        /// Marks the signed bytes as the `JSON.stringify` re-serialisation of the body.
+        #[must_use]
+        pub fn with_reserialized(reserialized: bool) { reserialized = reserialized }
     }
 
     /// The decoded event.

@@ -69,46 +69,36 @@ impl<E, St> DedupeLayer<E, St> {
 }
 
 impl<E, St, R> DedupeLayer<E, St, R> {
-    /// The namespace keys are stored under, `{namespace}:{key}`: give each route (or each
-    /// endpoint a provider delivers to) its own when they share a store. By default it is the
-    /// verifying scheme's name ([`Verified::provider`]).
-    pub fn namespace(mut self, namespace: impl Into<Arc<str>>) -> Self {
-        self.namespace = Some(namespace.into());
-        self
-    }
+    setters! {
+        /// The namespace keys are stored under, `{namespace}:{key}`: give each route (or each
+        /// endpoint a provider delivers to) its own when they share a store. By default it is the
+        /// verifying scheme's name ([`Verified::provider`]).
+        pub fn namespace(namespace: impl Into<Arc<str>>) { namespace = Some(namespace.into()) }
 
-    /// How long a claim holds: while the handler runs, repeats are answered 409; a claim whose
-    /// holder died (the process crashed mid-handler) is taken over by the first delivery after
-    /// it runs out. [`DEFAULT_LEASE`] unless set.
-    ///
-    /// Make it longer than the slowest handler: the lease is not renewed while the handler
-    /// runs, so a repeat that arrives after it ran out claims the key again and runs the
-    /// handler *concurrently* with the first (whose completion then no longer counts: the
-    /// repeat's does). Bound the handler with a timeout shorter than the lease (tower's
-    /// `TimeoutLayer` inside this layer), or hand slow work to a queue.
-    pub fn lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
+        /// How long a claim holds: while the handler runs, repeats are answered 409; a claim whose
+        /// holder died (the process crashed mid-handler) is taken over by the first delivery after
+        /// it runs out. [`DEFAULT_LEASE`] unless set.
+        ///
+        /// Make it longer than the slowest handler: the lease is not renewed while the handler
+        /// runs, so a repeat that arrives after it ran out claims the key again and runs the
+        /// handler *concurrently* with the first (whose completion then no longer counts: the
+        /// repeat's does). Bound the handler with a timeout shorter than the lease (tower's
+        /// `TimeoutLayer` inside this layer), or hand slow work to a queue.
+        pub fn lease(lease: Duration) { lease = lease }
 
-    /// How long a processed event is remembered. [`DEFAULT_RETENTION`] unless set; make it
-    /// longer than the provider's retry horizon.
-    pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
-    }
+        /// How long a processed event is remembered. [`DEFAULT_RETENTION`] unless set; make it
+        /// longer than the provider's retry horizon.
+        pub fn retention(retention: Duration) { retention = retention }
 
-    /// The status answered to a repeat that arrives while another delivery of the event is
-    /// being processed: 409 unless set, so that the provider retries later.
-    ///
-    /// For a provider that counts non-2xx answers against the endpoint (and may disable it) or
-    /// that never retries, a 2xx such as 202 keeps it satisfied, but then trusts the first
-    /// delivery: if that one fails and the provider does not retry it, the event is lost. The
-    /// safer path for such providers is a queue (`queue::Enqueue::deduplicate`, feature
-    /// `queue`), which acknowledges only stored deliveries and never answers "in flight".
-    pub fn in_flight_status(mut self, status: StatusCode) -> Self {
-        self.in_flight_status = Some(status);
-        self
+        /// The status answered to a repeat that arrives while another delivery of the event is
+        /// being processed: 409 unless set, so that the provider retries later.
+        ///
+        /// For a provider that counts non-2xx answers against the endpoint (and may disable it) or
+        /// that never retries, a 2xx such as 202 keeps it satisfied, but then trusts the first
+        /// delivery: if that one fails and the provider does not retry it, the event is lost. The
+        /// safer path for such providers is a queue (`queue::Enqueue::deduplicate`, feature
+        /// `queue`), which acknowledges only stored deliveries and never answers "in flight".
+        pub fn in_flight_status(status: StatusCode) { in_flight_status = Some(status) }
     }
 
     /// When the store cannot answer, runs the handler anyway (risking a duplicate) instead of

@@ -441,25 +441,18 @@ async fn notify(inner: Weak<Inner>, channel: String) {
 }
 
 impl PostgresBuilder {
-    /// Keeps the crate's tables in `schema` instead of [`DEFAULT_SCHEMA`] (created if missing):
-    /// lowercase ASCII letters, digits and `_`, starting with a letter or `_`, at most 48.
-    pub fn schema(mut self, schema: impl Into<String>) -> Self {
-        self.schema = schema.into();
-        self
-    }
+    setters! {
+        /// Keeps the crate's tables in `schema` instead of [`DEFAULT_SCHEMA`] (created if missing):
+        /// lowercase ASCII letters, digits and `_`, starting with a letter or `_`, at most 48.
+        pub fn schema(schema: impl Into<String>) { schema = schema.into() }
 
-    /// Each operation (waiting for a connection included) fails after `timeout` instead of
-    /// [`DEFAULT_TIMEOUT`].
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+        /// Each operation (waiting for a connection included) fails after `timeout` instead of
+        /// [`DEFAULT_TIMEOUT`].
+        pub fn timeout(timeout: Duration) { timeout = timeout }
 
-    /// Waiting pulls are woken by other processes' pushes through `LISTEN` on a connection of
-    /// their own, made with `config` (the pool's connections cannot receive notifications).
-    pub fn listen_with(mut self, config: Config) -> Self {
-        self.config = Some(config);
-        self
+        /// Waiting pulls are woken by other processes' pushes through `LISTEN` on a connection of
+        /// their own, made with `config` (the pool's connections cannot receive notifications).
+        pub fn listen_with(config: Config) { config = Some(config) }
     }
 
     /// With a builder from a URL ([`Postgres::builder`]), keeps up to `max` connections

@@ -1,7 +1,7 @@
 //! Dead letters: what a queue keeps of a message that failed its last attempt, and how they are
 //! listed a page at a time, replayed and purged ([`Queue`](super::Queue)'s administration).
 
-use std::time::SystemTime;
+use std::{collections::VecDeque, time::SystemTime};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -22,6 +22,27 @@ pub(crate) fn dead_number<N: std::str::FromStr>(id: &MessageId) -> Option<N> {
     id.0.strip_prefix(DEAD_ID_PREFIX)?.parse().ok()
 }
 
+/// For a table of dead letters numbered in order: the number to list after and how many rows to
+/// ask for (one more than the page holds, to tell whether more follow). `None` when the page is
+/// empty: no room, or a cursor that names no dead letter of this queue.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn numbered_page(page: &Page) -> Option<(i64, i64)> {
+    let after = match &page.after {
+        None => 0,
+        Some(after) => dead_number(after)?,
+    };
+    let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
+    (limit > 0).then_some((after, limit + 1))
+}
+
+/// The page of `letters`, read with [`numbered_page`]'s one extra row.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) fn page_of(mut letters: Vec<DeadLetter>, limit: usize) -> DeadLetterPage {
+    let more = letters.len() > limit;
+    letters.truncate(limit);
+    DeadLetterPage::new(letters, more)
+}
+
 /// The numbers of the dead letters `ids` names, each once, oldest first, in batches of
 /// `size`; ids of no dead letter are left out.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
@@ -30,6 +51,71 @@ pub(crate) fn dead_batches(ids: &[MessageId], size: usize) -> Vec<Vec<i64>> {
     numbers.sort_unstable();
     numbers.dedup();
     numbers.chunks(size.max(1)).map(<[i64]>::to_vec).collect()
+}
+
+/// How many dead letters one transaction of a replay takes.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const REPLAY_BATCH: usize = 100;
+
+/// The dead letters one transaction of a replay takes, in a queue that numbers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) enum ReplayBatch {
+    /// The oldest [`REPLAY_BATCH`] left, up to this number.
+    UpTo(i64),
+    /// These numbers.
+    Numbers(Vec<i64>),
+}
+
+/// What one batch of a replay did: how many it replayed, whether it stopped because the queue
+/// is full, and how many dead letters it looked at.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) struct Replayed {
+    pub(crate) count: u64,
+    pub(crate) full: bool,
+    pub(crate) looked_at: usize,
+}
+
+/// Replays the dead letters `which` selects, oldest first, a batch a transaction, for a queue
+/// that numbers them: `newest` finds the newest there is (`Select::All` means those there are
+/// when the replay starts, so that letters that fail again meanwhile are not replayed again),
+/// `replay` replays one batch. Stops when the queue is full.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) async fn replay_numbered<N, R, E>(
+    which: &Select,
+    newest: impl FnOnce() -> N,
+    mut replay: impl FnMut(ReplayBatch) -> R,
+) -> Result<u64, E>
+where
+    N: Future<Output = Result<Option<i64>, E>>,
+    R: Future<Output = Result<Replayed, E>>,
+{
+    let mut batches: VecDeque<ReplayBatch> = match which {
+        Select::All => match newest().await? {
+            Some(newest) => VecDeque::from([ReplayBatch::UpTo(newest)]),
+            None => return Ok(0),
+        },
+        Select::Ids(ids) => dead_batches(ids, REPLAY_BATCH)
+            .into_iter()
+            .map(ReplayBatch::Numbers)
+            .collect(),
+    };
+    let mut replayed = 0;
+    while let Some(batch) = batches.pop_front() {
+        let again = matches!(batch, ReplayBatch::UpTo(_)).then(|| batch.clone());
+        let done = replay(batch).await?;
+        replayed += done.count;
+        if done.full {
+            break;
+        }
+        // A full batch up to the newest: more may be left.
+        if let Some(again) = again
+            && done.looked_at >= REPLAY_BATCH
+        {
+            batches.push_back(again);
+        }
+    }
+    Ok(replayed)
 }
 
 /// A message that used all its attempts, with the last error.

@@ -16,7 +16,7 @@ use super::{
     QueueFuture, QueueStats, Select,
     dead::{dead_id, dead_number},
 };
-use crate::expiring::{ExpiringMap, Lookup, SWEEP};
+use crate::expiring::{ExpiringMap, Lookup, SWEEP, later};
 
 /// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers at most unless set with
 /// [`MemoryQueue::max_keys`]: 100,000.
@@ -281,12 +281,6 @@ impl MemoryQueue {
         let (_, stored) = state.in_flight.remove(&id)?;
         Some((state, stored))
     }
-}
-
-/// `now + after`, saturating about a century ahead instead of overflowing.
-fn later(now: Instant, after: Duration) -> Instant {
-    now.checked_add(after)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 impl Queue for MemoryQueue {

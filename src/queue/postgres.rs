@@ -1,5 +1,4 @@
 use std::{
-    fmt,
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -9,9 +8,15 @@ use bytes::Bytes;
 use super::{
     DeadLetter, DeadLetterPage, Delivery, Message, MessageId, Page, Pull, Pushed, Queue,
     QueueError, QueueFuture, QueueStats, Select,
-    dead::{dead_batches, dead_id, dead_number},
+    dead::{
+        REPLAY_BATCH, ReplayBatch, Replayed, dead_id, dead_number, numbered_page, page_of,
+        replay_numbered,
+    },
 };
-use crate::postgres::{Postgres, PostgresError, Sql, millis, tokio_postgres::Transaction};
+use crate::{
+    expiring::later,
+    postgres::{Postgres, PostgresError, Sql, millis, tokio_postgres::Transaction},
+};
 
 /// How many messages a [`PostgresQueue`] holds unless set with [`PostgresQueue::max_len`]:
 /// 1,000,000.
@@ -19,9 +24,6 @@ pub const DEFAULT_POSTGRES_MAX_LEN: u64 = 1_000_000;
 
 /// The queue name a [`PostgresQueue`] uses unless set with [`PostgresQueue::name`].
 pub const DEFAULT_POSTGRES_QUEUE: &str = "webhooks";
-
-/// How many dead letters one replay transaction moves at most.
-const REPLAY_BATCH: i64 = 100;
 
 /// A [`Queue`] in PostgreSQL (feature `postgres` with `queue`): shared by every replica,
 /// durable as the database's commits, and settled in the handler's own transaction when it
@@ -51,21 +53,11 @@ const REPLAY_BATCH: i64 = 100;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PostgresQueue {
     database: Postgres,
     name: Arc<str>,
     max_len: u64,
-}
-
-impl fmt::Debug for PostgresQueue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresQueue")
-            .field("database", &self.database)
-            .field("name", &self.name)
-            .field("max_len", &self.max_len)
-            .finish()
-    }
 }
 
 impl From<PostgresError> for QueueError {
@@ -103,20 +95,16 @@ impl PostgresQueue {
         }
     }
 
-    /// Uses the queue `name` of the schema instead of [`DEFAULT_POSTGRES_QUEUE`].
-    #[must_use]
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = name.into();
-        self
-    }
+    setters! {
+        /// Uses the queue `name` of the schema instead of [`DEFAULT_POSTGRES_QUEUE`].
+        #[must_use]
+        pub fn name(name: impl Into<Arc<str>>) { name = name.into() }
 
-    /// Holds at most `max_len` messages (ready, delayed or being processed; at least 1) instead
-    /// of [`DEFAULT_POSTGRES_MAX_LEN`]: a push beyond is refused ([`QueueError::Full`], 503).
-    /// Concurrent pushes may pass the bound by as many as they are.
-    #[must_use]
-    pub fn max_len(mut self, max_len: u64) -> Self {
-        self.max_len = max_len.max(1);
-        self
+        /// Holds at most `max_len` messages (ready, delayed or being processed; at least 1) instead
+        /// of [`DEFAULT_POSTGRES_MAX_LEN`]: a push beyond is refused ([`QueueError::Full`], 503).
+        /// Concurrent pushes may pass the bound by as many as they are.
+        #[must_use]
+        pub fn max_len(max_len: u64) { max_len = max_len.max(1) }
     }
 
     /// Its database: for the handler's own transactions.
@@ -178,11 +166,7 @@ impl PostgresQueue {
             )
             .await
             .map_err(PostgresError::from)?;
-        if acked == 1 {
-            Ok(())
-        } else {
-            Err(QueueError::NotHeld)
-        }
+        (acked == 1).then_some(()).ok_or(QueueError::NotHeld)
     }
 
     fn full(&self) -> QueueError {
@@ -315,10 +299,7 @@ impl Queue for PostgresQueue {
                 return Ok(Vec::new());
             }
             let now = tokio::time::Instant::now();
-            // A wait too long to add is as good as forever.
-            let deadline = now
-                .checked_add(pull.wait)
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+            let deadline = tokio::time::Instant::from(later(now.into_std(), pull.wait));
             let max = i64::try_from(pull.max).unwrap_or(i64::MAX);
             let visibility = millis(pull.visibility);
             loop {
@@ -398,25 +379,15 @@ impl Queue for PostgresQueue {
     fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
         let (database, name) = (self.database.clone(), Arc::clone(&self.name));
         Box::pin(async move {
-            let after = match &page.after {
-                None => 0,
-                Some(after) => match dead_number::<i64>(after) {
-                    Some(after) => after,
-                    None => return Ok(DeadLetterPage::new(Vec::new(), false)),
-                },
-            };
-            if page.limit == 0 {
+            let Some((after, asked)) = numbered_page(&page) else {
                 return Ok(DeadLetterPage::new(Vec::new(), false));
-            }
-            let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
+            };
             let sql = database.sql().clone();
-            let mut letters: Vec<DeadLetter> = database
+            let letters: Vec<DeadLetter> = database
                 .run(|client| {
                     Box::pin(async move {
                         let statement = client.prepare_cached(&sql.list_dead).await?;
-                        let rows = client
-                            .query(&statement, &[&&*name, &after, &limit.saturating_add(1)])
-                            .await?;
+                        let rows = client.query(&statement, &[&&*name, &after, &asked]).await?;
                         Ok(rows
                             .iter()
                             .map(|row| DeadLetter {
@@ -433,9 +404,7 @@ impl Queue for PostgresQueue {
                     })
                 })
                 .await?;
-            let more = letters.len() > page.limit;
-            letters.truncate(page.limit);
-            Ok(DeadLetterPage::new(letters, more))
+            Ok(page_of(letters, page.limit))
         })
     }
 
@@ -443,70 +412,50 @@ impl Queue for PostgresQueue {
         let queue = self.clone();
         Box::pin(async move {
             let (database, max) = (&queue.database, queue.max());
-            let sql = database.sql().clone();
-            // Oldest first, 100 a transaction. `all` means those there are now: up to the
-            // newest, so that those that fail again meanwhile are not replayed again.
-            let mut batches: std::collections::VecDeque<Vec<i64>> = match &which {
-                Select::All => {
-                    let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
-                    let newest: Option<i64> = database
-                        .run(|client| {
+            let sql = database.sql();
+            let newest = || {
+                let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
+                database.run(|client| {
+                    Box::pin(async move {
+                        let row = client.query_one(&sql.newest_dead, &[&&*name]).await?;
+                        Ok(row.get(0))
+                    })
+                })
+            };
+            let replay = |batch: ReplayBatch| {
+                let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
+                let limit = i64::try_from(REPLAY_BATCH).unwrap_or(i64::MAX);
+                async move {
+                    let done = database
+                        .run(move |client| {
                             Box::pin(async move {
-                                let row = client.query_one(&sql.newest_dead, &[&&*name]).await?;
-                                Ok(row.get(0))
+                                let ids: Vec<i64> = match batch {
+                                    ReplayBatch::UpTo(newest) => client
+                                        .query(&sql.oldest_dead, &[&&*name, &newest, &limit])
+                                        .await?
+                                        .iter()
+                                        .map(|row| row.get(0))
+                                        .collect(),
+                                    ReplayBatch::Numbers(numbers) => numbers,
+                                };
+                                let statement = client.prepare_cached(&sql.replay).await?;
+                                let row =
+                                    client.query_one(&statement, &[&&*name, &ids, &max]).await?;
+                                Ok(Replayed {
+                                    count: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+                                    full: row.get(1),
+                                    looked_at: ids.len(),
+                                })
                             })
                         })
                         .await?;
-                    match newest {
-                        Some(newest) => std::collections::VecDeque::from([vec![newest]]),
-                        None => return Ok(0),
+                    if done.count > 0 {
+                        database.stored();
                     }
-                }
-                Select::Ids(ids) => {
-                    dead_batches(ids, usize::try_from(REPLAY_BATCH).unwrap_or(100)).into()
+                    Ok(done)
                 }
             };
-            let all = matches!(which, Select::All);
-            let mut replayed = 0u64;
-            loop {
-                let batch = if all {
-                    batches[0].clone()
-                } else {
-                    match batches.pop_front() {
-                        Some(batch) => batch,
-                        None => break,
-                    }
-                };
-                let (sql, name) = (sql.clone(), Arc::clone(&queue.name));
-                let (count, full, looked_at) = database
-                    .run(|client| {
-                        Box::pin(async move {
-                            let ids: Vec<i64> = if all {
-                                // The oldest left, up to the newest there was.
-                                client
-                                    .query(&sql.oldest_dead, &[&&*name, &batch[0], &REPLAY_BATCH])
-                                    .await?
-                                    .iter()
-                                    .map(|row| row.get(0))
-                                    .collect()
-                            } else {
-                                batch
-                            };
-                            let statement = client.prepare_cached(&sql.replay).await?;
-                            let row = client.query_one(&statement, &[&&*name, &ids, &max]).await?;
-                            Ok((row.get::<_, i64>(0), row.get::<_, bool>(1), ids.len()))
-                        })
-                    })
-                    .await?;
-                replayed += u64::try_from(count).unwrap_or(0);
-                if count > 0 {
-                    database.stored();
-                }
-                if full || (all && looked_at < 100) {
-                    break;
-                }
-            }
-            Ok(replayed)
+            Ok(replay_numbered(&which, newest, replay).await?)
         })
     }
 

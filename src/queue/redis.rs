@@ -568,22 +568,18 @@ impl RedisQueue {
         self
     }
 
-    /// Uses the consumer group `group` instead of [`DEFAULT_GROUP`].
-    #[must_use]
-    pub fn group(mut self, group: impl Into<Arc<str>>) -> Self {
-        self.group = group.into();
-        self
-    }
+    setters! {
+        /// Uses the consumer group `group` instead of [`DEFAULT_GROUP`].
+        #[must_use]
+        pub fn group(group: impl Into<Arc<str>>) { group = group.into() }
 
-    /// Holds at most `max_len` entries in the stream (waiting or being processed; retries
-    /// waiting for their delay aside) instead of [`DEFAULT_MAX_LEN`]; a push beyond is
-    /// refused with [`QueueError::Full`] (at least 1). Retries waiting for their delay and the
-    /// dead-letter stream are not bounded by it: run Redis with `maxmemory-policy noeviction`,
-    /// so that a full Redis refuses writes (503) rather than evicting stored deliveries.
-    #[must_use]
-    pub fn max_len(mut self, max_len: u64) -> Self {
-        self.max_len = max_len.max(1);
-        self
+        /// Holds at most `max_len` entries in the stream (waiting or being processed; retries
+        /// waiting for their delay aside) instead of [`DEFAULT_MAX_LEN`]; a push beyond is refused
+        /// with [`QueueError::Full`] (at least 1). Retries waiting for their delay and the
+        /// dead-letter stream are not bounded by it: run Redis with `maxmemory-policy noeviction`,
+        /// so that a full Redis refuses writes (503) rather than evicting stored deliveries.
+        #[must_use]
+        pub fn max_len(max_len: u64) { max_len = max_len.max(1) }
     }
 
     /// After each push, waits (`WAIT`) up to `timeout` for `replicas` replicas to acknowledge
@@ -600,35 +596,31 @@ impl RedisQueue {
         self
     }
 
-    /// Blocks at most `max_block` on the server in one pull waiting for new entries, instead
-    /// of [`DEFAULT_MAX_BLOCK`]. The blocking connection of [`connect`](Self::connect) and
-    /// [`connect_lazy`](Self::connect_lazy) allows for [`DEFAULT_MAX_BLOCK`]; raise its
-    /// response timeout with [`RedisQueue::new`] for longer blocks.
-    #[must_use]
-    pub fn max_block(mut self, max_block: Duration) -> Self {
-        self.max_block = max_block;
-        self
-    }
+    setters! {
+        /// Blocks at most `max_block` on the server in one pull waiting for new entries, instead of
+        /// [`DEFAULT_MAX_BLOCK`]. The blocking connection of [`connect`](Self::connect) and
+        /// [`connect_lazy`](Self::connect_lazy) allows for [`DEFAULT_MAX_BLOCK`]; raise its
+        /// response timeout with [`RedisQueue::new`] for longer blocks.
+        #[must_use]
+        pub fn max_block(max_block: Duration) { max_block = max_block }
 
-    /// Records the keys of [`push_once`](Queue::push_once) (the deduplication keys of
-    /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate)) under `prefix` instead of
-    /// `tower-webhook:dedupe:`, the default prefix of
-    /// [`RedisStore`](crate::dedupe::store::RedisStore). With the same prefix on the same
-    /// server, the queue and a `RedisStore` share their records: a delivery stored by the one
-    /// is a duplicate to the other, which helps while a service moves from a
-    /// [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of [`Enqueue`](super::Enqueue) to
-    /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate).
-    ///
-    /// On a Redis Cluster the records go under the stream's hash tag first
-    /// (`{<stream>}tower-webhook:dedupe:…`), so that `push_once` touches one slot: to share them
-    /// with a `RedisStore`, give the store that whole prefix ([`RedisStore::prefix`]); a queue
-    /// on another stream keeps records of its own.
-    ///
-    /// [`RedisStore::prefix`]: crate::dedupe::store::RedisStore::prefix
-    #[must_use]
-    pub fn key_prefix(mut self, prefix: impl Into<Arc<str>>) -> Self {
-        self.key_prefix = prefix.into();
-        self
+        /// Records the keys of [`push_once`](Queue::push_once) (the deduplication keys of
+        /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate)) under `prefix` instead of
+        /// `tower-webhook:dedupe:`, the default prefix of
+        /// [`RedisStore`](crate::dedupe::store::RedisStore). With the same prefix on the same
+        /// server, the queue and a `RedisStore` share their records: a delivery stored by the one
+        /// is a duplicate to the other, which helps while a service moves from a
+        /// [`DedupeLayer`](crate::dedupe::DedupeLayer) in front of [`Enqueue`](super::Enqueue) to
+        /// [`Enqueue::deduplicate`](super::Enqueue::deduplicate).
+        ///
+        /// On a Redis Cluster the records go under the stream's hash tag first
+        /// (`{<stream>}tower-webhook:dedupe:…`), so that `push_once` touches one slot: to share
+        /// them with a `RedisStore`, give the store that whole prefix ([`RedisStore::prefix`]); a
+        /// queue on another stream keeps records of its own.
+        ///
+        /// [`RedisStore::prefix`]: crate::dedupe::store::RedisStore::prefix
+        #[must_use]
+        pub fn key_prefix(prefix: impl Into<Arc<str>>) { key_prefix = prefix.into() }
     }
 
     /// The stream's key.

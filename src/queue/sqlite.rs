@@ -1,5 +1,4 @@
 use std::{
-    fmt,
     path::Path,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -12,13 +11,17 @@ use tokio::sync::Notify;
 use super::{
     DeadLetter, DeadLetterPage, Message, MessageId, Page, Pull, Pushed, Queue, QueueError,
     QueueFuture, QueueStats, Select,
-    dead::{dead_batches, dead_id, dead_number},
+    dead::{
+        REPLAY_BATCH, ReplayBatch, Replayed, dead_batches, dead_id, numbered_page, page_of,
+        replay_numbered,
+    },
 };
 use crate::{
     dedupe::store::{
         SqliteStore, StoreError,
         sqlite::{DONE, Record, record},
     },
+    expiring::later,
     sqlite::{Database, Run, SqliteError, millis_after, now_millis},
 };
 
@@ -31,9 +34,6 @@ pub const DEFAULT_SQLITE_QUEUE: &str = "webhooks";
 
 /// How often a waiting pull looks again for messages another process stored.
 const POLL: Duration = Duration::from_millis(50);
-
-/// How many dead letters one replay transaction moves at most.
-const REPLAY_BATCH: usize = 100;
 
 /// A [`Queue`] in a SQLite file (feature `sqlite` with `queue`): durable as the disk with
 /// nothing to install, shared by the processes of one host that open the file, and by the
@@ -69,23 +69,13 @@ const REPLAY_BATCH: usize = 100;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SqliteQueue {
     database: Database,
     name: Arc<str>,
     max_len: u64,
     /// Pushes of this process, for pulls waiting in it.
     arrived: Arc<Notify>,
-}
-
-impl fmt::Debug for SqliteQueue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteQueue")
-            .field("path", &self.database.path())
-            .field("name", &self.name)
-            .field("max_len", &self.max_len)
-            .finish()
-    }
 }
 
 impl From<Arc<SqliteError>> for QueueError {
@@ -126,19 +116,15 @@ impl SqliteQueue {
         }
     }
 
-    /// Uses the queue `name` in the file instead of [`DEFAULT_SQLITE_QUEUE`].
-    #[must_use]
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.name = name.into();
-        self
-    }
+    setters! {
+        /// Uses the queue `name` in the file instead of [`DEFAULT_SQLITE_QUEUE`].
+        #[must_use]
+        pub fn name(name: impl Into<Arc<str>>) { name = name.into() }
 
-    /// Holds at most `max_len` messages (ready, delayed or being processed; at least 1) instead
-    /// of [`DEFAULT_SQLITE_MAX_LEN`]: a push beyond is refused ([`QueueError::Full`], 503).
-    #[must_use]
-    pub fn max_len(mut self, max_len: u64) -> Self {
-        self.max_len = max_len.max(1);
-        self
+        /// Holds at most `max_len` messages (ready, delayed or being processed; at least 1) instead
+        /// of [`DEFAULT_SQLITE_MAX_LEN`]: a push beyond is refused ([`QueueError::Full`], 503).
+        #[must_use]
+        pub fn max_len(max_len: u64) { max_len = max_len.max(1) }
     }
 
     /// Runs `change` on `message`'s row if this delivery of it still holds it (a worker whose
@@ -354,10 +340,7 @@ impl Queue for SqliteQueue {
                 return Ok(Vec::new());
             }
             let now = tokio::time::Instant::now();
-            // A wait too long to add is as good as forever.
-            let deadline = now
-                .checked_add(pull.wait)
-                .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+            let deadline = tokio::time::Instant::from(later(now.into_std(), pull.wait));
             loop {
                 let arrived = queue.arrived.notified();
                 let (name, max) = (Arc::clone(&queue.name), pull.max);
@@ -485,16 +468,9 @@ impl Queue for SqliteQueue {
     fn list_dead_letters(&self, page: Page) -> QueueFuture<DeadLetterPage> {
         let name = Arc::clone(&self.name);
         Box::pin(self.database.call(move |connection| {
-            let after = match &page.after {
-                None => 0,
-                Some(after) => match dead_number::<i64>(after) {
-                    Some(after) => after,
-                    None => return Ok(DeadLetterPage::new(Vec::new(), false)),
-                },
-            };
-            if page.limit == 0 {
+            let Some((after, asked)) = numbered_page(&page) else {
                 return Ok(DeadLetterPage::new(Vec::new(), false));
-            }
+            };
             let mut select = connection
                 .prepare_cached(
                     "SELECT id, message_id, payload, attempts, error, first_failed_at, \
@@ -502,9 +478,8 @@ impl Queue for SqliteQueue {
                      WHERE queue = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
                 )
                 .map_err(failed)?;
-            let limit = i64::try_from(page.limit).unwrap_or(i64::MAX - 1);
             let rows = select
-                .query_map(params![name, after, limit.saturating_add(1)], |row| {
+                .query_map(params![name, after, asked], |row| {
                     Ok(DeadLetter {
                         id: dead_id(row.get::<_, i64>(0)?),
                         message_id: MessageId(row.get::<_, i64>(1)?.to_string()),
@@ -517,93 +492,76 @@ impl Queue for SqliteQueue {
                     })
                 })
                 .map_err(failed)?;
-            let mut letters = rows.collect::<Result<Vec<_>, _>>().map_err(failed)?;
-            let more = letters.len() > page.limit;
-            letters.truncate(page.limit);
-            Ok(DeadLetterPage::new(letters, more))
+            let letters = rows.collect::<Result<Vec<_>, _>>().map_err(failed)?;
+            Ok(page_of(letters, page.limit))
         }))
     }
 
     fn replay_dead_letters(&self, which: Select) -> QueueFuture<u64> {
         let queue = self.clone();
         Box::pin(async move {
-            let name = Arc::clone(&queue.name);
-            // Oldest first, 100 a transaction. `all` means those there are now: up to the
-            // newest, so that those that fail again meanwhile are not replayed again.
-            let mut batches: std::collections::VecDeque<Vec<i64>> = match &which {
-                Select::All => {
-                    let name = Arc::clone(&name);
-                    let newest: Option<i64> = queue
-                        .database
-                        .call(move |connection| {
-                            connection
-                                .query_row(
-                                    "SELECT MAX(id) FROM tower_webhook_dead WHERE queue = ?1",
-                                    params![name],
-                                    |row| row.get(0),
-                                )
-                                .map_err(failed)
-                        })
-                        .await?;
-                    match newest {
-                        Some(newest) => std::collections::VecDeque::from([vec![newest]]),
-                        None => return Ok(0),
-                    }
-                }
-                Select::Ids(ids) => dead_batches(ids, REPLAY_BATCH).into(),
+            let newest = || {
+                let name = Arc::clone(&queue.name);
+                queue.database.call(move |connection| {
+                    connection
+                        .query_row(
+                            "SELECT MAX(id) FROM tower_webhook_dead WHERE queue = ?1",
+                            params![name],
+                            |row| row.get(0),
+                        )
+                        .map_err(failed)
+                })
             };
-            let all = matches!(which, Select::All);
-            let mut replayed = 0;
-            loop {
-                let batch = if all {
-                    batches[0].clone()
-                } else {
-                    match batches.pop_front() {
-                        Some(batch) => batch,
-                        None => break,
-                    }
-                };
-                let (name, max_len) = (Arc::clone(&name), queue.max_len);
-                let (count, full, looked_at) = queue
-                    .database
-                    .call(move |connection| {
-                        let ids = if all {
-                            // The oldest left, up to the newest there was.
+            let replay = |batch: ReplayBatch| {
+                let (name, max_len) = (Arc::clone(&queue.name), queue.max_len);
+                let call = queue.database.call(move |connection| {
+                    let ids = match batch {
+                        // The oldest left, up to the newest there was.
+                        ReplayBatch::UpTo(newest) => {
                             let mut select = connection
                                 .prepare_cached(
                                     "SELECT id FROM tower_webhook_dead \
                                      WHERE queue = ?1 AND id <= ?2 ORDER BY id LIMIT ?3",
                                 )
                                 .map_err(failed)?;
-                            let limit = i64::try_from(REPLAY_BATCH).unwrap_or(100);
+                            let limit = i64::try_from(REPLAY_BATCH).unwrap_or(i64::MAX);
                             select
-                                .query_map(params![name, batch[0], limit], |row| row.get(0))
+                                .query_map(params![name, newest, limit], |row| row.get(0))
                                 .map_err(failed)?
                                 .collect::<Result<Vec<i64>, _>>()
                                 .map_err(failed)?
-                        } else {
-                            batch
-                        };
-                        let mut count = 0u64;
-                        for &id in &ids {
-                            match replay_one(connection, &name, max_len, id)? {
-                                Some(true) => count += 1,
-                                Some(false) => {}
-                                None => return Ok::<_, QueueError>((count, true, ids.len())),
+                        }
+                        ReplayBatch::Numbers(numbers) => numbers,
+                    };
+                    let mut count = 0u64;
+                    for &id in &ids {
+                        match replay_one(connection, &name, max_len, id)? {
+                            Some(true) => count += 1,
+                            Some(false) => {}
+                            None => {
+                                return Ok::<_, QueueError>(Replayed {
+                                    count,
+                                    full: true,
+                                    looked_at: ids.len(),
+                                });
                             }
                         }
-                        Ok((count, false, ids.len()))
+                    }
+                    Ok(Replayed {
+                        count,
+                        full: false,
+                        looked_at: ids.len(),
                     })
-                    .await?;
-                replayed += count;
-                if count > 0 {
-                    queue.arrived.notify_waiters();
+                });
+                async {
+                    let done = call.await?;
+                    if done.count > 0 {
+                        queue.arrived.notify_waiters();
+                    }
+                    Ok(done)
                 }
-                if full || (all && looked_at < REPLAY_BATCH) {
-                    break;
-                }
-            }
-            Ok(replayed)
+            };
+            replay_numbered(&which, newest, replay).await
         })
     }
 

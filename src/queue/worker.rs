@@ -166,60 +166,41 @@ impl<E, Q, S> Worker<E, Q, S> {
         }
     }
 
-    /// The name this worker pulls as (queues that track consumers use it).
-    #[must_use]
-    pub fn consumer(mut self, name: impl Into<String>) -> Self {
-        self.consumer = name.into();
-        self
-    }
+    setters! {
+        /// The name this worker pulls as (queues that track consumers use it).
+        #[must_use]
+        pub fn consumer(name: impl Into<String>) { consumer = name.into() }
 
-    /// How many deliveries are processed at once (at least 1).
-    #[must_use]
-    pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.concurrency = concurrency.max(1);
-        self
-    }
+        /// How many deliveries are processed at once (at least 1).
+        #[must_use]
+        pub fn concurrency(concurrency: usize) { concurrency = concurrency.max(1) }
 
-    /// How long a delivery may take before it is handed to another worker (this one is
-    /// presumed dead): longer than the slowest processing.
-    #[must_use]
-    pub fn visibility_timeout(mut self, visibility: Duration) -> Self {
-        self.visibility = visibility;
-        self
-    }
+        /// How long a delivery may take before it is handed to another worker (this one is presumed
+        /// dead): longer than the slowest processing.
+        #[must_use]
+        pub fn visibility_timeout(visibility: Duration) { visibility = visibility }
 
-    /// How many times a delivery is tried before it goes to the dead letters (at least 1).
-    #[must_use]
-    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
-        self.max_attempts = max_attempts.max(1);
-        self
-    }
+        /// How many times a delivery is tried before it goes to the dead letters (at least 1).
+        #[must_use]
+        pub fn max_attempts(max_attempts: u32) { max_attempts = max_attempts.max(1) }
 
-    /// The wait between attempts.
-    #[must_use]
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
+        /// The wait between attempts.
+        #[must_use]
+        pub fn backoff(backoff: Backoff) { backoff = backoff }
 
-    /// How long [`run`](Self::run) waits, once shut down, for the deliveries in progress (30 s
-    /// unless set). Those still running then are stopped (their futures dropped) before `run`
-    /// returns; they stay in the queue and are delivered again after the visibility timeout.
-    #[must_use]
-    pub fn drain_timeout(mut self, drain: Duration) -> Self {
-        self.drain = drain;
-        self
-    }
+        /// How long [`run`](Self::run) waits, once shut down, for the deliveries in progress (30 s
+        /// unless set). Those still running then are stopped (their futures dropped) before `run`
+        /// returns; they stay in the queue and are delivered again after the visibility timeout.
+        #[must_use]
+        pub fn drain_timeout(drain: Duration) { drain = drain }
 
-    /// How often [`run`](Self::run) asks the queue for its [`stats`](Queue::stats) and sets the
-    /// `webhook_queue_messages` gauges ([`crate::metrics`]): every
-    /// [`DEFAULT_STATS_INTERVAL`] unless set; `Duration::ZERO` never does.
-    #[cfg(feature = "metrics")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
-    #[must_use]
-    pub fn stats_interval(mut self, interval: Duration) -> Self {
-        self.stats_interval = interval;
-        self
+        /// How often [`run`](Self::run) asks the queue for its [`stats`](Queue::stats) and sets the
+        /// `webhook_queue_messages` gauges ([`crate::metrics`]): every [`DEFAULT_STATS_INTERVAL`]
+        /// unless set; `Duration::ZERO` never does.
+        #[cfg(feature = "metrics")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+        #[must_use]
+        pub fn stats_interval(interval: Duration) { stats_interval = interval }
     }
 }
 

@@ -247,45 +247,32 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// Sets the delivery id, read from where the signature does not cover it.
-    #[must_use]
-    pub fn id(self, id: impl Into<String>) -> Self {
-        self.with_id(id.into(), false)
-    }
+    setters! {
+        /// Sets the delivery id, read from where the signature does not cover it.
+        #[must_use]
+        pub fn id(id: impl Into<String>) { id = Some(id.into()), id_signed = false }
 
-    /// Sets the delivery id, read from a signed header or the signed body.
-    #[must_use]
-    pub fn signed_id(self, id: impl Into<String>) -> Self {
-        self.with_id(id.into(), true)
-    }
+        /// Sets the delivery id, read from a signed header or the signed body.
+        #[must_use]
+        pub fn signed_id(id: impl Into<String>) { id = Some(id.into()), id_signed = true }
 
-    /// Sets the signed timestamp (Unix seconds).
-    #[must_use]
-    pub fn timestamp(mut self, unix_seconds: i64) -> Self {
-        self.timestamp = Some(unix_seconds);
-        self
-    }
+        /// Sets the signed timestamp (Unix seconds).
+        #[must_use]
+        pub fn timestamp(unix_seconds: i64) { timestamp = Some(unix_seconds) }
 
-    /// Sets the event type, read from where the signature does not cover it.
-    #[must_use]
-    pub fn event_type(self, event_type: impl Into<String>) -> Self {
-        self.with_event_type(event_type.into(), false)
-    }
+        /// Sets the event type, read from where the signature does not cover it.
+        #[must_use]
+        pub fn event_type(event_type: impl Into<String>) {
+            event_type = Some(event_type.into()),
+            event_type_signed = false
+        }
 
-    /// Sets the event type, read from a signed header or the signed body.
-    #[must_use]
-    pub fn signed_event_type(self, event_type: impl Into<String>) -> Self {
-        self.with_event_type(event_type.into(), true)
-    }
-
-    fn with_id(mut self, id: String, signed: bool) -> Self {
-        (self.id, self.id_signed) = (Some(id), signed);
-        self
-    }
-
-    fn with_event_type(mut self, event_type: String, signed: bool) -> Self {
-        (self.event_type, self.event_type_signed) = (Some(event_type), signed);
-        self
+        /// Sets the event type, read from a signed header or the signed body.
+        #[must_use]
+        pub fn signed_event_type(event_type: impl Into<String>) {
+            event_type = Some(event_type.into()),
+            event_type_signed = true
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use super::{
     Delivery, Field, Scheme, SignatureError, Signed, header_name, hmac_metadata::Metadata,
     one_value,
 };
-use crate::{ConfigError, Secret};
+use crate::{ConfigError, Secret, secret::Keys};
 
 /// A scheme whose "signature" is a shared token in a header: GitLab's `X-Gitlab-Token`. The
 /// request is accepted when the header holds exactly one of the configured tokens (several:
@@ -34,12 +34,13 @@ use crate::{ConfigError, Secret};
 /// assert!(scheme.verify(&token, &bytes::Bytes::new()).is_ok());
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+/// Its `Debug` output shows the name, the header and how many tokens, never them.
+#[derive(Clone, Debug)]
 pub struct Token {
     name: Box<str>,
     header: HeaderName,
     /// SHA-256 of each configured token.
-    digests: Box<[[u8; 32]]>,
+    digests: Keys<[u8; 32]>,
     metadata: Metadata,
 }
 
@@ -133,7 +134,7 @@ fn header_field(name: &str) -> Result<Field, ConfigError> {
     header_name(name).map(Field::Header)
 }
 
-fn digests(tokens: &[Secret]) -> Result<Box<[[u8; 32]]>, ConfigError> {
+fn digests(tokens: &[Secret]) -> Result<Keys<[u8; 32]>, ConfigError> {
     crate::secret::keys_of(tokens, |_, token| Ok(Sha256::digest(token).into()))
 }
 
@@ -182,16 +183,5 @@ impl Scheme for Token {
             event_type: read(&self.metadata.event_type),
             ..Delivery::default()
         }
-    }
-}
-
-/// The name, the header and how many tokens, never them.
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("name", &self.name)
-            .field("header", &self.header)
-            .field("tokens", &format_args!("[{} redacted]", self.digests.len()))
-            .finish_non_exhaustive()
     }
 }

@@ -19,7 +19,7 @@ use super::{
     Delivery, Field, Scheme, SignatureError, Signed, header_name, hex, hmac_metadata::Metadata,
     one_value,
 };
-use crate::{ConfigError, Secret};
+use crate::{ConfigError, Secret, secret::Keys};
 
 /// The query parameter carrying the SHA-256 of a JSON body.
 const BODY_SHA256: &str = "bodySHA256";
@@ -54,11 +54,12 @@ const BODY_SHA256: &str = "bodySHA256";
 /// assert_eq!(request.headers()[twilio::SIGNATURE_HEADER], "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
 /// # Ok::<_, tower_webhook::ConfigError>(())
 /// ```
-#[derive(Clone)]
+/// Its `Debug` output counts the keys and never shows them.
+#[derive(Clone, Debug)]
 pub struct UrlSigned {
     name: Box<str>,
     header: HeaderName,
-    keys: Box<[hmac::Hmac<Sha1>]>,
+    keys: Keys<hmac::Hmac<Sha1>>,
     public_url: Option<Box<str>>,
     metadata: Metadata,
 }
@@ -240,7 +241,7 @@ fn alternate(url: &str) -> Option<String> {
     }
 }
 
-fn keys(tokens: &[Secret]) -> Result<Box<[hmac::Hmac<Sha1>]>, ConfigError> {
+fn keys(tokens: &[Secret]) -> Result<Keys<hmac::Hmac<Sha1>>, ConfigError> {
     crate::secret::keys_of(tokens, |index, token| {
         hmac::Hmac::new_from_slice(token).map_err(|_| ConfigError::InvalidSecret { index })
     })
@@ -471,16 +472,4 @@ pub(crate) fn signed_text_sha256(head: &Parts, body: &[u8]) -> String {
     let mut text = String::new();
     hex::encode_lower(&digest.finalize(), &mut text);
     text
-}
-
-/// The name, header and public URL, and how many tokens, never them.
-impl fmt::Debug for UrlSigned {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UrlSigned")
-            .field("name", &self.name)
-            .field("header", &self.header)
-            .field("public_url", &self.public_url)
-            .field("tokens", &format_args!("[{} redacted]", self.keys.len()))
-            .finish_non_exhaustive()
-    }
 }

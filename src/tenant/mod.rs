@@ -186,7 +186,7 @@ pub struct Tenants {
 }
 
 /// What a layer's cache copies from [`Tenants`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct Settings {
     pub(crate) lookup: Arc<dyn Lookup>,
     pub(crate) source: TenantSource,
@@ -200,18 +200,26 @@ pub(crate) struct Settings {
 }
 
 /// The check of [`Tenants::accept_ids`].
-pub(crate) type AcceptIds = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+#[derive(Clone)]
+pub(crate) struct AcceptIds(Arc<dyn Fn(&str) -> bool + Send + Sync>);
 
-impl fmt::Debug for Settings {
+impl AcceptIds {
+    /// Whether `id` may be a tenant.
+    pub(crate) fn accepts(&self, id: &str) -> bool {
+        (self.0)(id)
+    }
+}
+
+impl fmt::Debug for AcceptIds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tenants")
-            .field("source", &self.source)
-            .field("ttl", &self.ttl)
-            .field("unknown_ttl", &self.unknown_ttl)
-            .field("lookup_timeout", &self.lookup_timeout)
-            .field("max_tenants", &self.max_tenants)
-            .field("max_lookups", &self.max_lookups)
-            .finish_non_exhaustive()
+        f.write_str("AcceptIds")
+    }
+}
+
+/// A lookup is named, not shown (it may hold a client with credentials).
+impl fmt::Debug for dyn Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Lookup")
     }
 }
 
@@ -369,7 +377,7 @@ impl Tenants {
     /// ```
     #[must_use]
     pub fn accept_ids(mut self, accept: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
-        self.settings.accept = Some(Arc::new(accept));
+        self.settings.accept = Some(AcceptIds(Arc::new(accept)));
         self
     }
 
@@ -416,7 +424,7 @@ impl Tenants {
 
 impl fmt::Debug for Tenants {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.settings, f)
+        f.debug_tuple("Tenants").field(&self.settings).finish()
     }
 }
 

@@ -122,7 +122,11 @@ impl<Sc: Rekey> Scheme for Tenanted<Sc> {
         let Some(id) = settings.source.read(head) else {
             return Resolution::Ready(Ok(signature));
         };
-        if settings.accept.as_ref().is_some_and(|accept| !accept(&id)) {
+        if settings
+            .accept
+            .as_ref()
+            .is_some_and(|accept| !accept.accepts(&id))
+        {
             return Resolution::Ready(Ok(signature));
         }
         match self.cache.step(&id) {

@@ -139,58 +139,61 @@ mod tests {
         source.read(&mut head).map(Cow::into_owned)
     }
 
+    /// The source, the request's URI and headers, the tenant it names (if any).
+    type Case<'a> = (
+        &'a TenantSource,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        Option<&'a str>,
+    );
+
+    fn check(cases: &[Case<'_>]) {
+        for &(source, uri, headers, tenant) in cases {
+            assert_eq!(
+                read(source, uri, headers).as_deref(),
+                tenant,
+                "{source:?} {uri} {headers:?}"
+            );
+        }
+    }
+
     #[test]
     fn path_segments_are_read_and_decoded() {
-        let last = TenantSource::LastPathSegment;
-        assert_eq!(read(&last, "/webhook/acme", &[]).as_deref(), Some("acme"));
-        assert_eq!(
-            read(&last, "/webhook/ac%20me?x=1", &[]).as_deref(),
-            Some("ac me")
-        );
-        assert_eq!(read(&last, "/webhook/a+b", &[]).as_deref(), Some("a+b"));
-        assert_eq!(read(&last, "/webhook/", &[]), None);
-        assert_eq!(read(&last, "/webhook/%zz", &[]), None);
-        assert_eq!(read(&last, "/webhook/%ff", &[]), None, "not UTF-8");
-        assert_eq!(
-            read(&last, "/webhook/a%0Ab", &[]),
-            None,
-            "a control character"
-        );
-        assert_eq!(read(&last, "/webhook/a%", &[]), None);
-        let second = TenantSource::PathSegment(1);
-        assert_eq!(
-            read(&second, "/t/acme/videonest", &[]).as_deref(),
-            Some("acme")
-        );
-        assert_eq!(read(&second, "/t", &[]), None);
+        let last = &TenantSource::LastPathSegment;
+        let second = &TenantSource::PathSegment(1);
         let long = format!("/webhook/{}", "a".repeat(MAX_TENANT_ID_LEN + 1));
-        assert_eq!(read(&last, &long, &[]), None);
-        let long = format!("/webhook/{}", "%41".repeat(MAX_TENANT_ID_LEN + 1));
-        assert_eq!(read(&last, &long, &[]), None);
+        let long_encoded = format!("/webhook/{}", "%41".repeat(MAX_TENANT_ID_LEN + 1));
+        check(&[
+            (last, "/webhook/acme", &[], Some("acme")),
+            (last, "/webhook/ac%20me?x=1", &[], Some("ac me")),
+            (last, "/webhook/a+b", &[], Some("a+b")),
+            (last, "/webhook/", &[], None),
+            (last, "/webhook/%zz", &[], None),
+            (last, "/webhook/%ff", &[], None),   // not UTF-8
+            (last, "/webhook/a%0Ab", &[], None), // a control character
+            (last, "/webhook/a%", &[], None),
+            (second, "/t/acme/videonest", &[], Some("acme")),
+            (second, "/t", &[], None),
+            (last, &long, &[], None),
+            (last, &long_encoded, &[], None),
+        ]);
     }
 
     #[test]
     fn headers_and_query_parameters_name_one_tenant() {
-        let header = TenantSource::Header(HeaderName::from_static("x-tenant"));
-        assert_eq!(
-            read(&header, "/", &[("x-tenant", " acme ")]).as_deref(),
-            Some("acme")
-        );
-        assert_eq!(read(&header, "/", &[]), None);
-        assert_eq!(
-            read(&header, "/", &[("x-tenant", "a"), ("x-tenant", "b")]),
-            None
-        );
-        assert_eq!(read(&header, "/", &[("x-tenant", "")]), None);
-        let query = TenantSource::Query("tenant".into());
-        assert_eq!(
-            read(&query, "/?a=1&tenant=ac+me", &[]).as_deref(),
-            Some("ac me")
-        );
-        assert_eq!(read(&query, "/?ten%61nt=x", &[]).as_deref(), Some("x"));
-        assert_eq!(read(&query, "/?tenant=a&tenant=b", &[]), None);
-        assert_eq!(read(&query, "/?other=a", &[]), None);
-        assert_eq!(read(&query, "/", &[]), None);
-        assert_eq!(read(&query, "/?tenant", &[]), None);
+        let header = &TenantSource::Header(HeaderName::from_static("x-tenant"));
+        let query = &TenantSource::Query("tenant".into());
+        check(&[
+            (header, "/", &[("x-tenant", " acme ")], Some("acme")),
+            (header, "/", &[], None),
+            (header, "/", &[("x-tenant", "a"), ("x-tenant", "b")], None),
+            (header, "/", &[("x-tenant", "")], None),
+            (query, "/?a=1&tenant=ac+me", &[], Some("ac me")),
+            (query, "/?ten%61nt=x", &[], Some("x")),
+            (query, "/?tenant=a&tenant=b", &[], None),
+            (query, "/?other=a", &[], None),
+            (query, "/", &[], None),
+            (query, "/?tenant", &[], None),
+        ]);
     }
 }

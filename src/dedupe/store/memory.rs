@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::{Claim, Store, StoreError, Token};
-use crate::expiring::{ExpiringMap, Lookup, SWEEP};
+use crate::expiring::{ExpiringMap, Lookup, SWEEP, later};
 
 /// The default bound on the number of keys a [`MemoryStore`] keeps: 100,000, claimed or done.
 ///
@@ -160,19 +160,14 @@ impl MemoryStore {
                 }
             }
         }
-        shard.insert(
-            key,
-            State::Claimed(token.clone()),
-            deadline(now, lease),
-            now,
-        );
+        shard.insert(key, State::Claimed(token.clone()), later(now, lease), now);
         Ok(Claim::Acquired)
     }
 
     fn complete_now(&self, key: &str, token: &Token, retention: Duration) {
         let now = Instant::now();
         let mut shard = self.shard(key);
-        shard.update(key, deadline(now, retention), |state| {
+        shard.update(key, later(now, retention), |state| {
             matches!(state, State::Claimed(held) if held == token).then_some(State::Done)
         });
         shard.sweep(now, SWEEP);
@@ -185,12 +180,6 @@ impl MemoryStore {
             |state| matches!(state, State::Claimed(held) if held == token),
         );
     }
-}
-
-/// `now + after`, saturating far in the future.
-fn deadline(now: Instant, after: Duration) -> Instant {
-    now.checked_add(after)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Locks a shard. Nothing in a change can panic half-way (an allocation failure aborts), and

@@ -1,6 +1,5 @@
 use std::{
     collections::HashSet,
-    fmt,
     future::Future,
     pin::Pin,
     sync::{
@@ -52,7 +51,7 @@ pub type PostgresFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> 
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PostgresStore {
     database: Postgres,
     max_entries: u64,
@@ -60,15 +59,6 @@ pub struct PostgresStore {
     /// Tokens of claims that failed before they were sent (no connection): their abandonment
     /// has nothing to release.
     unsent: Arc<Mutex<HashSet<Token>>>,
-}
-
-impl fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("database", &self.database)
-            .field("max_entries", &self.max_entries)
-            .finish()
-    }
 }
 
 impl From<PostgresError> for StoreError {
@@ -162,11 +152,7 @@ impl PostgresStore {
             )
             .await
             .map_err(PostgresError::from)?;
-        if completed == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::ClaimLost)
-        }
+        (completed == 1).then_some(()).ok_or(StoreError::ClaimLost)
     }
 
     /// Frees `key` if `token` holds it: whether it did, and whether the key is done (then a

@@ -1,4 +1,4 @@
-use std::{fmt, future::Future, path::Path, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, path::Path, pin::Pin, sync::Arc, time::Duration};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -48,19 +48,10 @@ const SWEEP: i64 = 1024;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SqliteStore {
     database: Database,
     max_entries: u64,
-}
-
-impl fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.database.path())
-            .field("max_entries", &self.max_entries)
-            .finish()
-    }
 }
 
 impl From<Arc<SqliteError>> for StoreError {

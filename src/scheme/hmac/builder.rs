@@ -13,6 +13,7 @@ use super::{
 use crate::{
     ConfigError, Secret,
     scheme::{Clock, SystemClock, timestamp::SharedClock},
+    secret::Keys,
 };
 
 /// Builder for [`Hmac`]; see [`Hmac::sha256`].
@@ -58,67 +59,47 @@ impl HmacBuilder {
         }
     }
 
-    /// The name recorded in [`Verified::provider`](crate::Verified::provider); `"hmac"` unless
-    /// set.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
+    setters! {
+        /// The name recorded in [`Verified::provider`](crate::Verified::provider); `"hmac"` unless
+        /// set.
+        pub fn name(name: impl Into<String>) { name = name.into() }
 
-    /// How each MAC is encoded; lower-case hex unless set.
-    pub fn encoding(mut self, encoding: Encoding) -> Self {
-        self.encoding = encoding;
-        self
-    }
+        /// How each MAC is encoded; lower-case hex unless set.
+        pub fn encoding(encoding: Encoding) { encoding = encoding }
 
-    /// How the signature header is laid out; [`Grammar::value`] unless set.
-    pub fn grammar(mut self, grammar: Grammar) -> Self {
-        self.grammar = grammar;
-        self
-    }
+        /// How the signature header is laid out; [`Grammar::value`] unless set.
+        pub fn grammar(grammar: Grammar) { grammar = grammar }
 
-    /// What is signed, in order: the MAC is fed each part in turn (the body is never copied into
-    /// a concatenation). `[Part::Body]` unless set; the body part must come last, once.
-    pub fn signs(mut self, parts: impl IntoIterator<Item = Part>) -> Self {
-        self.parts = parts.into_iter().collect();
-        self
-    }
+        /// What is signed, in order: the MAC is fed each part in turn (the body is never copied
+        /// into a concatenation). `[Part::Body]` unless set; the body part must come last, once.
+        pub fn signs(parts: impl IntoIterator<Item = Part>) { parts = parts.into_iter().collect() }
 
-    /// Where the signed timestamp is; none unless set. Setting one turns on the replay window
-    /// with [`DEFAULT_TOLERANCE`](Self::DEFAULT_TOLERANCE) unless [`tolerance`](Self::tolerance)
-    /// says otherwise.
-    pub fn timestamp(mut self, source: TimestampSource) -> Self {
-        self.timestamp = source;
-        self
-    }
+        /// Where the signed timestamp is; none unless set. Setting one turns on the replay window
+        /// with [`DEFAULT_TOLERANCE`](Self::DEFAULT_TOLERANCE) unless
+        /// [`tolerance`](Self::tolerance) says otherwise.
+        pub fn timestamp(source: TimestampSource) { timestamp = source }
 
-    /// The replay window: a signed timestamp further than this from the clock, in the past or
-    /// in the future, is refused with [`SignatureError::OutOfTolerance`](crate::SignatureError::OutOfTolerance) (after the signature
-    /// matched).
-    pub fn tolerance(mut self, tolerance: Duration) -> Self {
-        self.tolerance = Some(tolerance);
-        self
-    }
+        /// The replay window: a signed timestamp further than this from the clock, in the past or
+        /// in the future, is refused with
+        /// [`SignatureError::OutOfTolerance`](crate::SignatureError::OutOfTolerance) (after the
+        /// signature matched).
+        pub fn tolerance(tolerance: Duration) { tolerance = Some(tolerance) }
 
-    /// The clock the replay window reads: the system clock unless set. Any
-    /// `Fn() -> SystemTime` is one, so tests pass a fixed time and never sleep.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = SharedClock(Arc::new(clock));
-        self
-    }
+        /// The clock the replay window reads: the system clock unless set. Any `Fn() -> SystemTime`
+        /// is one, so tests pass a fixed time and never sleep.
+        pub fn clock(clock: impl Clock) { clock = SharedClock(Arc::new(clock)) }
 
-    /// Where the event type is read from, the first found of `fields`; recorded in
-    /// [`Verified::event_type`](crate::Verified::event_type).
-    pub fn event_type(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
-        self.metadata.event_type = fields.into_iter().collect();
-        self
-    }
+        /// Where the event type is read from, the first found of `fields`; recorded in
+        /// [`Verified::event_type`](crate::Verified::event_type).
+        pub fn event_type(fields: impl IntoIterator<Item = Field>) {
+            metadata.event_type = fields.into_iter().collect()
+        }
 
-    /// Where the delivery id is read from, the first found of `fields`; recorded in
-    /// [`Verified::delivery_id`](crate::Verified::delivery_id).
-    pub fn delivery_id(mut self, fields: impl IntoIterator<Item = Field>) -> Self {
-        self.metadata.id = fields.into_iter().collect();
-        self
+        /// Where the delivery id is read from, the first found of `fields`; recorded in
+        /// [`Verified::delivery_id`](crate::Verified::delivery_id).
+        pub fn delivery_id(fields: impl IntoIterator<Item = Field>) {
+            metadata.id = fields.into_iter().collect()
+        }
     }
 
     /// Another name for `header` (the signature header, a timestamp header, a signed header or
@@ -136,10 +117,9 @@ impl HmacBuilder {
         self
     }
 
-    /// How each secret becomes the key; [`KeyFormat::Raw`] unless set.
-    pub fn key_format(mut self, format: KeyFormat) -> Self {
-        self.key_format = format;
-        self
+    setters! {
+        /// How each secret becomes the key; [`KeyFormat::Raw`] unless set.
+        pub fn key_format(format: KeyFormat) { key_format = format }
     }
 
     /// Adds a secret. Add several to rotate keys: a signature made with any of them is accepted.
@@ -162,11 +142,10 @@ impl HmacBuilder {
         self
     }
 
-    /// The private key [`Hmac::sign`] signs with instead of a secret, for tests and local tools;
-    /// its public key is accepted too.
-    pub fn signing_key(mut self, key: SigningKey) -> Self {
-        self.signing = Some(key);
-        self
+    setters! {
+        /// The private key [`Hmac::sign`] signs with instead of a secret, for tests and local
+        /// tools; its public key is accepted too.
+        pub fn signing_key(key: SigningKey) { signing = Some(key) }
     }
 
     /// Adds several secrets, in order.
@@ -304,9 +283,9 @@ impl HmacBuilder {
             if !self.secrets.is_empty() {
                 return invalid("a public-key scheme verifies with public keys, not secrets");
             }
-            Box::default()
+            Keys::default()
         } else if self.secrets.is_empty() && !public_keys.is_empty() {
-            Box::default()
+            Keys::default()
         } else {
             keys(self.digest, self.key_format, &self.secrets)?
         };
@@ -400,7 +379,7 @@ pub(super) fn keys(
     digest: Digest,
     format: KeyFormat,
     secrets: &[Secret],
-) -> Result<Box<[Key]>, ConfigError> {
+) -> Result<Keys<Key>, ConfigError> {
     if digest.is_public() {
         return Err(ConfigError::InvalidScheme {
             reason: "a public-key scheme verifies with public keys, not secrets",

@@ -10,7 +10,7 @@
 //! - [`builder`]: [`HmacBuilder`], which checks a declaration and keys it;
 //! - here: [`Hmac`] itself, which reads, verifies and signs.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{
@@ -25,7 +25,7 @@ use super::{
     Delivery, Scheme, SignatureError, Signed, js_json, missing, one_value, repeated,
     timestamp::{self, SharedClock},
 };
-use crate::{ConfigError, Secret};
+use crate::{ConfigError, Secret, secret::Keys};
 
 mod builder;
 mod metadata;
@@ -99,7 +99,8 @@ pub const MAX_ELEMENTS: usize = 32;
 /// assert_eq!(scheme.verify(&signature, &body), Ok(Signed::RawBody));
 /// # Ok::<_, Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
+/// Its `Debug` output counts the keys and never shows them.
+#[derive(Clone, Debug)]
 pub struct Hmac {
     name: Box<str>,
     header: HeaderName,
@@ -113,7 +114,7 @@ pub struct Hmac {
     clock: SharedClock,
     metadata: Metadata,
     key_format: KeyFormat,
-    keys: Box<[Key]>,
+    keys: Keys<Key>,
     /// The public keys of a public-key scheme, or of the public entries of a list.
     public_keys: Box<[PublicKey]>,
     /// What [`sign`](Self::sign) signs with instead of the first secret.
@@ -651,21 +652,5 @@ impl Scheme for Hmac {
                 .map(|timestamp| timestamp.seconds),
             tenant: None,
         }
-    }
-}
-
-/// The scheme's name, header, the signature's format (digest, encoding and grammar, in words),
-/// what is signed and the replay window, and how many keys it holds, never what they are.
-impl fmt::Debug for Hmac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hmac")
-            .field("name", &self.name)
-            .field("header", &self.header)
-            .field("expected", &self.expected)
-            .field("parts", &self.parts)
-            .field("tolerance", &self.tolerance)
-            .field("keys", &format_args!("[{} redacted]", self.keys.len()))
-            .field("public_keys", &self.public_keys)
-            .finish_non_exhaustive()
     }
 }
