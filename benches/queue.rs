@@ -48,7 +48,7 @@
 //! ```
 //!
 //! It takes about three minutes (one or two without PostgreSQL). The figures depend on machine
-//! load: note it with them.
+//! load: note it with them. `TOWER_WEBHOOK_BENCH_PART=workers` runs the workers' rows alone.
 
 #[cfg(not(all(feature = "queue", feature = "redis")))]
 fn main() {
@@ -448,6 +448,8 @@ mod bench {
             .build()
             .expect("runtime");
         let run = Token::random().as_str()[..12].to_owned();
+        let workers_only =
+            std::env::var("TOWER_WEBHOOK_BENCH_PART").is_ok_and(|part| part == "workers");
         let mut server = None;
         let url = match std::env::var(URL_VAR) {
             Ok(url) if !url.is_empty() => Some(url),
@@ -487,7 +489,9 @@ mod bench {
                     dedupe,
                 });
             }
-            round_trips(&runtime, url, &targets[redis_targets..], &run);
+            if !workers_only {
+                round_trips(&runtime, url, &targets[redis_targets..], &run);
+            }
         }
         // A private Redis Cluster (three masters, a replica each): a queue's keys share one
         // slot, so its traffic goes to one master, over the cluster client.
@@ -508,10 +512,12 @@ mod bench {
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3))
             .configure_from_args();
-        ingest_criterion(&mut criterion, &runtime, &mut targets, &run);
-        criterion.final_summary();
-
-        table(&runtime, &mut targets, &run);
+        if !workers_only {
+            ingest_criterion(&mut criterion, &runtime, &mut targets, &run);
+            criterion.final_summary();
+            ingest_table(&runtime, &mut targets, &run);
+        }
+        worker_table(&runtime, &mut targets, &run);
         #[cfg(feature = "postgres")]
         if let Some(postgres) = postgres {
             postgres.finish(&runtime, targets);
@@ -620,7 +626,7 @@ mod bench {
         group.finish();
     }
 
-    fn table(runtime: &Runtime, targets: &mut [Target], run: &str) {
+    fn ingest_table(runtime: &Runtime, targets: &mut [Target], run: &str) {
         println!(
             "\nIngest: {SEQUENTIAL} sequential deliveries (seq); {DELIVERIES} with 8 and with 64 in flight (2 runtime threads)"
         );
@@ -664,7 +670,9 @@ mod bench {
             target.idle();
         }
         print_costs("per delivery of the 64-in-flight ingest above", &costs);
+    }
 
+    fn worker_table(runtime: &Runtime, targets: &mut [Target], run: &str) {
         println!(
             "\nWorker: {DELIVERIES} queued deliveries, a no-op service, timed until all are processed"
         );

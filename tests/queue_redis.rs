@@ -1576,3 +1576,188 @@ async fn sentinel_a_demoted_master_still_reachable_is_left_for_the_one_named() {
         .unwrap();
     assert!(len >= 1, "the push went to the new master");
 }
+
+/// Run by `a_lost_acknowledgement_batch_only_repeats_work` in a process of its own: a worker
+/// of concurrency 8 whose service says which delivery it processes, then waits for a gate (a
+/// file): the first four for `a`, the next for `b`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child process of a_lost_acknowledgement_batch_only_repeats_work"]
+async fn child_worker_waits_at_gates() {
+    let (Ok(url), Ok(stream), Ok(gates)) = (
+        std::env::var("TOWER_WEBHOOK_CHILD_URL"),
+        std::env::var("TOWER_WEBHOOK_CHILD_STREAM"),
+        std::env::var("TOWER_WEBHOOK_CHILD_GATES"),
+    ) else {
+        panic!("run by its parent test, with the server, stream and gates in the environment");
+    };
+    let queue = RedisQueue::connect(url.as_str())
+        .await
+        .unwrap()
+        .stream(&stream);
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handler = service_fn(move |delivery: Delivery<videonest::Event>| {
+        let order = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let gate = if order < 4 { "a" } else { "b" };
+        let path = std::path::Path::new(&gates).join(gate);
+        async move {
+            let id = delivery.event().id().unwrap_or("-");
+            println!("processed {id} {gate}");
+            while !path.exists() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok::<_, String>(())
+        }
+    });
+    Worker::new(queue, handler)
+        .concurrency(8)
+        .visibility_timeout(Duration::from_secs(2))
+        .run(std::future::pending::<()>())
+        .await
+        .unwrap();
+}
+
+/// A worker process killed (SIGKILL) with one batch of acknowledgements sent to a stalled
+/// server (SIGSTOP) and the next batch still waiting behind it: the sent batch runs when the
+/// server wakes (its answer lost), the unsent one is lost. Its deliveries are processed again,
+/// as attempt 2, by the next worker; nothing is lost, and nothing else is processed twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_acknowledgement_batch_only_repeats_work() {
+    use std::{
+        io::{BufRead, BufReader},
+        process::{Command, Stdio},
+    };
+
+    let Some(server) = Server::require("lost-ack-batch").await else {
+        return;
+    };
+    let url = server.url();
+    let run = Token::random();
+    let stream = format!("tower-webhook-test:queue:lost-ack-batch:{}", run.as_str());
+    let queue = RedisQueue::connect(url.as_str())
+        .await
+        .unwrap()
+        .stream(&stream);
+    let http = ingest(&queue);
+    // One delivery processed first, so that the server knows the scripts: a script it lacks
+    // would take a second round trip, which the child does not live to send.
+    let warm: Seen = Arc::default();
+    let worker = Running::start(Worker::new(queue.clone(), recorder(&warm)));
+    assert_eq!(post(&http, &event("warm")).await, StatusCode::OK);
+    until("the warm-up delivery", || warm.lock().unwrap().len() == 1).await;
+    worker.stop().await;
+    let ids: Vec<String> = (0..20).map(|i| format!("vid_{i}")).collect();
+    for id in &ids {
+        assert_eq!(post(&http, &event(id)).await, StatusCode::OK);
+    }
+    let gates = std::env::temp_dir().join(format!("tower-webhook-gates-{}", run.as_str()));
+    std::fs::create_dir_all(&gates).unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_worker_waits_at_gates",
+            "--nocapture",
+        ])
+        .env("TOWER_WEBHOOK_CHILD_URL", &url)
+        .env("TOWER_WEBHOOK_CHILD_STREAM", &stream)
+        .env("TOWER_WEBHOOK_CHILD_GATES", &gates)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines, mut processed) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("processed ")
+                && let Some((id, gate)) = rest.split_once(' ')
+            {
+                lines.send((id.to_owned(), gate.to_owned())).ok();
+            }
+        }
+    });
+    // The child holds eight deliveries, four at each gate.
+    let mut held = Vec::new();
+    while held.len() < 8 {
+        let line = common::guard("the child's deliveries", processed.recv()).await;
+        held.push(line.expect("the child runs"));
+    }
+    let behind = |gate: &str| -> Vec<String> {
+        let mut ids: Vec<String> = held
+            .iter()
+            .filter(|(_, at)| at == gate)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let (first, second) = (behind("a"), behind("b"));
+    assert_eq!((first.len(), second.len()), (4, 4), "{held:?}");
+
+    // The server stalls; the first four finish, and their acknowledgements go out (into the
+    // stalled server's socket). Then the other four finish: their acknowledgements wait for
+    // the first batch's answer, in the child. The child dies there.
+    server.freeze();
+    std::fs::write(gates.join("a"), "").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(gates.join("b"), "").unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    server.thaw();
+    std::fs::remove_dir_all(&gates).ok();
+
+    // The next worker processes what is left, the held deliveries once their visibility
+    // timeout has run out.
+    let seen: Seen = Arc::default();
+    let worker = Running::start(
+        Worker::new(queue.clone(), recorder(&seen)).visibility_timeout(Duration::from_secs(2)),
+    );
+    let empty = async {
+        loop {
+            let stats = queue.stats().await.unwrap();
+            if stats.ready + stats.pending + stats.delayed == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), empty)
+        .await
+        .expect("the queue empties");
+    worker.stop().await;
+    let seen = sorted(&seen);
+
+    // Nothing lost: each event is processed by the child or by the next worker.
+    for id in &ids {
+        let again = seen.iter().filter(|(seen, _)| seen == id).count();
+        let before = usize::from(held.iter().any(|(held, _)| held == id));
+        assert!(before + again >= 1, "{id} was never processed: {seen:?}");
+        assert!(
+            again <= 1,
+            "{id} processed twice by the next worker: {seen:?}"
+        );
+    }
+    // The unsent batch's deliveries come back, as attempt 2: their work is repeated.
+    for id in &second {
+        assert!(
+            seen.contains(&(id.clone(), 2)),
+            "{id}'s acknowledgement was never sent, yet it did not come back: {seen:?}"
+        );
+    }
+    // The batch the server received is kept: none of it comes back (its answer was lost).
+    let repeated: Vec<&String> = first
+        .iter()
+        .filter(|id| seen.iter().any(|(seen, _)| seen == *id))
+        .collect();
+    println!(
+        "repeated: the unsent batch's {} deliveries, and {} of the sent one's",
+        second.len(),
+        repeated.len()
+    );
+    assert!(
+        repeated.len() < first.len(),
+        "{first:?} all came back: {seen:?}"
+    );
+    assert_eq!(xlen(&queue, &stream).await, 0);
+}

@@ -253,6 +253,7 @@ pub(crate) struct Statements {
     pub(crate) push_once: String,
     pub(crate) pull: String,
     pub(crate) ack: String,
+    pub(crate) ack_many: String,
     pub(crate) ack_in: String,
     pub(crate) retry: String,
     pub(crate) dead_letter: String,
@@ -323,6 +324,10 @@ impl Sql {
                  WHERE m.id = due.id RETURNING m.id, m.payload, m.attempts, m.replays",
             ),
             ack: s(&format!("DELETE FROM {{s}}.queue WHERE {held}")),
+            ack_many: s("DELETE FROM {s}.queue m \
+                 USING unnest($1::bigint[], $3::integer[]) AS held (id, attempts) \
+                 WHERE m.id = held.id AND m.queue = $2 AND m.pulled \
+                 AND m.attempts = held.attempts"),
             ack_in: s(&format!(
                 "UPDATE {{s}}.queue SET acked = true WHERE {held} AND NOT acked"
             )),

@@ -312,6 +312,13 @@ impl Queue for MemoryQueue {
         Box::pin(async { Ok(()) })
     }
 
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        for message in messages {
+            drop(self.settle(message));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
         if let Some((mut state, mut stored)) = self.settle(message) {
             stored.first_failed.get_or_insert_with(SystemTime::now);

@@ -202,6 +202,20 @@ pub trait Queue: Send + Sync + 'static {
     /// The message was processed: it is removed.
     fn ack(&self, message: &Message) -> QueueFuture<()>;
 
+    /// The messages were processed: each is removed as [`ack`](Queue::ack) removes it, in one
+    /// round trip or transaction where the queue can. [`Worker`] acknowledges the deliveries
+    /// that finish while its last acknowledgement is on its way this way. Idempotent like
+    /// `ack`; an error may leave some removed and others not. By default, `ack` on each in turn.
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        let acks: Vec<QueueFuture<()>> = messages.iter().map(|message| self.ack(message)).collect();
+        Box::pin(async move {
+            for ack in acks {
+                ack.await?;
+            }
+            Ok(())
+        })
+    }
+
     /// The message failed with `error`: it is delivered again after `delay`.
     fn retry(&self, message: &Message, error: &str, delay: Duration) -> QueueFuture<()>;
 
@@ -243,6 +257,10 @@ impl<Q: Queue + ?Sized> Queue for Arc<Q> {
 
     fn ack(&self, message: &Message) -> QueueFuture<()> {
         (**self).ack(message)
+    }
+
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        (**self).ack_many(messages)
     }
 
     fn retry(&self, message: &Message, error: &str, delay: Duration) -> QueueFuture<()> {

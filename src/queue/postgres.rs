@@ -340,6 +340,33 @@ impl Queue for PostgresQueue {
         self.settle(message, |sql| &sql.ack, Extra::None)
     }
 
+    /// One statement for all.
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        let (database, name) = (self.database.clone(), Arc::clone(&self.name));
+        let (ids, attempts): (Vec<i64>, Vec<i32>) = messages
+            .iter()
+            .filter_map(|message| Some((number(&message.id)?, attempt(message.attempt))))
+            .unzip();
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let sql = database.sql().clone();
+            database
+                .run(|client| {
+                    Box::pin(async move {
+                        let statement = client.prepare_cached(&sql.ack_many).await?;
+                        client
+                            .execute(&statement, &[&ids, &&*name, &attempts])
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .await?;
+            Ok(())
+        })
+    }
+
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {
         self.settle(message, |sql| &sql.retry, Extra::Millis(millis(delay)))
     }

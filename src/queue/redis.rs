@@ -208,6 +208,20 @@ redis.call('XDEL', stream, id)
 return 1
 ";
 
+/// Removes the messages this delivery of each still holds. KEYS[1]: the stream; ARGV: the
+/// group, then an id and its attempt for each message.
+const ACK_MANY: &str = r"
+local stream, group = KEYS[1], ARGV[1]
+local ids = {}
+for i = 2, #ARGV, 2 do
+  if held(stream, group, ARGV[i], ARGV[i + 1]) then ids[#ids + 1] = ARGV[i] end
+end
+if #ids == 0 then return 0 end
+redis.call('XACK', stream, group, unpack(ids))
+redis.call('XDEL', stream, unpack(ids))
+return #ids
+";
+
 /// Moves the message to the delayed set, due after the delay, if this delivery still holds it.
 /// KEYS: the stream, the delayed set, the delayed payloads; ARGV: the group, the id, the
 /// attempt, the delay in milliseconds.
@@ -431,6 +445,7 @@ struct Scripts {
     push_once: Lua,
     pull: Lua,
     ack: Lua,
+    ack_many: Lua,
     retry: Lua,
     dead_letter: Lua,
     stats: Lua,
@@ -548,6 +563,7 @@ impl RedisQueue {
                 push_once: Lua::new(&format!("{}{PUSH_ONCE}", redis_record::LUA)),
                 pull: Lua::new(&format!("{HELD}{PULL}")),
                 ack: Lua::new(&format!("{HELD}{ACK}")),
+                ack_many: Lua::new(&format!("{HELD}{ACK_MANY}")),
                 retry: Lua::new(&format!("{HELD}{RETRY}")),
                 dead_letter: Lua::new(&format!("{HELD}{DEAD_LETTER}")),
                 stats: Lua::new(STATS),
@@ -874,6 +890,31 @@ impl Queue for RedisQueue {
 
     fn ack(&self, message: &Message) -> QueueFuture<()> {
         self.settle(|s| &s.ack, message, &[], Vec::new())
+    }
+
+    /// One script for all.
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        let mut connection = self.connection.clone();
+        let (scripts, stream) = (Arc::clone(&self.scripts), self.keys.stream.clone());
+        let mut args = vec![self.group.as_bytes().to_vec()];
+        for message in messages {
+            args.push(message.id.0.clone().into_bytes());
+            args.push(message.attempt.to_string().into_bytes());
+        }
+        Box::pin(async move {
+            if args.len() == 1 {
+                return Ok(());
+            }
+            let mut invocation = scripts.ack_many.key(&stream);
+            for arg in &args {
+                invocation.arg(arg);
+            }
+            let _: i64 = invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
     }
 
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {

@@ -205,11 +205,17 @@ fn store(
 
 /// Deletes the message `id` of `queue`.
 fn remove(connection: &Connection, queue: &str, id: i64) -> Result<(), QueueError> {
+    delete(connection, id)?;
+    add_length(connection, queue, -1)
+}
+
+/// Deletes the row `id` (its length is the caller's to count).
+fn delete(connection: &Connection, id: i64) -> Result<(), QueueError> {
     connection
         .prepare_cached("DELETE FROM tower_webhook_queue WHERE id = ?1")
         .and_then(|mut delete| delete.execute(params![id]))
         .map_err(failed)?;
-    add_length(connection, queue, -1)
+    Ok(())
 }
 
 /// The message `message` of `queue`, if this delivery of it still holds it: its row id.
@@ -398,6 +404,21 @@ impl Queue for SqliteQueue {
 
     fn ack(&self, message: &Message) -> QueueFuture<()> {
         self.settle(message, remove)
+    }
+
+    /// One transaction for all.
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        let (name, messages) = (Arc::clone(&self.name), messages.to_vec());
+        Box::pin(self.database.call(move |connection| {
+            let mut removed = 0;
+            for message in &messages {
+                if let Some(id) = held(connection, &name, message)? {
+                    delete(connection, id)?;
+                    removed += 1;
+                }
+            }
+            add_length(connection, &name, -removed)
+        }))
     }
 
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {

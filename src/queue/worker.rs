@@ -6,7 +6,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -14,7 +14,10 @@ use std::{
 
 use pin_project::pin_project;
 use serde::de::DeserializeOwned;
-use tokio::task::JoinSet;
+use tokio::{
+    sync::{Notify, mpsc, oneshot},
+    task::JoinSet,
+};
 use tower::Service;
 
 use super::{Delivery, Message, Pull, Queue, QueueError};
@@ -236,11 +239,16 @@ where
     /// None so far: a queue that cannot be reached is retried every second, for as long as the
     /// worker runs. The `Result` leaves room for fatal queue errors.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), QueueError> {
+        let (acks, unsent) = mpsc::unbounded_channel();
+        let busy = Arc::new(BusyCount::default());
+        let acknowledging =
+            tokio::spawn(acknowledge(self.queue.clone(), unsent, Arc::clone(&busy)));
         let settings = Arc::new(Settings {
             queue: self.queue.clone(),
             visibility: self.visibility,
             max_attempts: self.max_attempts,
             backoff: self.backoff,
+            acks,
         });
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -263,10 +271,17 @@ where
                     () = &mut shutdown => break,
                 }
             }
-            let free = self.concurrency.saturating_sub(tasks.len());
+            // Deliveries whose processing is over do not hold a place while their
+            // acknowledgement is on its way (the next ones are pulled meanwhile), up to as many
+            // again as the concurrency.
+            let free = self
+                .concurrency
+                .saturating_sub(busy.count.load(Ordering::Acquire))
+                .min((2 * self.concurrency).saturating_sub(tasks.len()));
             if free == 0 {
                 tokio::select! {
                     _ = tasks.join_next() => continue,
+                    () = busy.freed.notified() => continue,
                     () = &mut shutdown => break,
                 }
             }
@@ -307,7 +322,8 @@ where
             for message in messages {
                 let settings = Arc::clone(&settings);
                 let service = self.service.clone();
-                tasks.spawn(async move { settings.process(service, message).await });
+                let busy = Busy::start(&busy);
+                tasks.spawn(async move { settings.process(service, message, busy).await });
             }
         }
         let drained = tokio::time::timeout(self.drain, async {
@@ -325,7 +341,83 @@ where
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
         }
+        // Every delivery that finished was answered its acknowledgement: the task ends once
+        // every sender is gone. Those stopped may have left one on its way: not waited for.
+        drop(settings);
+        if drained.is_err() {
+            acknowledging.abort();
+        }
+        acknowledging.await.ok();
         Ok(())
+    }
+}
+
+/// An acknowledgement for [`acknowledge`] to send, and where to say how it went.
+type Ack = (Message, oneshot::Sender<Result<(), QueueError>>);
+
+/// How many acknowledgements go in one [`Queue::ack_many`] at most.
+const ACK_BATCH: usize = 256;
+
+/// How many times [`acknowledge`] yields for deliveries still being processed.
+const ACK_YIELDS: usize = 4;
+
+/// How many deliveries are being processed (their settlement not started), and a wake-up for
+/// the worker's loop each time one is over.
+#[derive(Default)]
+struct BusyCount {
+    count: AtomicUsize,
+    freed: Notify,
+}
+
+/// Counts a delivery being processed, until its settlement starts (or its task ends).
+struct Busy(Arc<BusyCount>);
+
+impl Busy {
+    fn start(busy: &Arc<BusyCount>) -> Self {
+        busy.count.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(busy))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
+}
+
+/// Sends the acknowledgements of finished deliveries in batches, one batch at a time: those
+/// that come while a batch is on its way go together in the next ([`Queue::ack_many`]). At a
+/// low rate each goes alone and at once; at a high rate one round trip acknowledges many. A
+/// delivery's task waits for its batch, so a batch holds at most the worker's concurrency. A
+/// batch lost in a crash only repeats work: its messages are still held, and are delivered
+/// again after their visibility timeout.
+///
+/// Before it sends a batch, it lets the deliveries still being processed run a few times
+/// (`yield_now`), so that those that finish together (a pulled batch of quick ones) share it.
+async fn acknowledge<Q: Queue>(
+    queue: Q,
+    mut unsent: mpsc::UnboundedReceiver<Ack>,
+    busy: Arc<BusyCount>,
+) {
+    let mut batch = Vec::with_capacity(ACK_BATCH);
+    while unsent.recv_many(&mut batch, ACK_BATCH).await > 0 {
+        for _ in 0..ACK_YIELDS {
+            if busy.count.load(Ordering::Acquire) == 0 || batch.len() >= ACK_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+            while batch.len() < ACK_BATCH
+                && let Ok(ack) = unsent.try_recv()
+            {
+                batch.push(ack);
+            }
+        }
+        let (messages, replies): (Vec<Message>, Vec<_>) = batch.drain(..).unzip();
+        let acked = queue.ack_many(&messages).await;
+        for reply in replies {
+            reply.send(acked.clone()).ok();
+        }
     }
 }
 
@@ -334,11 +426,13 @@ struct Settings<Q> {
     visibility: Duration,
     max_attempts: u32,
     backoff: Backoff,
+    /// To [`acknowledge`].
+    acks: mpsc::UnboundedSender<Ack>,
 }
 
 impl<Q: Queue> Settings<Q> {
     /// Processes one message and settles it ([`settle`](Self::settle)).
-    async fn process<E, S>(&self, mut service: S, message: Message)
+    async fn process<E, S>(&self, mut service: S, message: Message, busy: Busy)
     where
         E: WebhookEvent + DeserializeOwned,
         S: Service<Delivery<E>>,
@@ -356,7 +450,7 @@ impl<Q: Queue> Settings<Q> {
                 self.max_attempts
             );
             Label::default().count(names::DELIVERIES, names::DEAD_LETTERED);
-            self.settle(&message, pulled, &Outcome::DeadLetter(error))
+            self.settle(&message, pulled, &Outcome::DeadLetter(error), busy)
                 .await;
             return;
         }
@@ -372,7 +466,7 @@ impl<Q: Queue> Settings<Q> {
                     "a stored webhook delivery cannot be read; dead-lettering it"
                 );
                 Label::default().count(names::DELIVERIES, names::DEAD_LETTERED);
-                self.settle(&message, pulled, &Outcome::DeadLetter(error))
+                self.settle(&message, pulled, &Outcome::DeadLetter(error), busy)
                     .await;
                 return;
             }
@@ -425,7 +519,7 @@ impl<Q: Queue> Settings<Q> {
             Outcome::Retry(..) => label.count(names::DELIVERIES, names::RETRIED),
             Outcome::DeadLetter(_) => label.count(names::DELIVERIES, names::DEAD_LETTERED),
         }
-        span.instrument(self.settle(&message, pulled, &outcome))
+        span.instrument(self.settle(&message, pulled, &outcome, busy))
             .await;
     }
 
@@ -433,7 +527,9 @@ impl<Q: Queue> Settings<Q> {
     /// every second) while the message is still this worker's, within its visibility timeout:
     /// a short outage of the queue does not make a processed delivery come back. After that,
     /// the message comes back: at least once, never lost.
-    async fn settle(&self, message: &Message, pulled: Instant, outcome: &Outcome) {
+    async fn settle(&self, message: &Message, pulled: Instant, outcome: &Outcome, busy: Busy) {
+        // Processed: what is left is the queue's.
+        drop(busy);
         if let Outcome::DeadLetter(_error) = outcome {
             log_warn!(
                 message_id = %message.id,
@@ -446,6 +542,8 @@ impl<Q: Queue> Settings<Q> {
         let mut failures = 0u32;
         loop {
             let settled = match outcome {
+                // With the others that finish meanwhile; alone when tried again.
+                Outcome::Ack if failures == 0 => self.ack_in_batch(message).await,
                 Outcome::Ack => self.queue.ack(message).await,
                 Outcome::Retry(error, delay) => self.queue.retry(message, error, *delay).await,
                 Outcome::DeadLetter(error) => self.queue.dead_letter(message, error).await,
@@ -478,6 +576,18 @@ impl<Q: Queue> Settings<Q> {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(1));
         }
+    }
+}
+
+impl<Q> Settings<Q> {
+    /// Acknowledges `message` in [`acknowledge`]'s next batch.
+    async fn ack_in_batch(&self, message: &Message) -> Result<(), QueueError> {
+        let (reply, acked) = oneshot::channel();
+        // Unsent, the reply is dropped with it.
+        self.acks.send((message.clone(), reply)).ok();
+        acked
+            .await
+            .unwrap_or_else(|_gone| Err(QueueError::unavailable("the acknowledging task is gone")))
     }
 }
 
