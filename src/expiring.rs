@@ -27,10 +27,13 @@
 
 use std::{
     cmp::Ordering,
-    collections::{BinaryHeap, HashMap, hash_map::Entry},
+    collections::BinaryHeap,
+    hash::BuildHasher,
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use hashbrown::{HashTable, hash_table::Entry};
 
 /// `now + after`, saturating about a century ahead instead of overflowing: a wait or a lifetime
 /// too long to add is as good as forever.
@@ -49,9 +52,26 @@ pub(crate) const SLACK: usize = 32;
 /// Allocations are not shrunk below room for this many entries.
 const MIN_ROOM: usize = 64;
 
+/// A key with its hash, computed once by the map's owner (with its own keyed hasher) for every
+/// operation on it: the map, its heap and the owner's choice of shard all use that one hash.
+#[derive(Clone, Copy)]
+pub(crate) struct Key<'a> {
+    pub(crate) hash: u64,
+    pub(crate) text: &'a str,
+}
+
+impl<'a> Key<'a> {
+    pub(crate) fn new(hasher: &impl BuildHasher, text: &'a str) -> Self {
+        Self {
+            hash: hasher.hash_one(text),
+            text,
+        }
+    }
+}
+
 /// Keys mapped to values that each expire at an instant.
 pub(crate) struct ExpiringMap<V> {
-    entries: HashMap<Arc<str>, Slot<V>>,
+    entries: HashTable<Slot<V>>,
     due: BinaryHeap<Due>,
     next_seq: u64,
     expired: u64,
@@ -59,6 +79,8 @@ pub(crate) struct ExpiringMap<V> {
 }
 
 struct Slot<V> {
+    key: Arc<str>,
+    hash: u64,
     value: V,
     expires: Instant,
     /// Which heap item is current for this entry.
@@ -70,6 +92,7 @@ struct Slot<V> {
 struct Due {
     at: Instant,
     seq: u64,
+    hash: u64,
     key: Arc<str>,
 }
 
@@ -107,13 +130,22 @@ pub(crate) enum Lookup<'a, V> {
 impl<V> Default for ExpiringMap<V> {
     fn default() -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: HashTable::new(),
             due: BinaryHeap::new(),
             next_seq: 0,
             expired: 0,
             refused: 0,
         }
     }
+}
+
+/// Whether `slot` is `key`'s.
+fn is<V>(key: Key<'_>) -> impl Fn(&Slot<V>) -> bool + '_ {
+    move |slot| slot.hash == key.hash && *slot.key == *key.text
+}
+
+fn hash_of<V>(slot: &Slot<V>) -> u64 {
+    slot.hash
 }
 
 impl<V> ExpiringMap<V> {
@@ -137,8 +169,8 @@ impl<V> ExpiringMap<V> {
     }
 
     /// `key`'s entry, and whether it has expired at `now` (an entry expires at its instant).
-    pub(crate) fn lookup(&self, key: &str, now: Instant) -> Lookup<'_, V> {
-        match self.entries.get(key) {
+    pub(crate) fn lookup(&self, key: Key<'_>, now: Instant) -> Lookup<'_, V> {
+        match self.entries.find(key.hash, is(key)) {
             Some(slot) if slot.expires > now => Lookup::Live(&slot.value),
             Some(_) => Lookup::Expired,
             None => Lookup::Absent,
@@ -160,22 +192,36 @@ impl<V> ExpiringMap<V> {
 
     /// Sets `key` to `value` until `expires`, inserting it (the caller made room with
     /// [`vacancy`](Self::vacancy)) or replacing its entry (an expired one counts as expired).
-    pub(crate) fn insert(&mut self, key: &str, value: V, expires: Instant, now: Instant) {
-        let key: Arc<str> = Arc::from(key);
-        let seq = self.push_due(expires, Arc::clone(&key));
-        // The heap item first: were anything to stop half-way, an item without its entry is
-        // merely stale, while an entry without its item would never be swept.
-        let replaced = self.entries.insert(
-            key,
-            Slot {
-                value,
-                expires,
-                seq,
-            },
-        );
-        if replaced.is_some_and(|old| old.expires <= now) {
-            self.expired += 1;
-        }
+    pub(crate) fn insert(&mut self, key: Key<'_>, value: V, expires: Instant, now: Instant) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let stored = match self.entries.entry(key.hash, is(key), hash_of) {
+            Entry::Occupied(mut entry) => {
+                let slot = entry.get_mut();
+                if slot.expires <= now {
+                    self.expired += 1;
+                }
+                (slot.value, slot.expires, slot.seq) = (value, expires, seq);
+                Arc::clone(&slot.key)
+            }
+            Entry::Vacant(entry) => {
+                let stored: Arc<str> = Arc::from(key.text);
+                entry.insert(Slot {
+                    key: Arc::clone(&stored),
+                    hash: key.hash,
+                    value,
+                    expires,
+                    seq,
+                });
+                stored
+            }
+        };
+        self.due.push(Due {
+            at: expires,
+            seq,
+            hash: key.hash,
+            key: stored,
+        });
         self.compact();
     }
 
@@ -183,11 +229,11 @@ impl<V> ExpiringMap<V> {
     /// for its value. Whether it did.
     pub(crate) fn update(
         &mut self,
-        key: &str,
+        key: Key<'_>,
         expires: Instant,
         change: impl FnOnce(&V) -> Option<V>,
     ) -> bool {
-        let Some(slot) = self.entries.get_mut(key) else {
+        let Some(slot) = self.entries.find_mut(key.hash, is(key)) else {
             return false;
         };
         let Some(value) = change(&slot.value) else {
@@ -204,26 +250,23 @@ impl<V> ExpiringMap<V> {
         let seq = self.next_seq;
         self.next_seq += 1;
         slot.seq = seq;
-        if let Some((stored, _)) = self.entries.get_key_value(key) {
-            let key = Arc::clone(stored);
-            self.due.push(Due {
-                at: expires,
-                seq,
-                key,
-            });
-        }
+        let item = Due {
+            at: expires,
+            seq,
+            hash: key.hash,
+            key: Arc::clone(&slot.key),
+        };
+        self.due.push(item);
         self.compact();
         true
     }
 
     /// Removes `key`'s entry (expired or not) when `remove` says so for its value.
-    pub(crate) fn remove_if(&mut self, key: &str, remove: impl FnOnce(&V) -> bool) {
-        if self
-            .entries
-            .get(key)
-            .is_some_and(|slot| remove(&slot.value))
+    pub(crate) fn remove_if(&mut self, key: Key<'_>, remove: impl FnOnce(&V) -> bool) {
+        if let Ok(entry) = self.entries.find_entry(key.hash, is(key))
+            && remove(&entry.get().value)
         {
-            self.entries.remove(key);
+            entry.remove();
             self.compact();
         }
     }
@@ -247,33 +290,27 @@ impl<V> ExpiringMap<V> {
         if self.due.peek()?.at > now {
             return None;
         }
-        let Due { seq, key, .. } = self.due.pop()?;
-        match self.entries.entry(key) {
-            Entry::Occupied(entry) if entry.get().seq == seq => {
-                let expires = entry.get().expires;
-                if expires <= now {
-                    entry.remove();
-                    self.expired += 1;
-                    Some(true)
-                } else {
-                    let key = Arc::clone(entry.key());
-                    self.due.push(Due {
-                        at: expires,
-                        seq,
-                        key,
-                    });
-                    Some(false)
-                }
-            }
-            _ => Some(false),
+        let mut item = self.due.pop()?;
+        let key = Key {
+            hash: item.hash,
+            text: &item.key,
+        };
+        let Ok(entry) = self.entries.find_entry(key.hash, is(key)) else {
+            return Some(false);
+        };
+        if entry.get().seq != item.seq {
+            return Some(false);
         }
-    }
-
-    fn push_due(&mut self, at: Instant, key: Arc<str>) -> u64 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.due.push(Due { at, seq, key });
-        seq
+        let expires = entry.get().expires;
+        if expires <= now {
+            entry.remove();
+            self.expired += 1;
+            Some(true)
+        } else {
+            item.at = expires;
+            self.due.push(item);
+            Some(false)
+        }
     }
 
     /// Drops the stale heap items once they outnumber the entries by more than `SLACK`.
@@ -283,8 +320,12 @@ impl<V> ExpiringMap<V> {
         }
         let entries = &self.entries;
         self.due.retain(|item| {
+            let key = Key {
+                hash: item.hash,
+                text: &item.key,
+            };
             entries
-                .get(&item.key)
+                .find(key.hash, is(key))
                 .is_some_and(|slot| slot.seq == item.seq)
         });
         self.shrink();
@@ -295,7 +336,7 @@ impl<V> ExpiringMap<V> {
     fn shrink(&mut self) {
         let entries = self.entries.len();
         if self.entries.capacity() > 4 * entries.max(MIN_ROOM) {
-            self.entries.shrink_to(2 * entries.max(MIN_ROOM));
+            self.entries.shrink_to(2 * entries.max(MIN_ROOM), hash_of);
         }
         let items = self.due.len();
         if self.due.capacity() > 4 * items.max(MIN_ROOM) {
@@ -312,6 +353,14 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
+    /// `text` hashed as every test hashes it.
+    fn k(text: &str) -> Key<'_> {
+        Key::new(
+            &std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default(),
+            text,
+        )
+    }
+
     impl<V> ExpiringMap<V> {
         /// Every entry has exactly one current heap item, due at or before its expiry, and the
         /// heap holds no more than twice the entries plus `SLACK`.
@@ -321,7 +370,7 @@ mod tests {
                 .iter()
                 .filter(|item| {
                     self.entries
-                        .get(&item.key)
+                        .find(item.hash, |slot| slot.key == item.key)
                         .is_some_and(|slot| slot.seq == item.seq && item.at <= slot.expires)
                 })
                 .count();
@@ -336,9 +385,9 @@ mod tests {
     }
 
     fn insert_new(map: &mut ExpiringMap<u32>, key: &str, value: u32, ttl: Duration, now: Instant) {
-        assert!(matches!(map.lookup(key, now), Lookup::Absent));
+        assert!(matches!(map.lookup(k(key), now), Lookup::Absent));
         assert!(map.vacancy(now, usize::MAX));
-        map.insert(key, value, now + ttl, now);
+        map.insert(k(key), value, now + ttl, now);
     }
 
     /// A map of `n` entries `k0`, `k1`, … (valued 0, 1, …) that expire a second after `now`.
@@ -355,14 +404,19 @@ mod tests {
         let now = Instant::now();
         let mut map = ExpiringMap::new();
         insert_new(&mut map, "a", 1, Duration::from_secs(10), now);
-        assert!(matches!(map.lookup("a", now), Lookup::Live(1)));
+        assert!(matches!(map.lookup(k("a"), now), Lookup::Live(1)));
         let later = now + Duration::from_secs(10);
-        assert!(matches!(map.lookup("a", later), Lookup::Expired));
-        assert_eq!(map.entries.get("a").map(|slot| slot.value), Some(1));
+        assert!(matches!(map.lookup(k("a"), later), Lookup::Expired));
+        assert_eq!(
+            map.entries
+                .find(k("a").hash, is(k("a")))
+                .map(|slot| slot.value),
+            Some(1)
+        );
         // Replaced in place: counted as expired.
-        map.insert("a", 2, later + DAY, later);
+        map.insert(k("a"), 2, later + DAY, later);
         assert_eq!((map.len(), map.expired()), (1, 1));
-        assert!(matches!(map.lookup("a", later), Lookup::Live(2)));
+        assert!(matches!(map.lookup(k("a"), later), Lookup::Live(2)));
         map.check();
     }
 
@@ -380,10 +434,10 @@ mod tests {
         assert!(map.vacancy(at, 4));
         // One place was needed: "a", the soonest, went; "b" has expired too but is still there.
         assert_eq!((map.len(), map.expired()), (3, 1));
-        assert!(matches!(map.lookup("a", at), Lookup::Absent));
-        assert!(matches!(map.lookup("b", at), Lookup::Expired));
+        assert!(matches!(map.lookup(k("a"), at), Lookup::Absent));
+        assert!(matches!(map.lookup(k("b"), at), Lookup::Expired));
         assert!(map.vacancy(at, 3));
-        assert!(matches!(map.lookup("b", at), Lookup::Absent));
+        assert!(matches!(map.lookup(k("b"), at), Lookup::Absent));
         assert!(!map.vacancy(at, 2), "c and d have not expired");
         assert_eq!((map.len(), map.refused(), map.expired()), (2, 2, 2));
         map.check();
@@ -394,20 +448,20 @@ mod tests {
         let now = Instant::now();
         let mut map = ExpiringMap::new();
         insert_new(&mut map, "k", 1, Duration::from_secs(1), now);
-        assert!(map.update("k", now + DAY, |value| Some(value + 1)));
-        assert!(!map.update("k", now, |_| None));
-        assert!(!map.update("missing", now, |_| Some(0)));
+        assert!(map.update(k("k"), now + DAY, |value| Some(value + 1)));
+        assert!(!map.update(k("k"), now, |_| None));
+        assert!(!map.update(k("missing"), now, |_| Some(0)));
         // Its old expiry has passed: the stale item is popped, the entry stays.
         map.sweep(now + Duration::from_secs(2), 10);
         assert!(matches!(
-            map.lookup("k", now + Duration::from_secs(2)),
+            map.lookup(k("k"), now + Duration::from_secs(2)),
             Lookup::Live(2)
         ));
         assert_eq!(map.expired(), 0);
         map.check();
-        map.remove_if("k", |value| *value == 1);
+        map.remove_if(k("k"), |value| *value == 1);
         assert_eq!(map.len(), 1);
-        map.remove_if("k", |value| *value == 2);
+        map.remove_if(k("k"), |value| *value == 2);
         assert_eq!(map.len(), 0);
         map.check();
     }
@@ -437,7 +491,7 @@ mod tests {
                 if round == 0 {
                     insert_new(&mut map, &key, 0, DAY, now);
                 } else {
-                    assert!(map.update(&key, expires, |_| Some(round)));
+                    assert!(map.update(k(&key), expires, |_| Some(round)));
                 }
             }
             map.check();
@@ -447,7 +501,7 @@ mod tests {
         for round in 0..100 {
             for i in 0..100 {
                 let key = format!("k{i}");
-                map.remove_if(&key, |_| true);
+                map.remove_if(k(&key), |_| true);
                 insert_new(&mut map, &key, round, DAY, now);
             }
             map.check();
@@ -466,14 +520,14 @@ mod tests {
         let mut map = ExpiringMap::new();
         // A claim for a minute, then marked done for a day.
         insert_new(&mut map, "k", 0, Duration::from_secs(60), now);
-        assert!(map.update("k", now + DAY, |_| Some(1)));
+        assert!(map.update(k("k"), now + DAY, |_| Some(1)));
         assert_eq!(map.due.len(), 1);
         map.check();
         // Its item comes due after a minute: the entry is live, so it is looked at again when
         // it expires.
         let minute = now + Duration::from_secs(60);
         map.sweep(minute, usize::MAX);
-        assert!(matches!(map.lookup("k", minute), Lookup::Live(1)));
+        assert!(matches!(map.lookup(k("k"), minute), Lookup::Live(1)));
         assert!(!map.vacancy(minute, 1), "nothing has expired");
         assert_eq!((map.due.len(), map.expired(), map.refused()), (1, 0, 1));
         map.check();
@@ -491,7 +545,7 @@ mod tests {
         let later = now + Duration::from_secs(1);
         for i in 0..10_000 {
             map.sweep(later, SWEEP);
-            map.insert(&format!("n{i}"), i, later, later);
+            map.insert(k(&format!("n{i}")), i, later, later);
         }
         map.sweep(later, SWEEP);
         map.check();

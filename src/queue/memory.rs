@@ -16,7 +16,7 @@ use super::{
     QueueFuture, QueueStats, Select,
     dead::{dead_id, dead_number},
 };
-use crate::expiring::{ExpiringMap, Lookup, SWEEP, later};
+use crate::expiring::{ExpiringMap, Key, Lookup, SWEEP, later};
 
 /// How many keys of [`Queue::push_once`] a [`MemoryQueue`] remembers at most unless set with
 /// [`MemoryQueue::max_keys`]: 100,000.
@@ -48,6 +48,8 @@ pub struct MemoryQueue {
 
 struct Inner {
     capacity: usize,
+    /// Keys the `push_once` records' hashes, per queue.
+    hasher: std::collections::hash_map::RandomState,
     max_keys: AtomicUsize,
     state: Mutex<State>,
     arrived: Notify,
@@ -102,6 +104,7 @@ impl MemoryQueue {
         Self {
             inner: Arc::new(Inner {
                 capacity,
+                hasher: std::collections::hash_map::RandomState::new(),
                 max_keys: AtomicUsize::new(DEFAULT_MAX_KEYS),
                 state: Mutex::default(),
                 arrived: Notify::new(),
@@ -172,6 +175,7 @@ impl MemoryQueue {
         payload: Bytes,
     ) -> Result<Pushed, QueueError> {
         let now = Instant::now();
+        let key = Key::new(&self.inner.hasher, key);
         let mut state = self.state();
         state.keys.sweep(now, SWEEP);
         let absent = match state.keys.lookup(key, now) {

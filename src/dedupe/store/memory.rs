@@ -4,13 +4,12 @@ use std::{
     collections::hash_map::RandomState,
     fmt,
     future::{Ready, ready},
-    hash::BuildHasher,
     sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use super::{Claim, Store, StoreError, Token};
-use crate::expiring::{ExpiringMap, Lookup, SWEEP, later};
+use crate::expiring::{ExpiringMap, Key, Lookup, SWEEP, later};
 
 /// The default bound on the number of keys a [`MemoryStore`] keeps: 100,000, claimed or done.
 ///
@@ -138,14 +137,17 @@ impl MemoryStore {
         stats
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        let index = self.inner.hasher.hash_one(key) as usize % SHARDS;
-        lock(&self.inner.shards[index])
+    /// `text` with its hash, and its shard, locked. The shard is taken from bits of the hash
+    /// that a shard's table does not use to place its keys.
+    fn shard<'k>(&self, text: &'k str) -> (Key<'k>, MutexGuard<'_, Shard>) {
+        let key = Key::new(&self.inner.hasher, text);
+        let index = (key.hash >> 32) as usize % SHARDS;
+        (key, lock(&self.inner.shards[index]))
     }
 
     fn claim_now(&self, key: &str, token: &Token, lease: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
-        let mut shard = self.shard(key);
+        let (key, mut shard) = self.shard(key);
         shard.sweep(now, SWEEP);
         match shard.lookup(key, now) {
             Lookup::Live(State::Claimed(_)) => return Ok(Claim::InFlight),
@@ -166,7 +168,7 @@ impl MemoryStore {
 
     fn complete_now(&self, key: &str, token: &Token, retention: Duration) {
         let now = Instant::now();
-        let mut shard = self.shard(key);
+        let (key, mut shard) = self.shard(key);
         shard.update(key, later(now, retention), |state| {
             matches!(state, State::Claimed(held) if held == token).then_some(State::Done)
         });
@@ -174,7 +176,7 @@ impl MemoryStore {
     }
 
     fn release_now(&self, key: &str, token: &Token) {
-        let mut shard = self.shard(key);
+        let (key, mut shard) = self.shard(key);
         shard.remove_if(
             key,
             |state| matches!(state, State::Claimed(held) if held == token),

@@ -149,8 +149,10 @@ impl Token {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        // The process id is a system call each time it is read: once per token.
-        let process = std::process::id();
+        // The process id is a system call each time it is read: once per process. (A forked
+        // child keeps its parent's; its clock and counter still part their tokens.)
+        static PROCESS: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+        let process = *PROCESS.get_or_init(std::process::id);
         let mut bytes = [0u8; 16];
         for (i, word) in bytes.chunks_exact_mut(8).enumerate() {
             let mut hasher = RandomState::new().build_hasher();
