@@ -27,7 +27,7 @@
 
 use std::{
     cmp::Ordering,
-    collections::BinaryHeap,
+    collections::{BinaryHeap, binary_heap::PeekMut},
     hash::BuildHasher,
     sync::Arc,
     time::{Duration, Instant},
@@ -287,28 +287,30 @@ impl<V> ExpiringMap<V> {
     /// is current and the entry has not (`Some(false)`), and skips it if it is stale
     /// (`Some(false)`). `None` when nothing is due, hence nothing has expired.
     fn pop_due(&mut self, now: Instant) -> Option<bool> {
-        if self.due.peek()?.at > now {
+        let mut top = self.due.peek_mut()?;
+        if top.at > now {
             return None;
         }
-        let mut item = self.due.pop()?;
         let key = Key {
-            hash: item.hash,
-            text: &item.key,
+            hash: top.hash,
+            text: &top.key,
         };
-        let Ok(entry) = self.entries.find_entry(key.hash, is(key)) else {
-            return Some(false);
+        let current = match self.entries.find_entry(key.hash, is(key)) {
+            Ok(entry) if entry.get().seq == top.seq => entry,
+            _ => {
+                PeekMut::pop(top);
+                return Some(false);
+            }
         };
-        if entry.get().seq != item.seq {
-            return Some(false);
-        }
-        let expires = entry.get().expires;
+        let expires = current.get().expires;
         if expires <= now {
-            entry.remove();
+            current.remove();
+            PeekMut::pop(top);
             self.expired += 1;
             Some(true)
         } else {
-            item.at = expires;
-            self.due.push(item);
+            // Due again at its entry's expiry: moved down the heap in place.
+            top.at = expires;
             Some(false)
         }
     }
