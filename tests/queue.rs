@@ -566,6 +566,50 @@ async fn a_failed_acknowledgement_is_retried_and_the_delivery_not_processed_twic
     assert_eq!(*seen.lock().unwrap(), [("once".into(), 1)]);
 }
 
+/// A worker pulls ahead of its free places only as many deliveries as finish, at the recent
+/// pace, within a quarter of the visibility timeout: with a service slower than that, no
+/// delivery waits in the worker while its timeout runs (the queue's held deliveries stay at
+/// the concurrency, plus one whose acknowledgement is on its way).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_service_is_not_pulled_for_ahead_of_its_places() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    for i in 0..6 {
+        post(&http, &event(&format!("slow-{i}"))).await;
+    }
+    let finished = Arc::new(AtomicUsize::new(0));
+    let done = Arc::clone(&finished);
+    let service = service_fn(move |_delivery: Delivery<videonest::Event>| {
+        let done = Arc::clone(&done);
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            done.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(())
+        }
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(
+        Worker::new(queue.clone(), service)
+            .concurrency(2)
+            .visibility_timeout(Duration::from_secs(1))
+            .run(async {
+                stopped.await.ok();
+            }),
+    );
+    let mut most_held = 0;
+    while finished.load(Ordering::SeqCst) < 6 {
+        most_held = most_held.max(queue.stats().await.unwrap().pending);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert!(
+        most_held <= 3,
+        "{most_held} deliveries held by a worker of concurrency 2"
+    );
+    assert!(queue.is_empty());
+}
+
 #[tokio::test]
 async fn shutdown_finishes_the_work_in_progress() {
     let queue = MemoryQueue::new(100);

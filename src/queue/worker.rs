@@ -1,4 +1,5 @@
 use std::{
+    collections::VecDeque,
     fmt,
     future::Future,
     marker::PhantomData,
@@ -20,7 +21,7 @@ use tokio::{
 };
 use tower::Service;
 
-use super::{Delivery, Message, Pull, Queue, QueueError};
+use super::{Delivery, Message, Pull, Queue, QueueError, QueueFuture};
 use crate::{
     WebhookEvent,
     meter::{Label, seconds_since},
@@ -175,6 +176,13 @@ impl<E, Q, S> Worker<E, Q, S> {
         pub fn consumer(name: impl Into<String>) { consumer = name.into() }
 
         /// How many deliveries are processed at once (at least 1).
+        ///
+        /// The worker holds a few more: those whose acknowledgement is on its way (sent in
+        /// batches, [`Queue::ack_many`]), and those it pulled ahead while the last ones run: as
+        /// many as finish, at the recent pace, within a quarter of the
+        /// [visibility timeout](Self::visibility_timeout), at most this many; none while
+        /// deliveries take longer than that. Those pulled ahead and not started when
+        /// [`run`](Self::run) stops come back after their visibility timeout.
         #[must_use]
         pub fn concurrency(concurrency: usize) { concurrency = concurrency.max(1) }
 
@@ -249,11 +257,18 @@ where
             max_attempts: self.max_attempts,
             backoff: self.backoff,
             acks,
+            took: AtomicU64::new(0),
         });
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         // Whether the last pull failed: said once when it starts failing, once when it stops.
         let mut unreachable = false;
+        // Deliveries pulled and not started yet, the pull on its way (and how many it asked
+        // for), and the pause after a failed pull.
+        let mut pulled: VecDeque<Message> = VecDeque::new();
+        let mut pulling: Option<QueueFuture<Vec<Message>>> = None;
+        let mut asked = 0;
+        let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
         #[cfg(feature = "metrics")]
         let mut stats_due = Instant::now();
         loop {
@@ -272,60 +287,73 @@ where
                 }
             }
             // Deliveries whose processing is over do not hold a place while their
-            // acknowledgement is on its way (the next ones are pulled meanwhile), up to as many
-            // again as the concurrency.
-            let free = self
-                .concurrency
-                .saturating_sub(busy.count.load(Ordering::Acquire))
-                .min((2 * self.concurrency).saturating_sub(tasks.len()));
-            if free == 0 {
-                tokio::select! {
-                    _ = tasks.join_next() => continue,
-                    () = busy.freed.notified() => continue,
-                    () = &mut shutdown => break,
-                }
-            }
-            let pull = self.queue.pull(
-                &self.consumer,
-                Pull::up_to(free)
-                    .hidden_for(self.visibility)
-                    .waiting(self.poll_wait),
-            );
-            let pulled = tokio::select! {
-                pulled = pull => pulled,
-                () = &mut shutdown => break,
-            };
-            let messages = match pulled {
-                Ok(messages) => {
-                    if unreachable {
-                        unreachable = false;
-                        log_info!(consumer = %self.consumer, "the webhook queue answers again");
-                    }
-                    messages
-                }
-                Err(_err) => {
-                    if !unreachable {
-                        unreachable = true;
-                        log_warn!(
-                            consumer = %self.consumer,
-                            error = %crate::log::ErrorChain(&_err),
-                            "cannot read the webhook queue; trying again every second"
-                        );
-                    }
-                    // Try again in a second.
-                    tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            };
-            for message in messages {
+            // acknowledgement is on its way, up to as many again as the concurrency.
+            while busy.count.load(Ordering::Acquire) < self.concurrency
+                && tasks.len() < 2 * self.concurrency
+                && let Some(message) = pulled.pop_front()
+            {
                 let settings = Arc::clone(&settings);
                 let service = self.service.clone();
                 let busy = Busy::start(&busy);
                 tasks.spawn(async move { settings.process(service, message, busy).await });
             }
+            // The next pull goes out while the last one's deliveries run, once fewer than half
+            // the prefetch wait: it asks for what the free places and the prefetch leave.
+            let prefetch = settings.prefetch(self.concurrency);
+            let held = busy.count.load(Ordering::Acquire) + pulled.len() + asked;
+            if pulling.is_none()
+                && pause.is_none()
+                && pulled.len() <= prefetch / 2
+                && held < self.concurrency + prefetch
+                && tasks.len() < 2 * self.concurrency
+            {
+                asked = self.concurrency + prefetch - held;
+                pulling = Some(
+                    self.queue.pull(
+                        &self.consumer,
+                        Pull::up_to(asked)
+                            .hidden_for(self.visibility)
+                            .waiting(self.poll_wait),
+                    ),
+                );
+            }
+            tokio::select! {
+                taken = async { pulling.as_mut().expect("a pull").await }, if pulling.is_some() => {
+                    (pulling, asked) = (None, 0);
+                    match taken {
+                        Ok(messages) => {
+                            if unreachable {
+                                unreachable = false;
+                                log_info!(
+                                    consumer = %self.consumer,
+                                    "the webhook queue answers again"
+                                );
+                            }
+                            pulled.extend(messages);
+                        }
+                        Err(_err) => {
+                            if !unreachable {
+                                unreachable = true;
+                                log_warn!(
+                                    consumer = %self.consumer,
+                                    error = %crate::log::ErrorChain(&_err),
+                                    "cannot read the webhook queue; trying again every second"
+                                );
+                            }
+                            pause = Some(Box::pin(tokio::time::sleep(Duration::from_secs(1))));
+                        }
+                    }
+                }
+                () = async { pause.as_mut().expect("a pause").await }, if pause.is_some() => {
+                    pause = None;
+                }
+                _ = tasks.join_next(), if !tasks.is_empty() => {}
+                () = busy.freed.notified() => {}
+                () = &mut shutdown => break,
+            }
         }
+        // Pulled and never started: delivered again after their visibility timeout.
+        drop((pulled, pulling));
         let drained = tokio::time::timeout(self.drain, async {
             while tasks.join_next().await.is_some() {}
         })
@@ -428,6 +456,8 @@ struct Settings<Q> {
     backoff: Backoff,
     /// To [`acknowledge`].
     acks: mpsc::UnboundedSender<Ack>,
+    /// How long a delivery takes, lately (nanoseconds, a moving average; 0 before the first).
+    took: AtomicU64,
 }
 
 impl<Q: Queue> Settings<Q> {
@@ -510,7 +540,9 @@ impl<Q: Queue> Settings<Q> {
                 }
             })
             .await;
-        label.record(names::HANDLER_SECONDS, pulled.elapsed().as_secs_f64());
+        let took = pulled.elapsed();
+        self.timed(took);
+        label.record(names::HANDLER_SECONDS, took.as_secs_f64());
         match &outcome {
             Outcome::Ack => {
                 label.count(names::DELIVERIES, names::PROCESSED);
@@ -580,6 +612,33 @@ impl<Q: Queue> Settings<Q> {
 }
 
 impl<Q> Settings<Q> {
+    /// How many deliveries to pull beyond the free places: as many as finish, at the recent
+    /// pace, within a quarter of the visibility timeout (at most the concurrency), so that a
+    /// delivery waiting in the worker starts well before its timeout runs out; none before
+    /// the first delivery was timed.
+    fn prefetch(&self, concurrency: usize) -> usize {
+        let took = self.took.load(Ordering::Relaxed);
+        if took == 0 {
+            return 0;
+        }
+        let window = u64::try_from(self.visibility.as_nanos() / 4).unwrap_or(u64::MAX);
+        let finish = (window / took).saturating_mul(concurrency as u64);
+        usize::try_from(finish).map_or(concurrency, |finish| finish.min(concurrency))
+    }
+
+    /// Counts a delivery that took `took` in the moving average.
+    fn timed(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let average = self.took.load(Ordering::Relaxed);
+        let average = if average == 0 {
+            took
+        } else {
+            // An eighth of the way to the new figure.
+            average - average / 8 + took / 8
+        };
+        self.took.store(average.max(1), Ordering::Relaxed);
+    }
+
     /// Acknowledges `message` in [`acknowledge`]'s next batch.
     async fn ack_in_batch(&self, message: &Message) -> Result<(), QueueError> {
         let (reply, acked) = oneshot::channel();
