@@ -137,6 +137,9 @@ enum Connections {
 }
 
 /// The future of an operation [`Postgres::run`] runs on a connection.
+/// The parameters of a statement, owned (for [`Postgres::execute`]).
+pub(crate) type Params = Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>;
+
 pub(crate) type Operation<'c, T> =
     std::pin::Pin<Box<dyn Future<Output = Result<T, PostgresError>> + Send + 'c>>;
 
@@ -272,6 +275,27 @@ impl Postgres {
         // Finished: the connection goes back to the pool.
         drop(busy.0.take());
         result
+    }
+
+    /// Runs the statement `which` picks (prepared once per connection) with `params`, as
+    /// [`run`](Self::run) runs an operation; the rows it changed.
+    pub(crate) async fn execute(
+        &self,
+        which: fn(&Sql) -> &str,
+        params: Params,
+    ) -> Result<u64, PostgresError> {
+        let sql = self.sql().clone();
+        self.run(|client| {
+            Box::pin(async move {
+                let statement = client.prepare_cached(which(&sql)).await?;
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|param| &**param as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                Ok(client.execute(&statement, &params).await?)
+            })
+        })
+        .await
     }
 
     #[cfg_attr(not(feature = "queue"), allow(dead_code))]

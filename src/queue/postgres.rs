@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     expiring::later,
-    postgres::{Postgres, PostgresError, Sql, millis, tokio_postgres::Transaction},
+    postgres::{Params, Postgres, PostgresError, Sql, millis, tokio_postgres::Transaction},
 };
 
 /// How many messages a [`PostgresQueue`] holds unless set with [`PostgresQueue::max_len`]:
@@ -348,21 +348,14 @@ impl Queue for PostgresQueue {
             .filter_map(|message| Some((number(&message.id)?, attempt(message.attempt))))
             .unzip();
         Box::pin(async move {
-            if ids.is_empty() {
-                return Ok(());
+            if !ids.is_empty() {
+                let params: Params = vec![
+                    Box::new(ids),
+                    Box::new(name.to_string()),
+                    Box::new(attempts),
+                ];
+                database.execute(|sql| &sql.ack_many, params).await?;
             }
-            let sql = database.sql().clone();
-            database
-                .run(|client| {
-                    Box::pin(async move {
-                        let statement = client.prepare_cached(&sql.ack_many).await?;
-                        client
-                            .execute(&statement, &[&ids, &&*name, &attempts])
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .await?;
             Ok(())
         })
     }

@@ -725,19 +725,31 @@ impl RedisQueue {
         keys: &[&str],
         args: Vec<Vec<u8>>,
     ) -> QueueFuture<()> {
-        let mut connection = self.connection.clone();
-        let scripts = Arc::clone(&self.scripts);
         let mut all_keys = vec![self.keys.stream.clone()];
         all_keys.extend(keys.iter().map(|key| (*key).to_owned()));
-        let group = self.group.to_string();
-        let id = message.id.0.clone();
-        let attempt = message.attempt;
+        let mut all_args = vec![
+            self.group.as_bytes().to_vec(),
+            message.id.0.clone().into_bytes(),
+            message.attempt.to_string().into_bytes(),
+        ];
+        all_args.extend(args);
+        self.run(script, all_keys, all_args)
+    }
+
+    /// Runs `script` with `keys` and `args`, for its effect.
+    fn run(
+        &self,
+        script: fn(&Scripts) -> &Lua,
+        keys: Vec<String>,
+        args: Vec<Vec<u8>>,
+    ) -> QueueFuture<()> {
+        let mut connection = self.connection.clone();
+        let scripts = Arc::clone(&self.scripts);
         Box::pin(async move {
             let mut invocation = script(&scripts).prepare_invoke();
-            for key in &all_keys {
+            for key in &keys {
                 invocation.key(key);
             }
-            invocation.arg(group).arg(id).arg(attempt);
             for arg in &args {
                 invocation.arg(arg);
             }
@@ -894,27 +906,15 @@ impl Queue for RedisQueue {
 
     /// One script for all.
     fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
-        let mut connection = self.connection.clone();
-        let (scripts, stream) = (Arc::clone(&self.scripts), self.keys.stream.clone());
+        if messages.is_empty() {
+            return Box::pin(async { Ok(()) });
+        }
         let mut args = vec![self.group.as_bytes().to_vec()];
         for message in messages {
             args.push(message.id.0.clone().into_bytes());
             args.push(message.attempt.to_string().into_bytes());
         }
-        Box::pin(async move {
-            if args.len() == 1 {
-                return Ok(());
-            }
-            let mut invocation = scripts.ack_many.key(&stream);
-            for arg in &args {
-                invocation.arg(arg);
-            }
-            let _: i64 = invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
+        self.run(|s| &s.ack_many, vec![self.keys.stream.clone()], args)
     }
 
     fn retry(&self, message: &Message, _error: &str, delay: Duration) -> QueueFuture<()> {

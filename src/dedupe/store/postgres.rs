@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     dedupe::DedupeKey,
-    postgres::{Postgres, PostgresError, millis, tokio_postgres::Transaction},
+    postgres::{Params, Postgres, PostgresError, millis, tokio_postgres::Transaction},
 };
 
 /// How many records a [`PostgresStore`] keeps at most unless set with
@@ -235,18 +235,12 @@ impl Store for PostgresStore {
         let database = self.database.clone();
         let (key, token) = (key.to_owned(), token.clone());
         Box::pin(async move {
-            let sql = database.sql().clone();
-            database
-                .run(|client| {
-                    Box::pin(async move {
-                        let statement = client.prepare_cached(&sql.complete).await?;
-                        client
-                            .execute(&statement, &[&key, &token.as_str(), &millis(retention)])
-                            .await?;
-                        Ok(())
-                    })
-                })
-                .await?;
+            let params: Params = vec![
+                Box::new(key),
+                Box::new(token.as_str().to_owned()),
+                Box::new(millis(retention)),
+            ];
+            database.execute(|sql| &sql.complete, params).await?;
             Ok(())
         })
     }
