@@ -316,8 +316,9 @@ mod bench {
             }
         }
 
-        /// Runs a worker with a no-op service over what is queued until `count` deliveries are
-        /// processed; the time that took.
+        /// Runs a worker with a no-op service (pulling ahead up to its concurrency,
+        /// `Worker::prefetch`) over what is queued until `count` deliveries are processed; the
+        /// time that took.
         async fn drain(&self, count: usize, concurrency: usize) -> Duration {
             let processed = Arc::new(AtomicUsize::new(0));
             let (all_done, done) = tokio::sync::oneshot::channel::<()>();
@@ -338,6 +339,7 @@ mod bench {
                 Self::Memory(queue) => {
                     Worker::new(queue.clone(), service)
                         .concurrency(concurrency)
+                        .prefetch(concurrency)
                         .run(async {
                             done.await.ok();
                         })
@@ -349,6 +351,7 @@ mod bench {
                         service,
                     )
                     .concurrency(concurrency)
+                    .prefetch(concurrency)
                     .run(async {
                         done.await.ok();
                     })
@@ -357,6 +360,7 @@ mod bench {
                 Self::Redis { url, stream, .. } => {
                     Worker::new(Self::redis_queue(url, stream).await, service)
                         .concurrency(concurrency)
+                        .prefetch(concurrency)
                         .run(async {
                             done.await.ok();
                         })
@@ -366,6 +370,7 @@ mod bench {
                 Self::Postgres(target) => {
                     Worker::new(target.queue(), service)
                         .concurrency(concurrency)
+                        .prefetch(concurrency)
                         .run(async {
                             done.await.ok();
                         })

@@ -566,8 +566,8 @@ async fn a_failed_acknowledgement_is_retried_and_the_delivery_not_processed_twic
     assert_eq!(*seen.lock().unwrap(), [("once".into(), 1)]);
 }
 
-/// A worker pulls ahead of its free places only as many deliveries as finish, at the recent
-/// pace, within a quarter of the visibility timeout: with a service slower than that, no
+/// A worker pulls ahead of its free places (`prefetch`) only as many deliveries as finish, at
+/// the pace of the slowest recent one, within an eighth of the visibility timeout: with a service slower than that, no
 /// delivery waits in the worker while its timeout runs (the queue's held deliveries stay at
 /// the concurrency, plus one whose acknowledgement is on its way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -591,6 +591,7 @@ async fn a_slow_service_is_not_pulled_for_ahead_of_its_places() {
     let worker = tokio::spawn(
         Worker::new(queue.clone(), service)
             .concurrency(2)
+            .prefetch(2)
             .visibility_timeout(Duration::from_secs(1))
             .run(async {
                 stopped.await.ok();

@@ -136,10 +136,10 @@ enum Connections {
     Url { config: Box<Config>, max: usize },
 }
 
-/// The future of an operation [`Postgres::run`] runs on a connection.
 /// The parameters of a statement, owned (for [`Postgres::execute`]).
 pub(crate) type Params = Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>;
 
+/// The future of an operation [`Postgres::run`] runs on a connection.
 pub(crate) type Operation<'c, T> =
     std::pin::Pin<Box<dyn Future<Output = Result<T, PostgresError>> + Send + 'c>>;
 

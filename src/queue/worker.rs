@@ -140,6 +140,7 @@ pub struct Worker<E, Q, S> {
     backoff: Backoff,
     poll_wait: Duration,
     drain: Duration,
+    prefetch: usize,
     #[cfg(feature = "metrics")]
     stats_interval: Duration,
     _event: PhantomData<fn() -> E>,
@@ -164,6 +165,7 @@ impl<E, Q, S> Worker<E, Q, S> {
             backoff: Backoff::default(),
             poll_wait: Duration::from_secs(1),
             drain: Duration::from_secs(30),
+            prefetch: 0,
             #[cfg(feature = "metrics")]
             stats_interval: DEFAULT_STATS_INTERVAL,
             _event: PhantomData,
@@ -177,12 +179,9 @@ impl<E, Q, S> Worker<E, Q, S> {
 
         /// How many deliveries are processed at once (at least 1).
         ///
-        /// The worker holds a few more: those whose acknowledgement is on its way (sent in
-        /// batches, [`Queue::ack_many`]), and those it pulled ahead while the last ones run: as
-        /// many as finish, at the recent pace, within a quarter of the
-        /// [visibility timeout](Self::visibility_timeout), at most this many; none while
-        /// deliveries take longer than that. Those pulled ahead and not started when
-        /// [`run`](Self::run) stops come back after their visibility timeout.
+        /// The worker holds more: those whose acknowledgement is on its way (sent in batches,
+        /// [`Queue::ack_many`]), up to as many again, and those it pulled ahead
+        /// ([`prefetch`](Self::prefetch), off unless set).
         #[must_use]
         pub fn concurrency(concurrency: usize) { concurrency = concurrency.max(1) }
 
@@ -190,6 +189,20 @@ impl<E, Q, S> Worker<E, Q, S> {
         /// dead): longer than the slowest processing.
         #[must_use]
         pub fn visibility_timeout(visibility: Duration) { visibility = visibility }
+
+        /// Pulls up to `max` deliveries ahead of the free places, below a low-water mark, while
+        /// the last ones run: for a fast service, a pull's round trip no longer bounds the
+        /// worker to its concurrency per round trip. Off (0) unless set.
+        ///
+        /// It takes only as many as finish, at the pace of the slowest recent delivery, within
+        /// an eighth of the [visibility timeout](Self::visibility_timeout): none before the
+        /// first delivery was timed, nor for a service slower than that. A delivery pulled
+        /// ahead is started only within the first quarter of its visibility timeout (also
+        /// while [`run`](Self::run) drains); one held up longer by a sudden slowdown is not
+        /// started, and comes back after its timeout with one more attempt counted, so use it
+        /// with [`max_attempts`](Self::max_attempts) of 2 or more.
+        #[must_use]
+        pub fn prefetch(max: usize) { prefetch = max }
 
         /// How many times a delivery is tried before it goes to the dead letters (at least 1).
         #[must_use]
@@ -257,17 +270,17 @@ where
             max_attempts: self.max_attempts,
             backoff: self.backoff,
             acks,
-            took: AtomicU64::new(0),
+            slowest: AtomicU64::new(0),
+            prefetch: self.prefetch,
         });
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         // Whether the last pull failed: said once when it starts failing, once when it stops.
         let mut unreachable = false;
-        // Deliveries pulled and not started yet, the pull on its way (and how many it asked
-        // for), and the pause after a failed pull.
-        let mut pulled: VecDeque<Message> = VecDeque::new();
-        let mut pulling: Option<QueueFuture<Vec<Message>>> = None;
-        let mut asked = 0;
+        // Deliveries pulled and not started yet (with when they were pulled: their visibility
+        // timeout runs from then), the pull on its way, and the pause after a failed pull.
+        let mut pulled: VecDeque<(Instant, Message)> = VecDeque::new();
+        let mut pulling: Option<(Instant, QueueFuture<Vec<Message>>)> = None;
         let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
         #[cfg(feature = "metrics")]
         let mut stats_due = Instant::now();
@@ -289,37 +302,43 @@ where
             // Deliveries whose processing is over do not hold a place while their
             // acknowledgement is on its way, up to as many again as the concurrency.
             while busy.count.load(Ordering::Acquire) < self.concurrency
-                && tasks.len() < 2 * self.concurrency
-                && let Some(message) = pulled.pop_front()
+                && tasks.len() < self.concurrency.saturating_mul(2)
+                && let Some((at, message)) = pulled.pop_front()
             {
+                // Pulled ahead and held up by a slowdown since: not started this late in its
+                // visibility timeout (it comes back after it, to this worker or another),
+                // rather than run while another worker may take it.
+                if at.elapsed() > self.visibility / 4 {
+                    log_debug!(
+                        message_id = %message.id,
+                        "a delivery pulled ahead waited too long to start; it will come back"
+                    );
+                    continue;
+                }
                 let settings = Arc::clone(&settings);
                 let service = self.service.clone();
                 let busy = Busy::start(&busy);
-                tasks.spawn(async move { settings.process(service, message, busy).await });
+                tasks.spawn(async move { settings.process(service, message, at, busy).await });
             }
             // The next pull goes out while the last one's deliveries run, once fewer than half
             // the prefetch wait: it asks for what the free places and the prefetch leave.
             let prefetch = settings.prefetch(self.concurrency);
-            let held = busy.count.load(Ordering::Acquire) + pulled.len() + asked;
+            let held = busy.count.load(Ordering::Acquire) + pulled.len();
+            let most = self.concurrency.saturating_add(prefetch);
             if pulling.is_none()
                 && pause.is_none()
                 && pulled.len() <= prefetch / 2
-                && held < self.concurrency + prefetch
-                && tasks.len() < 2 * self.concurrency
+                && held < most
+                && tasks.len() < self.concurrency.saturating_mul(2)
             {
-                asked = self.concurrency + prefetch - held;
-                pulling = Some(
-                    self.queue.pull(
-                        &self.consumer,
-                        Pull::up_to(asked)
-                            .hidden_for(self.visibility)
-                            .waiting(self.poll_wait),
-                    ),
-                );
+                let pull = Pull::up_to(most - held)
+                    .hidden_for(self.visibility)
+                    .waiting(self.poll_wait);
+                pulling = Some((Instant::now(), self.queue.pull(&self.consumer, pull)));
             }
             tokio::select! {
-                taken = async { pulling.as_mut().expect("a pull").await }, if pulling.is_some() => {
-                    (pulling, asked) = (None, 0);
+                taken = async { (&mut pulling.as_mut().expect("a pull").1).await }, if pulling.is_some() => {
+                    let at = pulling.take().map_or_else(Instant::now, |(at, _)| at);
                     match taken {
                         Ok(messages) => {
                             if unreachable {
@@ -329,7 +348,7 @@ where
                                     "the webhook queue answers again"
                                 );
                             }
-                            pulled.extend(messages);
+                            pulled.extend(messages.into_iter().map(|message| (at, message)));
                         }
                         Err(_err) => {
                             if !unreachable {
@@ -352,10 +371,36 @@ where
                 () = &mut shutdown => break,
             }
         }
-        // Pulled and never started: delivered again after their visibility timeout.
-        drop((pulled, pulling));
-        let drained = tokio::time::timeout(self.drain, async {
-            while tasks.join_next().await.is_some() {}
+        // A pull on its way is dropped. Those pulled ahead are started as places free up,
+        // within the drain timeout and the first quarter of their visibility timeout, rather
+        // than left to come back with one more attempt counted.
+        drop(pulling);
+        let (concurrency, late) = (self.concurrency, self.visibility / 4);
+        let (starting, service, running) =
+            (Arc::clone(&settings), self.service.clone(), &mut tasks);
+        let drained = tokio::time::timeout(self.drain, async move {
+            loop {
+                while busy.count.load(Ordering::Acquire) < concurrency
+                    && let Some((at, message)) = pulled.pop_front()
+                {
+                    if at.elapsed() <= late {
+                        let settings = Arc::clone(&starting);
+                        let service = service.clone();
+                        let busy = Busy::start(&busy);
+                        running.spawn(
+                            async move { settings.process(service, message, at, busy).await },
+                        );
+                    }
+                }
+                tokio::select! {
+                    joined = running.join_next() => {
+                        if joined.is_none() && pulled.is_empty() {
+                            break;
+                        }
+                    }
+                    () = busy.freed.notified() => {}
+                }
+            }
         })
         .await;
         if drained.is_err() {
@@ -417,9 +462,9 @@ impl Drop for Busy {
 /// Sends the acknowledgements of finished deliveries in batches, one batch at a time: those
 /// that come while a batch is on its way go together in the next ([`Queue::ack_many`]). At a
 /// low rate each goes alone and at once; at a high rate one round trip acknowledges many. A
-/// delivery's task waits for its batch, so a batch holds at most the worker's concurrency. A
-/// batch lost in a crash only repeats work: its messages are still held, and are delivered
-/// again after their visibility timeout.
+/// delivery's task waits for its batch, so a batch holds at most twice the worker's
+/// concurrency. A batch lost in a crash only repeats work: its messages are still held, and are
+/// delivered again after their visibility timeout.
 ///
 /// Before it sends a batch, it lets the deliveries still being processed run a few times
 /// (`yield_now`), so that those that finish together (a pulled batch of quick ones) share it.
@@ -442,7 +487,15 @@ async fn acknowledge<Q: Queue>(
             }
         }
         let (messages, replies): (Vec<Message>, Vec<_>) = batch.drain(..).unzip();
-        let acked = queue.ack_many(&messages).await;
+        // A queue that panics answers this batch with an error (each delivery then sends its
+        // own acknowledgement): the task goes on for the next ones.
+        let panicked = || Err(QueueError::unavailable("the queue's ack_many panicked"));
+        let acked = match panic::catch_unwind(AssertUnwindSafe(|| queue.ack_many(&messages))) {
+            Ok(acking) => CatchUnwind(acking)
+                .await
+                .unwrap_or_else(|Panicked| panicked()),
+            Err(_payload) => panicked(),
+        };
         for reply in replies {
             reply.send(acked.clone()).ok();
         }
@@ -456,13 +509,16 @@ struct Settings<Q> {
     backoff: Backoff,
     /// To [`acknowledge`].
     acks: mpsc::UnboundedSender<Ack>,
-    /// How long a delivery takes, lately (nanoseconds, a moving average; 0 before the first).
-    took: AtomicU64,
+    /// [`Worker::prefetch`].
+    prefetch: usize,
+    /// How long the slowest recent delivery took (nanoseconds, a maximum that decays by an
+    /// eighth with each faster one; 0 before the first).
+    slowest: AtomicU64,
 }
 
 impl<Q: Queue> Settings<Q> {
     /// Processes one message and settles it ([`settle`](Self::settle)).
-    async fn process<E, S>(&self, mut service: S, message: Message, busy: Busy)
+    async fn process<E, S>(&self, mut service: S, message: Message, pulled: Instant, busy: Busy)
     where
         E: WebhookEvent + DeserializeOwned,
         S: Service<Delivery<E>>,
@@ -470,7 +526,7 @@ impl<Q: Queue> Settings<Q> {
         S::Response: Send + 'static,
         S::Error: fmt::Display + Send + 'static,
     {
-        let pulled = Instant::now();
+        let started = Instant::now();
         // Delivered more often than allowed: its earlier attempts never settled (the service
         // panicked, or took longer than the visibility timeout each time). Not tried again.
         if message.attempt > self.max_attempts {
@@ -540,7 +596,7 @@ impl<Q: Queue> Settings<Q> {
                 }
             })
             .await;
-        let took = pulled.elapsed();
+        let took = started.elapsed();
         self.timed(took);
         label.record(names::HANDLER_SECONDS, took.as_secs_f64());
         match &outcome {
@@ -575,7 +631,7 @@ impl<Q: Queue> Settings<Q> {
         loop {
             let settled = match outcome {
                 // With the others that finish meanwhile; alone when tried again.
-                Outcome::Ack if failures == 0 => self.ack_in_batch(message).await,
+                Outcome::Ack if failures == 0 => self.ack_in_batch(message, pulled).await,
                 Outcome::Ack => self.queue.ack(message).await,
                 Outcome::Retry(error, delay) => self.queue.retry(message, error, *delay).await,
                 Outcome::DeadLetter(error) => self.queue.dead_letter(message, error).await,
@@ -612,41 +668,43 @@ impl<Q: Queue> Settings<Q> {
 }
 
 impl<Q> Settings<Q> {
-    /// How many deliveries to pull beyond the free places: as many as finish, at the recent
-    /// pace, within a quarter of the visibility timeout (at most the concurrency), so that a
-    /// delivery waiting in the worker starts well before its timeout runs out; none before
-    /// the first delivery was timed.
+    /// How many deliveries to pull beyond the free places: as many as finish, at the pace of
+    /// the slowest recent delivery, within an eighth of the visibility timeout (at most
+    /// [`Worker::prefetch`]), so that a delivery waiting in the worker starts well before its timeout
+    /// runs out; none before the first delivery was timed, nor for a service slower than that.
     fn prefetch(&self, concurrency: usize) -> usize {
-        let took = self.took.load(Ordering::Relaxed);
-        if took == 0 {
+        let slowest = self.slowest.load(Ordering::Relaxed);
+        if slowest == 0 || self.prefetch == 0 {
             return 0;
         }
-        let window = u64::try_from(self.visibility.as_nanos() / 4).unwrap_or(u64::MAX);
-        let finish = (window / took).saturating_mul(concurrency as u64);
-        usize::try_from(finish).map_or(concurrency, |finish| finish.min(concurrency))
+        let window = u64::try_from(self.visibility.as_nanos() / 8).unwrap_or(u64::MAX);
+        let finish = (window / slowest).saturating_mul(concurrency as u64);
+        usize::try_from(finish).map_or(self.prefetch, |finish| finish.min(self.prefetch))
     }
 
-    /// Counts a delivery that took `took` in the moving average.
+    /// Counts a delivery that took `took`.
     fn timed(&self, took: Duration) {
         let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
-        let average = self.took.load(Ordering::Relaxed);
-        let average = if average == 0 {
-            took
-        } else {
-            // An eighth of the way to the new figure.
-            average - average / 8 + took / 8
-        };
-        self.took.store(average.max(1), Ordering::Relaxed);
+        let slowest = self.slowest.load(Ordering::Relaxed);
+        self.slowest
+            .store(took.max(slowest - slowest / 8), Ordering::Relaxed);
     }
 
     /// Acknowledges `message` in [`acknowledge`]'s next batch.
-    async fn ack_in_batch(&self, message: &Message) -> Result<(), QueueError> {
+    /// Waits for the batch at most until `message`'s visibility timeout (from `pulled`) runs
+    /// out: a batch that hangs does not hold up the deliveries' own settlement.
+    async fn ack_in_batch(&self, message: &Message, pulled: Instant) -> Result<(), QueueError> {
         let (reply, acked) = oneshot::channel();
         // Unsent, the reply is dropped with it.
         self.acks.send((message.clone(), reply)).ok();
-        acked
-            .await
-            .unwrap_or_else(|_gone| Err(QueueError::unavailable("the acknowledging task is gone")))
+        let left = self.visibility.saturating_sub(pulled.elapsed());
+        match tokio::time::timeout(left, acked).await {
+            Ok(Ok(acked)) => acked,
+            Ok(Err(_gone)) => Err(QueueError::unavailable("the acknowledging task is gone")),
+            Err(_late) => Err(QueueError::unavailable(
+                "the acknowledgement's batch took longer than the visibility timeout",
+            )),
+        }
     }
 }
 
