@@ -277,10 +277,11 @@ where
         tokio::pin!(shutdown);
         // Whether the last pull failed: said once when it starts failing, once when it stops.
         let mut unreachable = false;
-        // Deliveries pulled and not started yet (with when they were pulled: their visibility
-        // timeout runs from then), the pull on its way, and the pause after a failed pull.
+        // Deliveries pulled and not started yet (with when their pull answered: their
+        // visibility timeout runs from about then, a pull that waited for them included), the
+        // pull on its way, and the pause after a failed pull.
         let mut pulled: VecDeque<(Instant, Message)> = VecDeque::new();
-        let mut pulling: Option<(Instant, QueueFuture<Vec<Message>>)> = None;
+        let mut pulling: Option<QueueFuture<Vec<Message>>> = None;
         let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
         #[cfg(feature = "metrics")]
         let mut stats_due = Instant::now();
@@ -334,11 +335,12 @@ where
                 let pull = Pull::up_to(most - held)
                     .hidden_for(self.visibility)
                     .waiting(self.poll_wait);
-                pulling = Some((Instant::now(), self.queue.pull(&self.consumer, pull)));
+                pulling = Some(self.queue.pull(&self.consumer, pull));
             }
             tokio::select! {
-                taken = async { (&mut pulling.as_mut().expect("a pull").1).await }, if pulling.is_some() => {
-                    let at = pulling.take().map_or_else(Instant::now, |(at, _)| at);
+                taken = async { pulling.as_mut().expect("a pull").await }, if pulling.is_some() => {
+                    let at = Instant::now();
+                    pulling = None;
                     match taken {
                         Ok(messages) => {
                             if unreachable {
