@@ -478,12 +478,14 @@ async fn deduplicated_enqueue_with_a_full_key_set_answers_503_and_stores_nothing
 }
 
 /// A `MemoryQueue` whose first `failures` acknowledgements fail, as a queue that is briefly
-/// unreachable.
+/// unreachable, and whose first `panics` batches of acknowledgements panic (a bug in a queue).
 #[derive(Clone)]
 struct FlakyAck {
     queue: MemoryQueue,
     acks: Arc<AtomicUsize>,
     failures: usize,
+    batches: Arc<AtomicUsize>,
+    panics: usize,
 }
 
 impl Queue for FlakyAck {
@@ -504,6 +506,20 @@ impl Queue for FlakyAck {
             return Box::pin(async { Err(QueueError::unavailable("connection refused")) });
         }
         self.queue.ack(message)
+    }
+
+    fn ack_many(&self, messages: &[Message]) -> QueueFuture<()> {
+        if self.batches.fetch_add(1, Ordering::SeqCst) < self.panics {
+            panic!("a bug in ack_many");
+        }
+        // Each through `ack`, so that its failures apply to batches too.
+        let acks: Vec<QueueFuture<()>> = messages.iter().map(|message| self.ack(message)).collect();
+        Box::pin(async move {
+            for ack in acks {
+                ack.await?;
+            }
+            Ok(())
+        })
     }
 
     fn retry(&self, message: &Message, error: &str, delay: Duration) -> QueueFuture<()> {
@@ -531,14 +547,178 @@ impl Queue for FlakyAck {
     }
 }
 
+/// A delivery a worker's service saw: the event, its attempt, the worker and when.
+type SeenBy = (String, u32, &'static str, Duration);
+
+/// Every delivery takes less than the visibility timeout (700 ms of 1 s), as the docs ask; the
+/// first is quick, so the worker pulls ahead (`prefetch(1)`), then the service slows down: the
+/// delivery pulled ahead waits behind a slow one. It is not started that late in its timeout,
+/// so it is processed once, by the next replica, not by both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_pulled_ahead_is_not_processed_twice() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    for id in ["fast-0", "slow-1", "slow-2"] {
+        post(&http, &event(id)).await;
+    }
+    let seen: Arc<Mutex<Vec<SeenBy>>> = Arc::default();
+    let start = std::time::Instant::now();
+    let service = |name: &'static str| {
+        let seen = Arc::clone(&seen);
+        service_fn(move |delivery: Delivery<videonest::Event>| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let id = delivery.event().id().unwrap_or("-").to_owned();
+                seen.lock()
+                    .unwrap()
+                    .push((id.clone(), delivery.attempt(), name, start.elapsed()));
+                if id.starts_with("slow") {
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                }
+                Ok::<_, Infallible>(())
+            }
+        })
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let shutdown = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        stopped.wait_for(|s| *s).await.ok();
+    };
+    let first = tokio::spawn(
+        Worker::new(queue.clone(), service("first"))
+            .concurrency(1)
+            .prefetch(1)
+            .visibility_timeout(Duration::from_secs(1))
+            .run(shutdown(stopped.clone())),
+    );
+    // Another replica comes up a little later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = tokio::spawn(
+        Worker::new(queue.clone(), service("second"))
+            .concurrency(1)
+            .prefetch(1)
+            .visibility_timeout(Duration::from_secs(1))
+            .run(shutdown(stopped.clone())),
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.send(true).unwrap();
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let slow2 = seen.iter().filter(|(id, ..)| id == "slow-2").count();
+    assert_eq!(slow2, 1, "slow-2 processed {slow2} times: {seen:?}");
+}
+
+/// A graceful shutdown while a slow delivery runs: by default the worker pulls nothing ahead,
+/// so the delivery behind it is not held with its attempt counted, and with one attempt allowed
+/// it is still processed by the next replica (not dead-lettered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_pulled_ahead_at_shutdown_keeps_its_attempt() {
+    let queue = MemoryQueue::new(100);
+    let http = ingest(&queue, false);
+    for id in ["fast-0", "slow-1", "m"] {
+        post(&http, &event(id)).await;
+    }
+    let seen: Seen = Arc::default();
+    let service = {
+        let seen = Arc::clone(&seen);
+        service_fn(move |delivery: Delivery<videonest::Event>| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let id = delivery.event().id().unwrap_or("-").to_owned();
+                seen.lock().unwrap().push((id.clone(), delivery.attempt()));
+                if id.starts_with("slow") {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Ok::<_, Infallible>(())
+            }
+        })
+    };
+    let worker = |stop: tokio::sync::oneshot::Receiver<()>| {
+        Worker::new(queue.clone(), service.clone())
+            .concurrency(1)
+            .max_attempts(1)
+            .visibility_timeout(Duration::from_millis(800))
+            .run(async move {
+                stop.await.ok();
+            })
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let first = tokio::spawn(worker(stopped));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A rolling deploy: this replica stops gracefully while slow-1 runs.
+    stop.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    // The next replica.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let second = tokio::spawn(worker(stopped));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    second.await.unwrap().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    eprintln!(
+        "seen {seen:?}, dead letters {}",
+        queue.stats().await.unwrap().dead
+    );
+    assert!(
+        seen.iter().any(|(id, _)| id == "m"),
+        "m was never processed: {seen:?}, dead letters {}",
+        queue.stats().await.unwrap().dead
+    );
+}
+
+/// One panic in `ack_many` fails that batch only (its deliveries send their own
+/// acknowledgement): the later ones still go in batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_panic_in_ack_many_fails_that_batch_only() {
+    let queue = FlakyAck {
+        queue: MemoryQueue::new(100),
+        acks: Arc::default(),
+        failures: 0,
+        batches: Arc::default(),
+        panics: 1,
+    };
+    let enqueue = Enqueue::<videonest::Event, _>::new(queue.clone());
+    let http: Http = BoxCloneSyncService::new(
+        ServiceBuilder::new()
+            .layer(videonest::layer([SECRET]).unwrap())
+            .service(enqueue),
+    );
+    let service =
+        service_fn(|_delivery: Delivery<videonest::Event>| async { Ok::<_, Infallible>(()) });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(Worker::new(queue.clone(), service).run(async {
+        stopped.await.ok();
+    }));
+    for i in 0..10 {
+        post(&http, &event(&format!("e{i}"))).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    // Every acknowledgement goes through `ack`: those of batches and those sent alone.
+    let (batches, acks) = (
+        queue.batches.load(Ordering::SeqCst),
+        queue.acks.load(Ordering::SeqCst),
+    );
+    assert!(queue.queue.is_empty());
+    assert!(
+        batches > 1,
+        "no batch after the panic: {batches} batch, {acks} acks"
+    );
+    assert_eq!(acks, 10, "each delivery acknowledged once");
+}
+
 /// An acknowledgement that fails while the queue is briefly unreachable is tried again: the
 /// processed delivery does not come back after its visibility timeout to be processed twice.
 #[tokio::test]
 async fn a_failed_acknowledgement_is_retried_and_the_delivery_not_processed_twice() {
     let flaky = FlakyAck {
         queue: MemoryQueue::new(10),
-        acks: Arc::new(AtomicUsize::new(0)),
+        acks: Arc::default(),
         failures: 3,
+        batches: Arc::default(),
+        panics: 0,
     };
     let http: Http = BoxCloneSyncService::new(
         ServiceBuilder::new()
