@@ -29,7 +29,6 @@ use std::{
     cmp::Ordering,
     collections::{BinaryHeap, binary_heap::PeekMut},
     hash::BuildHasher,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -79,21 +78,21 @@ pub(crate) struct ExpiringMap<V> {
 }
 
 struct Slot<V> {
-    key: Arc<str>,
+    key: Box<str>,
     hash: u64,
     value: V,
     expires: Instant,
-    /// Which heap item is current for this entry.
+    /// Which heap item is current for this entry: a number no other item or entry ever has.
     seq: u64,
 }
 
-/// A heap item: look at `key`'s entry at `at`, if its sequence number is still `seq` (it expires
-/// then or later).
+/// A heap item: look at the entry whose sequence number is still `seq` (it expires at `at` or
+/// later), found under its key's `hash`. The sequence number tells the entry without its key,
+/// so an item is small (32 bytes) and costs no key comparison nor shared key.
 struct Due {
     at: Instant,
     seq: u64,
     hash: u64,
-    key: Arc<str>,
 }
 
 // Reversed, so that `BinaryHeap` (a max-heap) pops the soonest expiry first.
@@ -142,6 +141,11 @@ impl<V> Default for ExpiringMap<V> {
 /// Whether `slot` is `key`'s.
 fn is<V>(key: Key<'_>) -> impl Fn(&Slot<V>) -> bool + '_ {
     move |slot| slot.hash == key.hash && *slot.key == *key.text
+}
+
+/// Whether `slot` is the entry whose current heap item is `seq`.
+fn current<V>(seq: u64) -> impl Fn(&Slot<V>) -> bool {
+    move |slot| slot.seq == seq
 }
 
 fn hash_of<V>(slot: &Slot<V>) -> u64 {
@@ -195,32 +199,28 @@ impl<V> ExpiringMap<V> {
     pub(crate) fn insert(&mut self, key: Key<'_>, value: V, expires: Instant, now: Instant) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let stored = match self.entries.entry(key.hash, is(key), hash_of) {
+        match self.entries.entry(key.hash, is(key), hash_of) {
             Entry::Occupied(mut entry) => {
                 let slot = entry.get_mut();
                 if slot.expires <= now {
                     self.expired += 1;
                 }
                 (slot.value, slot.expires, slot.seq) = (value, expires, seq);
-                Arc::clone(&slot.key)
             }
             Entry::Vacant(entry) => {
-                let stored: Arc<str> = Arc::from(key.text);
                 entry.insert(Slot {
-                    key: Arc::clone(&stored),
+                    key: Box::from(key.text),
                     hash: key.hash,
                     value,
                     expires,
                     seq,
                 });
-                stored
             }
-        };
+        }
         self.due.push(Due {
             at: expires,
             seq,
             hash: key.hash,
-            key: stored,
         });
         self.compact();
     }
@@ -250,13 +250,11 @@ impl<V> ExpiringMap<V> {
         let seq = self.next_seq;
         self.next_seq += 1;
         slot.seq = seq;
-        let item = Due {
+        self.due.push(Due {
             at: expires,
             seq,
             hash: key.hash,
-            key: Arc::clone(&slot.key),
-        };
-        self.due.push(item);
+        });
         self.compact();
         true
     }
@@ -291,13 +289,9 @@ impl<V> ExpiringMap<V> {
         if top.at > now {
             return None;
         }
-        let key = Key {
-            hash: top.hash,
-            text: &top.key,
-        };
-        let current = match self.entries.find_entry(key.hash, is(key)) {
-            Ok(entry) if entry.get().seq == top.seq => entry,
-            _ => {
+        let current = match self.entries.find_entry(top.hash, current(top.seq)) {
+            Ok(entry) => entry,
+            Err(_) => {
                 PeekMut::pop(top);
                 return Some(false);
             }
@@ -321,15 +315,8 @@ impl<V> ExpiringMap<V> {
             return;
         }
         let entries = &self.entries;
-        self.due.retain(|item| {
-            let key = Key {
-                hash: item.hash,
-                text: &item.key,
-            };
-            entries
-                .find(key.hash, is(key))
-                .is_some_and(|slot| slot.seq == item.seq)
-        });
+        self.due
+            .retain(|item| entries.find(item.hash, current(item.seq)).is_some());
         self.shrink();
     }
 
@@ -372,8 +359,8 @@ mod tests {
                 .iter()
                 .filter(|item| {
                     self.entries
-                        .find(item.hash, |slot| slot.key == item.key)
-                        .is_some_and(|slot| slot.seq == item.seq && item.at <= slot.expires)
+                        .find(item.hash, current(item.seq))
+                        .is_some_and(|slot| item.at <= slot.expires)
                 })
                 .count();
             assert_eq!(current, self.entries.len());
