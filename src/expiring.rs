@@ -289,12 +289,9 @@ impl<V> ExpiringMap<V> {
         if top.at > now {
             return None;
         }
-        let current = match self.entries.find_entry(top.hash, current(top.seq)) {
-            Ok(entry) => entry,
-            Err(_) => {
-                PeekMut::pop(top);
-                return Some(false);
-            }
+        let Ok(current) = self.entries.find_entry(top.hash, current(top.seq)) else {
+            PeekMut::pop(top);
+            return Some(false);
         };
         let expires = current.get().expires;
         if expires <= now {
