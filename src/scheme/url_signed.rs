@@ -289,8 +289,9 @@ pub const MAX_FORM_PARAMETERS: usize = 1_000;
 /// malformed or there are more than [`MAX_FORM_PARAMETERS`]. Linear in the body, then a sort of
 /// its parameters; memory: twice the body, and 24 bytes a parameter.
 ///
-/// One vectorized pass finds every `&`, `=` and `%`; the runs between them are copied whole
-/// (their `+`s made spaces as they land). The sort compares the first eight bytes of two names
+/// Vectorized searches find the `&`, `=` and `%` that matter (after a parameter's first `=`,
+/// only `&` and `%`); the runs between them are copied whole (their `+`s made spaces as they
+/// land), and a run of `&` is skipped at once. The sort compares the first eight bytes of two names
 /// as one integer, and only names that share them byte by byte.
 fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
     let mut form = Form {
@@ -299,13 +300,20 @@ fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
         name: 0,
         value: None,
     };
-    // The start of the bytes not copied yet, and of the current parameter in `body`.
+    // Where the search goes on, the start of the bytes not copied yet, and of the current
+    // parameter in `body`.
+    let mut from = 0;
     let mut run = 0;
     let mut pair = 0;
-    for at in memchr::memchr3_iter(b'&', b'=', b'%', body).chain([body.len()]) {
+    loop {
+        // After its `=`, a parameter's value ends at `&`; any other `=` is the value's.
+        let rest = &body[from..];
+        let found = match form.value {
+            Some(_) => memchr::memchr2(b'&', b'%', rest),
+            None => memchr::memchr3(b'&', b'=', b'%', rest),
+        };
+        let at = found.map_or(body.len(), |found| from + found);
         match body.get(at) {
-            // An `=` in a value is the value's.
-            Some(b'=') if form.value.is_some() => {}
             Some(b'=') => {
                 form.copy(&body[run..at]);
                 form.value = Some(form.decoded.len());
@@ -322,17 +330,21 @@ fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
             // `&`, or the end of the body.
             _ => {
                 form.copy(&body[run..at]);
-                run = at + 1;
                 if at > pair {
                     form.end_pair()?;
-                } else {
-                    // An empty parameter (`&&`) is no parameter.
-                    form.name = form.decoded.len();
-                    form.value = None;
                 }
-                pair = at + 1;
+                if at == body.len() {
+                    break;
+                }
+                // Empty parameters (`&&`) are none: skipped here, a byte at a time.
+                let next = body[at..]
+                    .iter()
+                    .position(|&byte| byte != b'&')
+                    .map_or(body.len(), |skip| at + skip);
+                (run, pair) = (next, next);
             }
         }
+        from = run;
     }
     let Form {
         decoded, mut pairs, ..
@@ -594,7 +606,7 @@ mod tests {
         let bodies = "|&|&&a=1&&|=|a|a=|=b|a=b=c|a=%3D&a=%26&a=+|b=2&a=1&b=1|a+b=c+d&a%2Bb=c%2Bd|\
                       Param10=x&Param1=y&Param=z&Param1=a&Param12345678=1&Param1234567=2|\
                       abcdefgh=1&abcdefgh\0=2&abcdefg=3&abcdefghi=0|%41%4a%4A=%f0%9F%8e%AC|\
-                      a=%|a=%4|a=%4g|a=%%41|%=1";
+                      a=%|a=%4|a=%4g|a=%%41|%=1|a==b&&&c=d=e|&&&";
         for body in bodies.split('|').map(str::as_bytes) {
             assert_eq!(
                 signed_params(body),
