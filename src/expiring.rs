@@ -17,8 +17,10 @@
 //!   on ([`sweep`](ExpiringMap::sweep)), and as many as needed when the map is full
 //!   ([`vacancy`](ExpiringMap::vacancy)): each item is popped once, O(log n) amortised.
 //! - Stale items are dropped all at once when they outnumber the entries by more than
-//!   [`SLACK`]: the heap stays under twice the entries plus `SLACK` items, and the rebuild,
-//!   O(n), happens after at least n/2 changes, so it is O(1) amortised per change.
+//!   [`SLACK`]: after an operation that adds an item, the heap holds at most twice the
+//!   entries plus `SLACK` items (entries removed by a sweep leave it as large as it was, never
+//!   larger, until the next addition), and the rebuild, O(n), happens after at least n/2
+//!   changes, so it is O(1) amortised per change.
 //! - When far fewer entries are left than the map and heap have room for, their allocations
 //!   shrink, so that memory returns to what the live entries need.
 //!

@@ -291,8 +291,8 @@ pub const MAX_FORM_PARAMETERS: usize = 1_000;
 ///
 /// Vectorized searches find the `&`, `=` and `%` that matter (after a parameter's first `=`,
 /// only `&` and `%`); the runs between them are copied whole (their `+`s made spaces as they
-/// land), and a run of `&` is skipped at once. The sort compares the first eight bytes of two names
-/// as one integer, and only names that share them byte by byte.
+/// land), and a run of `&` is skipped at once. The sort compares the first eight bytes of two
+/// names as one integer, and only names that share them byte by byte.
 fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
     let mut form = Form {
         decoded: Vec::with_capacity(body.len()),
