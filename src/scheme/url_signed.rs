@@ -321,11 +321,16 @@ fn signed_params(body: &[u8]) -> Option<Vec<u8>> {
             }
             Some(b'%') => {
                 form.copy(&body[run..at]);
-                let hex = body.get(at + 1..at + 3)?;
-                let digit = |b: u8| char::from(b).to_digit(16);
-                form.decoded
-                    .push(u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?);
-                run = at + 3;
+                // Escapes in a row (`%41%42…`) are decoded without a search between them.
+                let mut at = at;
+                while body.get(at) == Some(&b'%') {
+                    let hex = body.get(at + 1..at + 3)?;
+                    let digit = |b: u8| char::from(b).to_digit(16);
+                    form.decoded
+                        .push(u8::try_from(digit(hex[0])? * 16 + digit(hex[1])?).ok()?);
+                    at += 3;
+                }
+                run = at;
             }
             // `&`, or the end of the body.
             _ => {
