@@ -583,22 +583,19 @@ async fn a_delivery_pulled_ahead_is_not_processed_twice() {
     let shutdown = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         stopped.wait_for(|s| *s).await.ok();
     };
-    let first = tokio::spawn(
-        Worker::new(queue.clone(), service("first"))
-            .concurrency(1)
-            .prefetch(1)
-            .visibility_timeout(Duration::from_secs(1))
-            .run(shutdown(stopped.clone())),
-    );
+    let replica = |name: &'static str| {
+        tokio::spawn(
+            Worker::new(queue.clone(), service(name))
+                .concurrency(1)
+                .prefetch(1)
+                .visibility_timeout(Duration::from_secs(1))
+                .run(shutdown(stopped.clone())),
+        )
+    };
+    let first = replica("first");
     // Another replica comes up a little later.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let second = tokio::spawn(
-        Worker::new(queue.clone(), service("second"))
-            .concurrency(1)
-            .prefetch(1)
-            .visibility_timeout(Duration::from_secs(1))
-            .run(shutdown(stopped.clone())),
-    );
+    let second = replica("second");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.send(true).unwrap();
     first.await.unwrap().unwrap();
