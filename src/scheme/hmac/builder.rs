@@ -346,6 +346,17 @@ impl HmacBuilder {
             ),
         };
         let covered = signed_headers(&self.parts);
+        // What `signature` reads, in the order it reads them.
+        let reads = std::iter::once(header.clone())
+            .chain(match &self.timestamp {
+                TimestampSource::Header(name) => Some(name.clone()),
+                _ => None,
+            })
+            .chain(self.parts.iter().filter_map(|part| match part {
+                Part::Header(name) => Some(name.clone()),
+                _ => None,
+            }))
+            .collect();
         Ok(Hmac {
             name: self.name.into_boxed_str(),
             expected: expected.into_boxed_str(),
@@ -362,6 +373,7 @@ impl HmacBuilder {
                 ..self.metadata
             },
             header,
+            reads,
             key_format: self.key_format,
             keys,
             public_keys: public_keys.into_boxed_slice(),

@@ -4,14 +4,9 @@ use std::fmt;
 
 use base64::Engine as _;
 use hmac::{KeyInit, Mac};
-use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
-use super::{
-    super::{hex, timestamp},
-    Digest, Encoding,
-    public::PublicSignature,
-};
+use super::{super::hex, Digest, Encoding, public::PublicSignature};
 
 /// A keyed HMAC state of either digest.
 #[derive(Clone)]
@@ -44,16 +39,13 @@ impl Key {
         }
     }
 
-    /// The MAC of `prefix`'s chunks then `body`, fed to a copy of this keyed state that is never
-    /// kept.
-    pub(super) fn mac<'a>(&self, prefix: impl Iterator<Item = &'a [u8]>, body: &[u8]) -> Tag {
-        fn mac_of<'a, M: Mac + Clone>(
-            key: &M,
-            prefix: impl Iterator<Item = &'a [u8]>,
-            body: &[u8],
-        ) -> Tag {
+    /// The MAC of `prefix` then `body`, fed to a copy of this keyed state that is never kept.
+    pub(super) fn mac(&self, prefix: &[u8], body: &[u8]) -> Tag {
+        fn mac_of<M: Mac + Clone>(key: &M, prefix: &[u8], body: &[u8]) -> Tag {
             let mut mac = key.clone();
-            prefix.for_each(|chunk| mac.update(chunk));
+            if !prefix.is_empty() {
+                mac.update(prefix);
+            }
             mac.update(body);
             Tag::new(&mac.finalize().into_bytes())
         }
@@ -100,15 +92,19 @@ impl Tag {
     }
 }
 
-/// What [`Hmac`](super::Hmac) reads from the request head: the decoded signatures, the signed timestamp and
-/// the signed header values. Its `Debug` output shows how many signatures it holds, not them.
+/// What [`Hmac`](super::Hmac) reads from the request head: the decoded signatures, the signed
+/// timestamp and the signed bytes before the body. Its `Debug` output shows how many signatures
+/// it holds, not them.
 #[derive(Clone)]
 pub struct HmacSignature {
     pub(super) tags: Few<Tag, 1>,
     /// Public-key signatures (empty, and unallocated, for a MAC-only scheme).
     pub(super) public: Vec<PublicSignature>,
-    pub(super) timestamp: Option<Timestamp>,
-    pub(super) headers: Few<HeaderValue, 1>,
+    /// The signed timestamp, in Unix seconds.
+    pub(super) timestamp: Option<i64>,
+    /// The signed bytes before the body (header values, the timestamp's text, literals), put
+    /// together once from the head.
+    pub(super) prefix: Prefix,
 }
 
 impl HmacSignature {
@@ -122,7 +118,7 @@ impl fmt::Debug for HmacSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacSignature")
             .field("signatures", &(self.tags.len() + self.public.len()))
-            .field("timestamp", &self.timestamp.as_ref().map(|t| t.seconds))
+            .field("timestamp", &self.timestamp)
             .finish_non_exhaustive()
     }
 }
@@ -164,29 +160,50 @@ impl<T, const N: usize> Few<T, N> {
     }
 }
 
-/// A signed timestamp: its exact text (at most 18 digits, or it does not parse) and its value.
-#[derive(Clone, Copy)]
-pub(super) struct Timestamp {
-    pub(super) text: [u8; timestamp::MAX_DIGITS],
-    pub(super) len: u8,
-    pub(super) seconds: i64,
+/// The signed bytes before the body: inline up to 64 bytes (a Standard Webhooks
+/// `{id}.{timestamp}.` takes about 45), on the heap past that. Put together in the head, where
+/// its copies cost least: the MAC then reads it in one piece, and the request's header values
+/// are neither kept nor shared.
+#[derive(Clone)]
+pub(super) struct Prefix {
+    inline: [u8; Self::INLINE],
+    len: u8,
+    spilled: Vec<u8>,
 }
 
-impl Timestamp {
-    /// Parses `text` as Unix seconds.
-    pub(super) fn parse(text: &[u8]) -> Option<Self> {
-        let seconds = timestamp::parse_seconds(text)?;
-        let mut stamp = Self {
-            text: [0; timestamp::MAX_DIGITS],
-            len: u8::try_from(text.len()).ok()?,
-            seconds,
-        };
-        stamp.text.get_mut(..text.len())?.copy_from_slice(text);
-        Some(stamp)
+impl Prefix {
+    const INLINE: usize = 64;
+
+    pub(super) fn new() -> Self {
+        Self {
+            inline: [0; Self::INLINE],
+            len: 0,
+            spilled: Vec::new(),
+        }
     }
 
-    pub(super) fn text(&self) -> &[u8] {
-        &self.text[..usize::from(self.len)]
+    /// Appends `bytes`.
+    pub(super) fn push(&mut self, bytes: &[u8]) {
+        let len = usize::from(self.len);
+        if self.spilled.is_empty() {
+            if let Some(room) = self.inline.get_mut(len..len + bytes.len()) {
+                room.copy_from_slice(bytes);
+                // At most `INLINE`: it fits.
+                self.len = (len + bytes.len()) as u8;
+                return;
+            }
+            self.spilled.reserve(len + bytes.len());
+            self.spilled.extend_from_slice(&self.inline[..len]);
+        }
+        self.spilled.extend_from_slice(bytes);
+    }
+
+    pub(super) fn as_slice(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.spilled
+        }
     }
 }
 
