@@ -55,7 +55,7 @@ mod hmac;
 pub(crate) mod hmac_metadata {
     pub(crate) use super::hmac::Metadata;
 }
-mod head;
+mod headers;
 pub(crate) mod hex;
 mod js_json;
 mod timestamp;

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use hmac::{KeyInit, Mac};
 use http::{
-    HeaderName,
+    HeaderName, HeaderValue,
     header::{CONTENT_TYPE, HOST},
     request::Parts,
 };
@@ -16,8 +16,10 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{
-    Delivery, Field, Scheme, SignatureError, Signed, header_name, hex, hmac_metadata::Metadata,
-    one_value,
+    Delivery, Field, Scheme, SignatureError, Signed, header_name,
+    headers::{self, Found},
+    hex,
+    hmac_metadata::Metadata,
 };
 use crate::{ConfigError, Secret, secret::Keys};
 
@@ -59,6 +61,9 @@ const BODY_SHA256: &str = "bodySHA256";
 pub struct UrlSigned {
     name: Box<str>,
     header: HeaderName,
+    /// What [`signature`](Scheme::signature) reads, found in one pass: the signature header,
+    /// `Host`, `Content-Type`.
+    reads: [HeaderName; 3],
     keys: Keys<hmac::Hmac<Sha1>>,
     public_url: Option<Box<str>>,
     metadata: Metadata,
@@ -105,6 +110,7 @@ impl UrlSigned {
                 signature_header: Some(header.clone()),
                 ..Metadata::default()
             },
+            reads: [header.clone(), HOST, CONTENT_TYPE],
             header,
         })
     }
@@ -188,8 +194,8 @@ impl UrlSigned {
         }
     }
 
-    /// The URL the provider called.
-    fn url(&self, head: &Parts) -> Result<String, SignatureError> {
+    /// The URL the provider called, given the request's `Host`.
+    fn url(&self, head: &Parts, host: Option<&HeaderValue>) -> Result<String, SignatureError> {
         let path = head
             .uri
             .path_and_query()
@@ -203,17 +209,13 @@ impl UrlSigned {
         let url = match &self.public_url {
             Some(base) => join(&[base, path]),
             None => {
-                let host = match head.headers.get(HOST) {
+                let host = match host {
                     Some(host) => host.to_str().ok(),
                     None => head.uri.authority().map(http::uri::Authority::as_str),
                 }
                 // A host and port, nothing more: `Host: example.com/twilio` must not move the
                 // signed URL's path.
-                .filter(|host| {
-                    !host.is_empty()
-                        && !host.contains(['/', '?', '#', '@', ' ', '\t', '\\'])
-                        && host.parse::<http::uri::Authority>().is_ok()
-                })
+                .filter(|host| is_host_and_port(host.as_bytes()))
                 .ok_or_else(|| SignatureError::Malformed {
                     header: HOST,
                     expected: "the host the provider called".into(),
@@ -222,6 +224,64 @@ impl UrlSigned {
             }
         };
         Ok(url)
+    }
+}
+
+/// Whether `authority` is a host and an optional port, as RFC 3986 writes them (a registered
+/// name without percent escapes, an IPv4 address or a bracketed IPv6 literal, then `:` and
+/// digits), with no user information, path, query or fragment. Checked in one pass, without the allocation of parsing
+/// it into an `http::uri::Authority`.
+fn is_host_and_port(authority: &[u8]) -> bool {
+    let port = match authority {
+        [b'[', rest @ ..] => match memchr::memchr(b']', rest) {
+            Some(end) => {
+                let literal = &rest[..end];
+                let literal_ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'));
+                if !literal_ok {
+                    return false;
+                }
+                &rest[end + 1..]
+            }
+            None => return false,
+        },
+        _ => {
+            let colon = memchr::memrchr(b':', authority).unwrap_or(authority.len());
+            let host = &authority[..colon];
+            // A registered name: unreserved characters, percent escapes and sub-delimiters.
+            let name_ok = !host.is_empty()
+                && host.iter().all(|&b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b','
+                                | b';'
+                                | b'='
+                        )
+                });
+            if !name_ok {
+                return false;
+            }
+            &authority[colon..]
+        }
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
     }
 }
 
@@ -254,9 +314,8 @@ fn keys(tokens: &[Secret]) -> Result<Keys<hmac::Hmac<Sha1>>, ConfigError> {
 }
 
 /// Whether the head says the body is `application/x-www-form-urlencoded`.
-fn is_form(head: &Parts) -> bool {
-    head.headers
-        .get(CONTENT_TYPE)
+fn is_form(content_type: Option<&HeaderValue>) -> bool {
+    content_type
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split(';').next())
         .is_some_and(|kind| {
@@ -433,7 +492,10 @@ impl Scheme for UrlSigned {
     type Signature = UrlSignature;
 
     fn signature(&self, head: &Parts) -> Result<UrlSignature, SignatureError> {
-        let value = one_value(&head.headers, &self.header)?;
+        let mut found = [Found::Absent; 3];
+        headers::find(&head.headers, &self.reads, &mut found);
+        let [signature, host, content_type] = found;
+        let value = signature.one(&self.header)?;
         const EXPECTED: &str = "28 characters of padded standard base64 (an HMAC-SHA1)";
         let encoded = value.as_bytes().trim_ascii();
         let mut tag = [0u8; 21];
@@ -462,9 +524,9 @@ impl Scheme for UrlSigned {
         };
         Ok(UrlSignature {
             tag: tag[..20].try_into().expect("20 bytes"),
-            url: self.url(head)?,
+            url: self.url(head, host.first(&head.headers, &HOST))?,
             body_sha256,
-            form: is_form(head),
+            form: is_form(content_type.first(&head.headers, &CONTENT_TYPE)),
         })
     }
 
@@ -484,9 +546,13 @@ impl Scheme for UrlSigned {
                 ));
             }
         };
+        // The body's SHA-256, when the URL carries one, is computed between feeding the URL to
+        // the first MAC and finishing it: the two hashes are independent, and the processor
+        // overlaps their ends.
+        let mut digest = None;
         // Every key tried on the URL as written; on its other spelling (the default port added
         // or removed) only when none matched. Which spelling matched is no secret.
-        let matches = |url: &str| {
+        let mut matches = |url: &str| {
             let found = self
                 .keys
                 .iter()
@@ -494,6 +560,9 @@ impl Scheme for UrlSigned {
                     let mut mac = key.clone();
                     mac.update(url.as_bytes());
                     mac.update(&params);
+                    if signature.body_sha256.is_some() && digest.is_none() {
+                        digest = Some(Sha256::digest(body));
+                    }
                     found | mac.finalize().into_bytes().as_slice().ct_eq(&signature.tag)
                 });
             bool::from(found)
@@ -503,7 +572,7 @@ impl Scheme for UrlSigned {
             return Err(SignatureError::Mismatch);
         }
         if let Some(expected) = &signature.body_sha256
-            && Sha256::digest(body).as_slice() != expected
+            && digest.is_none_or(|digest| digest.as_slice() != expected)
         {
             return Err(SignatureError::Mismatch);
         }
@@ -547,7 +616,7 @@ pub(crate) fn signed_text_sha256(head: &Parts, body: &[u8]) -> String {
         .uri
         .query()
         .is_some_and(|query| matches!(query_param(query, BODY_SHA256), Some(Some(_)) | None));
-    let params = (is_form(head) && !hashed)
+    let params = (is_form(head.headers.get(CONTENT_TYPE)) && !hashed)
         .then(|| signed_params(body))
         .flatten();
     let mut digest = Sha256::new();
@@ -631,6 +700,58 @@ mod tests {
             )
         ) {
             proptest::prop_assert_eq!(signed_params(&body), plainly(&body));
+        }
+    }
+
+    #[test]
+    fn hosts_and_ports_are_accepted_and_nothing_else() {
+        for good in [
+            "hooks.example.com",
+            "hooks.example.com:443",
+            "hooks.example.com:",
+            "127.0.0.1:8080",
+            "[::1]",
+            "[2001:db8::7]:8443",
+            "a_b-c~d",
+        ] {
+            assert!(is_host_and_port(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            ":443",
+            "hooks.example.com/twilio",
+            "hooks.example.com?x",
+            "hooks.example.com#x",
+            "user@hooks.example.com",
+            "hooks.example.com:44x",
+            "hooks example.com",
+            "hooks.example.com\\x",
+            "hooks%2eexample.com",
+            "[::1",
+            "[]:443",
+            "[::1]x",
+            "[::1]:443/x",
+            "h\u{e9}.example",
+        ] {
+            assert!(!is_host_and_port(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever passes is a valid `http` authority with no character that would move the
+        /// signed URL's path, query or fragment.
+        #[test]
+        fn what_passes_is_an_authority(
+            text in proptest::collection::vec(
+                proptest::sample::select(&b"a1.:[]@/?#%\\ -_~!$&'()*+,;=\x7f\xff"[..]),
+                0..12,
+            ),
+        ) {
+            if is_host_and_port(&text) {
+                let text = std::str::from_utf8(&text).expect("ASCII");
+                proptest::prop_assert!(text.parse::<http::uri::Authority>().is_ok(), "{text}");
+                proptest::prop_assert!(!text.contains(['/', '?', '#', '@', ' ', '\\']), "{text}");
+            }
         }
     }
 

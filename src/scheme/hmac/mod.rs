@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::{
     Delivery, Scheme, SignatureError, Signed,
-    head::{self, Found},
+    headers::{self, Found},
     js_json, missing, one_value,
     timestamp::{self, SharedClock},
 };
@@ -320,7 +320,7 @@ impl Hmac {
         head: &'a HeaderMap,
     ) -> Result<(&'a HeaderName, &'a HeaderValue), SignatureError> {
         if let Some(alias) = self.metadata.alias(&self.header)
-            && let Some(value) = head::lookup(head, alias).at_most_one(alias)?
+            && let Some(value) = headers::lookup(head, alias).at_most_one(alias)?
         {
             return Ok((alias, value));
         }
@@ -512,7 +512,7 @@ impl Scheme for Hmac {
             spilled.resize(self.reads.len(), Found::Absent);
             &mut spilled
         };
-        head::find(&head.headers, &self.reads, found);
+        headers::find(&head.headers, &self.reads, found);
         let found = &*found;
         let first = found.first().copied().unwrap_or_default();
         let (aliased, signature_header, value) = match first.at_most_one(&self.header)? {

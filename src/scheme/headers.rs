@@ -46,6 +46,19 @@ impl<'a> Found<'a> {
         self.at_most_one(name)?.ok_or_else(|| missing(name))
     }
 
+    /// The first value, as [`HeaderMap::get`] gives it (looked up again when it is repeated).
+    pub(crate) fn first(
+        self,
+        headers: &'a HeaderMap,
+        name: &HeaderName,
+    ) -> Option<&'a HeaderValue> {
+        match self {
+            Self::Absent => None,
+            Self::One(value) => Some(value),
+            Self::Repeated => headers.get(name),
+        }
+    }
+
     fn add(&mut self, value: &'a HeaderValue) {
         *self = match self {
             Self::Absent => Self::One(value),
