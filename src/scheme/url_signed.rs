@@ -250,7 +250,7 @@ fn is_host_and_port(authority: &[u8]) -> bool {
         _ => {
             let colon = memchr::memrchr(b':', authority).unwrap_or(authority.len());
             let host = &authority[..colon];
-            // A registered name: unreserved characters, percent escapes and sub-delimiters.
+            // A registered name: unreserved characters and sub-delimiters.
             let name_ok = !host.is_empty()
                 && host.iter().all(|&b| {
                     b.is_ascii_alphanumeric()
@@ -548,7 +548,8 @@ impl Scheme for UrlSigned {
         };
         // The body's SHA-256, when the URL carries one, is computed between feeding the URL to
         // the first MAC and finishing it: the two hashes are independent, and the processor
-        // overlaps their ends.
+        // overlaps their ends. A forged request is hashed too, as every HMAC scheme hashes the
+        // body it refuses: linear in a body already read within its limit.
         let mut digest = None;
         // Every key tried on the URL as written; on its other spelling (the default port added
         // or removed) only when none matched. Which spelling matched is no secret.
