@@ -36,7 +36,9 @@ const BODY_SHA256: &str = "bodySHA256";
 /// [`public_url`](Self::public_url) (the scheme, host and any path prefix a proxy strips: the
 /// request's own path and query follow it). Without it, the URL is `https://` + the `Host`
 /// header (or the request URI's authority) + the path and query the layer sees: right for a
-/// service that terminates TLS itself or behind a proxy that keeps the host and path. Either way
+/// service that terminates TLS itself or behind a proxy that keeps the host and path. A `Host`
+/// that is not a host and an optional port of digits (a registered name without percent escapes,
+/// an IPv4 address or a bracketed IPv6 literal) is refused as malformed. Either way
 /// the URL is tried as written and with the default port added or removed (`:443`, `:80`), as
 /// Twilio's own libraries do.
 ///
