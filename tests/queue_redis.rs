@@ -1454,7 +1454,10 @@ async fn sentinel_failover_answers_errors_during_the_switch_and_resumes_on_the_n
     while !common::redis::info(new, "replication").contains("state=online") {
         assert!(
             Instant::now() < deadline,
-            "the old master never became a replica"
+            "the old master never became a replica: the Sentinels name port {:?} (old {old}, \
+             new {new}); the new master's replication:\n{}",
+            sentinels.master_port(),
+            common::redis::info(new, "replication")
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -617,6 +617,8 @@ impl Sentinels {
         let dir = master.dir.join("sentinels");
         std::fs::create_dir_all(&dir).expect("the Sentinels' directory");
         let mut sentinels = Vec::new();
+        // A master is down after 3 s without an answer: on a loaded machine a busy master (one
+        // forking for a replica's full sync) must not be failed over a second time.
         for index in 0..3 {
             let port = free_port();
             let conf = dir.join(format!("sentinel-{index}.conf"));
@@ -625,7 +627,7 @@ impl Sentinels {
                 format!(
                     "port {port}\nbind 127.0.0.1\ndir {}\n\
                      sentinel monitor mymaster 127.0.0.1 {} 2\n\
-                     sentinel down-after-milliseconds mymaster 1000\n\
+                     sentinel down-after-milliseconds mymaster 3000\n\
                      sentinel failover-timeout mymaster 10000\n",
                     dir.display(),
                     master.port
