@@ -109,12 +109,7 @@ pub(crate) fn one_value<'a>(
     headers: &'a http::HeaderMap,
     name: &http::HeaderName,
 ) -> Result<&'a http::HeaderValue, SignatureError> {
-    let mut values = headers.get_all(name).iter();
-    let value = values.next().ok_or_else(|| missing(name))?;
-    if values.next().is_some() {
-        return Err(repeated(name));
-    }
-    Ok(value)
+    headers::lookup(headers, name).one(name)
 }
 
 /// A refusal of a request without `header` (kept out of the hot path).
